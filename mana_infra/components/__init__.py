@@ -1,0 +1,1 @@
+"""The program's building blocks, each a ComponentResource with typed arguments."""

@@ -1,0 +1,136 @@
+"""The inventory (services.yaml): every public hostname and the Mac Mini port behind it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError, Problem, raise_if_any
+
+ALLOWED_KEYS = ("host", "port", "name", "health")
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_LINE_KEY = "__line__"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One public hostname served from the Mac Mini."""
+
+    host: str
+    port: int
+    name: str
+    health: str = "/"
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Remembers the line of every mapping, so problems can point into the file."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping[_LINE_KEY] = node.start_mark.line + 1
+        return mapping
+
+
+def hostname_problem(host: str) -> str | None:
+    """Why ``host`` is not a valid DNS hostname, or None when it is."""
+    if len(host) > 253:
+        return f"hostname {host!r} is longer than 253 characters"
+    for label in host.split("."):
+        if not _LABEL.match(label):
+            return (
+                f"hostname {host!r} has an invalid label {label!r}: labels are 1-63 letters, digits "
+                "and hyphens, and neither start nor end with a hyphen"
+            )
+    return None
+
+
+def in_zone(host: str, zone: str) -> bool:
+    return host == zone or host.endswith("." + zone)
+
+
+def load_inventory(path: Path, zone: str) -> tuple[Service, ...]:
+    """Read and validate the inventory; raise InputError listing every problem found."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError([Problem(str(path), f"cannot read the inventory: {exc.strerror}",
+                                  "create it, or point `pulumi config set services <file>` at an existing one")]) from None
+    return parse_inventory(text, str(path), zone)
+
+
+def parse_inventory(text: str, source: str, zone: str) -> tuple[Service, ...]:
+    try:
+        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise InputError([Problem(where, f"YAML syntax error: {exc.problem}", "fix the YAML syntax at that line")]) from None
+    entries = document.get("services") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise InputError([Problem(source, "no services: the file needs a non-empty list under `services:`",
+                                  "add entries like `- host: mana.how` / `  port: 5000` under `services:`")])
+    problems: list[Problem] = []
+    services: list[Service] = []
+    first_line_of_host: dict[str, int] = {}
+    for index, entry in enumerate(entries, start=1):
+        service = _parse_entry(entry, index, source, zone, problems, first_line_of_host)
+        if service is not None:
+            services.append(service)
+    raise_if_any(problems)
+    return tuple(services)
+
+
+def _parse_entry(entry: object, index: int, source: str, zone: str, problems: list[Problem],
+                 first_line_of_host: dict[str, int]) -> Service | None:
+    if not isinstance(entry, dict):
+        problems.append(Problem(f"{source}: entry {index}", "is not a mapping",
+                                "write it as `- host: <name>` with `port: <number>` beneath"))
+        return None
+    line = entry.pop(_LINE_KEY, None)
+    host = entry.get("host")
+    label = f"{source}:{line}: entry {index}" + (f" ({host})" if isinstance(host, str) else "")
+    before = len(problems)
+
+    unknown = sorted(str(key) for key in entry if key not in ALLOWED_KEYS)
+    if unknown:
+        problems.append(Problem(label, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}",
+                                f"use only the allowed keys: {', '.join(ALLOWED_KEYS)}"))
+    if host is None:
+        problems.append(Problem(label, "has no `host`", "add `host: <name>.<zone>`"))
+    elif not isinstance(host, str):
+        problems.append(Problem(label, f"host {host!r} is not a hostname", "write the host as text"))
+    else:
+        host = host.lower().rstrip(".")
+        reason = hostname_problem(host)
+        if reason:
+            problems.append(Problem(label, reason, "correct the hostname"))
+        elif not in_zone(host, zone):
+            problems.append(Problem(label, f"host {host} is outside the zone {zone}",
+                                    f"use a name ending in .{zone} (or {zone} itself)"))
+        if host in first_line_of_host:
+            problems.append(Problem(label, f"duplicate host {host} (first at line {first_line_of_host[host]})",
+                                    "remove one of the two entries"))
+        else:
+            first_line_of_host[host] = line or 0
+
+    port = entry.get("port")
+    if port is None:
+        problems.append(Problem(label, "has no `port`", "add `port: <1-65535>`, the Mac Mini port"))
+    elif isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        problems.append(Problem(label, f"port {port!r} is not an integer in 1-65535", "set a port from 1 to 65535"))
+
+    name = entry.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        problems.append(Problem(label, f"name {name!r} is not text", "write the name as text, or leave it out"))
+    health = entry.get("health", "/")
+    if not isinstance(health, str) or not health.startswith("/"):
+        problems.append(Problem(label, f"health {health!r} is not a path", "write a path starting with /, e.g. /health"))
+
+    if len(problems) > before:
+        return None
+    assert isinstance(host, str) and isinstance(port, int) and isinstance(health, str)
+    return Service(host=host, port=port, name=name or host, health=health)

@@ -1,0 +1,294 @@
+"""The offline plan: the real program, evaluated under Pulumi's mock engine with a stack's own config.
+
+No Pulumi CLI and no cloud account: values only the clouds know get documentation placeholders, keys
+are deterministic offline keys, and required values the operator has not set yet get labelled
+placeholders (the real program stops with a clear error instead).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.stack import Stack, run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from . import program
+from .config import PLAIN_KEYS, PROJECT, PROJECT_DIR, PROVIDER_TOKENS, SECRET_KEYS
+from .errors import InputError, Problem
+
+OFFLINE_IPV4 = "203.0.113.10"
+OFFLINE_IPV6 = "2001:db8::1"
+OFFLINE_IPV6_NETWORK = "2001:db8::/64"
+OFFLINE_MARK = "OFFLINE PLAN: placeholder keys and documentation addresses (203.0.113.0/24, 2001:db8::/32); not for use"
+SECRET = "[secret]"
+
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+ARTIFACT_NAMES = ("Caddyfile", "cloud-init.yaml", "wg0-server.conf", "wg0-macmini.conf")
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    key: str
+    value: str
+    secret: bool
+    why: str
+
+
+def _offline_ssh_public_key() -> str:
+    seed = hashlib.sha256(b"mana-infra offline plan ssh key").digest()
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
+    return public.decode() + " mana-infra-offline-placeholder"
+
+
+# Values the operator sets by hand (README); the plan stands in for them when they are missing.
+PLACEHOLDERS = (
+    Placeholder(f"{PROJECT}:tunnelId", "00000000-0000-4000-8000-000000000000", False, "the Cloudflare Tunnel's UUID"),
+    Placeholder(f"{PROJECT}:sshPublicKey", _offline_ssh_public_key(), False, "the operator's SSH public key"),
+    Placeholder(f"{PROJECT}:sshAllowedCidrs", json.dumps(["192.0.2.0/24"]), False, "the networks allowed to SSH"),
+    Placeholder(f"{PROJECT}:sshPrivateKey", "offline-placeholder-ssh-private-key", True, "the SSH private key"),
+    *(Placeholder(key, "offline-placeholder-token", True, what) for key, (_, what) in PROVIDER_TOKENS.items()),
+)
+
+
+@dataclass
+class Recorded:
+    """One RegisterResource request as the engine receives it."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    """As the engine receives them, every secret shown as "[secret]"."""
+    revealed: dict[str, Any]
+    """The same with the secrets' values: for the artifacts, never printed as they are."""
+    options: dict[str, Any]
+    parent_type: str
+
+
+@dataclass
+class PlanResult:
+    stack: str
+    mode: str
+    resources: list[Recorded]
+    outputs: dict[str, Any]
+    placeholders: list[Placeholder]
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "mode": self.mode,
+            "resources": [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in self.resources],
+            "artifacts": self.artifacts,
+        }
+
+
+def stack_config(project_dir: Path, stack: str, overrides: Mapping[str, str]) -> tuple[dict[str, str], list[str], list[Placeholder]]:
+    """The config the Pulumi CLI would hand the program: Pulumi.yaml defaults, then the stack file,
+    then the plan's overrides; placeholders for what is still missing. Values are strings, objects JSON."""
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        raise InputError([Problem(stack_file.name, f"no such stack file: the stacks here are {', '.join(stacks) or 'none'}",
+                                  "pass --stack with one of them, or `pulumi stack init " + stack + "`")])
+    project = _read_yaml(project_dir / "Pulumi.yaml")
+    values: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, declaration in (project.get("config") or {}).items():
+        if isinstance(declaration, dict) and "default" in declaration:
+            values[_qualified(key)] = _config_string(declaration["default"])
+    for key, value in ((_read_yaml(stack_file).get("config")) or {}).items():
+        key = _qualified(key)
+        if isinstance(value, dict) and "secure" in value:
+            # Encrypted with the stack's key: the plan cannot read it, only knows it is set.
+            values[key] = "offline-placeholder-encrypted-secret"
+            secret_keys.append(key)
+        else:
+            values[key] = _config_string(value)
+    for key, value in overrides.items():
+        values[_qualified(key)] = value
+    used: list[Placeholder] = []
+    for placeholder in PLACEHOLDERS:
+        if not values.get(placeholder.key):
+            values[placeholder.key] = placeholder.value
+            used.append(placeholder)
+        if placeholder.secret:
+            secret_keys.append(placeholder.key)
+    return values, sorted(set(secret_keys)), used
+
+
+def _qualified(key: str) -> str:
+    return key if ":" in key else f"{PROJECT}:{key}"
+
+
+def _config_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InputError([Problem(path.name, f"YAML syntax error: {exc}", "fix the file's syntax")]) from None
+    return document if isinstance(document, dict) else {}
+
+
+def _stable_number(name: str) -> str:
+    return str(int(hashlib.sha256(name.encode()).hexdigest()[:7], 16))
+
+
+class OfflineClouds(pulumi_mocks.Mocks):
+    """What Hetzner, Cloudflare and the random provider would answer, with offline placeholders."""
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        resource_id = args.resource_id or _stable_number(args.name)
+        if args.typ == "hcloud:index/primaryIp:PrimaryIp":
+            state["ipAddress"] = OFFLINE_IPV4 if args.inputs.get("type") == "ipv4" else OFFLINE_IPV6_NETWORK
+        elif args.typ == "hcloud:index/server:Server":
+            state.update(ipv4Address=OFFLINE_IPV4, ipv6Address=OFFLINE_IPV6, status="running")
+        elif args.typ == "random:index/randomBytes:RandomBytes":
+            raw = hashlib.sha256(f"mana-infra offline key {args.name}".encode()).digest()[: int(args.inputs["length"])]
+            # The provider returns these as secrets (additionalSecretOutputs); the mock engine would not.
+            state["base64"] = {_SIG_KEY: _SECRET_SIG, "value": base64.b64encode(raw).decode()}
+            state["hex"] = {_SIG_KEY: _SECRET_SIG, "value": raw.hex()}
+        elif args.typ == "command:remote:Command":
+            state.update(stdout="(offline plan: not run)", stderr="")
+        return resource_id, state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]  # the mock engine wants a plain dict
+        if args.token == "cloudflare:index/getZone:getZone":
+            name = args.args["filter"]["name"]
+            zone_id = hashlib.md5(f"offline zone {name}".encode()).hexdigest()  # noqa: S324 - a placeholder id
+            return {"id": zone_id, "zoneId": zone_id, "name": name, "nameServers": []}
+        return {}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, keeping every request as the engine would receive it (secrets still marked)."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.requests: list[Any] = []
+        self.types_by_urn: dict[str, str] = {}
+        self.stack_outputs: dict[str, Any] = {}
+        self.revealed_stack_outputs: dict[str, Any] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        self.requests.append(request)
+        self.types_by_urn[response.urn] = request.type
+        return response
+
+    def recorded(self) -> list[Recorded]:
+        """Every resource, sorted by name: component and children names share a prefix, so they stay together."""
+        recorded = [
+            Recorded(
+                type=request.type,
+                name=request.name,
+                inputs=_plain(json_format.MessageToDict(request.object)),
+                revealed=_plain(json_format.MessageToDict(request.object), reveal=True),
+                options={
+                    "protect": request.protect,
+                    "deleteBeforeReplace": request.deleteBeforeReplace,
+                    "ignoreChanges": list(request.ignoreChanges),
+                    "importId": request.importId,
+                    "dependsOn": list(request.dependencies),
+                },
+                parent_type=self.types_by_urn.get(request.parent, ""),
+            )
+            for request in self.requests
+            if request.type != "pulumi:pulumi:Stack"
+        ]
+        return sorted(recorded, key=lambda resource: resource.name)
+
+
+def _plain(value: Any, reveal: bool = False) -> Any:
+    """Engine values to plain JSON: secrets become "[secret]" (or their value), whole floats ints."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return _plain(value["value"], reveal) if reveal else SECRET
+        return {key: _plain(item, reveal) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item, reveal) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def evaluate(stack: str = "prod", *, project_dir: Path = PROJECT_DIR, overrides: Mapping[str, str] | None = None) -> tuple[RecordingMonitor, list[Placeholder], dict[str, str]]:
+    """Run the program once, in a context of its own, so nothing leaks from one run into the next."""
+    values, secret_keys, placeholders = stack_config(project_dir, stack, overrides or {})
+    monitor = RecordingMonitor(OfflineClouds())
+
+    def run() -> None:
+        pulumi.runtime.set_all_config(values, secret_keys)
+        pulumi.runtime.set_mocks(OfflineClouds(), project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        _sync_await(run_pulumi_func(program.run))
+        # The stack outputs, serialized as the engine would receive them (secrets still marked).
+        root = get_root_resource()
+        assert isinstance(root, Stack)
+        outputs = json_format.MessageToDict(_sync_await(rpc.serialize_properties(root.outputs, {})))
+        monitor.stack_outputs, monitor.revealed_stack_outputs = _plain(outputs), _plain(outputs, reveal=True)
+
+    contextvars.Context().run(run)
+    return monitor, placeholders, values
+
+
+def plan(stack: str = "prod", *, mode: str | None = None, services: str | None = None,
+         project_dir: Path = PROJECT_DIR) -> PlanResult:
+    overrides = {}
+    if mode is not None:
+        overrides["mode"] = mode
+    if services is not None:
+        overrides["services"] = services
+    monitor, placeholders, values = evaluate(stack, project_dir=project_dir, overrides=overrides)
+    resources = monitor.recorded()
+    return PlanResult(
+        stack=stack,
+        mode=values[f"{PROJECT}:mode"],
+        resources=resources,
+        outputs=monitor.stack_outputs,
+        placeholders=placeholders,
+        artifacts=_artifacts(resources, monitor.revealed_stack_outputs),
+    )
+
+
+def _artifacts(resources: list[Recorded], revealed_outputs: Mapping[str, Any]) -> dict[str, str]:
+    """The files the program renders, taken from what it hands the engine, each marked as offline."""
+    by_type = {resource.type: resource.revealed for resource in resources}
+    user_data = by_type["hcloud:index/server:Server"]["userData"]
+    wireguard_server = next(item["content"] for item in yaml.safe_load(user_data)["write_files"]
+                            if item["path"] == "/etc/wireguard/wg0.conf")
+    return {
+        "Caddyfile": _mark(by_type["command:remote:Command"]["stdin"]),
+        "cloud-init.yaml": _mark(user_data),
+        "wg0-server.conf": _mark(wireguard_server),
+        "wg0-macmini.conf": _mark(revealed_outputs["macminiWireguardConfig"]),
+    }
+
+
+def _mark(text: str) -> str:
+    """Add the offline marker as a comment; cloud-init's first line must stay `#cloud-config`."""
+    first, newline, rest = text.partition("\n")
+    if first == "#cloud-config":
+        return f"{first}\n# {OFFLINE_MARK}\n{rest}"
+    return f"# {OFFLINE_MARK}\n{text}"
