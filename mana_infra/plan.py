@@ -11,7 +11,7 @@ import base64
 import contextvars
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,15 +234,17 @@ def _plain(value: Any, reveal: bool = False) -> Any:
     return value
 
 
-def evaluate(stack: str = "prod", *, project_dir: Path = PROJECT_DIR, overrides: Mapping[str, str] | None = None) -> tuple[RecordingMonitor, list[Placeholder], dict[str, str]]:
-    """Run the program once, in a context of its own, so nothing leaks from one run into the next."""
+def evaluate(stack: str = "prod", *, project_dir: Path = PROJECT_DIR, overrides: Mapping[str, str] | None = None,
+             program_fn: Callable[[], Awaitable[None] | None] = program.run) -> Evaluation:
+    """Run the program once under the mock engine, in a context of its own, so nothing leaks from one
+    run into the next. Tests pass their own `program_fn` to await the program's Outputs."""
     values, secret_keys, placeholders = stack_config(project_dir, stack, overrides or {})
     monitor = RecordingMonitor(OfflineClouds())
 
     def run() -> None:
         pulumi.runtime.set_all_config(values, secret_keys)
-        pulumi.runtime.set_mocks(OfflineClouds(), project=PROJECT, stack=stack, preview=False, monitor=monitor)
-        _sync_await(run_pulumi_func(program.run))
+        pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        _sync_await(run_pulumi_func(program_fn))
         # The stack outputs, serialized as the engine would receive them (secrets still marked).
         root = get_root_resource()
         assert isinstance(root, Stack)
@@ -250,25 +252,33 @@ def evaluate(stack: str = "prod", *, project_dir: Path = PROJECT_DIR, overrides:
         monitor.stack_outputs, monitor.revealed_stack_outputs = _plain(outputs), _plain(outputs, reveal=True)
 
     contextvars.Context().run(run)
-    return monitor, placeholders, values
+    return Evaluation(monitor, placeholders, values)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    monitor: RecordingMonitor
+    placeholders: list[Placeholder]
+    config: dict[str, str]
 
 
 def plan(stack: str = "prod", *, mode: str | None = None, services: str | None = None,
-         project_dir: Path = PROJECT_DIR) -> PlanResult:
-    overrides = {}
+         overrides: Mapping[str, str] | None = None, project_dir: Path = PROJECT_DIR) -> PlanResult:
+    """The plan of a stack; `mode` and `services` override the stack's, `overrides` any config key."""
+    overrides = dict(overrides or {})
     if mode is not None:
         overrides["mode"] = mode
     if services is not None:
         overrides["services"] = services
-    monitor, placeholders, values = evaluate(stack, project_dir=project_dir, overrides=overrides)
-    resources = monitor.recorded()
+    evaluation = evaluate(stack, project_dir=project_dir, overrides=overrides)
+    resources = evaluation.monitor.recorded()
     return PlanResult(
         stack=stack,
-        mode=values[f"{PROJECT}:mode"],
+        mode=evaluation.config[f"{PROJECT}:mode"],
         resources=resources,
-        outputs=monitor.stack_outputs,
-        placeholders=placeholders,
-        artifacts=_artifacts(resources, monitor.revealed_stack_outputs),
+        outputs=evaluation.monitor.stack_outputs,
+        placeholders=evaluation.placeholders,
+        artifacts=_artifacts(resources, evaluation.monitor.revealed_stack_outputs),
     )
 
 
@@ -292,3 +302,37 @@ def _mark(text: str) -> str:
     if first == "#cloud-config":
         return f"{first}\n# {OFFLINE_MARK}\n{rest}"
     return f"# {OFFLINE_MARK}\n{text}"
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested inputs as `field.sub[0]` paths, for field-by-field comparison."""
+    if isinstance(value, dict) and value:
+        return {path: leaf for key, item in value.items()
+                for path, leaf in flatten(item, f"{prefix}.{key}" if prefix else key).items()}
+    if isinstance(value, list) and value:
+        return {path: leaf for index, item in enumerate(value)
+                for path, leaf in flatten(item, f"{prefix}[{index}]").items()}
+    return {prefix: value}
+
+
+def diff(before: PlanResult, after: PlanResult) -> list[dict[str, Any]]:
+    """Every input field that differs between two plans: resource, field, before, after.
+
+    Compared on the secrets' values, so a changed secret shows up (as "[secret]" on both sides)."""
+    changes: list[dict[str, Any]] = []
+    old = {resource.name: resource for resource in before.resources}
+    new = {resource.name: resource for resource in after.resources}
+    for name in sorted(old.keys() | new.keys()):
+        if name not in new:
+            changes.append({"resource": name, "field": "(resource)", "before": "exists", "after": "deleted"})
+            continue
+        if name not in old:
+            changes.append({"resource": name, "field": "(resource)", "before": "absent", "after": "created"})
+            continue
+        old_revealed, new_revealed = flatten(old[name].revealed), flatten(new[name].revealed)
+        old_shown, new_shown = flatten(old[name].inputs), flatten(new[name].inputs)
+        for field_path in sorted(old_revealed.keys() | new_revealed.keys()):
+            if old_revealed.get(field_path) != new_revealed.get(field_path):
+                changes.append({"resource": name, "field": field_path,
+                                "before": old_shown.get(field_path), "after": new_shown.get(field_path)})
+    return changes

@@ -1,0 +1,53 @@
+# The two commands the README leads with: `make plan` and `make test`. Both work on a fresh Debian
+# machine with Python 3.11; `make test` also installs the Debian packages the tests run (as root).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= venv
+BIN := $(VENV)/bin
+# Tools the tests run for real: caddy validate, cloud-init schema, wg/wg-quick (+ wireguard-go for the
+# lab), a DNS server and sshd for the lab, curl for probes. --no-install-recommends: wireguard-tools
+# would otherwise pull in a whole kernel.
+DEBIAN_TEST_PACKAGES := caddy cloud-init wireguard-tools wireguard-go iproute2 knot knot-dnsutils \
+	openssh-server openssh-client curl procps
+
+.PHONY: plan test bench setup debian-packages clean
+
+plan: $(VENV)/.installed
+	$(BIN)/mana-infra plan --stack prod
+
+test: $(VENV)/.installed debian-packages
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed debian-packages
+	$(BIN)/python benchmarks/bench.py
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory python-venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+	touch $@
+
+# A fresh Debian has python3 but not the venv module.
+.PHONY: python-venv
+python-venv:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv; \
+	else \
+		echo "Python's venv module is missing: run 'sudo apt-get install python3-venv'"; exit 1; \
+	fi
+
+debian-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=$$(for package in $(DEBIAN_TEST_PACKAGES); do dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
+		if [ -n "$$missing" ]; then \
+			echo "installing Debian packages:" $$missing; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		fi; \
+	else \
+		echo "not root on Debian: tests that run caddy, cloud-init, wg or the lab will skip"; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

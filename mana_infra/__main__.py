@@ -1,0 +1,5 @@
+"""`python -m mana_infra` is `mana-infra`."""
+
+from .cli import main
+
+raise SystemExit(main())

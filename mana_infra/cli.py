@@ -1,0 +1,133 @@
+"""`mana-infra`: the offline plan, record adoption, and (later) health checks and the lab."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import InputError
+from .render.caddyfile import MODES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mana-infra", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    plan_parser = commands.add_parser("plan", help="evaluate the Pulumi program offline and show what it would build")
+    plan_parser.add_argument("--stack", default="prod", help="stack whose Pulumi.<stack>.yaml is used (default prod)")
+    plan_parser.add_argument("--mode", choices=MODES, help="override the stack's mode")
+    plan_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
+    plan_parser.add_argument("--json", action="store_true", help="machine-readable: stack, mode, resources, artifacts")
+    plan_parser.add_argument("--diff", action="store_true", help="show what flipping the mode changes")
+    plan_parser.set_defaults(handler=_plan)
+
+    adopt_parser = commands.add_parser("adopt", help="adopt the zone's existing records on the first `pulumi up`")
+    adopt_parser.add_argument("--stack", default="prod")
+    adopt_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
+    adopt_parser.add_argument("--records", metavar="FILE", required=True,
+                              help="the zone's records as Cloudflare's API lists them (GET /zones/<id>/dns_records)")
+    adopt_parser.set_defaults(handler=_adopt)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except InputError as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from . import plan as offline  # imports Pulumi and the providers: only when planning
+
+    result = offline.plan(args.stack, mode=args.mode, services=args.services)
+    if args.diff:
+        other_mode = "failover" if result.mode == "tunnel" else "tunnel"
+        flipped = offline.plan(args.stack, mode=other_mode, services=args.services)
+        changes = offline.diff(result, flipped)
+        if args.json:
+            print(json.dumps({"stack": args.stack, "from": result.mode, "to": other_mode, "changes": changes}, indent=2))
+        else:
+            _print_diff(result.mode, other_mode, changes)
+        return 0
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+        return 0
+    _print_plan(result)
+    return 0
+
+
+def _print_plan(result: Any) -> None:
+    console = Console(width=max(Console().width, 120))
+    table = Table(title=f"mana-infra plan: stack {result.stack}, mode {result.mode} (offline)", show_lines=False)
+    for column in ("resource", "type", "key inputs"):
+        table.add_column(column, overflow="fold")
+    for resource in result.resources:
+        provider, kind = resource.type.split(":")[0], resource.type.split(":")[-1].split("/")[-1]
+        table.add_row(resource.name, f"{provider}:{kind}", _summary(resource.type, resource.inputs))
+    console.print(table)
+    outputs = Table(title="stack outputs")
+    outputs.add_column("output")
+    outputs.add_column("value", overflow="fold")
+    for name, value in sorted(result.outputs.items()):
+        if name != "hosts":
+            outputs.add_row(name, str(value))
+    console.print(outputs)
+    if result.placeholders:
+        console.print("[bold]Placeholders[/bold] (not set in the stack; `pulumi up` stops until they are):")
+        for placeholder in result.placeholders:
+            shown = "[secret]" if placeholder.secret else placeholder.value
+            console.print(f"  {placeholder.key} = {shown}   ({placeholder.why})", markup=False)
+    console.print(f"Artifacts: {', '.join(result.artifacts)} (see them with --json); --diff shows what the flip changes.")
+
+
+def _summary(resource_type: str, inputs: dict[str, Any]) -> str:
+    kind = resource_type.split(":")[-1]
+    if kind == "DnsRecord":
+        proxied = "proxied" if inputs.get("proxied") else "DNS-only"
+        return f"{inputs.get('name')} {inputs.get('type')} -> {inputs.get('content')} ({proxied}, ttl {inputs.get('ttl')})"
+    if kind == "Server":
+        return f"{inputs.get('serverType')} {inputs.get('image')} in {inputs.get('location')}, user_data {inputs.get('userData')}"
+    if kind == "PrimaryIp":
+        return f"{inputs.get('type')} in {inputs.get('location')}, auto_delete {inputs.get('autoDelete')}"
+    if kind == "Firewall":
+        return "; ".join(f"{rule.get('protocol')}/{rule.get('port', '*')} from {', '.join(rule.get('sourceIps', []))}"
+                         for rule in inputs.get("rules", []))
+    if kind == "Command":
+        return f"apply-caddyfile.sh over SSH, triggers {inputs.get('triggers')}"
+    if kind == "RandomBytes":
+        return f"{inputs.get('length')} random bytes (WireGuard private key)"
+    if kind == "SshKey":
+        return str(inputs.get("name"))
+    return ""
+
+
+def _print_diff(before: str, after: str, changes: list[dict[str, Any]]) -> None:
+    console = Console(width=max(Console().width, 120))
+    table = Table(title=f"flipping mode {before} -> {after} changes {len(changes)} fields")
+    for column in ("resource", "field", "before", "after"):
+        table.add_column(column, overflow="fold")
+    for change in changes:
+        table.add_row(change["resource"], change["field"], _short(change["before"]), _short(change["after"]))
+    console.print(table)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
+def _adopt(args: argparse.Namespace) -> int:
+    from .adopt import adoption_report  # noqa: PLC0415
+
+    print(adoption_report(args.stack, args.records, args.services))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Helpers shared by the tests. Tests that need a tool from Debian skip without it, except in CI (CI=true),
+where a missing tool is a failed set-up and must fail the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from mana_infra import plan as offline
+from mana_infra.config import read_stack_config
+from mana_infra.program import Standby, build
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SHARED_DIR = PROJECT_DIR.parent / "shared"
+T = TypeVar("T")
+
+
+def require_tools(*tools: str) -> None:
+    """Skip (or, in CI, fail) when a tool the test runs is not installed."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        reason = f"needs {', '.join(missing)} (Debian packages; `make test` installs them when run as root)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run this test, but it {reason}")
+        pytest.skip(reason)
+
+
+def with_standby(check: Callable[[Standby], Awaitable[T]], stack: str = "prod", **overrides: str) -> T:
+    """Run the real program under the mock engine with the stack's real config file, then await
+    `check` on what it built. A fresh run every call: nothing is shared between tests."""
+    result: dict[str, T] = {}
+
+    async def program() -> None:
+        result["value"] = await check(build(read_stack_config()))
+
+    offline.evaluate(stack, overrides=overrides, program_fn=program)
+    return result["value"]

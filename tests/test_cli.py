@@ -1,0 +1,91 @@
+"""`mana-infra plan` and `adopt` as the operator runs them: real processes, real output."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mana_infra import plan as offline
+
+from .support import PROJECT_DIR
+
+
+def mana_infra(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mana_infra", *args], capture_output=True, text=True,
+                          cwd=PROJECT_DIR, timeout=120)
+
+
+def test_plan_json_has_exactly_the_documented_shape() -> None:
+    result = mana_infra("plan", "--stack", "prod", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert list(document) == ["stack", "mode", "resources", "artifacts"]
+    assert (document["stack"], document["mode"]) == ("prod", "tunnel")
+    assert all(list(resource) == ["type", "name", "inputs"] for resource in document["resources"])
+    assert list(document["artifacts"]) == list(offline.ARTIFACT_NAMES)
+    assert document == json.loads(json.dumps(offline.plan("prod").as_json()))
+
+
+def test_plan_mode_and_services_overrides(tmp_path: Path) -> None:
+    inventory = tmp_path / "services.yaml"
+    inventory.write_text("services:\n  - host: only.mana.how\n    port: 8080\n")
+    result = mana_infra("plan", "--mode", "failover", "--services", str(inventory), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["mode"] == "failover"
+    records = [r for r in document["resources"] if r["name"].startswith("dns-") and r["inputs"]["type"] == "CNAME"]
+    assert [(r["inputs"]["name"], r["inputs"]["content"]) for r in records] == [("only.mana.how", "vps.mana.how")]
+    assert "only.mana.how {\n\treverse_proxy 10.0.0.2:8080\n}" in document["artifacts"]["Caddyfile"]
+
+
+def test_plan_table_lists_resources_outputs_and_placeholders() -> None:
+    result = mana_infra("plan")
+    assert result.returncode == 0, result.stderr
+    for text in ("stack prod, mode tunnel", "standby-server", "hcloud:Server", "dns-chat.mana.how",
+                 "mana-infra:tunnelId", "mana-infra:sshPrivateKey = [secret]", "originIpv4", "203.0.113.10"):
+        assert text in result.stdout, text
+    assert not re.search(r"PrivateKey = [A-Za-z0-9+/]{43}=", result.stdout)
+    assert "offline-placeholder-token" not in result.stdout and "offline-placeholder-ssh-private-key" not in result.stdout
+
+
+def test_plan_diff_shows_what_the_flip_changes() -> None:
+    result = mana_infra("plan", "--diff", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["from"], document["to"]) == ("tunnel", "failover")
+    chat = {c["field"]: (c["before"], c["after"]) for c in document["changes"] if c["resource"] == "dns-chat.mana.how"}
+    assert chat == {"content": ("00000000-0000-4000-8000-000000000000.cfargotunnel.com", "vps.mana.how"),
+                    "proxied": (True, False), "ttl": (1, 60)}
+    table = mana_infra("plan", "--diff", "--mode", "failover")
+    assert table.returncode == 0 and "failover -> tunnel" in table.stdout and "dns-chat.mana.how" in table.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("plan", "--stack", "nosuch"), "Pulumi.nosuch.yaml: no such stack file: the stacks here are prod"),
+    (("plan", "--services", "/nonexistent.yaml"), "cannot read the inventory"),
+])
+def test_bad_input_exits_2_with_the_message_and_no_traceback(args: tuple[str, ...], message: str) -> None:
+    result = mana_infra(*args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_inventory_lists_every_problem(tmp_path: Path) -> None:
+    inventory = tmp_path / "services.yaml"
+    inventory.write_text("services:\n  - host: a.mana.how\n    port: 0\n  - host: a.mana.how\n    prt: 1\n")
+    result = mana_infra("plan", "--services", str(inventory))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "4 problems" in result.stderr
+    for text in ("port 0 is not an integer", "duplicate host a.mana.how", "unknown key prt", "has no `port`"):
+        assert text in result.stderr
+
+
+def test_a_wrong_mode_is_refused_by_the_cli() -> None:
+    result = mana_infra("plan", "--mode", "sideways")
+    assert result.returncode == 2 and "invalid choice: 'sideways'" in result.stderr
+    assert "tunnel" in result.stderr and "failover" in result.stderr and "Traceback" not in result.stderr

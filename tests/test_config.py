@@ -1,0 +1,124 @@
+"""Stack configuration: every bad value named with the command that fixes it, all at once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mana_infra import plan as offline
+from mana_infra.config import PROVIDER_TOKENS, parse_stack_config
+from mana_infra.errors import InputError
+
+from .support import PROJECT_DIR
+
+
+def prod_values(**changes: str | None) -> dict[str, str | None]:
+    """The values the CLI would hand the program for prod (defaults, stack file, placeholders)."""
+    values, _, _ = offline.stack_config(PROJECT_DIR, "prod", {})
+    plain = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith("mana-infra:")}
+    plain.update(changes)
+    return plain
+
+
+def parse(values: dict[str, str | None], *, ssh_private_key: str | None = "key", tokens: set[str] | None = None,
+          project_dir: Path = PROJECT_DIR):
+    return parse_stack_config(values, stack="prod", ssh_private_key=ssh_private_key,
+                              tokens_present=set(PROVIDER_TOKENS) if tokens is None else tokens,
+                              project_dir=project_dir)
+
+
+def problems(values: dict[str, str | None], **kwargs) -> list[str]:
+    with pytest.raises(InputError) as caught:
+        parse(values, **kwargs)
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_the_prod_stack_with_its_placeholders_is_valid() -> None:
+    config = parse(prod_values())
+    assert config.mode == "tunnel" and config.zone == "mana.how" and config.origin_name == "vps.mana.how"
+    assert config.server_type == "cx23" and config.location == "fsn1" and config.image == "ubuntu-24.04"
+    assert str(config.wireguard.subnet) == "10.0.0.0/24"
+    assert (str(config.wireguard.server_address), str(config.wireguard.macmini_address)) == ("10.0.0.1", "10.0.0.2")
+    assert config.failover_ttl == 60 and config.failover_proxied is False and config.protect is True
+    assert len(config.services) == 27
+
+
+def test_a_wrong_mode_names_the_allowed_values() -> None:
+    [problem] = problems(prod_values(mode="failsafe"))
+    assert "mana-infra:mode: 'failsafe' is not a mode: the allowed values are tunnel and failover" in problem
+    assert "pulumi config set mode failover" in problem
+
+
+def test_all_problems_at_once_each_with_its_fix() -> None:
+    found = problems(
+        prod_values(tunnelId=None, sshPublicKey="not a key", sshAllowedCidrs=None, failoverTtl="10",
+                    wireguardMacMiniAddress="10.9.9.9", failoverProxied="yes", zone="mana.how"),
+        ssh_private_key=None, tokens=set())
+    expected = {
+        "mana-infra:tunnelId: is not set": "pulumi config set tunnelId",
+        "mana-infra:sshPublicKey: is not an OpenSSH public key": "pulumi config set sshPublicKey",
+        "mana-infra:sshPrivateKey: is not set": "pulumi config set --secret sshPrivateKey",
+        "mana-infra:sshAllowedCidrs: is not set": "pulumi config set --path 'sshAllowedCidrs[0]'",
+        "mana-infra:failoverTtl: '10' is not an integer in 60-86400": "pulumi config set failoverTtl 60",
+        "mana-infra:wireguardMacMiniAddress: 10.9.9.9 is not a host address": "pulumi config set wireguardMacMiniAddress 10.0.0.2",
+        "mana-infra:failoverProxied: 'yes' is not true or false": "pulumi config set failoverProxied true",
+        "hcloud:token: is not set": "pulumi config set --secret hcloud:token",
+        "cloudflare:apiToken: is not set": "pulumi config set --secret cloudflare:apiToken",
+    }
+    assert len(found) == len(expected)
+    for what, fix in expected.items():
+        assert any(what in problem and f"fix: {fix}" in problem for problem in found), what
+
+
+@pytest.mark.parametrize("cidrs", [["0.0.0.0/0"], ["::/0"], ["198.51.100.7/32", "0.0.0.0/0"]])
+def test_ssh_is_never_opened_to_the_world(cidrs: list[str]) -> None:
+    [problem] = problems(prod_values(sshAllowedCidrs=json.dumps(cidrs)))
+    assert "opens SSH to the whole internet" in problem
+
+
+def test_ssh_cidrs_must_be_a_list_of_networks() -> None:
+    assert "is not a list of networks" in problems(prod_values(sshAllowedCidrs="198.51.100.7/32"))[0]
+    assert "'nonsense' is not a network" in problems(prod_values(sshAllowedCidrs='["nonsense"]'))[0]
+
+
+def test_inventory_problems_join_the_config_problems(tmp_path: Path) -> None:
+    (tmp_path / "services.yaml").write_text("services:\n  - host: x.example.com\n    port: 1\n")
+    found = problems(prod_values(services="services.yaml", mode="x"), project_dir=tmp_path)
+    assert any("mana-infra:mode" in problem for problem in found)
+    assert any("services.yaml:2: entry 1 (x.example.com): host x.example.com is outside the zone" in p for p in found)
+
+
+def test_origin_name_must_be_its_own_name_inside_the_zone() -> None:
+    assert "is also an inventory host" in problems(prod_values(originName="auth.mana.how"))[0]
+    assert "is outside the zone" in problems(prod_values(originName="vps.example.org"))[0]
+
+
+def test_macmini_public_key_and_adoption_ids_are_checked() -> None:
+    assert "is not a WireGuard key" in problems(prod_values(macMiniPublicKey="abc"))[0]
+    [problem] = problems(prod_values(adoptRecords=json.dumps({"nothere.mana.how": "a" * 32 + "/" + "b" * 32})))
+    assert "nothere.mana.how is not an inventory host" in problem
+    [problem] = problems(prod_values(adoptRecords=json.dumps({"auth.mana.how": "123"})))
+    assert "'123' is not `<zoneId>/<recordId>`" in problem
+
+
+def test_provider_tokens_may_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mana_infra import config as config_module
+
+    monkeypatch.setenv("HCLOUD_TOKEN", "x")
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "y")
+    values, secret_keys, _ = offline.stack_config(PROJECT_DIR, "prod", {})
+    values = {k: v for k, v in values.items() if k not in PROVIDER_TOKENS}
+    import pulumi
+
+    def run() -> None:
+        pulumi.runtime.set_all_config(values, [k for k in secret_keys if k in values])
+        pulumi.runtime.set_mocks(offline.OfflineClouds(), project="mana-infra", stack="prod", preview=False)
+        assert config_module.read_stack_config().zone == "mana.how"
+        monkeypatch.delenv("HCLOUD_TOKEN")
+        with pytest.raises(InputError, match="hcloud:token: is not set"):
+            config_module.read_stack_config()
+
+    import contextvars
+    contextvars.Context().run(run)

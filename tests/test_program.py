@@ -1,0 +1,200 @@
+"""The real program under Pulumi's mock engine, with the real Pulumi.prod.yaml: what it asks the clouds for."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from mana_infra import plan as offline
+from mana_infra.components.caddy import apply_script
+from mana_infra.inventory import load_inventory
+from mana_infra.program import Standby
+
+from .support import PROJECT_DIR, with_standby
+
+SERVICES = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
+TUNNEL_TARGET = "00000000-0000-4000-8000-000000000000.cfargotunnel.com"
+
+
+def by_name(result: offline.PlanResult) -> dict[str, offline.Recorded]:
+    return {resource.name: resource for resource in result.resources}
+
+
+@pytest.mark.parametrize("mode", ["tunnel", "failover"])
+def test_every_host_has_one_cname_for_its_mode(mode: str) -> None:
+    resources = by_name(offline.plan("prod", mode=mode))
+    for service in SERVICES:
+        record = resources[f"dns-{service.host}"]
+        assert record.type == "cloudflare:index/dnsRecord:DnsRecord"
+        assert record.inputs["name"] == service.host and record.inputs["type"] == "CNAME"
+        assert record.inputs["zoneId"] == hashlib.md5(b"offline zone mana.how").hexdigest()
+        assert "mana-infra" in record.inputs["comment"]
+        if mode == "tunnel":
+            assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == (TUNNEL_TARGET, True, 1)
+        else:
+            assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == ("vps.mana.how", False, 60)
+    dns_records = [r for r in resources.values() if r.type.endswith("DnsRecord")]
+    assert len(dns_records) == len(SERVICES) + 2
+
+
+def test_failover_can_keep_the_records_proxied() -> None:
+    record = by_name(offline.plan("prod", mode="failover"))["dns-auth.mana.how"]
+    assert record.inputs["proxied"] is False
+    proxied = by_name(plan_with(mode="failover", failoverProxied="true"))["dns-auth.mana.how"]
+    assert (proxied.inputs["content"], proxied.inputs["proxied"], proxied.inputs["ttl"]) == ("vps.mana.how", True, 1)
+
+
+def plan_with(**overrides: str) -> offline.PlanResult:
+    return offline.plan("prod", overrides=overrides)
+
+
+def test_origin_name_points_at_the_vps_dns_only_in_both_modes() -> None:
+    for mode in ("tunnel", "failover"):
+        resources = by_name(offline.plan("prod", mode=mode))
+        for name, record_type, address in (("dns-origin-a", "A", offline.OFFLINE_IPV4), ("dns-origin-aaaa", "AAAA", offline.OFFLINE_IPV6)):
+            inputs = resources[name].inputs
+            assert (inputs["name"], inputs["type"], inputs["content"], inputs["proxied"]) == ("vps.mana.how", record_type, address, False)
+
+
+def test_the_flip_changes_only_dns_records_and_the_caddy_command() -> None:
+    tunnel, failover = offline.plan("prod", mode="tunnel"), offline.plan("prod", mode="failover")
+    changes = offline.diff(tunnel, failover)
+    changed = {(change["resource"], change["field"]) for change in changes}
+    inventory = {f"dns-{service.host}" for service in SERVICES}
+    expected = {(name, field) for name in inventory for field in ("content", "proxied", "ttl")}
+    expected |= {("caddy-apply", "stdin"), ("caddy-apply", "triggers[0]"), ("caddy-apply", "triggers[1]")}
+    assert changed == expected
+    # Same resources on both sides, and no record changes type.
+    assert [r.name for r in tunnel.resources] == [r.name for r in failover.resources]
+    for before, after in zip(tunnel.resources, failover.resources, strict=True):
+        assert before.type == after.type and before.inputs.get("type") == after.inputs.get("type")
+        if before.name not in inventory and before.name != "caddy-apply":
+            assert before.revealed == after.revealed, before.name
+
+
+def test_resource_options_as_the_engine_receives_them() -> None:
+    resources = by_name(offline.plan("prod"))
+    server = resources["standby-server"]
+    assert server.options["deleteBeforeReplace"] is True and server.options["protect"] is True
+    for name in ("standby-ipv4", "standby-ipv6"):
+        assert resources[name].options["protect"] is True
+        assert resources[name].inputs["autoDelete"] is False and resources[name].inputs["deleteProtection"] is True
+    assert server.inputs["deleteProtection"] is True and server.inputs["rebuildProtection"] is True
+    assert all(not r.options["ignoreChanges"] and not r.options["importId"] for r in resources.values())
+    assert resources["caddy"].options["dependsOn"]  # the command waits for the server
+    for name in ("standby", "dns", "caddy", "wireguard"):
+        assert resources[name].type == f"mana-infra:index:{ {'standby': 'StandbyServer', 'dns': 'FailoverDns', 'caddy': 'CaddyConfig', 'wireguard': 'WireGuardKeys'}[name] }"
+    for resource in resources.values():
+        if not resource.type.startswith("mana-infra:"):
+            assert resource.parent_type.startswith("mana-infra:index:"), resource.name
+
+
+def test_protection_is_config() -> None:
+    resources = by_name(plan_with(protect="false"))
+    assert resources["standby-server"].options["protect"] is False
+    assert resources["standby-server"].inputs["deleteProtection"] is False
+    assert resources["standby-server"].options["deleteBeforeReplace"] is True
+
+
+def test_adopted_records_are_imported_ignoring_comment_and_ttl() -> None:
+    import_id = "a" * 32 + "/" + "b" * 32
+    resources = by_name(plan_with(adoptRecords=json.dumps({"chat.mana.how": import_id})))
+    assert resources["dns-chat.mana.how"].options["importId"] == import_id
+    assert resources["dns-chat.mana.how"].options["ignoreChanges"] == ["comment", "ttl"]
+    assert resources["dns-todo.mana.how"].options["importId"] == ""
+
+
+def test_firewall_opens_ssh_only_to_the_configured_networks() -> None:
+    rules = by_name(plan_with(sshAllowedCidrs='["198.51.100.7/32"]'))["standby-firewall"].inputs["rules"]
+    by_port = {(rule["protocol"], rule.get("port")): rule["sourceIps"] for rule in rules}
+    assert by_port[("tcp", "22")] == ["198.51.100.7/32"]
+    for key in (("udp", "51820"), ("tcp", "80"), ("tcp", "443"), ("icmp", None)):
+        assert by_port[key] == ["0.0.0.0/0", "::/0"]
+    assert len(rules) == 5
+
+
+def test_server_uses_its_primary_ips_firewall_and_key() -> None:
+    resources = by_name(offline.plan("prod"))
+    server = resources["standby-server"].inputs
+    assert (server["serverType"], server["location"], server["image"]) == ("cx23", "fsn1", "ubuntu-24.04")
+    [public_net] = server["publicNets"]
+    assert public_net["ipv4"] == int(offline._stable_number("standby-ipv4"))
+    assert public_net["ipv6"] == int(offline._stable_number("standby-ipv6"))
+    assert server["firewallIds"] == [int(offline._stable_number("standby-firewall"))]
+    assert server["sshKeys"] == [offline._stable_number("standby-ssh-key")]
+    assert server["labels"] == {"project": "mana-infra", "stack": "prod", "role": "standby"}
+    assert resources["standby-ipv4"].inputs["type"] == "ipv4" and resources["standby-ipv6"].inputs["type"] == "ipv6"
+
+
+def test_caddy_command_runs_the_shipped_script_with_the_caddyfile() -> None:
+    result = offline.plan("prod", mode="failover")
+    command = by_name(result)["caddy-apply"]
+    caddyfile = command.inputs["stdin"]
+    assert command.inputs["create"] == apply_script()
+    assert "delete" not in command.inputs  # a delete would run after the new create and undo it
+    assert command.inputs["triggers"][:2] == [hashlib.sha256(caddyfile.encode()).hexdigest(), "failover"]
+    assert command.inputs["triggers"][2] == offline._stable_number("standby-server")
+    assert command.inputs["connection"] == offline.SECRET
+    assert result.artifacts["Caddyfile"].endswith(caddyfile)
+
+
+def test_secrets_stay_secret_in_what_the_engine_receives() -> None:
+    result = offline.plan("prod")
+    resources = by_name(result)
+    assert resources["standby-server"].inputs["userData"] == offline.SECRET
+    assert resources["caddy-apply"].inputs["connection"] == offline.SECRET
+    assert result.outputs["macminiWireguardConfig"] == offline.SECRET
+    assert result.outputs["wireguardServerPublicKey"] != offline.SECRET
+    printed = json.dumps(result.as_json()["resources"]) + json.dumps(result.outputs)
+    for secret in ("PrivateKey", "offline-placeholder-ssh-private-key", "offline-placeholder-token"):
+        assert secret not in printed
+
+
+def test_secret_outputs_awaited_from_the_program() -> None:
+    async def check(standby: Standby) -> None:
+        assert await standby.user_data.is_secret()
+        assert await standby.macmini_wireguard_config.is_secret()
+        assert await standby.keys.server_private_key.is_secret()
+        assert standby.keys.macmini_private_key is not None and await standby.keys.macmini_private_key.is_secret()
+        assert not await standby.keys.server_public_key.is_secret()
+        assert not await standby.server.ipv4_address.is_secret()
+        user_data = await standby.user_data.future()
+        assert user_data is not None and "PrivateKey = " in user_data
+    with_standby(check)
+
+
+def test_a_given_macmini_public_key_keeps_its_private_key_out_of_the_state() -> None:
+    public_key = "kTsYWxMeQyWeupcvqAL0vYLBxi3OZs435CBu0wPmPWk="
+
+    async def check(standby: Standby) -> str:
+        assert standby.keys.macmini_private_key is None
+        config = await standby.macmini_wireguard_config.future()
+        assert config is not None
+        return config
+
+    config = with_standby(check, macMiniPublicKey=public_key)
+    assert "PrivateKey" not in config
+    assert "PostUp = wg set %i private-key /etc/wireguard/client_private.key" in config
+    resources = by_name(plan_with(macMiniPublicKey=public_key))
+    assert "wireguard-macmini" not in resources and "wireguard-vps" in resources
+
+
+def test_stack_outputs() -> None:
+    for mode, target in (("tunnel", TUNNEL_TARGET), ("failover", "vps.mana.how")):
+        outputs = offline.plan("prod", mode=mode).outputs
+        assert outputs["mode"] == mode
+        assert (outputs["originIpv4"], outputs["originIpv6"]) == (offline.OFFLINE_IPV4, offline.OFFLINE_IPV6)
+        assert outputs["originName"] == "vps.mana.how"
+        assert outputs["healthUrl"] == "https://vps.mana.how/healthz"
+        assert [(h["host"], h["port"], h["type"], h["target"]) for h in outputs["hosts"]] == [
+            (s.host, s.port, "CNAME", target) for s in SERVICES]
+
+
+def test_bad_config_stops_the_program_with_every_problem() -> None:
+    from mana_infra.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        offline.evaluate("prod", overrides={"mode": "sideways", "failoverTtl": "1"})
+    assert len(caught.value.problems) == 2
