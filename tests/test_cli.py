@@ -40,7 +40,7 @@ def test_plan_mode_and_services_overrides(tmp_path: Path) -> None:
     assert document["mode"] == "failover"
     records = [r for r in document["resources"] if r["name"].startswith("dns-") and r["inputs"]["type"] == "CNAME"]
     assert [(r["inputs"]["name"], r["inputs"]["content"]) for r in records] == [("only.mana.how", "vps.mana.how")]
-    assert "only.mana.how {\n\treverse_proxy 10.0.0.2:8080\n}" in document["artifacts"]["Caddyfile"]
+    assert "only.mana.how {\n\treverse_proxy 10.0.0.2:8080 {" in document["artifacts"]["Caddyfile"]
 
 
 def test_plan_table_lists_resources_outputs_and_placeholders() -> None:

@@ -45,8 +45,9 @@ def test_failover_caddyfile_routes_every_host_and_tunnel_caddyfile_none(artifact
     services = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
     failover, tunnel = artifacts["failover"]["Caddyfile"], artifacts["tunnel"]["Caddyfile"]
     for service in services:
-        assert f"\n{service.host} {{\n\treverse_proxy 10.0.0.2:{service.port}\n}}" in failover
+        assert f"\n{service.host} {{\n\treverse_proxy 10.0.0.2:{service.port} {{\n\t\timport mac_mini\n\t}}\n}}" in failover
         assert f"\n{service.host} {{" not in tunnel
+    assert "(mac_mini) {\n\ttransport http {\n\t\tdial_timeout 3s" in failover
     for caddyfile, mode in ((failover, "failover"), (tunnel, "tunnel")):
         assert f'vps.mana.how {{\n\thandle /healthz {{\n\t\trespond "ok mode={mode}" 200' in caddyfile
         assert caddyfile.rstrip().endswith("import /etc/caddy/sites.d/*.caddy")

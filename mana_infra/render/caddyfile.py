@@ -25,6 +25,20 @@ class CaddySpec:
     caddy_dir: str = "/etc/caddy"
 
 
+# How Caddy reaches the Mac Mini through WireGuard. When the tunnel is down, an idle pooled connection
+# would take a request into a hang of minutes (TCP retransmits); idle connections are dropped after 10 s
+# and a new one must connect within 3 s, so such requests fail fast with 502. 100 s for the response
+# headers is what the apps live with behind Cloudflare's proxy today.
+MAC_MINI_TRANSPORT = """\
+(mac_mini) {
+	transport http {
+		dial_timeout 3s
+		keepalive 10s
+		response_header_timeout 100s
+	}
+}"""
+
+
 def render_caddyfile(spec: CaddySpec) -> str:
     global_options = []
     if spec.acme_email:
@@ -53,8 +67,13 @@ def render_caddyfile(spec: CaddySpec) -> str:
         "}",
     ]
     if spec.mode == "failover":
+        blocks.append(MAC_MINI_TRANSPORT)
         blocks.extend(
-            f"{service.host} {{\n\treverse_proxy {spec.macmini_address}:{service.port}\n}}"
+            f"{service.host} {{\n"
+            f"\treverse_proxy {spec.macmini_address}:{service.port} {{\n"
+            "\t\timport mac_mini\n"
+            "\t}\n"
+            "}"
             for service in spec.services
         )
     blocks.append(f"# Rehearsal and other extra sites.\nimport {spec.caddy_dir}/sites.d/*.caddy")
