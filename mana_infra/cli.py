@@ -1,4 +1,4 @@
-"""`mana-infra`: the offline plan, record adoption, and (later) health checks and the lab."""
+"""`mana-infra`: the offline plan, record adoption, and the health check of both paths."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from . import check
 from .errors import InputError
 from .render.caddyfile import MODES
 
@@ -33,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     adopt_parser.add_argument("--records", metavar="FILE", required=True,
                               help="the zone's records as Cloudflare's API lists them (GET /zones/<id>/dns_records)")
     adopt_parser.set_defaults(handler=_adopt)
+
+    check.register(commands)
 
     args = parser.parse_args(argv)
     try:

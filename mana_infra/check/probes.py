@@ -1,0 +1,379 @@
+"""The probes of `mana-infra check`: DNS with CNAME chains, HTTPS to a chosen address, and the VPS script.
+
+Every probe returns a result and never raises for a network failure: a check that crashes tells the
+operator less than one that says what failed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import shlex
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+from cryptography import x509
+
+MAX_CHAIN = 12
+BODY_LIMIT = 4096
+
+
+# ---------------------------------------------------------------------------------------------- DNS
+
+@dataclass(frozen=True)
+class Nameserver:
+    address: str
+    port: int = 53
+
+    def __str__(self) -> str:
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+
+
+def parse_resolver(text: str) -> Nameserver:
+    """`IP`, `IP:port`, `[IPv6]:port`; raise ValueError with a readable reason."""
+    text = text.strip()
+    address, port = text, 53
+    if text.startswith("["):
+        address, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r} is not IP[:port]")
+            port = _port(rest[1:], text)
+    elif text.count(":") == 1:
+        address, raw_port = text.split(":")
+        port = _port(raw_port, text)
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise ValueError(f"{text!r} is not IP[:port] (an IP address, not a name: the resolver is what resolves names)") from None
+    return Nameserver(address, port)
+
+
+def _port(raw: str, text: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ValueError(f"{text!r} has no valid port (1-65535)")
+    return int(raw)
+
+
+def system_nameservers() -> list[Nameserver]:
+    """The nameservers of /etc/resolv.conf (the same the operator's other tools use)."""
+    try:
+        resolver = dns.resolver.Resolver(configure=True)
+    except dns.resolver.NoResolverConfiguration:
+        return []
+    return [Nameserver(str(ns)) for ns in resolver.nameservers]
+
+
+@dataclass
+class DnsAnswer:
+    chain: list[str] = field(default_factory=list)  # the asked name first, then each CNAME target
+    addresses: list[str] = field(default_factory=list)
+    ttl: int | None = None  # of the first record of the answer
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def _query(server: Nameserver, name: str, rdtype: dns.rdatatype.RdataType, timeout: float) -> dns.message.Message:
+    query = dns.message.make_query(name, rdtype)
+    query.flags |= dns.flags.RD  # a recursive resolver follows the chain; an authoritative one ignores the bit
+    response = dns.query.udp(query, server.address, timeout=timeout, port=server.port, ignore_unexpected=True)
+    if response.flags & dns.flags.TC:
+        response = dns.query.tcp(query, server.address, timeout=timeout, port=server.port)
+    return response
+
+
+def resolve(name: str, servers: Sequence[Nameserver], timeout: float) -> DnsAnswer:
+    """Resolve ``name`` to addresses (A, then AAAA when there is no A), following CNAMEs.
+
+    Works with recursive resolvers (the chain comes in one answer) and with authoritative-only
+    servers such as the lab's knotd (the chain is followed here, one query per missing link)."""
+    started = time.monotonic()
+    deadline = started + timeout
+    answer = DnsAnswer(chain=[name.lower().rstrip(".")])
+    try:
+        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            answer.chain = answer.chain[:1]
+            _follow(answer, servers, rdtype, deadline)
+            if answer.addresses:
+                break
+        if not answer.addresses and answer.error is None:
+            answer.error = "no address (the name has no A or AAAA record at the end of its chain)"
+    except _DnsFailure as exc:
+        answer.error = str(exc)
+    answer.seconds = round(time.monotonic() - started, 4)
+    return answer
+
+
+class _DnsFailure(Exception):
+    pass
+
+
+def _follow(answer: DnsAnswer, servers: Sequence[Nameserver], rdtype: dns.rdatatype.RdataType, deadline: float) -> None:
+    asked: set[str] = set()
+    while len(answer.chain) <= MAX_CHAIN:
+        current = answer.chain[-1]
+        if current in asked:
+            return  # the server has nothing more to say about the end of the chain
+        asked.add(current)
+        response = _ask_any(servers, current, rdtype, deadline)
+        rcode = response.rcode()
+        if rcode == dns.rcode.NXDOMAIN and current == answer.chain[0]:
+            raise _DnsFailure(f"NXDOMAIN: {current} does not exist")
+        if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            raise _DnsFailure(f"DNS error {dns.rcode.to_text(rcode)} for {current}")
+        records = {(rrset.name.to_text(omit_final_dot=True).lower(), rrset.rdtype): rrset for rrset in response.answer}
+        while True:  # the answer may hold (part of) the chain already: walk it before asking again
+            cname = records.get((current, dns.rdatatype.CNAME))
+            if cname is None:
+                break
+            if answer.ttl is None:
+                answer.ttl = cname.ttl
+            target = cname[0].target.to_text(omit_final_dot=True).lower()
+            if target in answer.chain:
+                raise _DnsFailure(f"CNAME loop at {target}")
+            answer.chain.append(target)
+            current = target
+        final = records.get((current, rdtype))
+        if final is not None:
+            if answer.ttl is None:
+                answer.ttl = final.ttl
+            answer.addresses = sorted({rdata.address for rdata in final})
+            return
+        if rcode == dns.rcode.NXDOMAIN:
+            raise _DnsFailure(f"NXDOMAIN: {current} (CNAME target of {answer.chain[0]}) does not exist")
+    raise _DnsFailure(f"CNAME chain longer than {MAX_CHAIN}")
+
+
+def _ask_any(servers: Sequence[Nameserver], name: str, rdtype: dns.rdatatype.RdataType, deadline: float) -> dns.message.Message:
+    if not servers:
+        raise _DnsFailure("no DNS resolver (none in /etc/resolv.conf; give --resolver IP[:port])")
+    errors = []
+    for server in servers:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            return _query(server, name, rdtype, left)
+        except dns.exception.Timeout:
+            errors.append(f"{server}: timeout")
+        except (OSError, dns.exception.DNSException) as exc:
+            errors.append(f"{server}: {exc}")
+    raise _DnsFailure("no DNS answer for " + name + (" (" + "; ".join(errors) + ")" if errors else " (timeout)"))
+
+
+# -------------------------------------------------------------------------------------------- HTTPS
+
+@dataclass
+class HttpsResult:
+    address: str
+    status: int | None = None
+    latency_ms: float | None = None
+    cert_days_left: float | None = None
+    cert_trusted: bool | None = None
+    body: str = ""
+    error: str | None = None
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Verifying context: the system's trust store, or only ``ca_file`` when given."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+
+
+def _days_left(not_after: datetime) -> float:
+    return round((not_after - datetime.now(timezone.utc)).total_seconds() / 86400, 2)
+
+
+def https_get(host: str, address: str, port: int, path: str, context: ssl.SSLContext, timeout: float) -> HttpsResult:
+    """GET https://host/path from ``address``: SNI, Host and verification are the hostname's."""
+    result = HttpsResult(address=address)
+    started = time.monotonic()
+    try:
+        sock = socket.create_connection((address, port), timeout=timeout)
+    except OSError as exc:
+        result.error = f"cannot connect to {_hostport(address, port)}: {_reason(exc)}"
+        return result
+    try:
+        try:
+            tls = context.wrap_socket(sock, server_hostname=host)
+        except ssl.SSLCertVerificationError as exc:
+            result.cert_trusted = False
+            result.error = f"certificate not trusted: {exc.verify_message or exc.reason}"
+            result.cert_days_left = _unverified_days_left(host, address, port, timeout)
+            return result
+        except (OSError, ssl.SSLError) as exc:
+            result.error = f"TLS handshake with {_hostport(address, port)} failed: {_reason(exc)}"
+            return result
+        sock = tls
+        result.cert_trusted = True
+        peer = tls.getpeercert(binary_form=True)
+        if peer:
+            result.cert_days_left = _days_left(x509.load_der_x509_certificate(peer).not_valid_after_utc)
+        connection = http.client.HTTPSConnection(address, port, timeout=timeout, context=context)
+        connection.sock = tls
+        connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        connection.putheader("Host", host if port == 443 else f"{host}:{port}")
+        connection.putheader("User-Agent", "mana-infra-check")
+        connection.putheader("Connection", "close")
+        connection.endheaders()
+        response = connection.getresponse()
+        result.latency_ms = round((time.monotonic() - started) * 1000, 1)
+        result.status = response.status
+        result.body = response.read(BODY_LIMIT).decode("utf-8", errors="replace")
+    except (OSError, http.client.HTTPException) as exc:
+        result.error = f"HTTPS request to {_hostport(address, port)} failed: {_reason(exc)}"
+    finally:
+        sock.close()
+    return result
+
+
+def _unverified_days_left(host: str, address: str, port: int, timeout: float) -> float | None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as sock, \
+                context.wrap_socket(sock, server_hostname=host) as tls:
+            peer = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return None
+    return _days_left(x509.load_der_x509_certificate(peer).not_valid_after_utc) if peer else None
+
+
+def _hostport(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timeout"
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return exc.reason
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+# ------------------------------------------------------------------------------ the VPS over SSH
+
+VpsRunner = Callable[[str, float], "RunResult"]
+"""Runs a POSIX shell script (bash) on the VPS; (script, timeout in s) -> RunResult. Injectable."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def command_runner(argv: Sequence[str]) -> VpsRunner:
+    """A runner that starts ``argv`` and hands it the script on stdin (``ssh ... bash -s``, ``bash``,
+    ``ip netns exec mlab-vps bash``)."""
+    def run(script: str, timeout: float) -> RunResult:
+        try:
+            done = subprocess.run(list(argv), input=script, capture_output=True, text=True, timeout=timeout,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            return RunResult(124, "", f"timed out after {timeout:g} s: {shlex.join(argv)}")
+        except OSError as exc:
+            return RunResult(127, "", f"cannot run {argv[0]}: {exc.strerror or exc}")
+        return RunResult(done.returncode, done.stdout, done.stderr)
+    return run
+
+
+def ssh_argv(host: str, user: str, key: str | None, port: int | None, connect_timeout: float,
+             options: Sequence[str] = ()) -> list[str]:
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, int(round(connect_timeout)))}"]
+    if key:
+        argv += ["-i", key, "-o", "IdentitiesOnly=yes"]
+    if port:
+        argv += ["-p", str(port)]
+    for option in options:
+        argv += ["-o", option]
+    return argv + [f"{user}@{host}", "bash", "-s"]
+
+
+def vps_script(macmini_address: str, probes: Sequence[tuple[int, str]], wg_interface: str, timeout: float) -> str:
+    """One script, one SSH session: the WireGuard handshake and every Mac Mini port, in parallel.
+
+    Output lines: ``now <epoch>``, ``wg <peer> <epoch>`` (per peer) or ``wgerr <text>``, and
+    ``port <n> <http status|open|closed|000>`` per port. curl when present (an HTTP answer proves the
+    service), else bash's /dev/tcp (a TCP accept proves the port)."""
+    per_probe = max(1.0, timeout)
+    host = f"[{macmini_address}]" if ":" in macmini_address else macmini_address
+    lines = [
+        "set +e",
+        "echo \"now $(date +%s)\"",
+        f"if out=$(wg show {shlex.quote(wg_interface)} latest-handshakes 2>&1); then",
+        "  printf '%s\\n' \"$out\" | while read -r peer ts; do [ -n \"$peer\" ] && echo \"wg $peer $ts\"; done",
+        "else",
+        "  echo \"wgerr $(printf '%s' \"$out\" | head -n 1)\"",
+        "fi",
+        "probe() {",
+        "  if command -v curl >/dev/null 2>&1; then",
+        f"    code=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time {per_probe:g} \"http://{host}:$1$2\")",
+        "    echo \"port $1 ${code:-000}\"",
+        f"  elif timeout {per_probe:g} bash -c \"exec 3<>/dev/tcp/{macmini_address}/$1\" 2>/dev/null; then",
+        "    echo \"port $1 open\"",
+        "  else",
+        "    echo \"port $1 closed\"",
+        "  fi",
+        "}",
+    ]
+    lines += [f"probe {port} {shlex.quote(path)} &" for port, path in probes]
+    lines.append("wait")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class VpsReport:
+    ran: bool = False
+    error: str | None = None
+    now: int | None = None
+    handshakes: dict[str, int] = field(default_factory=dict)  # peer public key -> epoch (0: never)
+    wg_error: str | None = None
+    ports: dict[int, str] = field(default_factory=dict)  # port -> "200", "open", "closed", "000"
+    seconds: float = 0.0
+
+
+def parse_vps_output(text: str) -> VpsReport:
+    report = VpsReport(ran=True)
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "now" and len(parts) == 2 and parts[1].isdigit():
+            report.now = int(parts[1])
+        elif parts[0] == "wg" and len(parts) == 3 and parts[2].isdigit():
+            report.handshakes[parts[1]] = int(parts[2])
+        elif parts[0] == "wgerr":
+            report.wg_error = line[len("wgerr"):].strip() or "wg failed"
+        elif parts[0] == "port" and len(parts) == 3 and parts[1].isdigit():
+            report.ports[int(parts[1])] = parts[2]
+    return report
+
+
+def run_vps_script(runner: VpsRunner, script: str, timeout: float) -> VpsReport:
+    started = time.monotonic()
+    try:
+        result = runner(script, timeout)
+    except Exception as exc:  # noqa: BLE001 - an injected runner's failure is a probe result
+        report = VpsReport(error=f"{type(exc).__name__}: {exc}")
+    else:
+        report = parse_vps_output(result.stdout)
+        if report.now is None:
+            detail = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+            report = VpsReport(error=f"the VPS script did not run ({detail})")
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
