@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from . import check
-from .errors import InputError
+from .errors import InputError, Problem
 from .render.caddyfile import MODES
 
 
@@ -26,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
     plan_parser.add_argument("--json", action="store_true", help="machine-readable: stack, mode, resources, artifacts")
     plan_parser.add_argument("--diff", action="store_true", help="show what flipping the mode changes")
+    plan_parser.add_argument("--against", metavar="PLAN_JSON",
+                             help="show what changed since a saved `plan --json` (e.g. the base branch's)")
     plan_parser.set_defaults(handler=_plan)
 
     adopt_parser = commands.add_parser("adopt", help="adopt the zone's existing records on the first `pulumi up`")
@@ -49,6 +52,14 @@ def _plan(args: argparse.Namespace) -> int:
     from . import plan as offline  # imports Pulumi and the providers: only when planning
 
     result = offline.plan(args.stack, mode=args.mode, services=args.services)
+    if args.against:
+        base = offline.PlanResult.from_json(_read_json(args.against))
+        changes = offline.diff(base, result)
+        if args.json:
+            print(json.dumps({"stack": args.stack, "mode": result.mode, "against": args.against, "changes": changes}, indent=2))
+        else:
+            _print_changes(f"changes against {args.against} (mode {result.mode})", changes)
+        return 0
     if args.diff:
         other_mode = "failover" if result.mode == "tunnel" else "tunnel"
         flipped = offline.plan(args.stack, mode=other_mode, services=args.services)
@@ -56,7 +67,7 @@ def _plan(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"stack": args.stack, "from": result.mode, "to": other_mode, "changes": changes}, indent=2))
         else:
-            _print_diff(result.mode, other_mode, changes)
+            _print_changes(f"flipping mode {result.mode} -> {other_mode} changes {len(changes)} fields", changes)
         return 0
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
@@ -110,9 +121,21 @@ def _summary(resource_type: str, inputs: dict[str, Any]) -> str:
     return ""
 
 
-def _print_diff(before: str, after: str, changes: list[dict[str, Any]]) -> None:
+def _read_json(path: str) -> dict[str, Any]:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError([Problem(path, f"cannot read the saved plan: {exc}",
+                                  "save one with `mana-infra plan --json > plan.json`")]) from None
+    if not isinstance(document, dict) or not {"stack", "mode", "resources", "artifacts"} <= document.keys():
+        raise InputError([Problem(path, "is not the output of `mana-infra plan --json`",
+                                  "save one with `mana-infra plan --json > plan.json`")])
+    return document
+
+
+def _print_changes(title: str, changes: list[dict[str, Any]]) -> None:
     console = Console(width=max(Console().width, 120))
-    table = Table(title=f"flipping mode {before} -> {after} changes {len(changes)} fields")
+    table = Table(title=title)
     for column in ("resource", "field", "before", "after"):
         table.add_column(column, overflow="fold")
     for change in changes:

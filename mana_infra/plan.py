@@ -75,8 +75,8 @@ class Recorded:
     name: str
     inputs: dict[str, Any]
     """As the engine receives them, every secret shown as "[secret]"."""
-    revealed: dict[str, Any]
-    """The same with the secrets' values: for the artifacts, never printed as they are."""
+    revealed: dict[str, Any] | None
+    """The same with the secrets' values (for the artifacts, never printed); None in a saved plan."""
     options: dict[str, Any]
     parent_type: str
 
@@ -89,6 +89,13 @@ class PlanResult:
     outputs: dict[str, Any]
     placeholders: list[Placeholder]
     artifacts: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> PlanResult:
+        """A plan saved with `--json` (secrets only as "[secret]"), e.g. the base branch's."""
+        resources = [Recorded(type=r["type"], name=r["name"], inputs=r["inputs"], revealed=None, options={}, parent_type="")
+                     for r in document["resources"]]
+        return cls(document["stack"], document["mode"], resources, {}, [], document["artifacts"])
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -284,7 +291,7 @@ def plan(stack: str = "prod", *, mode: str | None = None, services: str | None =
 
 def _artifacts(resources: list[Recorded], revealed_outputs: Mapping[str, Any]) -> dict[str, str]:
     """The files the program renders, taken from what it hands the engine, each marked as offline."""
-    by_type = {resource.type: resource.revealed for resource in resources}
+    by_type = {resource.type: resource.revealed or {} for resource in resources}
     user_data = by_type["hcloud:index/server:Server"]["userData"]
     wireguard_server = next(item["content"] for item in yaml.safe_load(user_data)["write_files"]
                             if item["path"] == "/etc/wireguard/wg0.conf")
@@ -318,7 +325,8 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def diff(before: PlanResult, after: PlanResult) -> list[dict[str, Any]]:
     """Every input field that differs between two plans: resource, field, before, after.
 
-    Compared on the secrets' values, so a changed secret shows up (as "[secret]" on both sides)."""
+    Two evaluated plans are compared on the secrets' values, so a changed secret shows up (as
+    "[secret]" on both sides); a saved plan has only "[secret]", so there secrets compare equal."""
     changes: list[dict[str, Any]] = []
     old = {resource.name: resource for resource in before.resources}
     new = {resource.name: resource for resource in after.resources}
@@ -329,8 +337,10 @@ def diff(before: PlanResult, after: PlanResult) -> list[dict[str, Any]]:
         if name not in old:
             changes.append({"resource": name, "field": "(resource)", "before": "absent", "after": "created"})
             continue
-        old_revealed, new_revealed = flatten(old[name].revealed), flatten(new[name].revealed)
         old_shown, new_shown = flatten(old[name].inputs), flatten(new[name].inputs)
+        old_revealed, new_revealed = old_shown, new_shown
+        if old[name].revealed is not None and new[name].revealed is not None:
+            old_revealed, new_revealed = flatten(old[name].revealed), flatten(new[name].revealed)
         for field_path in sorted(old_revealed.keys() | new_revealed.keys()):
             if old_revealed.get(field_path) != new_revealed.get(field_path):
                 changes.append({"resource": name, "field": field_path,

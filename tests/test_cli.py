@@ -89,3 +89,18 @@ def test_a_wrong_mode_is_refused_by_the_cli() -> None:
     result = mana_infra("plan", "--mode", "sideways")
     assert result.returncode == 2 and "invalid choice: 'sideways'" in result.stderr
     assert "tunnel" in result.stderr and "failover" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_plan_against_a_saved_plan_shows_only_what_changed(tmp_path: Path) -> None:
+    base = tmp_path / "base.json"
+    base.write_text(mana_infra("plan", "--json").stdout)
+    unchanged = json.loads(mana_infra("plan", "--against", str(base), "--json").stdout)
+    assert unchanged["changes"] == []
+    inventory = tmp_path / "services.yaml"
+    inventory.write_text((PROJECT_DIR / "services.yaml").read_text() + "  - host: new.mana.how\n    port: 6000\n")
+    added = json.loads(mana_infra("plan", "--against", str(base), "--services", str(inventory), "--json").stdout)
+    assert {(c["resource"], c["field"], c["after"]) for c in added["changes"]} == {("dns-new.mana.how", "(resource)", "created")}
+    broken = tmp_path / "broken.json"
+    broken.write_text("{}")
+    result = mana_infra("plan", "--against", str(broken))
+    assert result.returncode == 2 and "is not the output of `mana-infra plan --json`" in result.stderr
