@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -12,12 +13,23 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import check
 from .errors import InputError, Problem
 from .render.caddyfile import MODES
 
 
+# Sub-commands with a parser of their own, imported only when used: the plan's start-up stays short.
+DELEGATED = {
+    "check": ("mana_infra.check", "cli", "health of both paths: DNS, the tunnel, the standby VPS, WireGuard"),
+    "lab": ("mana_infra.lab.cli", "main", "the failover lab in network namespaces (Linux, root): up, down, drill"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in DELEGATED:
+        module, function, _ = DELEGATED[arguments[0]]
+        return int(getattr(importlib.import_module(module), function)(arguments[1:]))
+
     parser = argparse.ArgumentParser(prog="mana-infra", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -38,9 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                               help="the zone's records as Cloudflare's API lists them (GET /zones/<id>/dns_records)")
     adopt_parser.set_defaults(handler=_adopt)
 
-    check.register(commands)
+    for name, (_, _, summary) in DELEGATED.items():
+        commands.add_parser(name, help=f"{summary} (`mana-infra {name} --help`)")
 
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         return int(args.handler(args))
     except InputError as error:

@@ -1,6 +1,6 @@
 """`mana-infra check`: the operator's health view of both paths (the tunnel and the standby VPS).
 
-API for cli.py: ``register(subparsers)`` adds the sub-command, ``main(args) -> int`` runs it.
+API for cli.py: ``cli(argv) -> int`` parses the arguments after ``check`` and runs it.
 Everything else: ``run_check(endpoints, options)`` in .core, the probes in .probes.
 """
 
@@ -28,7 +28,7 @@ from ..inventory import Service, hostname_problem, load_inventory
 from .core import CLOUDFLARE_EDGE, JSON_SCHEMA, MODES, Endpoints, Options, run_check
 from .probes import Nameserver, RunResult, VpsRunner, command_runner, parse_resolver, ssh_argv, system_nameservers
 
-__all__ = ["register", "main", "build", "run_check", "Endpoints", "Options", "JSON_SCHEMA", "cutover_command",
+__all__ = ["cli", "main", "build", "run_check", "Endpoints", "Options", "JSON_SCHEMA", "cutover_command",
            "VpsRunner", "RunResult", "command_runner"]
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
@@ -37,28 +37,7 @@ EXIT_OK, EXIT_DEGRADED, EXIT_INPUT = 0, 1, 2
 StackOutputsReader = Callable[[str | None], dict[str, Any]]
 
 
-class CheckInputError(Exception):
-    """Bad flags, outputs or inventory: printed without a traceback, exit 2."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        count = len(self.problems)
-        super().__init__("\n".join([f"mana-infra check: {count} problem{'s' * (count != 1)} in the input:",
-                                    *(f"  - {p}" for p in self.problems)]))
-
-
 # ------------------------------------------------------------------------------------------ argparse
-
-def register(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "check", help="health of both paths: DNS, the tunnel, the standby VPS, WireGuard",
-        description="Check every inventory host through the path DNS gives today and through the standby path, "
-                    "plus the VPS's health and WireGuard. Exit 0 healthy, 1 degraded, 2 bad input. Endpoints come from "
-                    "`pulumi stack output` when the Pulumi CLI is there, flags override them.")
-    add_arguments(parser)
-    parser.set_defaults(handler=main)
-    return parser
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("where the endpoints come from")
@@ -109,7 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="mana-infra check")
+    parser = argparse.ArgumentParser(
+        prog="mana-infra check",
+        description="Check every inventory host through the path DNS gives today and through the standby path, "
+                    "plus the VPS's health and WireGuard. Exit 0 healthy, 1 degraded, 2 bad input. Endpoints come from "
+                    "`pulumi stack output` when the Pulumi CLI is there, flags override them.")
     add_arguments(parser)
     return parser.parse_args(argv)
 
@@ -122,11 +105,11 @@ def read_stack_outputs(stack: str | None) -> dict[str, Any]:
     try:
         done = subprocess.run(argv, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CheckInputError([Problem("pulumi stack output", f"cannot run the Pulumi CLI: {exc}",
+        raise InputError([Problem("pulumi stack output", f"cannot run the Pulumi CLI: {exc}",
                                        "give the endpoints as flags, with --no-pulumi")]) from None
     if done.returncode != 0:
         detail = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        raise CheckInputError([Problem(shlex.join(argv), detail,
+        raise InputError([Problem(shlex.join(argv), detail,
                                        "select the stack (`pulumi stack select prod`, or --stack), log in, "
                                        "or give the endpoints as flags with --no-pulumi")])
     return _outputs_json(done.stdout, shlex.join(argv))
@@ -136,9 +119,9 @@ def _outputs_json(text: str, where: str) -> dict[str, Any]:
     try:
         outputs = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CheckInputError([Problem(where, f"is not JSON: {exc}", "save it with `pulumi stack output --json > FILE`")]) from None
+        raise InputError([Problem(where, f"is not JSON: {exc}", "save it with `pulumi stack output --json > FILE`")]) from None
     if not isinstance(outputs, dict):
-        raise CheckInputError([Problem(where, "is not a JSON object of outputs", "save it with `pulumi stack output --json`")])
+        raise InputError([Problem(where, "is not a JSON object of outputs", "save it with `pulumi stack output --json`")])
     return outputs
 
 
@@ -155,7 +138,7 @@ def _stack_config(stack: str | None) -> dict[str, Any]:
 
 
 def build(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_stack_outputs) -> tuple[Endpoints, Options]:
-    """Endpoints and options from the outputs and flags; CheckInputError names every problem."""
+    """Endpoints and options from the outputs and flags; InputError names every problem."""
     problems: list[Problem] = []
 
     def bad(flag: str, message: str, fix: str) -> None:
@@ -167,7 +150,7 @@ def build(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_st
         try:
             outputs = _outputs_json(Path(args.outputs).read_text(encoding="utf-8"), args.outputs)
         except OSError as exc:
-            raise CheckInputError([Problem(args.outputs, f"cannot read: {exc.strerror}",
+            raise InputError([Problem(args.outputs, f"cannot read: {exc.strerror}",
                                            "save the outputs with `pulumi stack output --json > FILE`")]) from None
         source = args.outputs
     elif not args.no_pulumi and (args.stack or not (args.mode and args.origin_name and args.tunnel_target and args.services)):
@@ -276,7 +259,7 @@ def build(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_st
                 runner, runner_note = command_runner(argv), f"ssh {user}@{ssh_host}"
 
     if problems or not mode:
-        raise CheckInputError(problems)
+        raise InputError(problems)
     endpoints = Endpoints(mode=mode, origin_name=origin_name, tunnel_target=tunnel_target, services=services,
                           origin_ips=tuple(origin_ips), health_url=health_url, proxied=proxied,
                           edge_networks=tuple(edge_networks), stack=args.stack)
@@ -454,7 +437,7 @@ def main(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_sta
          sleep: Callable[[float], None] = time.sleep) -> int:
     try:
         endpoints, options = build(args, outputs_reader)
-    except CheckInputError as error:
+    except InputError as error:
         print(str(error), file=sys.stderr)
         return EXIT_INPUT
     show_progress = not args.json and sys.stderr.isatty()
@@ -506,5 +489,5 @@ def _alert(report: dict[str, Any], failures: int, args: argparse.Namespace, opti
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    """`python -m mana_infra.check`: the sub-command on its own, until cli.py wires it in."""
+    """`mana-infra check …` (and `python -m mana_infra.check …`)."""
     return main(parse_args(sys.argv[1:] if argv is None else argv))
