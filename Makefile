@@ -10,13 +10,19 @@ BIN := $(VENV)/bin
 DEBIAN_TEST_PACKAGES := caddy cloud-init wireguard-tools wireguard-go iproute2 knot knot-dnsutils \
 	openssh-server openssh-client curl procps
 
-.PHONY: plan test bench setup debian-packages clean
+.PHONY: plan test lint bench setup debian-packages clean
 
 plan: $(VENV)/.installed
 	$(BIN)/mana-infra plan --stack prod
 
-test: $(VENV)/.installed debian-packages
+test: lint debian-packages
 	$(BIN)/python -m pytest
+
+# Zero findings, or the suite does not run: lint, formatting, and strict types over the package.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(VENV)/.installed debian-packages
 	$(BIN)/python benchmarks/bench.py

@@ -42,8 +42,15 @@ def main() -> None:
         previous = None
         for hosts in (100, 250, 500):
             seconds = wall_time([*plan, "--json", "--services", str(generated_inventory(hosts, Path(folder)))])
-            growth = "" if previous is None else f"   (+{(seconds - previous[1]) / (hosts - previous[0]) * 1000:.1f} ms per extra host)"
-            print(f"  {hosts:4} hosts, --json:       {seconds:6.2f} s{growth}" + ("   (goal < 15 s)" if hosts == 500 else ""))
+            growth = (
+                ""
+                if previous is None
+                else f"   (+{(seconds - previous[1]) / (hosts - previous[0]) * 1000:.1f} ms per extra host)"
+            )
+            print(
+                f"  {hosts:4} hosts, --json:       {seconds:6.2f} s{growth}"
+                + ("   (goal < 15 s)" if hosts == 500 else "")
+            )
             previous = (hosts, seconds)
 
 

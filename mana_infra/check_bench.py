@@ -41,6 +41,7 @@ GOAL_SECONDS = 3.0
 
 # ------------------------------------------------------------------------------------------- the CA
 
+
 @dataclass
 class LocalCA:
     """A throw-away CA; ``issue`` writes a leaf for some hostnames."""
@@ -54,16 +55,33 @@ class LocalCA:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.name)])
-        now = dt.datetime.now(dt.timezone.utc)
-        self.cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-                     .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=365))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                     .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                                  data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                                  crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-                     .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
-                     .sign(self.key, hashes.SHA256()))
+        now = dt.datetime.now(dt.UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
         self.cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
     @property
@@ -72,29 +90,40 @@ class LocalCA:
 
     def issue(self, label: str, hosts: Sequence[str], days: float = 90) -> tuple[Path, Path]:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-                .issuer_name(self.cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=days))
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
-                .sign(self.key, hashes.SHA256()))
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
         cert_path, key_path = self.directory / f"{label}.crt", self.directory / f"{label}.key"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + self.cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        cert_path.write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM) + self.cert.public_bytes(serialization.Encoding.PEM)
+        )
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         return cert_path, key_path
 
 
 # ----------------------------------------------------------------------------------- HTTP servers
 
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
         status, body = self.server.site.answer(host, self.path)
         data = body.encode()
@@ -104,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -141,6 +170,7 @@ class Site:
             def pick(sock: ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext) -> None:
                 if name and name.lower() in contexts:
                     sock.context = contexts[name.lower()]
+
             default.sni_callback = pick  # type: ignore[assignment]
             self.httpd.socket = default.wrap_socket(self.httpd.socket, server_side=True, do_handshake_on_connect=False)
             # do_handshake_on_connect=False: the handshake happens in the handler thread, not in
@@ -164,6 +194,7 @@ class Site:
 
 # ------------------------------------------------------------------------------------- tiny DNS
 
+
 class TinyDns:
     """A UDP DNS server answering like a recursive resolver from ``records``:
     name -> ("CNAME", target) or ("A"/"AAAA", [addresses]). CNAME chains come whole in one answer."""
@@ -186,7 +217,7 @@ class TinyDns:
                 continue
             try:
                 self.sock.sendto(self._answer(dns.message.from_wire(data)).to_wire(), peer)
-            except Exception:  # noqa: BLE001 - a bad packet gets no answer
+            except Exception:
                 continue
 
     def _answer(self, query: dns.message.Message) -> dns.message.Message:
@@ -221,7 +252,7 @@ def free_port(ips: Sequence[str]) -> int:
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind((ips[0], 0))
-            port = probe.getsockname()[1]
+            port: int = probe.getsockname()[1]
         try:
             for ip in ips:
                 with socket.socket() as other:
@@ -255,16 +286,25 @@ def bench(hosts: int = 27, rounds: int = 5, mode: str = "failover") -> dict[str,
         vps = Site(VPS_IP, port, "vps", {origin: leaf})
         vps.bodies[(origin, "/healthz")] = f"ok mode={mode}"
         target = TUNNEL_TARGET if mode == "tunnel" else origin
-        records: dict[str, tuple[str, Any]] = {n: ("CNAME", target) for n in names}
+        records: dict[str, tuple[str, Any]] = dict.fromkeys(names, ("CNAME", target))
         records[TUNNEL_TARGET] = ("A", [EDGE_IP])
         records[origin] = ("A", [VPS_IP])
         server = TinyDns(records, DNS_IP)
         try:
-            endpoints = Endpoints(mode=mode, origin_name=origin, tunnel_target=TUNNEL_TARGET,
-                                  services=tuple(Service(n, 5000 + i, n) for i, n in enumerate(names)),
-                                  origin_ips=(VPS_IP,), health_url=f"https://{origin}/healthz")
-            options = Options(resolvers=[Nameserver(DNS_IP, server.address[1])], timeout=3.0, https_port=port,
-                              ca_file=str(ca.cert_path))
+            endpoints = Endpoints(
+                mode=mode,
+                origin_name=origin,
+                tunnel_target=TUNNEL_TARGET,
+                services=tuple(Service(n, 5000 + i, n) for i, n in enumerate(names)),
+                origin_ips=(VPS_IP,),
+                health_url=f"https://{origin}/healthz",
+            )
+            options = Options(
+                resolvers=[Nameserver(DNS_IP, server.address[1])],
+                timeout=3.0,
+                https_port=port,
+                ca_file=str(ca.cert_path),
+            )
             times, healthy = [], True
             for _ in range(rounds):
                 report = run_check(endpoints, options)
@@ -276,8 +316,15 @@ def bench(hosts: int = 27, rounds: int = 5, mode: str = "failover") -> dict[str,
             server.close()
             edge.close()
             vps.close()
-    return {"hosts": hosts, "mode": mode, "rounds": rounds, "median_s": round(statistics.median(times), 3),
-            "max_s": round(max(times), 3), "healthy": healthy, "goal_s": GOAL_SECONDS}
+    return {
+        "hosts": hosts,
+        "mode": mode,
+        "rounds": rounds,
+        "median_s": round(statistics.median(times), 3),
+        "max_s": round(max(times), 3),
+        "healthy": healthy,
+        "goal_s": GOAL_SECONDS,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,6 @@ from rich.table import Table
 from .errors import InputError, Problem
 from .render.caddyfile import MODES
 
-
 # Sub-commands with a parser of their own, imported only when used: the plan's start-up stays short.
 DELEGATED = {
     "check": ("mana_infra.check", "cli", "health of both paths: DNS, the tunnel, the standby VPS, WireGuard"),
@@ -39,15 +38,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
     plan_parser.add_argument("--json", action="store_true", help="machine-readable: stack, mode, resources, artifacts")
     plan_parser.add_argument("--diff", action="store_true", help="show what flipping the mode changes")
-    plan_parser.add_argument("--against", metavar="PLAN_JSON",
-                             help="show what changed since a saved `plan --json` (e.g. the base branch's)")
+    plan_parser.add_argument(
+        "--against", metavar="PLAN_JSON", help="show what changed since a saved `plan --json` (e.g. the base branch's)"
+    )
     plan_parser.set_defaults(handler=_plan)
 
     adopt_parser = commands.add_parser("adopt", help="adopt the zone's existing records on the first `pulumi up`")
     adopt_parser.add_argument("--stack", default="prod")
     adopt_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
-    adopt_parser.add_argument("--records", metavar="FILE", required=True,
-                              help="the zone's records as Cloudflare's API lists them (GET /zones/<id>/dns_records)")
+    adopt_parser.add_argument(
+        "--records",
+        metavar="FILE",
+        required=True,
+        help="the zone's records as Cloudflare's API lists them (GET /zones/<id>/dns_records)",
+    )
     adopt_parser.set_defaults(handler=_adopt)
 
     for name, (_, _, summary) in DELEGATED.items():
@@ -69,7 +73,11 @@ def _plan(args: argparse.Namespace) -> int:
         base = offline.PlanResult.from_json(_read_json(args.against))
         changes = offline.diff(base, result)
         if args.json:
-            print(json.dumps({"stack": args.stack, "mode": result.mode, "against": args.against, "changes": changes}, indent=2))
+            print(
+                json.dumps(
+                    {"stack": args.stack, "mode": result.mode, "against": args.against, "changes": changes}, indent=2
+                )
+            )
         else:
             _print_changes(f"changes against {args.against} (mode {result.mode})", changes)
         return 0
@@ -78,7 +86,9 @@ def _plan(args: argparse.Namespace) -> int:
         flipped = offline.plan(args.stack, mode=other_mode, services=args.services)
         changes = offline.diff(result, flipped)
         if args.json:
-            print(json.dumps({"stack": args.stack, "from": result.mode, "to": other_mode, "changes": changes}, indent=2))
+            print(
+                json.dumps({"stack": args.stack, "from": result.mode, "to": other_mode, "changes": changes}, indent=2)
+            )
         else:
             _print_changes(f"flipping mode {result.mode} -> {other_mode} changes {len(changes)} fields", changes)
         return 0
@@ -110,21 +120,28 @@ def _print_plan(result: Any) -> None:
         for placeholder in result.placeholders:
             shown = "[secret]" if placeholder.secret else placeholder.value
             console.print(f"  {placeholder.key} = {shown}   ({placeholder.why})", markup=False)
-    console.print(f"Artifacts: {', '.join(result.artifacts)} (see them with --json); --diff shows what the flip changes.")
+    console.print(
+        f"Artifacts: {', '.join(result.artifacts)} (see them with --json); --diff shows what the flip changes."
+    )
 
 
 def _summary(resource_type: str, inputs: dict[str, Any]) -> str:
     kind = resource_type.split(":")[-1]
     if kind == "DnsRecord":
         proxied = "proxied" if inputs.get("proxied") else "DNS-only"
-        return f"{inputs.get('name')} {inputs.get('type')} -> {inputs.get('content')} ({proxied}, ttl {inputs.get('ttl')})"
+        return (
+            f"{inputs.get('name')} {inputs.get('type')} -> {inputs.get('content')} ({proxied}, ttl {inputs.get('ttl')})"
+        )
     if kind == "Server":
-        return f"{inputs.get('serverType')} {inputs.get('image')} in {inputs.get('location')}, user_data {inputs.get('userData')}"
+        where = f"{inputs.get('serverType')} {inputs.get('image')} in {inputs.get('location')}"
+        return f"{where}, user_data {inputs.get('userData')}"
     if kind == "PrimaryIp":
         return f"{inputs.get('type')} in {inputs.get('location')}, auto_delete {inputs.get('autoDelete')}"
     if kind == "Firewall":
-        return "; ".join(f"{rule.get('protocol')}/{rule.get('port', '*')} from {', '.join(rule.get('sourceIps', []))}"
-                         for rule in inputs.get("rules", []))
+        return "; ".join(
+            f"{rule.get('protocol')}/{rule.get('port', '*')} from {', '.join(rule.get('sourceIps', []))}"
+            for rule in inputs.get("rules", [])
+        )
     if kind == "Command":
         return f"apply-caddyfile.sh over SSH, triggers {inputs.get('triggers')}"
     if kind == "RandomBytes":
@@ -138,11 +155,19 @@ def _read_json(path: str) -> dict[str, Any]:
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise InputError([Problem(path, f"cannot read the saved plan: {exc}",
-                                  "save one with `mana-infra plan --json > plan.json`")]) from None
+        raise InputError(
+            [Problem(path, f"cannot read the saved plan: {exc}", "save one with `mana-infra plan --json > plan.json`")]
+        ) from None
     if not isinstance(document, dict) or not {"stack", "mode", "resources", "artifacts"} <= document.keys():
-        raise InputError([Problem(path, "is not the output of `mana-infra plan --json`",
-                                  "save one with `mana-infra plan --json > plan.json`")])
+        raise InputError(
+            [
+                Problem(
+                    path,
+                    "is not the output of `mana-infra plan --json`",
+                    "save one with `mana-infra plan --json > plan.json`",
+                )
+            ]
+        )
     return document
 
 
@@ -162,7 +187,7 @@ def _short(value: Any) -> str:
 
 
 def _adopt(args: argparse.Namespace) -> int:
-    from .adopt import adoption_report  # noqa: PLC0415
+    from .adopt import adoption_report
 
     print(adoption_report(args.stack, args.records, args.services))
     return 0

@@ -28,10 +28,29 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 # Keys read as plain text; `sshPrivateKey` is read apart, as a secret.
 PLAIN_KEYS = (
-    "mode", "zone", "tunnelId", "services", "serverType", "location", "image", "sshPublicKey", "sshUser",
-    "sshAllowedCidrs", "wireguardSubnet", "wireguardVpsAddress", "wireguardMacMiniAddress", "wireguardPort",
-    "macMiniPublicKey", "macMiniPrivateKeyPath", "originName", "healthPath", "failoverTtl", "failoverProxied",
-    "acmeEmail", "protect", "adoptRecords",
+    "mode",
+    "zone",
+    "tunnelId",
+    "services",
+    "serverType",
+    "location",
+    "image",
+    "sshPublicKey",
+    "sshUser",
+    "sshAllowedCidrs",
+    "wireguardSubnet",
+    "wireguardVpsAddress",
+    "wireguardMacMiniAddress",
+    "wireguardPort",
+    "macMiniPublicKey",
+    "macMiniPrivateKeyPath",
+    "originName",
+    "healthPath",
+    "failoverTtl",
+    "failoverProxied",
+    "acmeEmail",
+    "protect",
+    "adoptRecords",
 )
 SECRET_KEYS = ("sshPrivateKey",)
 
@@ -42,7 +61,9 @@ PROVIDER_TOKENS = {
 }
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_SSH_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+=*( .*)?$")
+_SSH_PUBLIC_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+=*( .*)?$"
+)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _IMPORT_ID = re.compile(r"^[0-9a-f]{32}/[0-9a-f]{32}$")
 
@@ -89,7 +110,8 @@ def read_stack_config() -> StackConfig:
     config = pulumi.Config()
     values = {key: config.get(key) for key in PLAIN_KEYS}
     tokens_present = {
-        key for key, (env_var, _) in PROVIDER_TOKENS.items()
+        key
+        for key, (env_var, _) in PROVIDER_TOKENS.items()
         if pulumi.Config(key.split(":")[0]).get_secret(key.split(":")[1]) is not None or os.environ.get(env_var)
     }
     return parse_stack_config(
@@ -141,8 +163,11 @@ def parse_stack_config(
 
     mode = text("mode", "tunnel")
     if mode and mode not in MODES:
-        problem("mode", f"{mode!r} is not a mode: the allowed values are {' and '.join(MODES)}",
-                set_command("mode", "failover") + "  (or tunnel)")
+        problem(
+            "mode",
+            f"{mode!r} is not a mode: the allowed values are {' and '.join(MODES)}",
+            set_command("mode", "failover") + "  (or tunnel)",
+        )
 
     zone = text("zone", "mana.how").lower().rstrip(".")
     if zone and (reason := hostname_problem(zone)):
@@ -150,24 +175,40 @@ def parse_stack_config(
 
     tunnel_id = text("tunnelId", "<uuid from `cloudflared tunnel list`>").lower()
     if tunnel_id and not _UUID.match(tunnel_id):
-        problem("tunnelId", f"{tunnel_id!r} is not a tunnel UUID",
-                set_command("tunnelId", "<uuid from `cloudflared tunnel list`>"))
+        problem(
+            "tunnelId",
+            f"{tunnel_id!r} is not a tunnel UUID",
+            set_command("tunnelId", "<uuid from `cloudflared tunnel list`>"),
+        )
 
-    server_type, location, image = (text(key, example) for key, example in
-                                    (("serverType", "cx23"), ("location", "fsn1"), ("image", "ubuntu-24.04")))
-    for key, value, example in (("serverType", server_type, "cx23"), ("location", location, "fsn1"),
-                                ("image", image, "ubuntu-24.04")):
+    server_type, location, image = (
+        text(key, example) for key, example in (("serverType", "cx23"), ("location", "fsn1"), ("image", "ubuntu-24.04"))
+    )
+    for key, value, example in (
+        ("serverType", server_type, "cx23"),
+        ("location", location, "fsn1"),
+        ("image", image, "ubuntu-24.04"),
+    ):
         if value and not _SLUG.match(value):
-            problem(key, f"{value!r} is not a Hetzner name (lower-case letters, digits, dots, hyphens)",
-                    set_command(key, example))
+            problem(
+                key,
+                f"{value!r} is not a Hetzner name (lower-case letters, digits, dots, hyphens)",
+                set_command(key, example),
+            )
 
     ssh_public_key = text("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"').strip()
     if ssh_public_key and not _SSH_PUBLIC_KEY.match(ssh_public_key):
-        problem("sshPublicKey", "is not an OpenSSH public key (expected e.g. `ssh-ed25519 AAAA... comment`)",
-                set_command("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"'))
+        problem(
+            "sshPublicKey",
+            "is not an OpenSSH public key (expected e.g. `ssh-ed25519 AAAA... comment`)",
+            set_command("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"'),
+        )
     if ssh_private_key is None:
-        problem("sshPrivateKey", "is not set: the Caddy remote command logs in with it",
-                f"pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519   (the key matching sshPublicKey)")
+        problem(
+            "sshPrivateKey",
+            "is not set: the Caddy remote command logs in with it",
+            "pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519   (the key matching sshPublicKey)",
+        )
     ssh_user = text("sshUser", "root")
 
     ssh_allowed_cidrs = _cidrs(values.get("sshAllowedCidrs"), problem)
@@ -176,8 +217,11 @@ def parse_stack_config(
 
     macmini_public_key = optional("macMiniPublicKey")
     if macmini_public_key and not _is_wireguard_key(macmini_public_key):
-        problem("macMiniPublicKey", "is not a WireGuard key (44 characters of base64 for 32 bytes)",
-                set_command("macMiniPublicKey", '"$(wg pubkey < /etc/wireguard/client_private.key)"'))
+        problem(
+            "macMiniPublicKey",
+            "is not a WireGuard key (44 characters of base64 for 32 bytes)",
+            set_command("macMiniPublicKey", '"$(wg pubkey < /etc/wireguard/client_private.key)"'),
+        )
     macmini_private_key_path = text("macMiniPrivateKeyPath", "/etc/wireguard/client_private.key")
 
     origin_name = (optional("originName") or (f"vps.{zone}" if zone else "")).lower().rstrip(".")
@@ -206,25 +250,49 @@ def parse_stack_config(
         except InputError as error:
             problems.extend(error.problems)
     if origin_name in {service.host for service in services}:
-        problem("originName", f"{origin_name} is also an inventory host: the origin name must be a name of its own",
-                set_command("originName", f"standby.{zone}"))
+        problem(
+            "originName",
+            f"{origin_name} is also an inventory host: the origin name must be a name of its own",
+            set_command("originName", f"standby.{zone}"),
+        )
 
     adopt_records = _adopt_records(values.get("adoptRecords"), {s.host for s in services}, problem)
 
     for key, (env_var, what) in PROVIDER_TOKENS.items():
         if key not in tokens_present:
-            problems.append(Problem(f"{where}: {key}", f"is not set: the program needs {what}",
-                                    f"pulumi config set --secret {key} <token>   (or export {env_var})"))
+            problems.append(
+                Problem(
+                    f"{where}: {key}",
+                    f"is not set: the program needs {what}",
+                    f"pulumi config set --secret {key} <token>   (or export {env_var})",
+                )
+            )
 
     raise_if_any(problems)
     assert ssh_private_key is not None
     return StackConfig(
-        stack=stack, mode=cast(Mode, mode), zone=zone, tunnel_id=tunnel_id, services=services,
-        server_type=server_type, location=location, image=image, ssh_public_key=ssh_public_key,
-        ssh_private_key=ssh_private_key, ssh_user=ssh_user, ssh_allowed_cidrs=ssh_allowed_cidrs,
-        wireguard=network, macmini_public_key=macmini_public_key, macmini_private_key_path=macmini_private_key_path,
-        origin_name=origin_name, health_path=health_path, failover_ttl=failover_ttl,
-        failover_proxied=failover_proxied, acme_email=acme_email, protect=protect, adopt_records=adopt_records,
+        stack=stack,
+        mode=cast(Mode, mode),
+        zone=zone,
+        tunnel_id=tunnel_id,
+        services=services,
+        server_type=server_type,
+        location=location,
+        image=image,
+        ssh_public_key=ssh_public_key,
+        ssh_private_key=ssh_private_key,
+        ssh_user=ssh_user,
+        ssh_allowed_cidrs=ssh_allowed_cidrs,
+        wireguard=network,
+        macmini_public_key=macmini_public_key,
+        macmini_private_key_path=macmini_private_key_path,
+        origin_name=origin_name,
+        health_path=health_path,
+        failover_ttl=failover_ttl,
+        failover_proxied=failover_proxied,
+        acme_email=acme_email,
+        protect=protect,
+        adopt_records=adopt_records,
     )
 
 
@@ -248,24 +316,31 @@ def _cidrs(raw: str | None, problem: _ProblemSink) -> tuple[str, ...]:
             problem("sshAllowedCidrs", f"{entry!r} is not a network (expected e.g. 198.51.100.7/32)", fix)
             continue
         if network.prefixlen == 0:
-            problem("sshAllowedCidrs", f"{entry} opens SSH to the whole internet",
-                    "name your own networks instead: " + fix)
+            problem(
+                "sshAllowedCidrs", f"{entry} opens SSH to the whole internet", "name your own networks instead: " + fix
+            )
             continue
         cidrs.append(str(network))
     return tuple(cidrs)
 
 
-def _wireguard_network(values: Mapping[str, str | None], text: _TextReader, integer: _IntReader,
-                       problem: _ProblemSink) -> WireGuardNetwork:
-    fallback = WireGuardNetwork(ipaddress.IPv4Network("10.0.0.0/24"), ipaddress.IPv4Address("10.0.0.1"),
-                                ipaddress.IPv4Address("10.0.0.2"))
+def _wireguard_network(
+    values: Mapping[str, str | None], text: _TextReader, integer: _IntReader, problem: _ProblemSink
+) -> WireGuardNetwork:
+    fallback = WireGuardNetwork(
+        ipaddress.IPv4Network("10.0.0.0/24"), ipaddress.IPv4Address("10.0.0.1"), ipaddress.IPv4Address("10.0.0.2")
+    )
     port = integer("wireguardPort", 1, 65535, "51820")
     raw_subnet = text("wireguardSubnet", "10.0.0.0/24")
     try:
         subnet = ipaddress.IPv4Network(raw_subnet)
     except ValueError:
         if raw_subnet:
-            problem("wireguardSubnet", f"{raw_subnet!r} is not an IPv4 network", set_command("wireguardSubnet", "10.0.0.0/24"))
+            problem(
+                "wireguardSubnet",
+                f"{raw_subnet!r} is not an IPv4 network",
+                set_command("wireguardSubnet", "10.0.0.0/24"),
+            )
         return fallback
     addresses: list[ipaddress.IPv4Address] = []
     for key, example in (("wireguardVpsAddress", subnet[1]), ("wireguardMacMiniAddress", subnet[2])):
@@ -283,7 +358,11 @@ def _wireguard_network(values: Mapping[str, str | None], text: _TextReader, inte
     if len(addresses) != 2:
         return fallback
     if addresses[0] == addresses[1]:
-        problem("wireguardMacMiniAddress", f"{addresses[1]} is also the VPS's address", set_command("wireguardMacMiniAddress", str(subnet[2])))
+        problem(
+            "wireguardMacMiniAddress",
+            f"{addresses[1]} is also the VPS's address",
+            set_command("wireguardMacMiniAddress", str(subnet[2])),
+        )
     return WireGuardNetwork(subnet, addresses[0], addresses[1], port)
 
 

@@ -57,22 +57,38 @@ def load_inventory(path: Path, zone: str) -> tuple[Service, ...]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError([Problem(str(path), f"cannot read the inventory: {exc.strerror}",
-                                  "create it, or point `pulumi config set services <file>` at an existing one")]) from None
+        raise InputError(
+            [
+                Problem(
+                    str(path),
+                    f"cannot read the inventory: {exc.strerror}",
+                    "create it, or point `pulumi config set services <file>` at an existing one",
+                )
+            ]
+        ) from None
     return parse_inventory(text, str(path), zone)
 
 
 def parse_inventory(text: str, source: str, zone: str) -> tuple[Service, ...]:
     try:
-        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise InputError([Problem(where, f"YAML syntax error: {exc.problem}", "fix the YAML syntax at that line")]) from None
+        raise InputError(
+            [Problem(where, f"YAML syntax error: {exc.problem}", "fix the YAML syntax at that line")]
+        ) from None
     entries = document.get("services") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise InputError([Problem(source, "no services: the file needs a non-empty list under `services:`",
-                                  "add entries like `- host: mana.how` / `  port: 5000` under `services:`")])
+        raise InputError(
+            [
+                Problem(
+                    source,
+                    "no services: the file needs a non-empty list under `services:`",
+                    "add entries like `- host: mana.how` / `  port: 5000` under `services:`",
+                )
+            ]
+        )
     problems: list[Problem] = []
     services: list[Service] = []
     first_line_of_host: dict[str, int] = {}
@@ -84,11 +100,17 @@ def parse_inventory(text: str, source: str, zone: str) -> tuple[Service, ...]:
     return tuple(services)
 
 
-def _parse_entry(entry: object, index: int, source: str, zone: str, problems: list[Problem],
-                 first_line_of_host: dict[str, int]) -> Service | None:
+def _parse_entry(
+    entry: object, index: int, source: str, zone: str, problems: list[Problem], first_line_of_host: dict[str, int]
+) -> Service | None:
     if not isinstance(entry, dict):
-        problems.append(Problem(f"{source}: entry {index}", "is not a mapping",
-                                "write it as `- host: <name>` with `port: <number>` beneath"))
+        problems.append(
+            Problem(
+                f"{source}: entry {index}",
+                "is not a mapping",
+                "write it as `- host: <name>` with `port: <number>` beneath",
+            )
+        )
         return None
     line = entry.pop(_LINE_KEY, None)
     host = entry.get("host")
@@ -97,8 +119,13 @@ def _parse_entry(entry: object, index: int, source: str, zone: str, problems: li
 
     unknown = sorted(str(key) for key in entry if key not in ALLOWED_KEYS)
     if unknown:
-        problems.append(Problem(label, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}",
-                                f"use only the allowed keys: {', '.join(ALLOWED_KEYS)}"))
+        problems.append(
+            Problem(
+                label,
+                f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}",
+                f"use only the allowed keys: {', '.join(ALLOWED_KEYS)}",
+            )
+        )
     if host is None:
         problems.append(Problem(label, "has no `host`", "add `host: <name>.<zone>`"))
     elif not isinstance(host, str):
@@ -109,11 +136,19 @@ def _parse_entry(entry: object, index: int, source: str, zone: str, problems: li
         if reason:
             problems.append(Problem(label, reason, "correct the hostname"))
         elif not in_zone(host, zone):
-            problems.append(Problem(label, f"host {host} is outside the zone {zone}",
-                                    f"use a name ending in .{zone} (or {zone} itself)"))
+            problems.append(
+                Problem(
+                    label, f"host {host} is outside the zone {zone}", f"use a name ending in .{zone} (or {zone} itself)"
+                )
+            )
         if host in first_line_of_host:
-            problems.append(Problem(label, f"duplicate host {host} (first at line {first_line_of_host[host]})",
-                                    "remove one of the two entries"))
+            problems.append(
+                Problem(
+                    label,
+                    f"duplicate host {host} (first at line {first_line_of_host[host]})",
+                    "remove one of the two entries",
+                )
+            )
         else:
             first_line_of_host[host] = line or 0
 
@@ -128,7 +163,9 @@ def _parse_entry(entry: object, index: int, source: str, zone: str, problems: li
         problems.append(Problem(label, f"name {name!r} is not text", "write the name as text, or leave it out"))
     health = entry.get("health", "/")
     if not isinstance(health, str) or not health.startswith("/"):
-        problems.append(Problem(label, f"health {health!r} is not a path", "write a path starting with /, e.g. /health"))
+        problems.append(
+            Problem(label, f"health {health!r} is not a path", "write a path starting with /, e.g. /health")
+        )
 
     if len(problems) > before:
         return None

@@ -28,7 +28,7 @@ from pulumi.runtime.stack import Stack, run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from . import program
-from .config import PLAIN_KEYS, PROJECT, PROJECT_DIR, PROVIDER_TOKENS, SECRET_KEYS
+from .config import PROJECT, PROJECT_DIR, PROVIDER_TOKENS
 from .errors import InputError, Problem
 
 OFFLINE_IPV4 = "203.0.113.10"
@@ -53,7 +53,9 @@ class Placeholder:
 
 def _offline_ssh_public_key() -> str:
     seed = hashlib.sha256(b"mana-infra offline plan ssh key").digest()
-    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
+    public = (
+        Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
+    )
     return public.decode() + " mana-infra-offline-placeholder"
 
 
@@ -93,8 +95,10 @@ class PlanResult:
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> PlanResult:
         """A plan saved with `--json` (secrets only as "[secret]"), e.g. the base branch's."""
-        resources = [Recorded(type=r["type"], name=r["name"], inputs=r["inputs"], revealed=None, options={}, parent_type="")
-                     for r in document["resources"]]
+        resources = [
+            Recorded(type=r["type"], name=r["name"], inputs=r["inputs"], revealed=None, options={}, parent_type="")
+            for r in document["resources"]
+        ]
         return cls(document["stack"], document["mode"], resources, {}, [], document["artifacts"])
 
     def as_json(self) -> dict[str, Any]:
@@ -106,14 +110,23 @@ class PlanResult:
         }
 
 
-def stack_config(project_dir: Path, stack: str, overrides: Mapping[str, str]) -> tuple[dict[str, str], list[str], list[Placeholder]]:
+def stack_config(
+    project_dir: Path, stack: str, overrides: Mapping[str, str]
+) -> tuple[dict[str, str], list[str], list[Placeholder]]:
     """The config the Pulumi CLI would hand the program: Pulumi.yaml defaults, then the stack file,
     then the plan's overrides; placeholders for what is still missing. Values are strings, objects JSON."""
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
-        stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise InputError([Problem(stack_file.name, f"no such stack file: the stacks here are {', '.join(stacks) or 'none'}",
-                                  "pass --stack with one of them, or `pulumi stack init " + stack + "`")])
+        stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+        raise InputError(
+            [
+                Problem(
+                    stack_file.name,
+                    f"no such stack file: the stacks here are {', '.join(stacks) or 'none'}",
+                    "pass --stack with one of them, or `pulumi stack init " + stack + "`",
+                )
+            ]
+        )
     project = _read_yaml(project_dir / "Pulumi.yaml")
     values: dict[str, str] = {}
     secret_keys: list[str] = []
@@ -184,7 +197,7 @@ class OfflineClouds(pulumi_mocks.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]  # the mock engine wants a plain dict
         if args.token == "cloudflare:index/getZone:getZone":
             name = args.args["filter"]["name"]
-            zone_id = hashlib.md5(f"offline zone {name}".encode()).hexdigest()  # noqa: S324 - a placeholder id
+            zone_id = hashlib.md5(f"offline zone {name}".encode()).hexdigest()
             return {"id": zone_id, "zoneId": zone_id, "name": name, "nameServers": []}
         return {}
 
@@ -200,7 +213,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.revealed_stack_outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # pulumi's MockMonitor is untyped
         self.requests.append(request)
         self.types_by_urn[response.urn] = request.type
         return response
@@ -241,8 +254,13 @@ def _plain(value: Any, reveal: bool = False) -> Any:
     return value
 
 
-def evaluate(stack: str = "prod", *, project_dir: Path = PROJECT_DIR, overrides: Mapping[str, str] | None = None,
-             program_fn: Callable[[], Awaitable[None] | None] = program.run) -> Evaluation:
+def evaluate(
+    stack: str = "prod",
+    *,
+    project_dir: Path = PROJECT_DIR,
+    overrides: Mapping[str, str] | None = None,
+    program_fn: Callable[[], Awaitable[None] | None] = program.run,
+) -> Evaluation:
     """Run the program once under the mock engine, in a context of its own, so nothing leaks from one
     run into the next. Tests pass their own `program_fn` to await the program's Outputs."""
     values, secret_keys, placeholders = stack_config(project_dir, stack, overrides or {})
@@ -269,8 +287,14 @@ class Evaluation:
     config: dict[str, str]
 
 
-def plan(stack: str = "prod", *, mode: str | None = None, services: str | None = None,
-         overrides: Mapping[str, str] | None = None, project_dir: Path = PROJECT_DIR) -> PlanResult:
+def plan(
+    stack: str = "prod",
+    *,
+    mode: str | None = None,
+    services: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+    project_dir: Path = PROJECT_DIR,
+) -> PlanResult:
     """The plan of a stack; `mode` and `services` override the stack's, `overrides` any config key."""
     overrides = dict(overrides or {})
     if mode is not None:
@@ -293,8 +317,11 @@ def _artifacts(resources: list[Recorded], revealed_outputs: Mapping[str, Any]) -
     """The files the program renders, taken from what it hands the engine, each marked as offline."""
     by_type = {resource.type: resource.revealed or {} for resource in resources}
     user_data = by_type["hcloud:index/server:Server"]["userData"]
-    wireguard_server = next(item["content"] for item in yaml.safe_load(user_data)["write_files"]
-                            if item["path"] == "/etc/wireguard/wg0.conf")
+    wireguard_server = next(
+        item["content"]
+        for item in yaml.safe_load(user_data)["write_files"]
+        if item["path"] == "/etc/wireguard/wg0.conf"
+    )
     return {
         "Caddyfile": _mark(by_type["command:remote:Command"]["stdin"]),
         "cloud-init.yaml": _mark(user_data),
@@ -305,7 +332,7 @@ def _artifacts(resources: list[Recorded], revealed_outputs: Mapping[str, Any]) -
 
 def _mark(text: str) -> str:
     """Add the offline marker as a comment; cloud-init's first line must stay `#cloud-config`."""
-    first, newline, rest = text.partition("\n")
+    first, _, rest = text.partition("\n")
     if first == "#cloud-config":
         return f"{first}\n# {OFFLINE_MARK}\n{rest}"
     return f"# {OFFLINE_MARK}\n{text}"
@@ -314,11 +341,15 @@ def _mark(text: str) -> str:
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested inputs as `field.sub[0]` paths, for field-by-field comparison."""
     if isinstance(value, dict) and value:
-        return {path: leaf for key, item in value.items()
-                for path, leaf in flatten(item, f"{prefix}.{key}" if prefix else key).items()}
+        return {
+            path: leaf
+            for key, item in value.items()
+            for path, leaf in flatten(item, f"{prefix}.{key}" if prefix else key).items()
+        }
     if isinstance(value, list) and value:
-        return {path: leaf for index, item in enumerate(value)
-                for path, leaf in flatten(item, f"{prefix}[{index}]").items()}
+        return {
+            path: leaf for index, item in enumerate(value) for path, leaf in flatten(item, f"{prefix}[{index}]").items()
+        }
     return {prefix: value}
 
 
@@ -343,6 +374,12 @@ def diff(before: PlanResult, after: PlanResult) -> list[dict[str, Any]]:
             old_revealed, new_revealed = flatten(old[name].revealed), flatten(new[name].revealed)
         for field_path in sorted(old_revealed.keys() | new_revealed.keys()):
             if old_revealed.get(field_path) != new_revealed.get(field_path):
-                changes.append({"resource": name, "field": field_path,
-                                "before": old_shown.get(field_path), "after": new_shown.get(field_path)})
+                changes.append(
+                    {
+                        "resource": name,
+                        "field": field_path,
+                        "before": old_shown.get(field_path),
+                        "after": new_shown.get(field_path),
+                    }
+                )
     return changes

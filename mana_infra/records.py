@@ -27,8 +27,9 @@ def tunnel_target(tunnel_id: str) -> str:
     return f"{tunnel_id}.{TUNNEL_DOMAIN}"
 
 
-def inventory_record(service: Service, mode: Mode, *, tunnel_id: str, origin_name: str, failover_ttl: int,
-                     failover_proxied: bool) -> RecordSpec:
+def inventory_record(
+    service: Service, mode: Mode, *, tunnel_id: str, origin_name: str, failover_ttl: int, failover_proxied: bool
+) -> RecordSpec:
     """Always a CNAME, whatever the mode: the flip is an in-place update of content, proxied and TTL,
     never a delete-and-create that leaves a moment without a record (and a cached NXDOMAIN), and never
     an A record beside a CNAME (Cloudflare error 81053)."""

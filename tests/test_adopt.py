@@ -28,7 +28,10 @@ def test_each_host_is_adopted_created_or_flagged() -> None:
     # The apex has an MX beside its CNAME: Cloudflare flattens the apex CNAME, so that is fine.
     assert verdicts["mana.how"].verdict == "adopt"
     assert verdicts["todo.mana.how"].verdict == "conflict" and "81053" in verdicts["todo.mana.how"].detail
-    assert verdicts["grafana.mana.how"].verdict == "conflict" and "not at the tunnel" in verdicts["grafana.mana.how"].detail
+    assert (
+        verdicts["grafana.mana.how"].verdict == "conflict"
+        and "not at the tunnel" in verdicts["grafana.mana.how"].detail
+    )
     assert verdicts["photos.mana.how"].verdict == "create"
     assert len(verdicts) == 27
 
@@ -38,8 +41,13 @@ def test_adopt_prints_the_config_commands_that_the_program_accepts(tmp_path: Pat
     shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("venv", ".git", "tests", "__pycache__"))
     stack_file = project / "Pulumi.prod.yaml"
     stack_file.write_text(stack_file.read_text() + f"  mana-infra:tunnelId: {TUNNEL_ID}\n")
-    result = subprocess.run([sys.executable, "-m", "mana_infra", "adopt", "--records", str(FIXTURE)],
-                            capture_output=True, text=True, cwd=project, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "mana_infra", "adopt", "--records", str(FIXTURE)],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     commands = re.findall(r"pulumi config set --stack prod --path 'adoptRecords\[\"([^\"]+)\"\]' (\S+)", result.stdout)
     adopted = dict(commands)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import pytest
@@ -24,7 +24,7 @@ import pytest
 from mana_infra import check
 from mana_infra.check.core import Endpoints, classify
 from mana_infra.check.probes import DnsAnswer, RunResult, parse_resolver, parse_vps_output, run_vps_script
-from mana_infra.check_bench import Site, LocalCA, free_port
+from mana_infra.check_bench import LocalCA, Site, free_port
 
 ZONE = "mana.test"
 TUNNEL_ID = "3f1c2d4e-0000-4000-8000-00000000abcd"
@@ -39,9 +39,14 @@ def _require(tool: str) -> str:
     path = shutil.which(tool) or (f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None)
     if path is None:
         if os.environ.get("CI"):
-            pytest.fail(f"{tool} is missing, and CI must run these tests (apt-get install {'knot' if tool == 'knotd' else tool})")
-        pytest.skip(f"{tool} is not installed (Debian: apt-get install {'knot' if tool == 'knotd' else tool}); "
-                    "check's server tests need it")
+            pytest.fail(
+                f"{tool} is missing, and CI must run these tests "
+                f"(apt-get install {'knot' if tool == 'knotd' else tool})"
+            )
+        pytest.skip(
+            f"{tool} is not installed (Debian: apt-get install {'knot' if tool == 'knotd' else tool}); "
+            "check's server tests need it"
+        )
     return path
 
 
@@ -63,32 +68,39 @@ def _wait(predicate: Any, what: str, proc: subprocess.Popen[bytes], log: Path, t
 
 
 def _zone_files(directory: Path) -> None:
-    head = "$TTL 60\n@ 60 IN SOA ns.{z}. hostmaster.{z}. 1 3600 600 86400 60\n@ 60 IN NS ns.{z}.\nns 60 IN A 127.0.0.1\n"
-    mana = head.format(z=ZONE) + "".join([
-        f"{ZONE}. 60 IN A {EDGE_IP}\n",  # the apex: Cloudflare flattens its CNAME to the edge's address
-        *(f"{h}. 60 IN CNAME {TUNNEL_TARGET}.\n" for h in TUNNEL_HOSTS[1:]),
-        f"untrusted.{ZONE}. 60 IN CNAME {TUNNEL_TARGET}.\n",
-        f"wrong.{ZONE}. 60 IN CNAME old-server.{ZONE}.\n",
-        f"old-server.{ZONE}. 60 IN A {STRAY_IP}\n",
-        *(f"{h}. 60 IN CNAME vps.{ZONE}.\n" for h in FAILOVER_HOSTS),
-        f"vps.{ZONE}. 60 IN A {VPS_IP}\n",
-        f"vpsf.{ZONE}. 60 IN A {VPS_IP}\n",
-    ])
+    head = (
+        "$TTL 60\n@ 60 IN SOA ns.{z}. hostmaster.{z}. 1 3600 600 86400 60\n@ 60 IN NS ns.{z}.\nns 60 IN A 127.0.0.1\n"
+    )
+    mana = (
+        head.format(z=ZONE)
+        + "".join(
+            [
+                f"{ZONE}. 60 IN A {EDGE_IP}\n",  # the apex: Cloudflare flattens its CNAME to the edge's address
+                *(f"{h}. 60 IN CNAME {TUNNEL_TARGET}.\n" for h in TUNNEL_HOSTS[1:]),
+                f"untrusted.{ZONE}. 60 IN CNAME {TUNNEL_TARGET}.\n",
+                f"wrong.{ZONE}. 60 IN CNAME old-server.{ZONE}.\n",
+                f"old-server.{ZONE}. 60 IN A {STRAY_IP}\n",
+                *(f"{h}. 60 IN CNAME vps.{ZONE}.\n" for h in FAILOVER_HOSTS),
+                f"vps.{ZONE}. 60 IN A {VPS_IP}\n",
+                f"vpsf.{ZONE}. 60 IN A {VPS_IP}\n",
+            ]
+        )
+    )
     (directory / f"{ZONE}.zone").write_text(mana)
     tunnel = head.format(z="cfargotunnel.com") + f"{TUNNEL_TARGET}. 60 IN A {EDGE_IP}\n"
     (directory / "cfargotunnel.com.zone").write_text(tunnel)
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         type(self).received.append(json.loads(self.rfile.read(length)))
         self.send_response(204)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -112,43 +124,65 @@ class World:
             f"server:\n    listen: 127.0.0.1@{self.dns_port}\n    rundir: {dns_dir}\n"
             f"log:\n  - target: stderr\n    any: warning\n"
             f"database:\n    storage: {dns_dir}\ncontrol:\n    listen: {dns_dir}/knot.sock\n"
-            f"template:\n  - id: default\n    storage: {dns_dir}\n    file: \"%s.zone\"\n    zonefile-sync: -1\n"
+            f'template:\n  - id: default\n    storage: {dns_dir}\n    file: "%s.zone"\n    zonefile-sync: -1\n'
             f"    zonefile-load: whole\n    journal-content: none\n    semantic-checks: off\n"
-            f"zone:\n  - domain: {ZONE}\n  - domain: cfargotunnel.com\n")
+            f"zone:\n  - domain: {ZONE}\n  - domain: cfargotunnel.com\n"
+        )
         self._spawn([knotd, "-c", str(dns_dir / "knot.conf")], "knotd")
 
         # The Mac Mini: one plain HTTP backend per inventory port.
-        self.ports = {host: free_port([MINI_IP]) for host in (*TUNNEL_HOSTS, *FAILOVER_HOSTS, f"untrusted.{ZONE}", f"wrong.{ZONE}")}
+        self.ports = {
+            host: free_port([MINI_IP])
+            for host in (*TUNNEL_HOSTS, *FAILOVER_HOSTS, f"untrusted.{ZONE}", f"wrong.{ZONE}")
+        }
         for port in self.ports.values():
             self.sites.append(Site(MINI_IP, port, f"mini port={port}"))
 
         # The VPS: Caddy with its internal CA, the two health names, and failover sites.
         caddy_dir = self.tmp / "caddy"
         caddy_dir.mkdir()
-        sites = [f"vps.{ZONE} {{\n\tbind {VPS_IP}\n\trespond /healthz \"ok mode=tunnel\" 200\n\trespond \"mana-infra standby\" 404\n}}",
-                 f"vpsf.{ZONE} {{\n\tbind {VPS_IP}\n\trespond /healthz \"ok mode=failover\" 200\n}}"]
+        sites = [
+            f"vps.{ZONE} {{\n\tbind {VPS_IP}\n"
+            '\trespond /healthz "ok mode=tunnel" 200\n\trespond "mana-infra standby" 404\n}',
+            f'vpsf.{ZONE} {{\n\tbind {VPS_IP}\n\trespond /healthz "ok mode=failover" 200\n}}',
+        ]
         sites += [f"{h} {{\n\tbind {VPS_IP}\n\treverse_proxy {MINI_IP}:{self.ports[h]}\n}}" for h in FAILOVER_HOSTS]
         (caddy_dir / "Caddyfile").write_text(
             f"{{\n\tadmin off\n\tlocal_certs\n\tskip_install_trust\n\thttps_port {self.port}\n"
             f"\thttp_port {free_port([VPS_IP])}\n\tauto_https disable_redirects\n"
-            f"\tstorage file_system {{\n\t\troot {caddy_dir / 'data'}\n\t}}\n}}\n\n" + "\n\n".join(sites) + "\n")
-        env = {**os.environ, "HOME": str(caddy_dir), "XDG_DATA_HOME": str(caddy_dir / "xdg"),
-               "XDG_CONFIG_HOME": str(caddy_dir / "xdg")}
-        caddy_proc = self._spawn([caddy, "run", "--config", str(caddy_dir / "Caddyfile"), "--adapter", "caddyfile"],
-                                 "caddy", env=env)
+            f"\tstorage file_system {{\n\t\troot {caddy_dir / 'data'}\n\t}}\n}}\n\n" + "\n\n".join(sites) + "\n"
+        )
+        env = {
+            **os.environ,
+            "HOME": str(caddy_dir),
+            "XDG_DATA_HOME": str(caddy_dir / "xdg"),
+            "XDG_CONFIG_HOME": str(caddy_dir / "xdg"),
+        }
+        caddy_proc = self._spawn(
+            [caddy, "run", "--config", str(caddy_dir / "Caddyfile"), "--adapter", "caddyfile"], "caddy", env=env
+        )
 
         # The Cloudflare edge and a stray server: Python TLS servers with a test CA; one host gets a
         # certificate from a CA nobody trusts.
         ca = LocalCA(self.tmp / "ca")
         rogue = LocalCA(self.tmp / "rogue", name="rogue CA")
         good = ca.issue("edge", [*TUNNEL_HOSTS, f"wrong.{ZONE}"])
-        self.edge = Site(EDGE_IP, self.port, "edge", {TUNNEL_HOSTS[0]: good, f"untrusted.{ZONE}": rogue.issue("bad", [f"untrusted.{ZONE}"])})
+        self.edge = Site(
+            EDGE_IP,
+            self.port,
+            "edge",
+            {TUNNEL_HOSTS[0]: good, f"untrusted.{ZONE}": rogue.issue("bad", [f"untrusted.{ZONE}"])},
+        )
         self.sites += [self.edge, Site(STRAY_IP, self.port, "stray", {f"wrong.{ZONE}": good})]
 
         # Ready: knotd answers, Caddy has its certificates.
         caddy_root = caddy_dir / "data" / "pki" / "authorities" / "local" / "root.crt"
-        leaves = [caddy_dir / "data" / "certificates" / "local" / h / f"{h}.crt" for h in ("vps." + ZONE, *FAILOVER_HOSTS)]
-        _wait(lambda: caddy_root.exists() and all(p.exists() for p in leaves), "caddy", caddy_proc, self.tmp / "caddy.log")
+        leaves = [
+            caddy_dir / "data" / "certificates" / "local" / h / f"{h}.crt" for h in ("vps." + ZONE, *FAILOVER_HOSTS)
+        ]
+        _wait(
+            lambda: caddy_root.exists() and all(p.exists() for p in leaves), "caddy", caddy_proc, self.tmp / "caddy.log"
+        )
         _wait(self._knot_answers, "knotd", self.procs[0], self.tmp / "knotd.log")
         self.ca_file = self.tmp / "bundle.pem"
         self.ca_file.write_text(ca.cert_path.read_text() + caddy_root.read_text())
@@ -156,8 +190,11 @@ class World:
         # The stub `wg` for the VPS script (WG_AGE: seconds since the last handshake).
         stub = self.tmp / "bin"
         stub.mkdir()
-        (stub / "wg").write_text("#!/bin/bash\n[ \"$1 $2 $3\" = \"show wg0 latest-handshakes\" ] || { echo \"Unable to access interface: No such device\" >&2; exit 1; }\n"
-                                 "echo \"macminiKey= $(( $(date +%s) - ${WG_AGE:-5} ))\"\n")
+        (stub / "wg").write_text(
+            '#!/bin/bash\n[ "$1 $2 $3" = "show wg0 latest-handshakes" ] || '
+            '{ echo "Unable to access interface: No such device" >&2; exit 1; }\n'
+            'echo "macminiKey= $(( $(date +%s) - ${WG_AGE:-5} ))"\n'
+        )
         (stub / "wg").chmod(0o755)
         self.stub_dir = stub
 
@@ -173,6 +210,7 @@ class World:
 
     def _knot_answers(self) -> bool:
         from mana_infra.check.probes import Nameserver, resolve
+
         return bool(resolve(f"vps.{ZONE}", [Nameserver("127.0.0.1", self.dns_port)], 0.2).addresses)
 
     def stop(self) -> None:
@@ -195,12 +233,38 @@ class World:
         return str(path)
 
     def argv(self, *hosts: str, mode: str = "tunnel", wg_age: int = 5, extra: tuple[str, ...] = ()) -> list[str]:
-        return ["--no-pulumi", "--mode", mode, "--zone", ZONE, "--services", self.services(*hosts),
-                "--origin-name", f"vps.{ZONE}", "--origin-ip", VPS_IP, "--tunnel-target", TUNNEL_TARGET,
-                "--health-url", f"https://{'vpsf' if mode == 'failover' else 'vps'}.{ZONE}/healthz",
-                "--resolver", f"127.0.0.1:{self.dns_port}", "--ca-file", str(self.ca_file), "--https-port", str(self.port),
-                "--timeout", "2", "--macmini-address", MINI_IP, "--cert-warn-days", "0",
-                "--vps-shell", f"env WG_AGE={wg_age} PATH={self.stub_dir}:/usr/bin:/bin bash", *extra]
+        return [
+            "--no-pulumi",
+            "--mode",
+            mode,
+            "--zone",
+            ZONE,
+            "--services",
+            self.services(*hosts),
+            "--origin-name",
+            f"vps.{ZONE}",
+            "--origin-ip",
+            VPS_IP,
+            "--tunnel-target",
+            TUNNEL_TARGET,
+            "--health-url",
+            f"https://{'vpsf' if mode == 'failover' else 'vps'}.{ZONE}/healthz",
+            "--resolver",
+            f"127.0.0.1:{self.dns_port}",
+            "--ca-file",
+            str(self.ca_file),
+            "--https-port",
+            str(self.port),
+            "--timeout",
+            "2",
+            "--macmini-address",
+            MINI_IP,
+            "--cert-warn-days",
+            "0",
+            "--vps-shell",
+            f"env WG_AGE={wg_age} PATH={self.stub_dir}:/usr/bin:/bin bash",
+            *extra,
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +288,7 @@ def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
 
 
 # ------------------------------------------------------------------------------------- the paths
+
 
 def test_all_healthy_in_tunnel_mode(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(world.argv(*TUNNEL_HOSTS), capsys)
@@ -272,8 +337,12 @@ def test_watch_alerts_after_k_tunnel_failures(world: World, capsys: pytest.Captu
     url = f"http://127.0.0.1:{world.hook.server_address[1]}/alert"
     world.edge.default_status = 502
     try:
-        code, out, err = run(world.argv(*TUNNEL_HOSTS, extra=("--watch", "0.01", "--rounds", "3", "--alert-after", "2",
-                                                              "--webhook", url)), capsys)
+        code, out, err = run(
+            world.argv(
+                *TUNNEL_HOSTS, extra=("--watch", "0.01", "--rounds", "3", "--alert-after", "2", "--webhook", url)
+            ),
+            capsys,
+        )
     finally:
         world.edge.default_status = 200
     assert code == 1, err
@@ -329,7 +398,7 @@ def test_ssh_failure_is_one_problem(world: World, capsys: pytest.CaptureFixture[
     closed = free_port(["127.0.0.1"])  # real ssh, to a port where nothing listens: refused at once
     argv = world.argv(*TUNNEL_HOSTS)
     index = argv.index("--vps-shell")
-    del argv[index:index + 2]
+    del argv[index : index + 2]
     argv += ["--ssh-host", "127.0.0.1", "--ssh-port", str(closed), "--ssh-option", f"UserKnownHostsFile={tmp_path}/kh"]
     code, report = run_json(argv, capsys)
     assert code == 1
@@ -337,12 +406,16 @@ def test_ssh_failure_is_one_problem(world: World, capsys: pytest.CaptureFixture[
     assert "Connection refused" in report["vps"]["ssh"]["error"], report["vps"]["ssh"]
     assert report["paths"]["wireguard"]["state"] == "unchecked" and report["paths"]["standby"]["state"] == "unchecked"
     assert len(report["problems"]) == 1 and report["problems"][0].startswith(
-        "SSH to the VPS failed, so WireGuard and the standby path went unchecked: ")
+        "SSH to the VPS failed, so WireGuard and the standby path went unchecked: "
+    )
 
 
 def test_json_shape(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (world.argv(*TUNNEL_HOSTS), world.argv(*FAILOVER_HOSTS, mode="failover"),
-                 world.argv("auth.mana.test", f"wrong.{ZONE}", f"untrusted.{ZONE}")):
+    for argv in (
+        world.argv(*TUNNEL_HOSTS),
+        world.argv(*FAILOVER_HOSTS, mode="failover"),
+        world.argv("auth.mana.test", f"wrong.{ZONE}", f"untrusted.{ZONE}"),
+    ):
         _, report = run_json(argv, capsys)
         jsonschema.validate(report, check.JSON_SCHEMA)
         assert report["exit_code"] == (0 if report["healthy"] else 1)
@@ -367,14 +440,20 @@ def test_timeouts_are_results(world: World, capsys: pytest.CaptureFixture[str]) 
 
 # ------------------------------------------------------------------------------------ bad input
 
-@pytest.mark.parametrize("change, message", [
-    (("--services", "/nonexistent/services.yaml"), "cannot read the inventory"),
-    (("--resolver", "dns.example"), "is not IP[:port]"),
-    (("--origin-ip", "not-an-ip"), "'not-an-ip' is not an IP address"),
-    (("--timeout", "0"), "--timeout: 0 is not in (0, 120] seconds"),
-    (("--webhook", "ftp://x"), "is not an http(s) URL"),
-])
-def test_bad_input_exits_2(world: World, capsys: pytest.CaptureFixture[str], change: tuple[str, str], message: str) -> None:
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("--services", "/nonexistent/services.yaml"), "cannot read the inventory"),
+        (("--resolver", "dns.example"), "is not IP[:port]"),
+        (("--origin-ip", "not-an-ip"), "'not-an-ip' is not an IP address"),
+        (("--timeout", "0"), "--timeout: 0 is not in (0, 120] seconds"),
+        (("--webhook", "ftp://x"), "is not an http(s) URL"),
+    ],
+)
+def test_bad_input_exits_2(
+    world: World, capsys: pytest.CaptureFixture[str], change: tuple[str, str], message: str
+) -> None:
     argv = world.argv(*TUNNEL_HOSTS)
     flag, value = change
     if flag in argv:
@@ -389,27 +468,71 @@ def test_bad_input_exits_2(world: World, capsys: pytest.CaptureFixture[str], cha
 def test_bad_input_lists_every_problem_without_traceback(tmp_path: Path) -> None:
     services = tmp_path / "services.yaml"
     services.write_text("services:\n  - host: a.elsewhere.org\n    port: 99999\n")
-    done = subprocess.run([sys.executable, "-m", "mana_infra.check", "--no-pulumi", "--services", str(services),
-                           "--zone", ZONE, "--resolver", "127.0.0.1:9"], cwd=PROJECT, capture_output=True, text=True,
-                          timeout=30, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mana_infra.check",
+            "--no-pulumi",
+            "--services",
+            str(services),
+            "--zone",
+            ZONE,
+            "--resolver",
+            "127.0.0.1:9",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert "Traceback" not in done.stderr
-    for text in ("--mode: is not known", "--origin-name: is not known", "--tunnel-target: is not known",
-                 "outside the zone mana.test", "port 99999", "fix: "):
+    for text in (
+        "--mode: is not known",
+        "--origin-name: is not known",
+        "--tunnel-target: is not known",
+        "outside the zone mana.test",
+        "port 99999",
+        "fix: ",
+    ):
         assert text in done.stderr, done.stderr
 
 
 # ------------------------------------------------------------------------------------ pure parts
 
+
 def test_outputs_file_gives_the_endpoints(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    outputs = {"mode": "tunnel", "originName": f"vps.{ZONE}", "originIpv4": VPS_IP, "originIpv6": "[secret]",
-               "healthUrl": f"https://vps.{ZONE}/healthz", "tunnelTarget": TUNNEL_TARGET,
-               "hosts": [{"host": h, "port": world.ports[h], "type": "CNAME", "target": TUNNEL_TARGET, "proxied": True,
-                          "ttl": 1} for h in TUNNEL_HOSTS]}
+    outputs = {
+        "mode": "tunnel",
+        "originName": f"vps.{ZONE}",
+        "originIpv4": VPS_IP,
+        "originIpv6": "[secret]",
+        "healthUrl": f"https://vps.{ZONE}/healthz",
+        "tunnelTarget": TUNNEL_TARGET,
+        "hosts": [
+            {"host": h, "port": world.ports[h], "type": "CNAME", "target": TUNNEL_TARGET, "proxied": True, "ttl": 1}
+            for h in TUNNEL_HOSTS
+        ],
+    }
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
-    argv = ["--outputs", str(path), "--resolver", f"127.0.0.1:{world.dns_port}", "--ca-file", str(world.ca_file),
-            "--https-port", str(world.port), "--timeout", "2", "--cert-warn-days", "0", "--no-ssh"]
+    argv = [
+        "--outputs",
+        str(path),
+        "--resolver",
+        f"127.0.0.1:{world.dns_port}",
+        "--ca-file",
+        str(world.ca_file),
+        "--https-port",
+        str(world.port),
+        "--timeout",
+        "2",
+        "--cert-warn-days",
+        "0",
+        "--no-ssh",
+    ]
     code, report = run_json(argv, capsys)
     assert code == 0, report["problems"]
     assert [h["host"] for h in report["hosts"]] == list(TUNNEL_HOSTS)
@@ -422,9 +545,15 @@ def test_stack_outputs_come_from_the_pulumi_cli_when_present(monkeypatch: pytest
 
     def reader(stack: str | None) -> dict[str, Any]:
         calls.append(stack)
-        return {"mode": "failover", "originName": "vps.mana.how", "originIpv4": "203.0.113.10",
-                "tunnelTarget": TUNNEL_TARGET, "healthUrl": "https://vps.mana.how/healthz",
-                "hosts": [{"host": "chat.mana.how", "port": 5010, "proxied": False}]}
+        return {
+            "mode": "failover",
+            "originName": "vps.mana.how",
+            "originIpv4": "203.0.113.10",
+            "tunnelTarget": TUNNEL_TARGET,
+            "healthUrl": "https://vps.mana.how/healthz",
+            "hosts": [{"host": "chat.mana.how", "port": 5010, "proxied": False}],
+        }
+
     endpoints, options = check.build(check.parse_args(["--stack", "prod", "--resolver", "127.0.0.1"]), reader)
     assert calls == ["prod"]
     assert endpoints.mode == "failover" and endpoints.origin_ips == ("203.0.113.10",)
@@ -437,7 +566,10 @@ def test_classify_cloudflare_proxied_addresses() -> None:
     endpoints = Endpoints(mode="tunnel", origin_name="vps.mana.how", tunnel_target=TUNNEL_TARGET, services=())
     proxied = DnsAnswer(chain=["chat.mana.how"], addresses=["104.21.3.4", "172.67.1.2"])
     assert classify(proxied, endpoints, set(), {"203.0.113.10"})[0] == "tunnel"
-    assert classify(DnsAnswer(chain=["chat.mana.how"], addresses=["203.0.113.10"]), endpoints, set(), {"203.0.113.10"})[0] == "origin"
+    assert (
+        classify(DnsAnswer(chain=["chat.mana.how"], addresses=["203.0.113.10"]), endpoints, set(), {"203.0.113.10"})[0]
+        == "origin"
+    )
     other_tunnel = DnsAnswer(chain=["chat.mana.how", "ffff.cfargotunnel.com"], addresses=["104.21.3.4"])
     assert classify(other_tunnel, endpoints, set(), set())[0] == "other"
 
@@ -450,8 +582,9 @@ def test_parse_resolver_and_vps_output() -> None:
         parse_resolver("127.0.0.1:0")
     report = parse_vps_output("now 1000\nwg key= 990\nport 3001 200\nport 3002 000\nport 3003 open\n")
     assert report.handshakes == {"key=": 990} and report.ports == {3001: "200", 3002: "000", 3003: "open"}
-    failed = run_vps_script(lambda script, timeout: RunResult(255, "", "ssh: connect to host x port 22: Connection refused"),
-                            "true", 1)
+    failed = run_vps_script(
+        lambda script, timeout: RunResult(255, "", "ssh: connect to host x port 22: Connection refused"), "true", 1
+    )
     assert failed.error == "the VPS script did not run (ssh: connect to host x port 22: Connection refused)"
 
 

@@ -16,8 +16,9 @@ from .support import PROJECT_DIR
 
 
 def mana_infra(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mana_infra", *args], capture_output=True, text=True,
-                          cwd=PROJECT_DIR, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "mana_infra", *args], capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120
+    )
 
 
 def test_plan_json_has_exactly_the_documented_shape() -> None:
@@ -46,11 +47,21 @@ def test_plan_mode_and_services_overrides(tmp_path: Path) -> None:
 def test_plan_table_lists_resources_outputs_and_placeholders() -> None:
     result = mana_infra("plan")
     assert result.returncode == 0, result.stderr
-    for text in ("stack prod, mode tunnel", "standby-server", "hcloud:Server", "dns-chat.mana.how",
-                 "mana-infra:tunnelId", "mana-infra:sshPrivateKey = [secret]", "originIpv4", "203.0.113.10"):
+    for text in (
+        "stack prod, mode tunnel",
+        "standby-server",
+        "hcloud:Server",
+        "dns-chat.mana.how",
+        "mana-infra:tunnelId",
+        "mana-infra:sshPrivateKey = [secret]",
+        "originIpv4",
+        "203.0.113.10",
+    ):
         assert text in result.stdout, text
     assert not re.search(r"PrivateKey = [A-Za-z0-9+/]{43}=", result.stdout)
-    assert "offline-placeholder-token" not in result.stdout and "offline-placeholder-ssh-private-key" not in result.stdout
+    assert (
+        "offline-placeholder-token" not in result.stdout and "offline-placeholder-ssh-private-key" not in result.stdout
+    )
 
 
 def test_plan_diff_shows_what_the_flip_changes() -> None:
@@ -59,16 +70,22 @@ def test_plan_diff_shows_what_the_flip_changes() -> None:
     document = json.loads(result.stdout)
     assert (document["from"], document["to"]) == ("tunnel", "failover")
     chat = {c["field"]: (c["before"], c["after"]) for c in document["changes"] if c["resource"] == "dns-chat.mana.how"}
-    assert chat == {"content": ("00000000-0000-4000-8000-000000000000.cfargotunnel.com", "vps.mana.how"),
-                    "proxied": (True, False), "ttl": (1, 60)}
+    assert chat == {
+        "content": ("00000000-0000-4000-8000-000000000000.cfargotunnel.com", "vps.mana.how"),
+        "proxied": (True, False),
+        "ttl": (1, 60),
+    }
     table = mana_infra("plan", "--diff", "--mode", "failover")
     assert table.returncode == 0 and "failover -> tunnel" in table.stdout and "dns-chat.mana.how" in table.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (("plan", "--stack", "nosuch"), "Pulumi.nosuch.yaml: no such stack file: the stacks here are prod"),
-    (("plan", "--services", "/nonexistent.yaml"), "cannot read the inventory"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("plan", "--stack", "nosuch"), "Pulumi.nosuch.yaml: no such stack file: the stacks here are prod"),
+        (("plan", "--services", "/nonexistent.yaml"), "cannot read the inventory"),
+    ],
+)
 def test_bad_input_exits_2_with_the_message_and_no_traceback(args: tuple[str, ...], message: str) -> None:
     result = mana_infra(*args)
     assert result.returncode == 2
@@ -99,7 +116,9 @@ def test_plan_against_a_saved_plan_shows_only_what_changed(tmp_path: Path) -> No
     inventory = tmp_path / "services.yaml"
     inventory.write_text((PROJECT_DIR / "services.yaml").read_text() + "  - host: new.mana.how\n    port: 6000\n")
     added = json.loads(mana_infra("plan", "--against", str(base), "--services", str(inventory), "--json").stdout)
-    assert {(c["resource"], c["field"], c["after"]) for c in added["changes"]} == {("dns-new.mana.how", "(resource)", "created")}
+    assert {(c["resource"], c["field"], c["after"]) for c in added["changes"]} == {
+        ("dns-new.mana.how", "(resource)", "created")
+    }
     broken = tmp_path / "broken.json"
     broken.write_text("{}")
     result = mana_infra("plan", "--against", str(broken))

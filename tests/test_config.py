@@ -22,11 +22,20 @@ def prod_values(**changes: str | None) -> dict[str, str | None]:
     return plain
 
 
-def parse(values: dict[str, str | None], *, ssh_private_key: str | None = "key", tokens: set[str] | None = None,
-          project_dir: Path = PROJECT_DIR):
-    return parse_stack_config(values, stack="prod", ssh_private_key=ssh_private_key,
-                              tokens_present=set(PROVIDER_TOKENS) if tokens is None else tokens,
-                              project_dir=project_dir)
+def parse(
+    values: dict[str, str | None],
+    *,
+    ssh_private_key: str | None = "key",
+    tokens: set[str] | None = None,
+    project_dir: Path = PROJECT_DIR,
+):
+    return parse_stack_config(
+        values,
+        stack="prod",
+        ssh_private_key=ssh_private_key,
+        tokens_present=set(PROVIDER_TOKENS) if tokens is None else tokens,
+        project_dir=project_dir,
+    )
 
 
 def problems(values: dict[str, str | None], **kwargs) -> list[str]:
@@ -53,16 +62,27 @@ def test_a_wrong_mode_names_the_allowed_values() -> None:
 
 def test_all_problems_at_once_each_with_its_fix() -> None:
     found = problems(
-        prod_values(tunnelId=None, sshPublicKey="not a key", sshAllowedCidrs=None, failoverTtl="10",
-                    wireguardMacMiniAddress="10.9.9.9", failoverProxied="yes", zone="mana.how"),
-        ssh_private_key=None, tokens=set())
+        prod_values(
+            tunnelId=None,
+            sshPublicKey="not a key",
+            sshAllowedCidrs=None,
+            failoverTtl="10",
+            wireguardMacMiniAddress="10.9.9.9",
+            failoverProxied="yes",
+            zone="mana.how",
+        ),
+        ssh_private_key=None,
+        tokens=set(),
+    )
     expected = {
         "mana-infra:tunnelId: is not set": "pulumi config set tunnelId",
         "mana-infra:sshPublicKey: is not an OpenSSH public key": "pulumi config set sshPublicKey",
         "mana-infra:sshPrivateKey: is not set": "pulumi config set --secret sshPrivateKey",
         "mana-infra:sshAllowedCidrs: is not set": "pulumi config set --path 'sshAllowedCidrs[0]'",
         "mana-infra:failoverTtl: '10' is not an integer in 60-86400": "pulumi config set failoverTtl 60",
-        "mana-infra:wireguardMacMiniAddress: 10.9.9.9 is not a host address": "pulumi config set wireguardMacMiniAddress 10.0.0.2",
+        "mana-infra:wireguardMacMiniAddress: 10.9.9.9 is not a host address": (
+            "pulumi config set wireguardMacMiniAddress 10.0.0.2"
+        ),
         "mana-infra:failoverProxied: 'yes' is not true or false": "pulumi config set failoverProxied true",
         "hcloud:token: is not set": "pulumi config set --secret hcloud:token",
         "cloudflare:apiToken: is not set": "pulumi config set --secret cloudflare:apiToken",
@@ -121,4 +141,5 @@ def test_provider_tokens_may_come_from_the_environment(monkeypatch: pytest.Monke
             config_module.read_stack_config()
 
     import contextvars
+
     contextvars.Context().run(run)

@@ -16,8 +16,10 @@ SEED = SHARED_DIR / "seed" / "CLOUDFLARE_FALLBACK.md"
 
 def seed_sites() -> list[tuple[str, int]]:
     text = SEED.read_text(encoding="utf-8")
-    return [(host, int(port)) for host, port in
-            re.findall(r"^([a-z0-9.-]+) \{\n\s+reverse_proxy 10\.0\.0\.2:(\d+)", text, re.M)]
+    return [
+        (host, int(port))
+        for host, port in re.findall(r"^([a-z0-9.-]+) \{\n\s+reverse_proxy 10\.0\.0\.2:(\d+)", text, re.M)
+    ]
 
 
 def test_inventory_is_the_seed_caddyfile_exactly() -> None:
@@ -39,14 +41,14 @@ def problems_of(text: str, zone: str = "mana.how") -> list[str]:
 def test_every_problem_is_reported_at_once_with_file_line_and_entry() -> None:
     problems = problems_of(
         "services:\n"
-        "  - host: a.mana.how\n"        # line 2: port out of range and a typo'd key
+        "  - host: a.mana.how\n"  # line 2: port out of range and a typo'd key
         "    port: 70000\n"
         "    helth: /up\n"
-        "  - host: a.mana.how\n"        # line 5: duplicate
+        "  - host: a.mana.how\n"  # line 5: duplicate
         "    port: 1\n"
-        "  - host: b.example.com\n"     # line 7: outside the zone, no port
-        "  - port: 5\n"                 # line 8: no host
-        "  - host: -x.mana.how\n"       # line 9: bad label, port not an integer
+        "  - host: b.example.com\n"  # line 7: outside the zone, no port
+        "  - port: 5\n"  # line 8: no host
+        "  - host: -x.mana.how\n"  # line 9: bad label, port not an integer
         "    port: eighty\n"
         "  - host: " + "a" * 64 + ".mana.how\n"
         "    port: 80\n"
@@ -73,13 +75,16 @@ def test_every_problem_is_reported_at_once_with_file_line_and_entry() -> None:
         assert problem.startswith(where) and what in problem and fix in problem and "fix:" in problem
 
 
-@pytest.mark.parametrize("text, message", [
-    ("services: [\n  - host: x\n", "services.yaml:2: YAML syntax error: expected the node content"),
-    ("", "no services"),
-    ("services: []\n", "no services"),
-    ("other: 1\n", "no services"),
-    ("services:\n  - just-a-string\n", "entry 1: is not a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("services: [\n  - host: x\n", "services.yaml:2: YAML syntax error: expected the node content"),
+        ("", "no services"),
+        ("services: []\n", "no services"),
+        ("other: 1\n", "no services"),
+        ("services:\n  - just-a-string\n", "entry 1: is not a mapping"),
+    ],
+)
 def test_structural_problems(text: str, message: str) -> None:
     assert any(message in problem for problem in problems_of(text))
 
@@ -87,7 +92,9 @@ def test_structural_problems(text: str, message: str) -> None:
 def test_the_zone_apex_and_optional_keys_are_accepted() -> None:
     services = parse_inventory(
         "services:\n  - host: Mana.How\n    port: 5000\n    name: landing\n    health: /health\n",
-        "services.yaml", "mana.how")
+        "services.yaml",
+        "mana.how",
+    )
     assert [(s.host, s.port, s.name, s.health) for s in services] == [("mana.how", 5000, "landing", "/health")]
 
 

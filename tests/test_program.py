@@ -15,6 +15,7 @@ from mana_infra.program import Standby
 from .support import PROJECT_DIR, with_standby
 
 SERVICES = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
+COMPONENTS = {"standby": "StandbyServer", "dns": "FailoverDns", "caddy": "CaddyConfig", "wireguard": "WireGuardKeys"}
 TUNNEL_TARGET = "00000000-0000-4000-8000-000000000000.cfargotunnel.com"
 
 
@@ -32,9 +33,17 @@ def test_every_host_has_one_cname_for_its_mode(mode: str) -> None:
         assert record.inputs["zoneId"] == hashlib.md5(b"offline zone mana.how").hexdigest()
         assert "mana-infra" in record.inputs["comment"]
         if mode == "tunnel":
-            assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == (TUNNEL_TARGET, True, 1)
+            assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == (
+                TUNNEL_TARGET,
+                True,
+                1,
+            )
         else:
-            assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == ("vps.mana.how", False, 60)
+            assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == (
+                "vps.mana.how",
+                False,
+                60,
+            )
     dns_records = [r for r in resources.values() if r.type.endswith("DnsRecord")]
     assert len(dns_records) == len(SERVICES) + 2
 
@@ -53,9 +62,17 @@ def plan_with(**overrides: str) -> offline.PlanResult:
 def test_origin_name_points_at_the_vps_dns_only_in_both_modes() -> None:
     for mode in ("tunnel", "failover"):
         resources = by_name(offline.plan("prod", mode=mode))
-        for name, record_type, address in (("dns-origin-a", "A", offline.OFFLINE_IPV4), ("dns-origin-aaaa", "AAAA", offline.OFFLINE_IPV6)):
+        for name, record_type, address in (
+            ("dns-origin-a", "A", offline.OFFLINE_IPV4),
+            ("dns-origin-aaaa", "AAAA", offline.OFFLINE_IPV6),
+        ):
             inputs = resources[name].inputs
-            assert (inputs["name"], inputs["type"], inputs["content"], inputs["proxied"]) == ("vps.mana.how", record_type, address, False)
+            assert (inputs["name"], inputs["type"], inputs["content"], inputs["proxied"]) == (
+                "vps.mana.how",
+                record_type,
+                address,
+                False,
+            )
 
 
 def test_the_flip_changes_only_dns_records_and_the_caddy_command() -> None:
@@ -84,8 +101,8 @@ def test_resource_options_as_the_engine_receives_them() -> None:
     assert server.inputs["deleteProtection"] is True and server.inputs["rebuildProtection"] is True
     assert all(not r.options["ignoreChanges"] and not r.options["importId"] for r in resources.values())
     assert resources["caddy"].options["dependsOn"]  # the command waits for the server
-    for name in ("standby", "dns", "caddy", "wireguard"):
-        assert resources[name].type == f"mana-infra:index:{ {'standby': 'StandbyServer', 'dns': 'FailoverDns', 'caddy': 'CaddyConfig', 'wireguard': 'WireGuardKeys'}[name] }"
+    for name in COMPONENTS:
+        assert resources[name].type == f"mana-infra:index:{COMPONENTS[name]}"
     for resource in resources.values():
         if not resource.type.startswith("mana-infra:"):
             assert resource.parent_type.startswith("mana-infra:index:"), resource.name
@@ -162,6 +179,7 @@ def test_secret_outputs_awaited_from_the_program() -> None:
         assert not await standby.server.ipv4_address.is_secret()
         user_data = await standby.user_data.future()
         assert user_data is not None and "PrivateKey = " in user_data
+
     with_standby(check)
 
 
@@ -189,7 +207,8 @@ def test_stack_outputs() -> None:
         assert outputs["originName"] == "vps.mana.how"
         assert outputs["healthUrl"] == "https://vps.mana.how/healthz"
         assert [(h["host"], h["port"], h["type"], h["target"]) for h in outputs["hosts"]] == [
-            (s.host, s.port, "CNAME", target) for s in SERVICES]
+            (s.host, s.port, "CNAME", target) for s in SERVICES
+        ]
 
 
 def test_bad_config_stops_the_program_with_every_problem() -> None:

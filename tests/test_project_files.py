@@ -54,7 +54,9 @@ def test_every_key_in_every_stack_file_is_declared(stack_file) -> None:
         if namespace == PROJECT:
             assert name in declared, f"{stack_file.name}: {key} is not declared in Pulumi.yaml"
         else:
-            assert key in PROVIDER_TOKENS, f"{stack_file.name}: {key} is neither this project's nor a known provider key"
+            assert key in PROVIDER_TOKENS, (
+                f"{stack_file.name}: {key} is neither this project's nor a known provider key"
+            )
 
 
 def test_dependencies_are_pinned_and_no_lock_file_records_a_registry() -> None:
@@ -64,4 +66,6 @@ def test_dependencies_are_pinned_and_no_lock_file_records_a_registry() -> None:
         for line in requirements.read_text().splitlines():
             line = line.split("#")[0].strip()
             if line and not line.startswith("-r"):
-                assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*", line), f"{requirements.name}: {line} is not pinned"
+                assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*", line), (
+                    f"{requirements.name}: {line} is not pinned"
+                )

@@ -24,12 +24,16 @@ def artifacts() -> dict[str, dict[str, str]]:
     return {mode: offline.plan("prod", mode=mode).artifacts for mode in ("tunnel", "failover")}
 
 
-@pytest.mark.parametrize("mode, name", [(mode, name) for mode in ("tunnel", "failover") for name in offline.ARTIFACT_NAMES])
+@pytest.mark.parametrize(
+    "mode, name", [(mode, name) for mode in ("tunnel", "failover") for name in offline.ARTIFACT_NAMES]
+)
 def test_artifacts_match_their_reviewed_golden_copy(artifacts: dict[str, dict[str, str]], mode: str, name: str) -> None:
     golden = GOLDEN / f"{mode}.{name}"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(artifacts[mode][name], encoding="utf-8")
-    assert artifacts[mode][name] == golden.read_text(encoding="utf-8"), f"regenerate with UPDATE_GOLDEN=1 and review {golden}"
+    assert artifacts[mode][name] == golden.read_text(encoding="utf-8"), (
+        f"regenerate with UPDATE_GOLDEN=1 and review {golden}"
+    )
 
 
 def test_every_artifact_is_marked_as_offline(artifacts: dict[str, dict[str, str]]) -> None:
@@ -45,7 +49,10 @@ def test_failover_caddyfile_routes_every_host_and_tunnel_caddyfile_none(artifact
     services = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
     failover, tunnel = artifacts["failover"]["Caddyfile"], artifacts["tunnel"]["Caddyfile"]
     for service in services:
-        assert f"\n{service.host} {{\n\treverse_proxy 10.0.0.2:{service.port} {{\n\t\timport mac_mini\n\t}}\n}}" in failover
+        assert (
+            f"\n{service.host} {{\n\treverse_proxy 10.0.0.2:{service.port} {{\n\t\timport mac_mini\n\t}}\n}}"
+            in failover
+        )
         assert f"\n{service.host} {{" not in tunnel
     assert "(mac_mini) {\n\ttransport http {\n\t\tdial_timeout 3s" in failover
     for caddyfile, mode in ((failover, "failover"), (tunnel, "tunnel")):
@@ -91,13 +98,18 @@ def parse_wireguard(text: str) -> dict[str, dict[str, str]]:
 
 # The real tools, on the real rendered files.
 
+
 def test_caddy_validates_both_caddyfiles(artifacts: dict[str, dict[str, str]], tmp_path: Path) -> None:
     require_tools("caddy")
     for mode, files in artifacts.items():
         path = tmp_path / f"{mode}.Caddyfile"
         path.write_text(files["Caddyfile"])
-        result = subprocess.run(["caddy", "validate", "--config", str(path), "--adapter", "caddyfile"],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            ["caddy", "validate", "--config", str(path), "--adapter", "caddyfile"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -105,8 +117,12 @@ def test_caddy_rejects_a_broken_caddyfile(tmp_path: Path) -> None:
     require_tools("caddy")
     path = tmp_path / "Caddyfile"
     path.write_text("example.org {\n\treverse_prox 10.0.0.2:1\n}\n")
-    result = subprocess.run(["caddy", "validate", "--config", str(path), "--adapter", "caddyfile"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["caddy", "validate", "--config", str(path), "--adapter", "caddyfile"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and "reverse_prox" in result.stderr
 
 
@@ -115,7 +131,9 @@ def test_cloud_init_schema_accepts_the_user_data(artifacts: dict[str, dict[str, 
     for mode, files in artifacts.items():
         path = tmp_path / f"{mode}.yaml"
         path.write_text(files["cloud-init.yaml"])
-        result = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            ["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0 and "Valid" in result.stdout, result.stdout + result.stderr
 
 

@@ -7,6 +7,7 @@ Everything else: ``run_check(endpoints, options)`` in .core, the probes in .prob
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import shlex
@@ -25,11 +26,23 @@ import yaml
 
 from ..errors import InputError, Problem
 from ..inventory import Service, hostname_problem, load_inventory
-from .core import CLOUDFLARE_EDGE, JSON_SCHEMA, MODES, Endpoints, Options, run_check
+from ..render.caddyfile import MODES
+from .core import CLOUDFLARE_EDGE, JSON_SCHEMA, Endpoints, Options, run_check
 from .probes import Nameserver, RunResult, VpsRunner, command_runner, parse_resolver, ssh_argv, system_nameservers
 
-__all__ = ["cli", "main", "build", "run_check", "Endpoints", "Options", "JSON_SCHEMA", "cutover_command",
-           "VpsRunner", "RunResult", "command_runner"]
+__all__ = [
+    "JSON_SCHEMA",
+    "Endpoints",
+    "Options",
+    "RunResult",
+    "VpsRunner",
+    "build",
+    "cli",
+    "command_runner",
+    "cutover_command",
+    "main",
+    "run_check",
+]
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 EXIT_OK, EXIT_DEGRADED, EXIT_INPUT = 0, 1, 2
@@ -39,6 +52,7 @@ StackOutputsReader = Callable[[str | None], dict[str, Any]]
 
 # ------------------------------------------------------------------------------------------ argparse
 
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("where the endpoints come from")
     source.add_argument("--stack", help="Pulumi stack whose outputs to read (default: the selected stack)")
@@ -46,43 +60,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--no-pulumi", action="store_true", help="never call the Pulumi CLI; flags only")
     source.add_argument("--mode", choices=MODES, help="the stack's mode (which path DNS should give)")
     source.add_argument("--origin-name", help="the VPS's permanent name, e.g. vps.mana.how")
-    source.add_argument("--origin-ip", action="append", default=[], metavar="IP",
-                        help="the VPS's address (repeatable; default: the outputs, else the origin name resolved)")
+    source.add_argument(
+        "--origin-ip",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="the VPS's address (repeatable; default: the outputs, else the origin name resolved)",
+    )
     source.add_argument("--tunnel-target", help="<tunnelId>.cfargotunnel.com")
-    source.add_argument("--health-url", help="the VPS's health URL (default: outputs' healthUrl or https://<origin>/healthz)")
+    source.add_argument(
+        "--health-url", help="the VPS's health URL (default: outputs' healthUrl or https://<origin>/healthz)"
+    )
     source.add_argument("--services", metavar="FILE", help="inventory file (default: the outputs' hosts)")
-    source.add_argument("--zone", help="the zone of the inventory hosts (default: the stack's, or the origin name's parent)")
-    source.add_argument("--edge-cidr", action="append", default=[], metavar="CIDR",
-                        help="extra edge networks that count as the tunnel path when proxied (besides Cloudflare's)")
+    source.add_argument(
+        "--zone", help="the zone of the inventory hosts (default: the stack's, or the origin name's parent)"
+    )
+    source.add_argument(
+        "--edge-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="extra edge networks that count as the tunnel path when proxied (besides Cloudflare's)",
+    )
 
     net = parser.add_argument_group("how to probe")
-    net.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]",
-                     help="DNS server to ask (repeatable; default: /etc/resolv.conf's)")
+    net.add_argument(
+        "--resolver",
+        action="append",
+        default=[],
+        metavar="IP[:PORT]",
+        help="DNS server to ask (repeatable; default: /etc/resolv.conf's)",
+    )
     net.add_argument("--ca-file", help="trust only these CA certificates (PEM) instead of the system's")
     net.add_argument("--timeout", type=float, default=3.0, help="seconds per probe (default 3)")
-    net.add_argument("--https-port", type=int, default=443, help="HTTPS port of every path (default 443; the lab's may differ)")
-    net.add_argument("--cert-warn-days", type=float, default=7.0,
-                     help="degraded when a certificate expires sooner (default 7; 0 turns it off)")
+    net.add_argument(
+        "--https-port", type=int, default=443, help="HTTPS port of every path (default 443; the lab's may differ)"
+    )
+    net.add_argument(
+        "--cert-warn-days",
+        type=float,
+        default=7.0,
+        help="degraded when a certificate expires sooner (default 7; 0 turns it off)",
+    )
 
     vps = parser.add_argument_group("the VPS over SSH (WireGuard, and the standby path in tunnel mode)")
     vps.add_argument("--ssh-host", help="default: the outputs' originIpv4")
     vps.add_argument("--ssh-user", help="default: the stack's sshUser, else root")
     vps.add_argument("--ssh-key", help="private key file for ssh -i")
     vps.add_argument("--ssh-port", type=int)
-    vps.add_argument("--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)")
-    vps.add_argument("--vps-shell", metavar="CMD",
-                     help="run the VPS script with this command instead of ssh (it gets the script on stdin), "
-                          "e.g. 'ip netns exec mlab-vps bash'")
+    vps.add_argument(
+        "--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)"
+    )
+    vps.add_argument(
+        "--vps-shell",
+        metavar="CMD",
+        help="run the VPS script with this command instead of ssh (it gets the script on stdin), "
+        "e.g. 'ip netns exec mlab-vps bash'",
+    )
     vps.add_argument("--no-ssh", action="store_true", help="skip the SSH probes")
     vps.add_argument("--macmini-address", help="the Mac Mini's WireGuard address (default: the stack's, else 10.0.0.2)")
     vps.add_argument("--wg-interface", default="wg0", help="WireGuard interface on the VPS (default wg0)")
-    vps.add_argument("--handshake-max-age", type=int, default=180, help="seconds until a handshake is stale (default 180)")
+    vps.add_argument(
+        "--handshake-max-age", type=int, default=180, help="seconds until a handshake is stale (default 180)"
+    )
 
     out = parser.add_argument_group("output and watching")
     out.add_argument("--json", action="store_true", help="one JSON report on stdout (one per line with --watch)")
     out.add_argument("--watch", type=float, metavar="N", help="check again every N seconds")
-    out.add_argument("--alert-after", type=int, default=3, metavar="K",
-                     help="with --watch: after K consecutive tunnel-path failures print the cut-over command (default 3)")
+    out.add_argument(
+        "--alert-after",
+        type=int,
+        default=3,
+        metavar="K",
+        help="with --watch: after K consecutive tunnel-path failures print the cut-over command (default 3)",
+    )
     out.add_argument("--webhook", metavar="URL", help="with --watch: POST the alert as JSON to this URL")
     out.add_argument("--rounds", type=int, metavar="N", help="with --watch: stop after N checks")
 
@@ -91,13 +142,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mana-infra check",
         description="Check every inventory host through the path DNS gives today and through the standby path, "
-                    "plus the VPS's health and WireGuard. Exit 0 healthy, 1 degraded, 2 bad input. Endpoints come from "
-                    "`pulumi stack output` when the Pulumi CLI is there, flags override them.")
+        "plus the VPS's health and WireGuard. Exit 0 healthy, 1 degraded, 2 bad input. Endpoints come from "
+        "`pulumi stack output` when the Pulumi CLI is there, flags override them.",
+    )
     add_arguments(parser)
     return parser.parse_args(argv)
 
 
 # ------------------------------------------------------------------------------------------ building
+
 
 def read_stack_outputs(stack: str | None) -> dict[str, Any]:
     """`pulumi stack output --json [--stack S]` in the project folder."""
@@ -105,13 +158,27 @@ def read_stack_outputs(stack: str | None) -> dict[str, Any]:
     try:
         done = subprocess.run(argv, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise InputError([Problem("pulumi stack output", f"cannot run the Pulumi CLI: {exc}",
-                                       "give the endpoints as flags, with --no-pulumi")]) from None
+        raise InputError(
+            [
+                Problem(
+                    "pulumi stack output",
+                    f"cannot run the Pulumi CLI: {exc}",
+                    "give the endpoints as flags, with --no-pulumi",
+                )
+            ]
+        ) from None
     if done.returncode != 0:
         detail = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        raise InputError([Problem(shlex.join(argv), detail,
-                                       "select the stack (`pulumi stack select prod`, or --stack), log in, "
-                                       "or give the endpoints as flags with --no-pulumi")])
+        raise InputError(
+            [
+                Problem(
+                    shlex.join(argv),
+                    detail,
+                    "select the stack (`pulumi stack select prod`, or --stack), log in, "
+                    "or give the endpoints as flags with --no-pulumi",
+                )
+            ]
+        )
     return _outputs_json(done.stdout, shlex.join(argv))
 
 
@@ -119,9 +186,13 @@ def _outputs_json(text: str, where: str) -> dict[str, Any]:
     try:
         outputs = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError([Problem(where, f"is not JSON: {exc}", "save it with `pulumi stack output --json > FILE`")]) from None
+        raise InputError(
+            [Problem(where, f"is not JSON: {exc}", "save it with `pulumi stack output --json > FILE`")]
+        ) from None
     if not isinstance(outputs, dict):
-        raise InputError([Problem(where, "is not a JSON object of outputs", "save it with `pulumi stack output --json`")])
+        raise InputError(
+            [Problem(where, "is not a JSON object of outputs", "save it with `pulumi stack output --json`")]
+        )
     return outputs
 
 
@@ -134,10 +205,16 @@ def _stack_config(stack: str | None) -> dict[str, Any]:
     except (OSError, yaml.YAMLError):
         return {}
     config = document.get("config") if isinstance(document, dict) else None
-    return {str(k).split(":", 1)[-1]: v for k, v in config.items() if isinstance(v, str | int)} if isinstance(config, dict) else {}
+    return (
+        {str(k).split(":", 1)[-1]: v for k, v in config.items() if isinstance(v, str | int)}
+        if isinstance(config, dict)
+        else {}
+    )
 
 
-def build(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_stack_outputs) -> tuple[Endpoints, Options]:
+def build(
+    args: argparse.Namespace, outputs_reader: StackOutputsReader = read_stack_outputs
+) -> tuple[Endpoints, Options]:
     """Endpoints and options from the outputs and flags; InputError names every problem."""
     problems: list[Problem] = []
 
@@ -150,20 +227,36 @@ def build(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_st
         try:
             outputs = _outputs_json(Path(args.outputs).read_text(encoding="utf-8"), args.outputs)
         except OSError as exc:
-            raise InputError([Problem(args.outputs, f"cannot read: {exc.strerror}",
-                                           "save the outputs with `pulumi stack output --json > FILE`")]) from None
+            raise InputError(
+                [
+                    Problem(
+                        args.outputs,
+                        f"cannot read: {exc.strerror}",
+                        "save the outputs with `pulumi stack output --json > FILE`",
+                    )
+                ]
+            ) from None
         source = args.outputs
-    elif not args.no_pulumi and (args.stack or not (args.mode and args.origin_name and args.tunnel_target and args.services)):
+    elif not args.no_pulumi and (
+        args.stack or not (args.mode and args.origin_name and args.tunnel_target and args.services)
+    ):
         if shutil.which("pulumi"):
             outputs = outputs_reader(args.stack)
             source = f"pulumi stack output{' --stack ' + args.stack if args.stack else ''}"
         elif args.stack:
-            bad("--stack", "the Pulumi CLI is not installed, so the stack's outputs cannot be read",
-                "install Pulumi, or give --mode, --origin-name, --tunnel-target and --services")
+            bad(
+                "--stack",
+                "the Pulumi CLI is not installed, so the stack's outputs cannot be read",
+                "install Pulumi, or give --mode, --origin-name, --tunnel-target and --services",
+            )
     stack_config = _stack_config(args.stack)
-    unknown = (f"is not known (not in the outputs from {source})" if outputs else
-               "is not known (no stack outputs were read: " + ("--no-pulumi" if args.no_pulumi else
-                                                              "the Pulumi CLI is not installed") + ")")
+    unknown = (
+        f"is not known (not in the outputs from {source})"
+        if outputs
+        else "is not known (no stack outputs were read: "
+        + ("--no-pulumi" if args.no_pulumi else "the Pulumi CLI is not installed")
+        + ")"
+    )
 
     mode = args.mode or _text(outputs.get("mode"))
     if not mode:
@@ -183,7 +276,9 @@ def build(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_st
     elif reason := hostname_problem(tunnel_target):
         bad("--tunnel-target", reason, "give <tunnelId>.cfargotunnel.com")
 
-    origin_ips = list(args.origin_ip) or [ip for ip in (_text(outputs.get("originIpv4")), _text(outputs.get("originIpv6"))) if ip]
+    origin_ips = list(args.origin_ip) or [
+        ip for ip in (_text(outputs.get("originIpv4")), _text(outputs.get("originIpv6"))) if ip
+    ]
     for ip in origin_ips:
         try:
             ipaddress.ip_address(ip)
@@ -194,7 +289,11 @@ def build(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_st
     if health_url and (urlsplit(health_url).scheme != "https" or not urlsplit(health_url).hostname):
         bad("--health-url", f"{health_url!r} is not an https:// URL", "e.g. https://vps.mana.how/healthz")
 
-    zone = (args.zone or _text(stack_config.get("zone")) or (origin_name.split(".", 1)[1] if "." in origin_name else "")).lower().rstrip(".")
+    zone = (
+        (args.zone or _text(stack_config.get("zone")) or (origin_name.split(".", 1)[1] if "." in origin_name else ""))
+        .lower()
+        .rstrip(".")
+    )
     services, proxied = _services(args, outputs, zone, source, problems)
 
     resolvers: list[Nameserver] = []
@@ -260,13 +359,29 @@ def build(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_st
 
     if problems or not mode:
         raise InputError(problems)
-    endpoints = Endpoints(mode=mode, origin_name=origin_name, tunnel_target=tunnel_target, services=services,
-                          origin_ips=tuple(origin_ips), health_url=health_url, proxied=proxied,
-                          edge_networks=tuple(edge_networks), stack=args.stack)
-    options = Options(resolvers=resolvers, timeout=args.timeout, https_port=args.https_port, ca_file=args.ca_file,
-                      runner=runner, runner_note=runner_note, macmini_address=macmini_address,
-                      wg_interface=args.wg_interface, handshake_max_age=args.handshake_max_age,
-                      cert_warn_days=args.cert_warn_days)
+    endpoints = Endpoints(
+        mode=mode,
+        origin_name=origin_name,
+        tunnel_target=tunnel_target,
+        services=services,
+        origin_ips=tuple(origin_ips),
+        health_url=health_url,
+        proxied=proxied,
+        edge_networks=tuple(edge_networks),
+        stack=args.stack,
+    )
+    options = Options(
+        resolvers=resolvers,
+        timeout=args.timeout,
+        https_port=args.https_port,
+        ca_file=args.ca_file,
+        runner=runner,
+        runner_note=runner_note,
+        macmini_address=macmini_address,
+        wg_interface=args.wg_interface,
+        handshake_max_age=args.handshake_max_age,
+        cert_warn_days=args.cert_warn_days,
+    )
     return endpoints, options
 
 
@@ -274,8 +389,9 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value and value != "[secret]" else None
 
 
-def _services(args: argparse.Namespace, outputs: dict[str, Any], zone: str, source: str,
-              problems: list[Problem]) -> tuple[tuple[Service, ...], dict[str, bool]]:
+def _services(
+    args: argparse.Namespace, outputs: dict[str, Any], zone: str, source: str, problems: list[Problem]
+) -> tuple[tuple[Service, ...], dict[str, bool]]:
     if args.services:
         if not zone or hostname_problem(zone):
             problems.append(Problem("--zone", "is not known", "give --zone mana.how"))
@@ -287,23 +403,33 @@ def _services(args: argparse.Namespace, outputs: dict[str, Any], zone: str, sour
             return (), {}
     hosts = outputs.get("hosts")
     if not isinstance(hosts, list) or not hosts:
-        problems.append(Problem("--services", f"no inventory (no `hosts` in the outputs from {source})" if outputs
-                                else "no inventory (give --services, or read the stack's outputs)",
-                                "give --services services.yaml (with --zone)"))
+        problems.append(
+            Problem(
+                "--services",
+                f"no inventory (no `hosts` in the outputs from {source})"
+                if outputs
+                else "no inventory (give --services, or read the stack's outputs)",
+                "give --services services.yaml (with --zone)",
+            )
+        )
         return (), {}
     health: dict[str, str] = {}
     if zone and not hostname_problem(zone):
-        try:  # the outputs have no health paths: take them from the project's inventory when it loads
+        # The outputs have no health paths: take them from the project's inventory when it loads.
+        with contextlib.suppress(InputError):
             health = {s.host: s.health for s in load_inventory(PROJECT_DIR / "services.yaml", zone)}
-        except InputError:
-            pass
     services, proxied = [], {}
     for index, entry in enumerate(hosts):
         host = entry.get("host") if isinstance(entry, dict) else None
         port = entry.get("port") if isinstance(entry, dict) else None
         if not isinstance(host, str) or hostname_problem(host) or isinstance(port, bool) or not isinstance(port, int):
-            problems.append(Problem(f"{source}: hosts[{index}]", f"{entry!r} is not {{host, port}}",
-                                    "run `pulumi up` to refresh the outputs, or give --services"))
+            problems.append(
+                Problem(
+                    f"{source}: hosts[{index}]",
+                    f"{entry!r} is not {{host, port}}",
+                    "run `pulumi up` to refresh the outputs, or give --services",
+                )
+            )
             continue
         services.append(Service(host=host, port=port, name=host, health=health.get(host, "/")))
         if isinstance(entry.get("proxied"), bool):
@@ -312,6 +438,7 @@ def _services(args: argparse.Namespace, outputs: dict[str, Any], zone: str, sour
 
 
 # ------------------------------------------------------------------------------------------- output
+
 
 def cutover_command(stack: str | None) -> str:
     suffix = f" --stack {stack}" if stack else ""
@@ -324,10 +451,15 @@ def _status_style(ok: bool | None) -> str:
 
 def _https_cell(part: dict[str, Any]) -> str:
     from rich.markup import escape
+
     if part["ok"] or part["status"] is not None:
         bits = [f"{part['status']}", f"{part['latency_ms']:.0f} ms" if part["latency_ms"] is not None else ""]
         if part["cert_days_left"] is not None:
-            bits.append(f"cert {part['cert_days_left']:.0f} d" if part["cert_days_left"] >= 1 else f"cert {part['cert_days_left'] * 24:.0f} h")
+            bits.append(
+                f"cert {part['cert_days_left']:.0f} d"
+                if part["cert_days_left"] >= 1
+                else f"cert {part['cert_days_left'] * 24:.0f} h"
+            )
         text = " ".join(b for b in bits if b)
         if part["error"] and part["error"] != f"HTTP {part['status']}":
             text += f" {part['error']}"
@@ -341,8 +473,11 @@ def render(report: dict[str, Any], console: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    title = (f"mana-infra check - mode {report['mode']}" + (f", stack {report['stack']}" if report["stack"] else "")
-             + f" - {len(report['hosts'])} hosts in {report['seconds']:.2f} s")
+    title = (
+        f"mana-infra check - mode {report['mode']}"
+        + (f", stack {report['stack']}" if report["stack"] else "")
+        + f" - {len(report['hosts'])} hosts in {report['seconds']:.2f} s"
+    )
     table = Table(title=title, title_justify="left", expand=False)
     table.add_column("host")
     table.add_column("DNS now")
@@ -357,16 +492,26 @@ def render(report: dict[str, Any], console: Any) -> None:
             standby_text = _https_cell(standby)
         else:
             result = standby["result"]
-            text = (f"{standby['target']} " + (f"HTTP {result}" if result and result.isdigit() else (result or ""))
-                    if standby["ok"] else (standby["error"] or "-"))
+            text = (
+                f"{standby['target']} " + (f"HTTP {result}" if result and result.isdigit() else (result or ""))
+                if standby["ok"]
+                else (standby["error"] or "-")
+            )
             standby_text = f"[{_status_style(standby['ok'])}]{escape(text)}[/]"
-        table.add_row(escape(host["host"]), f"[{_status_style(dns_ok)}]{escape(dns_text)}[/]", _https_cell(host["live"]),
-                      standby_text)
+        table.add_row(
+            escape(host["host"]),
+            f"[{_status_style(dns_ok)}]{escape(dns_text)}[/]",
+            _https_cell(host["live"]),
+            standby_text,
+        )
     console.print(table)
 
     health = report["vps"]["health"]
-    console.print(f"VPS health {escape(str(health['url']))}: " + _https_cell(health)
-                  + (f" [dim]{escape(health['body'][:40])}[/]" if health["body"] else ""))
+    console.print(
+        f"VPS health {escape(str(health['url']))}: "
+        + _https_cell(health)
+        + (f" [dim]{escape(health['body'][:40])}[/]" if health["body"] else "")
+    )
     wireguard = report["vps"]["wireguard"]
     if not wireguard["checked"]:
         reason = "the SSH session failed" if report["vps"]["ssh"]["checked"] else "no SSH to the VPS"
@@ -378,7 +523,9 @@ def render(report: dict[str, Any], console: Any) -> None:
     for note in report["notes"]:
         console.print(f"[dim]note: {escape(note)}[/]")
     if report["problems"]:
-        console.print(f"[bold red]DEGRADED[/] ({len(report['problems'])} problem{'s' * (len(report['problems']) != 1)}):")
+        console.print(
+            f"[bold red]DEGRADED[/] ({len(report['problems'])} problem{'s' * (len(report['problems']) != 1)}):"
+        )
         for problem in report["problems"]:
             console.print(f"  [red]-[/] {escape(problem)}")
     else:
@@ -387,6 +534,7 @@ def render(report: dict[str, Any], console: Any) -> None:
 
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     return Console(file=stream, width=None if stream.isatty() else 160, highlight=False)
 
@@ -395,20 +543,31 @@ def check_once(endpoints: Endpoints, options: Options, *, show_progress: bool) -
     if not show_progress:
         return run_check(endpoints, options)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     total = len(endpoints.services) * (2 if endpoints.mode == "failover" else 1) + 1 + (options.runner is not None)
-    with Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                  TimeElapsedColumn(), console=_console(stderr=True), transient=True) as progress:
+    with Progress(
+        TextColumn("checking"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=_console(stderr=True),
+        transient=True,
+    ) as progress:
         task = progress.add_task("", total=total)
-        return run_check(endpoints, options,
-                         progress=lambda label: progress.update(task, advance=1, description=label))
+        return run_check(endpoints, options, progress=lambda label: progress.update(task, advance=1, description=label))
 
 
 def post_webhook(url: str, payload: dict[str, Any], timeout: float) -> str | None:
     """POST the JSON; return an error text, or None when it was accepted (2xx)."""
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "mana-infra-check"})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "mana-infra-check"},
+    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the operator's URL
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             if not 200 <= response.status < 300:
                 return f"HTTP {response.status}"
     except (urllib.error.URLError, OSError) as exc:
@@ -433,8 +592,12 @@ def alert_payload(report: dict[str, Any], failures: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------- main
 
-def main(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_stack_outputs,
-         sleep: Callable[[float], None] = time.sleep) -> int:
+
+def main(
+    args: argparse.Namespace,
+    outputs_reader: StackOutputsReader = read_stack_outputs,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     try:
         endpoints, options = build(args, outputs_reader)
     except InputError as error:
@@ -450,10 +613,12 @@ def main(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_sta
             started = time.monotonic()
             report = check_once(endpoints, options, show_progress=show_progress)
             rounds += 1
-            code = report["exit_code"]
+            code = int(report["exit_code"])
             if args.json:
-                print(json.dumps(report, separators=(",", ":") if args.watch else None,
-                                 indent=None if args.watch else 2), flush=True)
+                print(
+                    json.dumps(report, separators=(",", ":") if args.watch else None, indent=None if args.watch else 2),
+                    flush=True,
+                )
             else:
                 if args.watch:
                     console.rule(f"check {rounds} at {report['checked_at']}", style="dim")
@@ -473,14 +638,17 @@ def main(args: argparse.Namespace, outputs_reader: StackOutputsReader = read_sta
 def _alert(report: dict[str, Any], failures: int, args: argparse.Namespace, options: Options, console: Any) -> None:
     payload = alert_payload(report, failures)
     stream = sys.stderr if args.json else None
-    lines = [f"ALERT: the tunnel path failed {failures} checks in a row. Cut over to the standby VPS:",
-             f"    {payload['command']}"]
+    lines = [
+        f"ALERT: the tunnel path failed {failures} checks in a row. Cut over to the standby VPS:",
+        f"    {payload['command']}",
+    ]
     if not payload["standby_ready"]:
         lines.append("    warning: the standby path is not healthy either; see the problems above")
     if stream is not None:
         print("\n".join(lines), file=stream, flush=True)
     else:
         from rich.markup import escape
+
         console.print("[bold red]" + escape(lines[0]) + "[/]\n" + "\n".join(escape(line) for line in lines[1:]))
     if args.webhook:
         error = post_webhook(args.webhook, payload, options.timeout)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +19,15 @@ from ..inventory import Service
 from ..records import TUNNEL_DOMAIN
 from ..render.caddyfile import MODES
 from .probes import (
-    DnsAnswer, HttpsResult, Nameserver, VpsReport, VpsRunner, https_get, resolve, run_vps_script, tls_context,
+    DnsAnswer,
+    HttpsResult,
+    Nameserver,
+    VpsReport,
+    VpsRunner,
+    https_get,
+    resolve,
+    run_vps_script,
+    tls_context,
     vps_script,
 )
 
@@ -29,10 +37,27 @@ REPORT_VERSION = 1
 # Cloudflare's published edge ranges (cloudflare.com/ips): a proxied record resolves to these, never to
 # its CNAME target, so public DNS shows a tunnel-mode host as edge addresses.
 CLOUDFLARE_EDGE = (
-    "173.245.48.0/20", "103.21.244.0/22", "103.22.200.0/22", "103.31.4.0/22", "141.101.64.0/18", "108.162.192.0/18",
-    "190.93.240.0/20", "188.114.96.0/20", "197.234.240.0/22", "198.41.128.0/17", "162.158.0.0/15", "104.16.0.0/13",
-    "104.24.0.0/14", "172.64.0.0/13", "131.0.72.0/22",
-    "2400:cb00::/32", "2606:4700::/32", "2803:f800::/32", "2405:b500::/32", "2405:8100::/32", "2a06:98c0::/29",
+    "173.245.48.0/20",
+    "103.21.244.0/22",
+    "103.22.200.0/22",
+    "103.31.4.0/22",
+    "141.101.64.0/18",
+    "108.162.192.0/18",
+    "190.93.240.0/20",
+    "188.114.96.0/20",
+    "197.234.240.0/22",
+    "198.41.128.0/17",
+    "162.158.0.0/15",
+    "104.16.0.0/13",
+    "104.24.0.0/14",
+    "172.64.0.0/13",
+    "131.0.72.0/22",
+    "2400:cb00::/32",
+    "2606:4700::/32",
+    "2803:f800::/32",
+    "2405:b500::/32",
+    "2405:8100::/32",
+    "2a06:98c0::/29",
     "2c0f:f248::/32",
 )
 
@@ -93,8 +118,11 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
 
     def standby_https(service: Service) -> HttpsResult | None:
         address = _origin_address(endpoints, origin_answer_future)
-        result = None if address is None else https_get(service.host, address, options.https_port, service.health,
-                                                        context, timeout)
+        result = (
+            None
+            if address is None
+            else https_get(service.host, address, options.https_port, service.health, context, timeout)
+        )
         done(f"{service.host} via VPS")
         return result
 
@@ -129,8 +157,9 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
         ssh_future = pool.submit(vps_ssh)
         health_future = pool.submit(vps_health)
         live_futures = [pool.submit(host_live, s) for s in endpoints.services]
-        standby_futures = ([pool.submit(standby_https, s) for s in endpoints.services]
-                           if endpoints.mode == "failover" else [])
+        standby_futures = (
+            [pool.submit(standby_https, s) for s in endpoints.services] if endpoints.mode == "failover" else []
+        )
         tunnel_answer = tunnel_future.result()
         origin_answer = origin_answer_future.result() if origin_answer_future else None
         lives = [f.result() for f in live_futures]
@@ -141,7 +170,7 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
     origin_ips = set(endpoints.origin_ips) | set(origin_answer.addresses if origin_answer else [])
     report: dict[str, Any] = {
         "version": REPORT_VERSION,
-        "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": endpoints.mode,
         "stack": endpoints.stack,
         "endpoints": {
@@ -163,25 +192,41 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
             "name": service.name,
             "port": service.port,
             "health": service.health,
-            "dns": {"path": path, "expected": endpoints.expected_path, "detail": detail, "chain": answer.chain,
-                    "addresses": answer.addresses, "ttl": answer.ttl, "error": answer.error,
-                    "ms": round(answer.seconds * 1000, 1)},
-            "live": _https_json(live, path, options.cert_warn_days,
-                                "no address to connect to" if live is None else None),
+            "dns": {
+                "path": path,
+                "expected": endpoints.expected_path,
+                "detail": detail,
+                "chain": answer.chain,
+                "addresses": answer.addresses,
+                "ttl": answer.ttl,
+                "error": answer.error,
+                "ms": round(answer.seconds * 1000, 1),
+            },
+            "live": _https_json(
+                live, path, options.cert_warn_days, "no address to connect to" if live is None else None
+            ),
         }
         if endpoints.mode == "failover":
             standby = standbys[index]
-            host["standby"] = {"kind": "https-via-vps",
-                               **_https_json(standby, "origin", options.cert_warn_days,
-                                             "the VPS's address is unknown" if standby is None else None),
-                               "proven": "the VPS serves this host over HTTPS (Caddy site, certificate, WireGuard, Mac Mini)",
-                               "unproven": ""}
+            host["standby"] = {
+                "kind": "https-via-vps",
+                **_https_json(
+                    standby,
+                    "origin",
+                    options.cert_warn_days,
+                    "the VPS's address is unknown" if standby is None else None,
+                ),
+                "proven": "the VPS serves this host over HTTPS (Caddy site, certificate, WireGuard, Mac Mini)",
+                "unproven": "",
+            }
         else:
             host["standby"] = _wireguard_port(service, ssh, options)
         report["hosts"].append(host)
-    report["vps"] = {"health": _health_json(health_url, health, endpoints.mode, options.cert_warn_days),
-                     "wireguard": _wireguard_json(ssh, options),
-                     "ssh": _ssh_json(ssh, options)}
+    report["vps"] = {
+        "health": _health_json(health_url, health, endpoints.mode, options.cert_warn_days),
+        "wireguard": _wireguard_json(ssh, options),
+        "ssh": _ssh_json(ssh, options),
+    }
     evaluate(report, endpoints, options)
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
@@ -197,8 +242,9 @@ def _origin_address(endpoints: Endpoints, future: Future[DnsAnswer] | None) -> s
     return answer.addresses[0] if answer.addresses else None
 
 
-def classify(answer: DnsAnswer, endpoints: Endpoints, tunnel_addresses: set[str],
-             origin_ips: set[str]) -> tuple[str, str]:
+def classify(
+    answer: DnsAnswer, endpoints: Endpoints, tunnel_addresses: set[str], origin_ips: set[str]
+) -> tuple[str, str]:
     """Which path a host's DNS answer is: tunnel, origin, other, or error; and why."""
     if answer.error and not answer.addresses:
         return "error", answer.error
@@ -218,7 +264,9 @@ def classify(answer: DnsAnswer, endpoints: Endpoints, tunnel_addresses: set[str]
         return "tunnel", f"the tunnel's address {shown}"
     if all(_in_networks(a, endpoints.edge_networks) for a in addresses):
         # A proxied record: only the record's own settings tell which path is behind the edge.
-        path = endpoints.expected_path if endpoints.proxied.get(answer.chain[0], endpoints.mode == "tunnel") else "tunnel"
+        path = (
+            endpoints.expected_path if endpoints.proxied.get(answer.chain[0], endpoints.mode == "tunnel") else "tunnel"
+        )
         return path, f"Cloudflare edge {shown} (proxied)"
     via = f"CNAME to {targets[-1]} -> " if targets else ""
     return "other", f"{via}{shown}: neither the tunnel nor the origin"
@@ -240,19 +288,38 @@ def status_ok(status: int | None) -> bool:
 
 def _https_json(result: HttpsResult | None, path: str, warn_days: float, missing: str | None) -> dict[str, Any]:
     if result is None:
-        return {"path": path, "ok": False, "address": None, "status": None, "latency_ms": None,
-                "cert_days_left": None, "cert_trusted": None, "cert_expiring": False, "error": missing}
+        return {
+            "path": path,
+            "ok": False,
+            "address": None,
+            "status": None,
+            "latency_ms": None,
+            "cert_days_left": None,
+            "cert_trusted": None,
+            "cert_expiring": False,
+            "error": missing,
+        }
     error = result.error
     if error is None and not status_ok(result.status):
         error = f"HTTP {result.status}"
     expiring = result.cert_days_left is not None and result.cert_days_left < warn_days
-    return {"path": path, "ok": error is None, "address": result.address, "status": result.status,
-            "latency_ms": result.latency_ms, "cert_days_left": result.cert_days_left,
-            "cert_trusted": result.cert_trusted, "cert_expiring": expiring, "error": error}
+    return {
+        "path": path,
+        "ok": error is None,
+        "address": result.address,
+        "status": result.status,
+        "latency_ms": result.latency_ms,
+        "cert_days_left": result.cert_days_left,
+        "cert_trusted": result.cert_trusted,
+        "cert_expiring": expiring,
+        "error": error,
+    }
 
 
 def _health_json(url: str | None, result: HttpsResult | None, mode: str, warn_days: float) -> dict[str, Any]:
-    base = _https_json(result, "origin", warn_days, "the VPS's address is unknown (no --origin-ip, and its name does not resolve)")
+    base = _https_json(
+        result, "origin", warn_days, "the VPS's address is unknown (no --origin-ip, and its name does not resolve)"
+    )
     base["url"] = url
     body = (result.body.strip() if result else "")[:200]
     base["body"] = body
@@ -268,14 +335,25 @@ def _health_json(url: str | None, result: HttpsResult | None, mode: str, warn_da
 def _ssh_json(ssh: VpsReport | None, options: Options) -> dict[str, Any]:
     if ssh is None:
         return {"checked": False, "ok": None, "error": None, "via": options.runner_note, "seconds": None}
-    return {"checked": True, "ok": ssh.error is None, "error": ssh.error, "via": options.runner_note,
-            "seconds": ssh.seconds}
+    return {
+        "checked": True,
+        "ok": ssh.error is None,
+        "error": ssh.error,
+        "via": options.runner_note,
+        "seconds": ssh.seconds,
+    }
 
 
 def _wireguard_json(ssh: VpsReport | None, options: Options) -> dict[str, Any]:
-    base: dict[str, Any] = {"checked": ssh is not None, "ok": None, "interface": options.wg_interface,
-                            "latest_handshake": None, "age_seconds": None, "max_age_seconds": options.handshake_max_age,
-                            "error": None}
+    base: dict[str, Any] = {
+        "checked": ssh is not None,
+        "ok": None,
+        "interface": options.wg_interface,
+        "latest_handshake": None,
+        "age_seconds": None,
+        "max_age_seconds": options.handshake_max_age,
+        "error": None,
+    }
     if ssh is None:
         return base
     if ssh.error:  # reported once, as the SSH problem
@@ -291,16 +369,28 @@ def _wireguard_json(ssh: VpsReport | None, options: Options) -> dict[str, Any]:
         base.update(ok=False, error="no handshake with the Mac Mini yet")
     else:
         age = max(0, (ssh.now or int(time.time())) - latest)
-        base.update(latest_handshake=latest, age_seconds=age, ok=age <= options.handshake_max_age,
-                    error=None if age <= options.handshake_max_age else
-                    f"last handshake {_age(age)} ago (stale after {options.handshake_max_age} s)")
+        base.update(
+            latest_handshake=latest,
+            age_seconds=age,
+            ok=age <= options.handshake_max_age,
+            error=None
+            if age <= options.handshake_max_age
+            else f"last handshake {_age(age)} ago (stale after {options.handshake_max_age} s)",
+        )
     return base
 
 
 def _wireguard_port(service: Service, ssh: VpsReport | None, options: Options) -> dict[str, Any]:
     unproven = "the Caddy site and certificate for this host (they come at cut-over: mode failover)"
-    base: dict[str, Any] = {"kind": "wireguard-port", "ok": None, "target": f"{options.macmini_address}:{service.port}",
-                            "result": None, "error": None, "proven": "", "unproven": unproven}
+    base: dict[str, Any] = {
+        "kind": "wireguard-port",
+        "ok": None,
+        "target": f"{options.macmini_address}:{service.port}",
+        "result": None,
+        "error": None,
+        "proven": "",
+        "unproven": unproven,
+    }
     if ssh is None:
         base["error"] = "not checked (no SSH to the VPS: give --ssh-host, or the stack's originIpv4)"
         base["unproven"] = "the whole standby path: " + unproven
@@ -317,8 +407,11 @@ def _wireguard_port(service: Service, ssh: VpsReport | None, options: Options) -
     elif outcome.isdigit() and outcome != "000":
         code = int(outcome)
         ok = code < 500
-        base.update(ok=ok, proven=f"VPS -> WireGuard -> Mac Mini answers HTTP {code} on {service.health}" if ok else "",
-                    error=None if ok else f"the Mac Mini answers HTTP {code} across WireGuard")
+        base.update(
+            ok=ok,
+            proven=f"VPS -> WireGuard -> Mac Mini answers HTTP {code} on {service.health}" if ok else "",
+            error=None if ok else f"the Mac Mini answers HTTP {code} across WireGuard",
+        )
     else:
         base.update(ok=False, error=f"{options.macmini_address}:{service.port} unreachable from the VPS")
     return base
@@ -364,16 +457,23 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
     dns_failed = [h for h in hosts if h["dns"]["path"] == "error"]
     misplaced = [h for h in hosts if h["dns"]["path"] not in ("error", h["dns"]["expected"])]
     if dns_failed:
-        problems.append(f"DNS fails for {len(dns_failed)} host{'s' * (len(dns_failed) != 1)}: {_names(dns_failed)}"
-                        f"{' (' + dns_failed[0]['dns']['error'] + ')' if dns_failed[0]['dns']['error'] else ''}")
+        problems.append(
+            f"DNS fails for {len(dns_failed)} host{'s' * (len(dns_failed) != 1)}: {_names(dns_failed)}"
+            f"{' (' + dns_failed[0]['dns']['error'] + ')' if dns_failed[0]['dns']['error'] else ''}"
+        )
     for path in ("other", "tunnel", "origin"):
         wrong = [h for h in misplaced if h["dns"]["path"] == path]
         if wrong:
-            problems.append(f"DNS: {len(wrong)} host{'s' * (len(wrong) != 1)} resolve{'s' * (len(wrong) == 1)} to "
-                            f"{'neither path (other)' if path == 'other' else 'the ' + path + ' path'} while the "
-                            f"stack's mode is {endpoints.mode}: {_names(wrong)} ({wrong[0]['dns']['detail']})")
-    paths["dns"] = {"state": "up" if not dns_failed and not misplaced else "degraded",
-                    "total": len(hosts), "failed": len(dns_failed) + len(misplaced)}
+            problems.append(
+                f"DNS: {len(wrong)} host{'s' * (len(wrong) != 1)} resolve{'s' * (len(wrong) == 1)} to "
+                f"{'neither path (other)' if path == 'other' else 'the ' + path + ' path'} while the "
+                f"stack's mode is {endpoints.mode}: {_names(wrong)} ({wrong[0]['dns']['detail']})"
+            )
+    paths["dns"] = {
+        "state": "up" if not dns_failed and not misplaced else "degraded",
+        "total": len(hosts),
+        "failed": len(dns_failed) + len(misplaced),
+    }
 
     # The live path(s): HTTPS through whatever DNS gives today, grouped by that path.
     for path in ("tunnel", "origin", "other"):
@@ -382,33 +482,49 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
         state = _path_state(len(on_path), len(failed))
         paths[f"live_{path}"] = {"state": state, "total": len(on_path), "failed": len(failed)}
         if failed:
-            label = "tunnel path" if path == "tunnel" else ("origin path (the VPS, live)" if path == "origin"
-                                                            else "path of the misplaced hosts")
+            label = (
+                "tunnel path"
+                if path == "tunnel"
+                else ("origin path (the VPS, live)" if path == "origin" else "path of the misplaced hosts")
+            )
             problems.append(f"{label} {state}: {len(failed)} of {len(on_path)} hosts fail: {_grouped(failed, 'live')}")
     expiring = [h for h in hosts if h["live"]["cert_expiring"]]
     if expiring:
         days = min(h["live"]["cert_days_left"] for h in expiring)
-        problems.append(f"certificate expires within {options.cert_warn_days:g} days ({days:g} left): {_names(expiring)}")
+        problems.append(
+            f"certificate expires within {options.cert_warn_days:g} days ({days:g} left): {_names(expiring)}"
+        )
 
     # The standby path.
     standby = [h["standby"] for h in hosts]
     checked = [s for s in standby if s["ok"] is not None]
     failed_standby = [h for h in hosts if h["standby"]["ok"] is False]
     state = _path_state(len(checked), len(failed_standby)) if checked else "unchecked"
-    paths["standby"] = {"state": state, "total": len(checked), "failed": len(failed_standby),
-                        "kind": "https-via-vps" if endpoints.mode == "failover" else "wireguard-port"}
+    paths["standby"] = {
+        "state": state,
+        "total": len(checked),
+        "failed": len(failed_standby),
+        "kind": "https-via-vps" if endpoints.mode == "failover" else "wireguard-port",
+    }
     if failed_standby:
-        what = ("standby path (HTTPS straight to the VPS)" if endpoints.mode == "failover"
-                else "standby path (VPS -> WireGuard -> Mac Mini)")
-        problems.append(f"{what} {state}: {len(failed_standby)} of {len(checked)} fail: {_grouped(failed_standby, 'standby')}")
+        what = (
+            "standby path (HTTPS straight to the VPS)"
+            if endpoints.mode == "failover"
+            else "standby path (VPS -> WireGuard -> Mac Mini)"
+        )
+        problems.append(
+            f"{what} {state}: {len(failed_standby)} of {len(checked)} fail: {_grouped(failed_standby, 'standby')}"
+        )
     if endpoints.mode == "tunnel":
         if not checked and not report["vps"]["ssh"]["checked"]:
             notes.append("standby path not checked: no SSH to the VPS (give --ssh-host, or --vps-shell)")
         elif not checked:
             notes.append("standby path not checked: the SSH session failed")
         else:
-            notes.append("standby path in tunnel mode: proven up to the Mac Mini's ports across WireGuard; not proven: "
-                         "the VPS's Caddy sites and certificates for the inventory hosts (they come at cut-over)")
+            notes.append(
+                "standby path in tunnel mode: proven up to the Mac Mini's ports across WireGuard; not proven: "
+                "the VPS's Caddy sites and certificates for the inventory hosts (they come at cut-over)"
+            )
 
     # The VPS itself.
     vps = report["vps"]
@@ -417,8 +533,10 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
     if not health["ok"]:
         problems.append(f"VPS health {health['url']} fails: {health['error']}")
     elif health["mode_matches"] is False:
-        problems.append(f"the VPS's Caddy runs mode={health['served_mode']} but the stack's mode is {endpoints.mode} "
-                        "(a `pulumi up` not finished, or not run?)")
+        problems.append(
+            f"the VPS's Caddy runs mode={health['served_mode']} but the stack's mode is {endpoints.mode} "
+            "(a `pulumi up` not finished, or not run?)"
+        )
     if health["cert_expiring"]:
         problems.append(f"the VPS's certificate expires in {health['cert_days_left']:g} days")
     wireguard = vps["wireguard"]
@@ -426,8 +544,10 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
     if wireguard["checked"] and not wireguard["ok"]:
         problems.append(f"WireGuard down: {wireguard['error']}")
     if vps["ssh"]["checked"] and not vps["ssh"]["ok"]:
-        problems.append(f"SSH to the VPS failed, so WireGuard{' and the standby path' * (endpoints.mode == 'tunnel')} "
-                        f"went unchecked: {vps['ssh']['error']}")
+        problems.append(
+            f"SSH to the VPS failed, so WireGuard{' and the standby path' * (endpoints.mode == 'tunnel')} "
+            f"went unchecked: {vps['ssh']['error']}"
+        )
 
     report["paths"] = paths
     report["problems"] = problems
@@ -442,8 +562,22 @@ JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "mana-infra check report",
     "type": "object",
-    "required": ["version", "checked_at", "seconds", "mode", "stack", "endpoints", "hosts", "vps", "paths",
-                 "problems", "notes", "healthy", "exit_code", "tunnel_down"],
+    "required": [
+        "version",
+        "checked_at",
+        "seconds",
+        "mode",
+        "stack",
+        "endpoints",
+        "hosts",
+        "vps",
+        "paths",
+        "problems",
+        "notes",
+        "healthy",
+        "exit_code",
+        "tunnel_down",
+    ],
     "properties": {
         "version": {"const": REPORT_VERSION},
         "checked_at": {"type": "string"},
@@ -452,8 +586,15 @@ JSON_SCHEMA: dict[str, Any] = {
         "stack": {"type": ["string", "null"]},
         "endpoints": {
             "type": "object",
-            "required": ["origin_name", "origin_ips", "tunnel_target", "tunnel_addresses", "health_url", "https_port",
-                         "resolvers"],
+            "required": [
+                "origin_name",
+                "origin_ips",
+                "tunnel_target",
+                "tunnel_addresses",
+                "health_url",
+                "https_port",
+                "resolvers",
+            ],
         },
         "hosts": {
             "type": "array",
@@ -466,17 +607,21 @@ JSON_SCHEMA: dict[str, Any] = {
                     "dns": {
                         "type": "object",
                         "required": ["path", "expected", "detail", "chain", "addresses", "ttl", "error", "ms"],
-                        "properties": {"path": {"enum": ["tunnel", "origin", "other", "error"]},
-                                       "expected": {"enum": ["tunnel", "origin"]},
-                                       "chain": {"type": "array", "items": {"type": "string"}},
-                                       "addresses": {"type": "array", "items": {"type": "string"}}},
+                        "properties": {
+                            "path": {"enum": ["tunnel", "origin", "other", "error"]},
+                            "expected": {"enum": ["tunnel", "origin"]},
+                            "chain": {"type": "array", "items": {"type": "string"}},
+                            "addresses": {"type": "array", "items": {"type": "string"}},
+                        },
                     },
                     "live": {"$ref": "#/$defs/https"},
                     "standby": {
                         "type": "object",
                         "required": ["kind", "ok", "error", "proven", "unproven"],
-                        "properties": {"kind": {"enum": ["https-via-vps", "wireguard-port"]},
-                                       "ok": {"type": ["boolean", "null"]}},
+                        "properties": {
+                            "kind": {"enum": ["https-via-vps", "wireguard-port"]},
+                            "ok": {"type": ["boolean", "null"]},
+                        },
                     },
                 },
             },
@@ -485,11 +630,24 @@ JSON_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["health", "wireguard", "ssh"],
             "properties": {
-                "health": {"allOf": [{"$ref": "#/$defs/https"}, {
-                    "type": "object", "required": ["url", "body", "served_mode", "mode_matches"]}]},
-                "wireguard": {"type": "object",
-                              "required": ["checked", "ok", "interface", "latest_handshake", "age_seconds",
-                                           "max_age_seconds", "error"]},
+                "health": {
+                    "allOf": [
+                        {"$ref": "#/$defs/https"},
+                        {"type": "object", "required": ["url", "body", "served_mode", "mode_matches"]},
+                    ]
+                },
+                "wireguard": {
+                    "type": "object",
+                    "required": [
+                        "checked",
+                        "ok",
+                        "interface",
+                        "latest_handshake",
+                        "age_seconds",
+                        "max_age_seconds",
+                        "error",
+                    ],
+                },
                 "ssh": {"type": "object", "required": ["checked", "ok", "error", "via", "seconds"]},
             },
         },
@@ -497,7 +655,8 @@ JSON_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["dns", "live_tunnel", "live_origin", "live_other", "standby", "vps", "wireguard"],
             "additionalProperties": {
-                "type": "object", "required": ["state"],
+                "type": "object",
+                "required": ["state"],
                 "properties": {"state": {"enum": ["up", "degraded", "down", "unused", "unchecked"]}},
             },
         },
@@ -510,11 +669,25 @@ JSON_SCHEMA: dict[str, Any] = {
     "$defs": {
         "https": {
             "type": "object",
-            "required": ["path", "ok", "address", "status", "latency_ms", "cert_days_left", "cert_trusted",
-                         "cert_expiring", "error"],
-            "properties": {"ok": {"type": "boolean"}, "status": {"type": ["integer", "null"]},
-                           "latency_ms": {"type": ["number", "null"]}, "cert_days_left": {"type": ["number", "null"]},
-                           "cert_trusted": {"type": ["boolean", "null"]}, "error": {"type": ["string", "null"]}},
+            "required": [
+                "path",
+                "ok",
+                "address",
+                "status",
+                "latency_ms",
+                "cert_days_left",
+                "cert_trusted",
+                "cert_expiring",
+                "error",
+            ],
+            "properties": {
+                "ok": {"type": "boolean"},
+                "status": {"type": ["integer", "null"]},
+                "latency_ms": {"type": ["number", "null"]},
+                "cert_days_left": {"type": ["number", "null"]},
+                "cert_trusted": {"type": ["boolean", "null"]},
+                "error": {"type": ["string", "null"]},
+            },
         },
     },
 }

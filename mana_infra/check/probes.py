@@ -15,7 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dns.exception
 import dns.flags
@@ -32,6 +32,7 @@ BODY_LIMIT = 4096
 
 
 # ---------------------------------------------------------------------------------------------- DNS
+
 
 @dataclass(frozen=True)
 class Nameserver:
@@ -58,7 +59,9 @@ def parse_resolver(text: str) -> Nameserver:
     try:
         ipaddress.ip_address(address)
     except ValueError:
-        raise ValueError(f"{text!r} is not IP[:port] (an IP address, not a name: the resolver is what resolves names)") from None
+        raise ValueError(
+            f"{text!r} is not IP[:port] (an IP address, not a name: the resolver is what resolves names)"
+        ) from None
     return Nameserver(address, port)
 
 
@@ -111,13 +114,13 @@ def resolve(name: str, servers: Sequence[Nameserver], timeout: float) -> DnsAnsw
                 break
         if not answer.addresses and answer.error is None:
             answer.error = "no address (the name has no A or AAAA record at the end of its chain)"
-    except _DnsFailure as exc:
+    except _DnsError as exc:
         answer.error = str(exc)
     answer.seconds = round(time.monotonic() - started, 4)
     return answer
 
 
-class _DnsFailure(Exception):
+class _DnsError(Exception):
     pass
 
 
@@ -131,9 +134,9 @@ def _follow(answer: DnsAnswer, servers: Sequence[Nameserver], rdtype: dns.rdatat
         response = _ask_any(servers, current, rdtype, deadline)
         rcode = response.rcode()
         if rcode == dns.rcode.NXDOMAIN and current == answer.chain[0]:
-            raise _DnsFailure(f"NXDOMAIN: {current} does not exist")
+            raise _DnsError(f"NXDOMAIN: {current} does not exist")
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            raise _DnsFailure(f"DNS error {dns.rcode.to_text(rcode)} for {current}")
+            raise _DnsError(f"DNS error {dns.rcode.to_text(rcode)} for {current}")
         records = {(rrset.name.to_text(omit_final_dot=True).lower(), rrset.rdtype): rrset for rrset in response.answer}
         while True:  # the answer may hold (part of) the chain already: walk it before asking again
             cname = records.get((current, dns.rdatatype.CNAME))
@@ -143,7 +146,7 @@ def _follow(answer: DnsAnswer, servers: Sequence[Nameserver], rdtype: dns.rdatat
                 answer.ttl = cname.ttl
             target = cname[0].target.to_text(omit_final_dot=True).lower()
             if target in answer.chain:
-                raise _DnsFailure(f"CNAME loop at {target}")
+                raise _DnsError(f"CNAME loop at {target}")
             answer.chain.append(target)
             current = target
         final = records.get((current, rdtype))
@@ -153,13 +156,15 @@ def _follow(answer: DnsAnswer, servers: Sequence[Nameserver], rdtype: dns.rdatat
             answer.addresses = sorted({rdata.address for rdata in final})
             return
         if rcode == dns.rcode.NXDOMAIN:
-            raise _DnsFailure(f"NXDOMAIN: {current} (CNAME target of {answer.chain[0]}) does not exist")
-    raise _DnsFailure(f"CNAME chain longer than {MAX_CHAIN}")
+            raise _DnsError(f"NXDOMAIN: {current} (CNAME target of {answer.chain[0]}) does not exist")
+    raise _DnsError(f"CNAME chain longer than {MAX_CHAIN}")
 
 
-def _ask_any(servers: Sequence[Nameserver], name: str, rdtype: dns.rdatatype.RdataType, deadline: float) -> dns.message.Message:
+def _ask_any(
+    servers: Sequence[Nameserver], name: str, rdtype: dns.rdatatype.RdataType, deadline: float
+) -> dns.message.Message:
     if not servers:
-        raise _DnsFailure("no DNS resolver (none in /etc/resolv.conf; give --resolver IP[:port])")
+        raise _DnsError("no DNS resolver (none in /etc/resolv.conf; give --resolver IP[:port])")
     errors = []
     for server in servers:
         left = deadline - time.monotonic()
@@ -171,10 +176,11 @@ def _ask_any(servers: Sequence[Nameserver], name: str, rdtype: dns.rdatatype.Rda
             errors.append(f"{server}: timeout")
         except (OSError, dns.exception.DNSException) as exc:
             errors.append(f"{server}: {exc}")
-    raise _DnsFailure("no DNS answer for " + name + (" (" + "; ".join(errors) + ")" if errors else " (timeout)"))
+    raise _DnsError("no DNS answer for " + name + (" (" + "; ".join(errors) + ")" if errors else " (timeout)"))
 
 
 # -------------------------------------------------------------------------------------------- HTTPS
+
 
 @dataclass
 class HttpsResult:
@@ -193,7 +199,7 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 
 
 def _days_left(not_after: datetime) -> float:
-    return round((not_after - datetime.now(timezone.utc)).total_seconds() / 86400, 2)
+    return round((not_after - datetime.now(UTC)).total_seconds() / 86400, 2)
 
 
 def https_get(host: str, address: str, port: int, path: str, context: ssl.SSLContext, timeout: float) -> HttpsResult:
@@ -244,8 +250,10 @@ def _unverified_days_left(host: str, address: str, port: int, timeout: float) ->
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        with socket.create_connection((address, port), timeout=timeout) as sock, \
-                context.wrap_socket(sock, server_hostname=host) as tls:
+        with (
+            socket.create_connection((address, port), timeout=timeout) as sock,
+            context.wrap_socket(sock, server_hostname=host) as tls,
+        ):
             peer = tls.getpeercert(binary_form=True)
     except (OSError, ssl.SSLError):
         return None
@@ -280,28 +288,32 @@ class RunResult:
 def command_runner(argv: Sequence[str]) -> VpsRunner:
     """A runner that starts ``argv`` and hands it the script on stdin (``ssh ... bash -s``, ``bash``,
     ``ip netns exec mlab-vps bash``)."""
+
     def run(script: str, timeout: float) -> RunResult:
         try:
-            done = subprocess.run(list(argv), input=script, capture_output=True, text=True, timeout=timeout,
-                                  check=False)
+            done = subprocess.run(
+                list(argv), input=script, capture_output=True, text=True, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired:
             return RunResult(124, "", f"timed out after {timeout:g} s: {shlex.join(argv)}")
         except OSError as exc:
             return RunResult(127, "", f"cannot run {argv[0]}: {exc.strerror or exc}")
         return RunResult(done.returncode, done.stdout, done.stderr)
+
     return run
 
 
-def ssh_argv(host: str, user: str, key: str | None, port: int | None, connect_timeout: float,
-             options: Sequence[str] = ()) -> list[str]:
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, int(round(connect_timeout)))}"]
+def ssh_argv(
+    host: str, user: str, key: str | None, port: int | None, connect_timeout: float, options: Sequence[str] = ()
+) -> list[str]:
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, round(connect_timeout))}"]
     if key:
         argv += ["-i", key, "-o", "IdentitiesOnly=yes"]
     if port:
         argv += ["-p", str(port)]
     for option in options:
         argv += ["-o", option]
-    return argv + [f"{user}@{host}", "bash", "-s"]
+    return [*argv, f"{user}@{host}", "bash", "-s"]
 
 
 def vps_script(macmini_address: str, probes: Sequence[tuple[int, str]], wg_interface: str, timeout: float) -> str:
@@ -314,20 +326,20 @@ def vps_script(macmini_address: str, probes: Sequence[tuple[int, str]], wg_inter
     host = f"[{macmini_address}]" if ":" in macmini_address else macmini_address
     lines = [
         "set +e",
-        "echo \"now $(date +%s)\"",
+        'echo "now $(date +%s)"',
         f"if out=$(wg show {shlex.quote(wg_interface)} latest-handshakes 2>&1); then",
-        "  printf '%s\\n' \"$out\" | while read -r peer ts; do [ -n \"$peer\" ] && echo \"wg $peer $ts\"; done",
+        '  printf \'%s\\n\' "$out" | while read -r peer ts; do [ -n "$peer" ] && echo "wg $peer $ts"; done',
         "else",
-        "  echo \"wgerr $(printf '%s' \"$out\" | head -n 1)\"",
+        '  echo "wgerr $(printf \'%s\' "$out" | head -n 1)"',
         "fi",
         "probe() {",
         "  if command -v curl >/dev/null 2>&1; then",
         f"    code=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time {per_probe:g} \"http://{host}:$1$2\")",
-        "    echo \"port $1 ${code:-000}\"",
-        f"  elif timeout {per_probe:g} bash -c \"exec 3<>/dev/tcp/{macmini_address}/$1\" 2>/dev/null; then",
-        "    echo \"port $1 open\"",
+        '    echo "port $1 ${code:-000}"',
+        f'  elif timeout {per_probe:g} bash -c "exec 3<>/dev/tcp/{macmini_address}/$1" 2>/dev/null; then',
+        '    echo "port $1 open"',
         "  else",
-        "    echo \"port $1 closed\"",
+        '    echo "port $1 closed"',
         "  fi",
         "}",
     ]
@@ -358,7 +370,7 @@ def parse_vps_output(text: str) -> VpsReport:
         elif parts[0] == "wg" and len(parts) == 3 and parts[2].isdigit():
             report.handshakes[parts[1]] = int(parts[2])
         elif parts[0] == "wgerr":
-            report.wg_error = line[len("wgerr"):].strip() or "wg failed"
+            report.wg_error = line[len("wgerr") :].strip() or "wg failed"
         elif parts[0] == "port" and len(parts) == 3 and parts[1].isdigit():
             report.ports[int(parts[1])] = parts[2]
     return report
@@ -368,7 +380,7 @@ def run_vps_script(runner: VpsRunner, script: str, timeout: float) -> VpsReport:
     started = time.monotonic()
     try:
         result = runner(script, timeout)
-    except Exception as exc:  # noqa: BLE001 - an injected runner's failure is a probe result
+    except Exception as exc:
         report = VpsReport(error=f"{type(exc).__name__}: {exc}")
     else:
         report = parse_vps_output(result.stdout)

@@ -41,21 +41,42 @@ class FailoverDns(pulumi.ComponentResource):
     def __init__(self, name: str, args: FailoverDnsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mana-infra:index:FailoverDns", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        zone = cloudflare.get_zone_output(filter={"name": args["zone"], "match": "all"}, opts=pulumi.InvokeOutputOptions(parent=self))
+        zone = cloudflare.get_zone_output(
+            filter={"name": args["zone"], "match": "all"}, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
         self.zone_id = zone.id
 
         # DNS-only in both modes: Let's Encrypt, WireGuard and SSH must reach the VPS itself.
         for record_type, address in (("A", args["origin_ipv4"]), ("AAAA", args["origin_ipv6"])):
-            cloudflare.DnsRecord(f"{name}-origin-{record_type.lower()}", zone_id=self.zone_id,
-                                 name=args["origin_name"], type=record_type, content=address, proxied=False,
-                                 ttl=args["origin_ttl"], comment=COMMENT, opts=child)
+            cloudflare.DnsRecord(
+                f"{name}-origin-{record_type.lower()}",
+                zone_id=self.zone_id,
+                name=args["origin_name"],
+                type=record_type,
+                content=address,
+                proxied=False,
+                ttl=args["origin_ttl"],
+                comment=COMMENT,
+                opts=child,
+            )
 
         for spec in args["inventory"]:
             import_id = args["adopt"].get(spec.name)
-            options = child if import_id is None else pulumi.ResourceOptions(
-                parent=self, import_=import_id, ignore_changes=ADOPTION_IGNORED_FIELDS)
-            cloudflare.DnsRecord(f"{name}-{spec.name}", zone_id=self.zone_id, name=spec.name, type=spec.type,
-                                 content=spec.content, proxied=spec.proxied, ttl=spec.ttl, comment=COMMENT,
-                                 opts=options)
+            options = (
+                child
+                if import_id is None
+                else pulumi.ResourceOptions(parent=self, import_=import_id, ignore_changes=ADOPTION_IGNORED_FIELDS)
+            )
+            cloudflare.DnsRecord(
+                f"{name}-{spec.name}",
+                zone_id=self.zone_id,
+                name=spec.name,
+                type=spec.type,
+                content=spec.content,
+                proxied=spec.proxied,
+                ttl=spec.ttl,
+                comment=COMMENT,
+                opts=options,
+            )
 
         self.register_outputs({"zone_id": self.zone_id})

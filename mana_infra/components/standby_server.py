@@ -47,15 +47,24 @@ class StandbyServer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         guarded = pulumi.ResourceOptions(parent=self, protect=protect)
 
-        ssh_key = hcloud.SshKey(f"{name}-ssh-key", name=f"{prefix}-operator", public_key=args["ssh_public_key"],
-                                labels=labels, opts=child)
+        ssh_key = hcloud.SshKey(
+            f"{name}-ssh-key", name=f"{prefix}-operator", public_key=args["ssh_public_key"], labels=labels, opts=child
+        )
 
         # Primary IPs of their own, not the server's: they survive a server replacement, so DNS and the
         # Mac Mini's WireGuard endpoint never move.
         ipv4, ipv6 = (
-            hcloud.PrimaryIp(f"{name}-{family}", name=f"{prefix}-{family}", type=family, assignee_type="server",
-                             location=args["location"], auto_delete=False, delete_protection=protect,
-                             labels=labels, opts=guarded)
+            hcloud.PrimaryIp(
+                f"{name}-{family}",
+                name=f"{prefix}-{family}",
+                type=family,
+                assignee_type="server",
+                location=args["location"],
+                auto_delete=False,
+                delete_protection=protect,
+                labels=labels,
+                opts=guarded,
+            )
             for family in ("ipv4", "ipv6")
         )
 
@@ -64,16 +73,33 @@ class StandbyServer(pulumi.ComponentResource):
             name=f"{prefix}-standby",
             labels=labels,
             rules=[
-                hcloud.FirewallRuleArgs(direction="in", protocol="tcp", port="22", source_ips=list(args["ssh_allowed_cidrs"]),
-                                        description="SSH from the operator's networks only"),
-                hcloud.FirewallRuleArgs(direction="in", protocol="udp", port=str(args["wireguard_port"]),
-                                        source_ips=ANYWHERE, description="WireGuard from the Mac Mini (home address changes)"),
-                hcloud.FirewallRuleArgs(direction="in", protocol="tcp", port="80", source_ips=ANYWHERE,
-                                        description="HTTP: ACME challenges and redirects"),
-                hcloud.FirewallRuleArgs(direction="in", protocol="tcp", port="443", source_ips=ANYWHERE,
-                                        description="HTTPS"),
-                hcloud.FirewallRuleArgs(direction="in", protocol="icmp", source_ips=ANYWHERE,
-                                        description="ping and path MTU discovery"),
+                hcloud.FirewallRuleArgs(
+                    direction="in",
+                    protocol="tcp",
+                    port="22",
+                    source_ips=list(args["ssh_allowed_cidrs"]),
+                    description="SSH from the operator's networks only",
+                ),
+                hcloud.FirewallRuleArgs(
+                    direction="in",
+                    protocol="udp",
+                    port=str(args["wireguard_port"]),
+                    source_ips=ANYWHERE,
+                    description="WireGuard from the Mac Mini (home address changes)",
+                ),
+                hcloud.FirewallRuleArgs(
+                    direction="in",
+                    protocol="tcp",
+                    port="80",
+                    source_ips=ANYWHERE,
+                    description="HTTP: ACME challenges and redirects",
+                ),
+                hcloud.FirewallRuleArgs(
+                    direction="in", protocol="tcp", port="443", source_ips=ANYWHERE, description="HTTPS"
+                ),
+                hcloud.FirewallRuleArgs(
+                    direction="in", protocol="icmp", source_ips=ANYWHERE, description="ping and path MTU discovery"
+                ),
             ],
             opts=child,
         )
@@ -86,8 +112,11 @@ class StandbyServer(pulumi.ComponentResource):
             image=args["image"],
             ssh_keys=[ssh_key.id],
             user_data=args["user_data"],
-            public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv4=ipv4.id.apply(int),
-                                                    ipv6_enabled=True, ipv6=ipv6.id.apply(int))],
+            public_nets=[
+                hcloud.ServerPublicNetArgs(
+                    ipv4_enabled=True, ipv4=ipv4.id.apply(int), ipv6_enabled=True, ipv6=ipv6.id.apply(int)
+                )
+            ],
             firewall_ids=[firewall.id.apply(int)],
             labels=labels,
             delete_protection=protect,
@@ -100,8 +129,10 @@ class StandbyServer(pulumi.ComponentResource):
         # The IPv6 primary IP is a /64 network; the server's own address in it is what DNS needs.
         self.ipv6_address = server.ipv6_address
         self.server_id = server.id
-        self.register_outputs({
-            "ipv4_address": self.ipv4_address,
-            "ipv6_address": self.ipv6_address,
-            "server_id": self.server_id,
-        })
+        self.register_outputs(
+            {
+                "ipv4_address": self.ipv4_address,
+                "ipv6_address": self.ipv6_address,
+                "server_id": self.server_id,
+            }
+        )

@@ -35,16 +35,18 @@ class WireGuardKeys(pulumi.ComponentResource):
         else:
             self.macmini_private_key, self.macmini_public_key = _key_pair(f"{name}-macmini", child)
 
-        self.register_outputs({
-            "server_public_key": self.server_public_key,
-            "macmini_public_key": self.macmini_public_key,
-        })
+        self.register_outputs(
+            {
+                "server_public_key": self.server_public_key,
+                "macmini_public_key": self.macmini_public_key,
+            }
+        )
 
 
 def _key_pair(name: str, opts: pulumi.ResourceOptions) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
     # 32 random bytes are a WireGuard private key as they are: wg clamps them, and so does X25519.
     seed = random.RandomBytes(name, length=32, opts=opts)
-    private_key = pulumi.Output.secret(seed.base64)
+    private_key: pulumi.Output[str] = pulumi.Output.secret(seed.base64)
     # The provider marks base64 secret, and a value derived from a secret stays secret; a public key is not.
     public_key = pulumi.Output.unsecret(seed.base64.apply(wireguard_public_key))
     return private_key, public_key

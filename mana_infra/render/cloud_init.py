@@ -75,8 +75,4 @@ def render_cloud_init(wireguard_server_config: str, caddy_dir: str = "/etc/caddy
         ],
     }
     body = yaml.dump(document, Dumper=_LiteralDumper, sort_keys=False, width=1000)
-    return (
-        "#cloud-config\n"
-        "# mana-infra standby VPS, bootstrap only: a change here replaces the server.\n"
-        + body
-    )
+    return "#cloud-config\n# mana-infra standby VPS, bootstrap only: a change here replaces the server.\n" + body
