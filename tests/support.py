@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +29,16 @@ def require_tools(*tools: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run this test, but it {reason}")
         pytest.skip(reason)
+
+
+def require_root_and_tools(*tools: str) -> None:
+    """Network namespaces need root on Linux; skip elsewhere, fail in CI."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        reason = "needs root on Linux (network namespaces)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run this test, but it {reason}")
+        pytest.skip(reason)
+    require_tools(*tools)
 
 
 def with_standby(check: Callable[[Standby], Awaitable[T]], stack: str = "prod", **overrides: str) -> T:

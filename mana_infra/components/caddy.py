@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
 from importlib import resources
 from typing import TypedDict
 
@@ -15,6 +16,13 @@ from ..render.caddyfile import Mode
 def apply_script() -> str:
     """The script the remote command runs (and the lab runs, byte for byte)."""
     return resources.files("mana_infra").joinpath("scripts/apply-caddyfile.sh").read_text(encoding="utf-8")
+
+
+def script_command(target: str = "Caddyfile", action: str = "install") -> str:
+    """The SSH command text: the script, after the settings it reads for any file but the Caddyfile."""
+    if target == "Caddyfile" and action == "install":
+        return apply_script()
+    return f"CADDY_TARGET={shlex.quote(target)}\nCADDY_ACTION={action}\n" + apply_script()
 
 
 class CaddyConfigArgs(TypedDict):

@@ -1,21 +1,29 @@
 #!/bin/sh
-# Installs a new Caddyfile on the standby VPS and makes Caddy serve it, or changes nothing.
+# Installs a Caddy configuration file on the standby VPS and makes Caddy serve it, or changes nothing.
 #
-# Pulumi's remote Command runs this text as its SSH command with the new Caddyfile on stdin; the lab
-# runs the very same text over its own sshd. Steps: wait for cloud-init's bootstrap, write the new
-# file beside the live one, `caddy validate` it, swap it in, reload. A file that fails validation is
-# never swapped in: the running configuration keeps serving and this script fails with Caddy's message.
+# Pulumi's remote Command runs this text as its SSH command with the new file on stdin; the lab runs
+# the very same text over its own sshd. Steps: wait for cloud-init's bootstrap, write the new file
+# beside the live one, `caddy validate`, swap it in, reload. A configuration that fails validation is
+# never put live: the running configuration keeps serving and this script fails with Caddy's message.
 #
-# No delete step belongs with this script: when the Caddyfile changes, Pulumi creates the new command
-# before it deletes the old one, so anything a delete did would undo the new configuration.
+# Settings, as shell variables set on lines before this text (SSH passes no environment):
+#   CADDY_DIR     the configuration folder (default /etc/caddy; the lab sets it through its sshd)
+#   CADDY_TARGET  the file, relative to CADDY_DIR: Caddyfile (default), or a site file such as
+#                 sites.d/rehearsal.caddy that the Caddyfile imports
+#   CADDY_ACTION  install (default: the file comes on stdin) or remove (the file goes away)
 #
-# CADDY_DIR (default /etc/caddy) is the configuration folder; the lab sets it through its sshd.
+# The standby's Caddyfile command has no delete step: when the Caddyfile changes, Pulumi creates the
+# new command before it deletes the old one, so anything a delete did would undo the new configuration.
+# A site file's own stack removes it with CADDY_ACTION=remove when that stack is destroyed.
 set -eu
 
 caddy_dir="${CADDY_DIR:-/etc/caddy}"
+target="$caddy_dir/${CADDY_TARGET:-Caddyfile}"
+action="${CADDY_ACTION:-install}"
 live="$caddy_dir/Caddyfile"
-next="$caddy_dir/Caddyfile.next"
-previous="$caddy_dir/Caddyfile.previous"
+# Neither name matches the *.caddy globs the Caddyfile imports.
+next="$target.next"
+previous="$target.previous"
 
 fail() {
     echo "apply-caddyfile: $*" >&2
@@ -38,47 +46,72 @@ fi
 command -v caddy >/dev/null 2>&1 || fail "caddy is not installed"
 mkdir -p "$caddy_dir/sites.d" "$caddy_dir/global.d"
 
-cat >"$next"
-if ! report=$(caddy validate --config "$next" --adapter caddyfile 2>&1); then
-    rm -f "$next"
-    # Caddy logs JSON lines; the reason is on the lines that are not info-level chatter.
-    printf '%s\n' "$report" | grep -v '"level":"info"' >&2 || true
-    fail "the new Caddyfile is invalid: not installed, the running configuration keeps serving"
-fi
-
-if [ -f "$live" ] && cmp -s "$next" "$live"; then
-    rm -f "$next"
-    unchanged=1
-else
-    [ -f "$live" ] && cp -p "$live" "$previous"
-    mv -f "$next" "$live"
-    unchanged=0
-fi
-
-# A reload that Caddy refuses (a port in use, say) leaves the old configuration running; put the old
-# file back too, so disk and memory agree.
-restore_and_fail() {
-    if [ "$unchanged" = 0 ] && [ -f "$previous" ]; then
-        mv -f "$previous" "$live"
+validate() {
+    if ! report=$(caddy validate --config "$1" --adapter caddyfile 2>&1); then
+        # Caddy logs JSON lines; the reason is on the lines that are not info-level chatter.
+        printf '%s\n' "$report" | grep -v '"level":"info"' >&2 || true
+        return 1
     fi
-    fail "$1"
 }
 
+# Puts the file as it was back in place, so disk and the running configuration agree.
+restore() {
+    if [ "$unchanged" = 1 ]; then
+        return
+    elif [ -f "$previous" ]; then
+        mv -f "$previous" "$target"
+    else
+        rm -f "$target"
+    fi
+}
+
+case "$action" in
+    install) cat >"$next" ;;
+    remove) [ -f "$target" ] || { echo "apply-caddyfile: $target is already gone"; exit 0; } ;;
+    *) fail "CADDY_ACTION must be install or remove, not $action" ;;
+esac
+
+unchanged=0
+if [ "$action" = install ] && [ -f "$target" ] && cmp -s "$next" "$target"; then
+    rm -f "$next"
+    unchanged=1
+elif [ "$target" = "$live" ]; then
+    # The Caddyfile itself: validated beside the live one, swapped in only when Caddy accepts it.
+    validate "$next" || { rm -f "$next"; fail "the new Caddyfile is invalid: not installed, the running configuration keeps serving"; }
+    rm -f "$previous"
+    [ -f "$live" ] && cp -p "$live" "$previous"
+    mv -f "$next" "$live"
+else
+    # A file the Caddyfile imports can only be validated as part of it: swap it in (Caddy is not
+    # reloaded yet), validate the whole, and put the old file back if Caddy refuses.
+    [ -f "$live" ] || fail "$live is missing: the standby's Caddyfile must be installed first"
+    rm -f "$previous"
+    [ -f "$target" ] && cp -p "$target" "$previous"
+    if [ "$action" = install ]; then mv -f "$next" "$target"; else rm -f "$target"; fi
+    validate "$live" || { restore; fail "the configuration with this change is invalid: not installed, the running configuration keeps serving"; }
+fi
+
+# Reloaded even when unchanged: that also starts a Caddy that is not running.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     if systemctl is-active --quiet caddy; then
-        systemctl reload caddy || restore_and_fail "systemctl reload caddy failed (journalctl -u caddy)"
+        systemctl reload caddy || { restore; fail "systemctl reload caddy failed (journalctl -u caddy)"; }
     else
-        systemctl enable --now caddy || restore_and_fail "caddy did not start (journalctl -u caddy)"
+        systemctl enable --now caddy || { restore; fail "caddy did not start (journalctl -u caddy)"; }
     fi
 elif report=$(caddy reload --config "$live" --adapter caddyfile 2>&1); then
     :
 elif printf '%s' "$report" | grep -q "connection refused\|connect: no such file"; then
     # No Caddy running (no systemd here, the lab for one): start it in the background.
     caddy start --config "$live" --adapter caddyfile --pidfile "$caddy_dir/caddy.pid" >"$caddy_dir/caddy-start.log" 2>&1 \
-        || { cat "$caddy_dir/caddy-start.log" >&2; restore_and_fail "caddy did not start"; }
+        || { cat "$caddy_dir/caddy-start.log" >&2; restore; fail "caddy did not start"; }
 else
     printf '%s\n' "$report" | grep -v '"level":"info"' >&2 || true
-    restore_and_fail "caddy refused the reload: the previous configuration keeps serving"
+    restore
+    fail "caddy refused the reload: the previous configuration keeps serving"
 fi
 
-echo "apply-caddyfile: $live is live$( [ "$unchanged" = 1 ] && echo ' (unchanged)')"
+if [ "$action" = remove ]; then
+    echo "apply-caddyfile: $target removed"
+else
+    echo "apply-caddyfile: $target is live$( [ "$unchanged" = 1 ] && echo ' (unchanged)')"
+fi

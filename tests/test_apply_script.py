@@ -1,0 +1,115 @@
+"""apply-caddyfile.sh with a real Caddy, in a network namespace of its own (its admin port is
+per namespace): what the remote command does on the VPS, every path of it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mana_infra.components.caddy import script_command
+
+from .support import require_root_and_tools
+
+
+class Vps:
+    def __init__(self, namespace: str, caddy_dir: Path) -> None:
+        self.namespace, self.caddy_dir = namespace, caddy_dir
+
+    def push(
+        self, content: str, target: str = "Caddyfile", action: str = "install"
+    ) -> subprocess.CompletedProcess[str]:
+        command = f"CADDY_DIR={self.caddy_dir}\n" + script_command(target, action)
+        return subprocess.run(
+            ["ip", "netns", "exec", self.namespace, "sh", "-c", command],
+            input=content,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def get(self, port: int) -> str:
+        command = [
+            "ip",
+            "netns",
+            "exec",
+            self.namespace,
+            "python3",
+            "-c",
+            f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/', timeout=2).read().decode())",
+        ]
+        deadline = time.monotonic() + 5
+        while True:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=10)
+            if result.returncode == 0 or time.monotonic() > deadline:
+                return result.stdout.strip() if result.returncode == 0 else "unreachable"
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def vps(tmp_path: Path) -> Iterator[Vps]:
+    require_root_and_tools("caddy", "ip")
+    namespace = f"mitest-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    subprocess.run(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"], check=True)
+    try:
+        yield Vps(namespace, tmp_path / "caddy")
+    finally:
+        pidfile = tmp_path / "caddy" / "caddy.pid"
+        if pidfile.is_file():
+            subprocess.run(["kill", pidfile.read_text().strip()], check=False)
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
+
+
+def caddyfile(vps: Vps, body: str) -> str:
+    return (
+        f"{{\n\tadmin localhost:2019\n\timport {vps.caddy_dir}/global.d/*.caddy\n}}\n\n"
+        f'http://:8080 {{\n\trespond "{body}"\n}}\n\nimport {vps.caddy_dir}/sites.d/*.caddy\n'
+    )
+
+
+def test_install_reject_and_unchanged(vps: Vps) -> None:
+    first = vps.push(caddyfile(vps, "one"))
+    assert first.returncode == 0, first.stderr
+    assert vps.get(8080) == "one"
+
+    second = vps.push(caddyfile(vps, "two"))
+    assert second.returncode == 0 and vps.get(8080) == "two"
+    assert "one" in (vps.caddy_dir / "Caddyfile.previous").read_text()
+
+    broken = vps.push(caddyfile(vps, "three").replace("respond", "respnd"))
+    assert broken.returncode == 1
+    assert "unrecognized directive: respnd" in broken.stderr and "running configuration keeps serving" in broken.stderr
+    assert vps.get(8080) == "two" and "two" in (vps.caddy_dir / "Caddyfile").read_text()
+    assert not (vps.caddy_dir / "Caddyfile.next").exists()
+
+    again = vps.push(caddyfile(vps, "two"))
+    assert again.returncode == 0 and "(unchanged)" in again.stdout
+
+
+def test_site_files_install_reject_and_remove(vps: Vps) -> None:
+    assert vps.push(caddyfile(vps, "main")).returncode == 0
+    site = "sites.d/rehearsal.caddy"
+    installed = vps.push('http://:8081 {\n\trespond "rehearsal"\n}\n', site)
+    assert installed.returncode == 0, installed.stderr
+    assert vps.get(8081) == "rehearsal" and vps.get(8080) == "main"
+
+    broken = vps.push('http://:8081 {\n\trespnd "x"\n}\n', site)
+    assert broken.returncode == 1 and "respnd" in broken.stderr
+    assert vps.get(8081) == "rehearsal"
+    assert "rehearsal" in (vps.caddy_dir / site).read_text()
+
+    removed = vps.push("", site, "remove")
+    assert removed.returncode == 0 and "removed" in removed.stdout
+    assert vps.get(8081) == "unreachable" and vps.get(8080) == "main"
+    assert not (vps.caddy_dir / site).exists()
+    assert "already gone" in vps.push("", site, "remove").stdout
+
+
+def test_a_site_file_needs_the_caddyfile_first(vps: Vps) -> None:
+    result = vps.push('http://:8081 {\n\trespond "x"\n}\n', "sites.d/rehearsal.caddy")
+    assert result.returncode == 1 and "must be installed first" in result.stderr
