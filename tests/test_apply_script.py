@@ -40,7 +40,8 @@ class Vps:
             self.namespace,
             "python3",
             "-c",
-            f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/', timeout=2).read().decode())",
+            "import sys, urllib.request; "
+            f"sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:{port}/', timeout=2).read().decode())",
         ]
         deadline = time.monotonic() + 5
         while True:
