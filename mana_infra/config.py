@@ -1,7 +1,9 @@
 """The stack configuration: read once, validated as a whole, handed to the program as typed data.
 
 Defaults live in Pulumi.yaml alone (the CLI applies them, and the offline plan applies them the same
-way); this module only reads and checks what arrives.
+way); this module only reads and checks what arrives. A stack has one of two roles: `standby` (prod:
+the VPS, its keys and the DNS flip) or `rehearsal` (the failover stack: test hostnames served by the
+prod VPS, read through a StackReference).
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, Literal, cast
 
 import pulumi
 
@@ -26,38 +28,27 @@ from .render.wireguard import WireGuardNetwork
 PROJECT = "mana-infra"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
+Role = Literal["standby", "rehearsal"]
+ROLES: tuple[Role, ...] = ("standby", "rehearsal")
+
 # Keys read as plain text; `sshPrivateKey` is read apart, as a secret.
 PLAIN_KEYS = (
-    "mode",
-    "zone",
-    "tunnelId",
-    "services",
-    "serverType",
-    "location",
-    "image",
-    "sshPublicKey",
-    "sshUser",
-    "sshAllowedCidrs",
-    "wireguardSubnet",
-    "wireguardVpsAddress",
-    "wireguardMacMiniAddress",
-    "wireguardPort",
-    "macMiniPublicKey",
-    "macMiniPrivateKeyPath",
-    "originName",
-    "healthPath",
-    "failoverTtl",
-    "failoverProxied",
-    "acmeEmail",
-    "protect",
-    "adoptRecords",
-)
+    "role", "mode", "zone", "tunnelId", "services", "serverType", "location", "image", "sshPublicKey", "sshUser",
+    "sshAllowedCidrs", "wireguardSubnet", "wireguardVpsAddress", "wireguardMacMiniAddress", "wireguardPort",
+    "macMiniPublicKey", "macMiniPrivateKeyPath", "originName", "healthPath", "failoverTtl", "failoverProxied",
+    "acmeEmail", "protect", "adoptRecords", "prodStack", "rehearsalHosts",
+)  # fmt: skip
 SECRET_KEYS = ("sshPrivateKey",)
 
 # Provider credentials: set in the stack config as secrets, or in the environment.
 PROVIDER_TOKENS = {
     "hcloud:token": ("HCLOUD_TOKEN", "a Hetzner Cloud API token (read & write)"),
     "cloudflare:apiToken": ("CLOUDFLARE_API_TOKEN", "a Cloudflare API token with Zone:DNS:Edit on the zone"),
+}
+# The rehearsal stack creates nothing at Hetzner.
+TOKENS_BY_ROLE: dict[Role, tuple[str, ...]] = {
+    "standby": ("hcloud:token", "cloudflare:apiToken"),
+    "rehearsal": ("cloudflare:apiToken",),
 }
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -66,16 +57,12 @@ _SSH_PUBLIC_KEY = re.compile(
 )
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _IMPORT_ID = re.compile(r"^[0-9a-f]{32}/[0-9a-f]{32}$")
-
-# Shapes of parse_stack_config's local readers, for the helpers split out of it.
-_ProblemSink = Callable[[str, str, str], None]
-_TextReader = Callable[[str, str], str]
-_IntReader = Callable[[str, int, int, str], int]
+_STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
 
 
 @dataclass(frozen=True)
-class StackConfig:
-    """Everything the program needs, checked."""
+class StandbyConfig:
+    """Everything the standby (prod) program needs, checked."""
 
     stack: str
     mode: Mode
@@ -101,11 +88,76 @@ class StackConfig:
     adopt_records: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class RehearsalHost:
+    """A test hostname and the inventory service whose Mac Mini port it reaches."""
+
+    host: str
+    service: Service
+
+
+@dataclass(frozen=True)
+class RehearsalConfig:
+    """The rehearsal (failover) stack: test hostnames through the prod VPS, production untouched."""
+
+    stack: str
+    zone: str
+    prod_stack: str
+    hosts: tuple[RehearsalHost, ...]
+    ssh_private_key: pulumi.Input[str]
+    ssh_user: str
+    failover_ttl: int
+
+
 def set_command(key: str, value: str, secret: bool = False) -> str:
     return f"pulumi config set {'--secret ' if secret else ''}{key} {value}"
 
 
-def read_stack_config() -> StackConfig:
+class _Reader:
+    """Reads raw config values and collects every problem, each with the command that fixes it."""
+
+    def __init__(self, values: Mapping[str, str | None], stack: str) -> None:
+        self.values = values
+        self.where = f"Pulumi.{stack}.yaml"
+        self.problems: list[Problem] = []
+
+    def problem(self, key: str, message: str, fix: str) -> None:
+        self.problems.append(Problem(f"{self.where}: {PROJECT}:{key}", message, fix))
+
+    def text(self, key: str, example: str) -> str:
+        value = self.values.get(key)
+        if value is None or value == "":
+            self.problem(key, "is not set", set_command(key, example))
+            return ""
+        return value
+
+    def optional(self, key: str) -> str | None:
+        return self.values.get(key) or None
+
+    def integer(self, key: str, low: int, high: int, example: str) -> int:
+        raw = self.text(key, example)
+        if raw and (not re.fullmatch(r"-?\d+", raw) or not low <= int(raw) <= high):
+            self.problem(key, f"{raw!r} is not an integer in {low}-{high}", set_command(key, example))
+            return low
+        return int(raw) if raw else low
+
+    def boolean(self, key: str) -> bool:
+        raw = self.text(key, "true")
+        if raw and raw not in ("true", "false"):
+            self.problem(key, f"{raw!r} is not true or false", set_command(key, "true") + "  (or false)")
+        return raw == "true"
+
+    def json(self, key: str) -> Any:
+        raw = self.optional(key)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+
+
+def read_stack_config() -> StandbyConfig | RehearsalConfig:
     """Read this stack's configuration through Pulumi (the CLI or the offline plan put it there)."""
     config = pulumi.Config()
     values = {key: config.get(key) for key in PLAIN_KEYS}
@@ -130,193 +182,179 @@ def parse_stack_config(
     ssh_private_key: pulumi.Input[str] | None,
     tokens_present: set[str],
     project_dir: Path,
-) -> StackConfig:
+) -> StandbyConfig | RehearsalConfig:
     """Check every value; raise one InputError naming every problem and the command that fixes it."""
-    problems: list[Problem] = []
-    where = f"Pulumi.{stack}.yaml"
+    read = _Reader(values, stack)
 
-    def problem(key: str, message: str, fix: str) -> None:
-        problems.append(Problem(f"{where}: {PROJECT}:{key}", message, fix))
-
-    def text(key: str, example: str) -> str:
-        value = values.get(key)
-        if value is None or value == "":
-            problem(key, "is not set", set_command(key, example))
-            return ""
-        return value
-
-    def optional(key: str) -> str | None:
-        return values.get(key) or None
-
-    def integer(key: str, low: int, high: int, example: str) -> int:
-        raw = text(key, example)
-        if raw and (not re.fullmatch(r"-?\d+", raw) or not low <= int(raw) <= high):
-            problem(key, f"{raw!r} is not an integer in {low}-{high}", set_command(key, example))
-            return low
-        return int(raw) if raw else low
-
-    def boolean(key: str) -> bool:
-        raw = text(key, "true")
-        if raw and raw not in ("true", "false"):
-            problem(key, f"{raw!r} is not true or false", set_command(key, "true") + "  (or false)")
-        return raw == "true"
-
-    mode = text("mode", "tunnel")
-    if mode and mode not in MODES:
-        problem(
-            "mode",
-            f"{mode!r} is not a mode: the allowed values are {' and '.join(MODES)}",
-            set_command("mode", "failover") + "  (or tunnel)",
-        )
-
-    zone = text("zone", "mana.how").lower().rstrip(".")
+    role = read.text("role", "standby")
+    if role and role not in ROLES:
+        read.problem("role", f"{role!r} is not a role: the allowed values are {' and '.join(ROLES)}",
+                     set_command("role", "standby") + "  (or rehearsal, for the failover stack)")  # fmt: skip
+    zone = read.text("zone", "mana.how").lower().rstrip(".")
     if zone and (reason := hostname_problem(zone)):
-        problem("zone", reason, set_command("zone", "mana.how"))
-
-    tunnel_id = text("tunnelId", "<uuid from `cloudflared tunnel list`>").lower()
-    if tunnel_id and not _UUID.match(tunnel_id):
-        problem(
-            "tunnelId",
-            f"{tunnel_id!r} is not a tunnel UUID",
-            set_command("tunnelId", "<uuid from `cloudflared tunnel list`>"),
-        )
-
-    server_type, location, image = (
-        text(key, example) for key, example in (("serverType", "cx23"), ("location", "fsn1"), ("image", "ubuntu-24.04"))
-    )
-    for key, value, example in (
-        ("serverType", server_type, "cx23"),
-        ("location", location, "fsn1"),
-        ("image", image, "ubuntu-24.04"),
-    ):
-        if value and not _SLUG.match(value):
-            problem(
-                key,
-                f"{value!r} is not a Hetzner name (lower-case letters, digits, dots, hyphens)",
-                set_command(key, example),
-            )
-
-    ssh_public_key = text("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"').strip()
-    if ssh_public_key and not _SSH_PUBLIC_KEY.match(ssh_public_key):
-        problem(
-            "sshPublicKey",
-            "is not an OpenSSH public key (expected e.g. `ssh-ed25519 AAAA... comment`)",
-            set_command("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"'),
-        )
+        read.problem("zone", reason, set_command("zone", "mana.how"))
     if ssh_private_key is None:
-        problem(
+        read.problem(
             "sshPrivateKey",
             "is not set: the Caddy remote command logs in with it",
             "pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519   (the key matching sshPublicKey)",
         )
-    ssh_user = text("sshUser", "root")
-
-    ssh_allowed_cidrs = _cidrs(values.get("sshAllowedCidrs"), problem)
-
-    network = _wireguard_network(values, text, integer, problem)
-
-    macmini_public_key = optional("macMiniPublicKey")
-    if macmini_public_key and not _is_wireguard_key(macmini_public_key):
-        problem(
-            "macMiniPublicKey",
-            "is not a WireGuard key (44 characters of base64 for 32 bytes)",
-            set_command("macMiniPublicKey", '"$(wg pubkey < /etc/wireguard/client_private.key)"'),
-        )
-    macmini_private_key_path = text("macMiniPrivateKeyPath", "/etc/wireguard/client_private.key")
-
-    origin_name = (optional("originName") or (f"vps.{zone}" if zone else "")).lower().rstrip(".")
-    if origin_name and zone:
-        if reason := hostname_problem(origin_name):
-            problem("originName", reason, set_command("originName", f"vps.{zone}"))
-        elif not in_zone(origin_name, zone):
-            problem("originName", f"{origin_name} is outside the zone {zone}", set_command("originName", f"vps.{zone}"))
-
-    health_path = text("healthPath", "/healthz")
-    if health_path and (not health_path.startswith("/") or " " in health_path or "{" in health_path):
-        problem("healthPath", f"{health_path!r} is not a plain path", set_command("healthPath", "/healthz"))
-
-    failover_ttl = integer("failoverTtl", 60, 86400, "60")
-    failover_proxied = boolean("failoverProxied")
-    protect = boolean("protect")
-    acme_email = optional("acmeEmail")
-    if acme_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", acme_email):
-        problem("acmeEmail", f"{acme_email!r} is not an e-mail address", set_command("acmeEmail", "ops@example.org"))
+    ssh_user = read.text("sshUser", "root")
+    failover_ttl = read.integer("failoverTtl", 60, 86400, "60")
 
     services: tuple[Service, ...] = ()
-    services_file = text("services", "services.yaml")
+    services_file = read.text("services", "services.yaml")
     if services_file and zone and not hostname_problem(zone):
         try:
             services = load_inventory(project_dir / services_file, zone)
         except InputError as error:
-            problems.extend(error.problems)
-    if origin_name in {service.host for service in services}:
-        problem(
-            "originName",
-            f"{origin_name} is also an inventory host: the origin name must be a name of its own",
-            set_command("originName", f"standby.{zone}"),
-        )
+            read.problems.extend(error.problems)
 
-    adopt_records = _adopt_records(values.get("adoptRecords"), {s.host for s in services}, problem)
-
-    for key, (env_var, what) in PROVIDER_TOKENS.items():
+    for key in TOKENS_BY_ROLE.get(cast(Role, role), ()):
         if key not in tokens_present:
-            problems.append(
+            env_var, what = PROVIDER_TOKENS[key]
+            read.problems.append(
                 Problem(
-                    f"{where}: {key}",
+                    f"{read.where}: {key}",
                     f"is not set: the program needs {what}",
                     f"pulumi config set --secret {key} <token>   (or export {env_var})",
                 )
             )
 
-    raise_if_any(problems)
-    assert ssh_private_key is not None
-    return StackConfig(
+    if role == "rehearsal":
+        prod_stack = read.text("prodStack", "prod")
+        if prod_stack and not _STACK_NAME.match(prod_stack):
+            read.problem("prodStack", f"{prod_stack!r} is not a stack name", set_command("prodStack", "prod"))
+        hosts = _rehearsal_hosts(read, zone, services)
+        raise_if_any(read.problems)
+        return RehearsalConfig(stack, zone, prod_stack, hosts, ssh_private_key or "", ssh_user, failover_ttl)
+
+    standby = _standby(read, stack, zone, services, ssh_private_key or "", ssh_user, failover_ttl)
+    raise_if_any(read.problems)
+    return standby
+
+
+def _standby(
+    read: _Reader,
+    stack: str,
+    zone: str,
+    services: tuple[Service, ...],
+    ssh_private_key: pulumi.Input[str],
+    ssh_user: str,
+    failover_ttl: int,
+) -> StandbyConfig:
+    """The standby's own keys; only returned when the reader found no problem."""
+    mode = read.text("mode", "tunnel")
+    if mode and mode not in MODES:
+        read.problem(
+            "mode",
+            f"{mode!r} is not a mode: the allowed values are {' and '.join(MODES)}",
+            set_command("mode", "failover") + "  (or tunnel)",
+        )
+
+    tunnel_id = read.text("tunnelId", "<uuid from `cloudflared tunnel list`>").lower()
+    if tunnel_id and not _UUID.match(tunnel_id):
+        read.problem(
+            "tunnelId",
+            f"{tunnel_id!r} is not a tunnel UUID",
+            set_command("tunnelId", "<uuid from `cloudflared tunnel list`>"),
+        )
+
+    hetzner: dict[str, str] = {}
+    for key, example in (("serverType", "cx23"), ("location", "fsn1"), ("image", "ubuntu-24.04")):
+        hetzner[key] = read.text(key, example)
+        if hetzner[key] and not _SLUG.match(hetzner[key]):
+            read.problem(
+                key,
+                f"{hetzner[key]!r} is not a Hetzner name (lower-case letters, digits, dots, hyphens)",
+                set_command(key, example),
+            )
+
+    ssh_public_key = read.text("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"').strip()
+    if ssh_public_key and not _SSH_PUBLIC_KEY.match(ssh_public_key):
+        read.problem(
+            "sshPublicKey",
+            "is not an OpenSSH public key (expected e.g. `ssh-ed25519 AAAA... comment`)",
+            set_command("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"'),
+        )
+
+    macmini_public_key = read.optional("macMiniPublicKey")
+    if macmini_public_key and not _is_wireguard_key(macmini_public_key):
+        read.problem(
+            "macMiniPublicKey",
+            "is not a WireGuard key (44 characters of base64 for 32 bytes)",
+            set_command("macMiniPublicKey", '"$(wg pubkey < /etc/wireguard/client_private.key)"'),
+        )
+
+    origin_name = (read.optional("originName") or (f"vps.{zone}" if zone else "")).lower().rstrip(".")
+    if origin_name and zone:
+        if reason := hostname_problem(origin_name):
+            read.problem("originName", reason, set_command("originName", f"vps.{zone}"))
+        elif not in_zone(origin_name, zone):
+            read.problem(
+                "originName", f"{origin_name} is outside the zone {zone}", set_command("originName", f"vps.{zone}")
+            )
+    if origin_name in {service.host for service in services}:
+        read.problem(
+            "originName",
+            f"{origin_name} is also an inventory host: the origin name must be a name of its own",
+            set_command("originName", f"standby.{zone}"),
+        )
+
+    health_path = read.text("healthPath", "/healthz")
+    if health_path and (not health_path.startswith("/") or " " in health_path or "{" in health_path):
+        read.problem("healthPath", f"{health_path!r} is not a plain path", set_command("healthPath", "/healthz"))
+
+    acme_email = read.optional("acmeEmail")
+    if acme_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", acme_email):
+        read.problem(
+            "acmeEmail", f"{acme_email!r} is not an e-mail address", set_command("acmeEmail", "ops@example.org")
+        )
+
+    return StandbyConfig(
         stack=stack,
         mode=cast(Mode, mode),
         zone=zone,
         tunnel_id=tunnel_id,
         services=services,
-        server_type=server_type,
-        location=location,
-        image=image,
+        server_type=hetzner["serverType"],
+        location=hetzner["location"],
+        image=hetzner["image"],
         ssh_public_key=ssh_public_key,
         ssh_private_key=ssh_private_key,
         ssh_user=ssh_user,
-        ssh_allowed_cidrs=ssh_allowed_cidrs,
-        wireguard=network,
+        ssh_allowed_cidrs=_cidrs(read),
+        wireguard=_wireguard_network(read),
         macmini_public_key=macmini_public_key,
-        macmini_private_key_path=macmini_private_key_path,
+        macmini_private_key_path=read.text("macMiniPrivateKeyPath", "/etc/wireguard/client_private.key"),
         origin_name=origin_name,
         health_path=health_path,
         failover_ttl=failover_ttl,
-        failover_proxied=failover_proxied,
+        failover_proxied=read.boolean("failoverProxied"),
         acme_email=acme_email,
-        protect=protect,
-        adopt_records=adopt_records,
+        protect=read.boolean("protect"),
+        adopt_records=_adopt_records(read, {s.host for s in services}),
     )
 
 
-def _cidrs(raw: str | None, problem: _ProblemSink) -> tuple[str, ...]:
+def _cidrs(read: _Reader) -> tuple[str, ...]:
     fix = "pulumi config set --path 'sshAllowedCidrs[0]' 198.51.100.7/32   (one index per network)"
+    raw, entries = read.optional("sshAllowedCidrs"), read.json("sshAllowedCidrs")
     if not raw:
-        problem("sshAllowedCidrs", "is not set: name the networks allowed to reach SSH on the VPS", fix)
+        read.problem("sshAllowedCidrs", "is not set: name the networks allowed to reach SSH on the VPS", fix)
         return ()
-    try:
-        entries = json.loads(raw)
-    except json.JSONDecodeError:
-        entries = None
     if not isinstance(entries, list) or not entries or not all(isinstance(entry, str) for entry in entries):
-        problem("sshAllowedCidrs", f"{raw!r} is not a list of networks", fix)
+        read.problem("sshAllowedCidrs", f"{raw!r} is not a list of networks", fix)
         return ()
     cidrs: list[str] = []
     for entry in entries:
         try:
             network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
-            problem("sshAllowedCidrs", f"{entry!r} is not a network (expected e.g. 198.51.100.7/32)", fix)
+            read.problem("sshAllowedCidrs", f"{entry!r} is not a network (expected e.g. 198.51.100.7/32)", fix)
             continue
         if network.prefixlen == 0:
-            problem(
+            read.problem(
                 "sshAllowedCidrs", f"{entry} opens SSH to the whole internet", "name your own networks instead: " + fix
             )
             continue
@@ -324,19 +362,17 @@ def _cidrs(raw: str | None, problem: _ProblemSink) -> tuple[str, ...]:
     return tuple(cidrs)
 
 
-def _wireguard_network(
-    values: Mapping[str, str | None], text: _TextReader, integer: _IntReader, problem: _ProblemSink
-) -> WireGuardNetwork:
+def _wireguard_network(read: _Reader) -> WireGuardNetwork:
     fallback = WireGuardNetwork(
         ipaddress.IPv4Network("10.0.0.0/24"), ipaddress.IPv4Address("10.0.0.1"), ipaddress.IPv4Address("10.0.0.2")
     )
-    port = integer("wireguardPort", 1, 65535, "51820")
-    raw_subnet = text("wireguardSubnet", "10.0.0.0/24")
+    port = read.integer("wireguardPort", 1, 65535, "51820")
+    raw_subnet = read.text("wireguardSubnet", "10.0.0.0/24")
     try:
         subnet = ipaddress.IPv4Network(raw_subnet)
     except ValueError:
         if raw_subnet:
-            problem(
+            read.problem(
                 "wireguardSubnet",
                 f"{raw_subnet!r} is not an IPv4 network",
                 set_command("wireguardSubnet", "10.0.0.0/24"),
@@ -344,21 +380,23 @@ def _wireguard_network(
         return fallback
     addresses: list[ipaddress.IPv4Address] = []
     for key, example in (("wireguardVpsAddress", subnet[1]), ("wireguardMacMiniAddress", subnet[2])):
-        raw = text(key, str(example))
+        raw = read.text(key, str(example))
         try:
             address = ipaddress.IPv4Address(raw)
         except ValueError:
             if raw:
-                problem(key, f"{raw!r} is not an IPv4 address", set_command(key, str(example)))
+                read.problem(key, f"{raw!r} is not an IPv4 address", set_command(key, str(example)))
             continue
         if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
-            problem(key, f"{address} is not a host address in wireguardSubnet {subnet}", set_command(key, str(example)))
+            read.problem(
+                key, f"{address} is not a host address in wireguardSubnet {subnet}", set_command(key, str(example))
+            )
             continue
         addresses.append(address)
     if len(addresses) != 2:
         return fallback
     if addresses[0] == addresses[1]:
-        problem(
+        read.problem(
             "wireguardMacMiniAddress",
             f"{addresses[1]} is also the VPS's address",
             set_command("wireguardMacMiniAddress", str(subnet[2])),
@@ -366,26 +404,70 @@ def _wireguard_network(
     return WireGuardNetwork(subnet, addresses[0], addresses[1], port)
 
 
-def _adopt_records(raw: str | None, hosts: set[str], problem: _ProblemSink) -> dict[str, str]:
+def _adopt_records(read: _Reader, hosts: set[str]) -> dict[str, str]:
     fix = "mana-infra adopt --records <export.json>   (prints the commands that set it)"
-    if not raw:
+    raw, mapping = read.optional("adoptRecords"), read.json("adoptRecords")
+    if not raw or mapping == {}:
         return {}
-    try:
-        mapping = json.loads(raw)
-    except json.JSONDecodeError:
-        mapping = None
     if not isinstance(mapping, dict):
-        problem("adoptRecords", f"{raw!r} is not a mapping of host to `<zoneId>/<recordId>`", fix)
+        read.problem("adoptRecords", f"{raw!r} is not a mapping of host to `<zoneId>/<recordId>`", fix)
         return {}
     adopted: dict[str, str] = {}
     for host, import_id in mapping.items():
         if host not in hosts:
-            problem("adoptRecords", f"{host} is not an inventory host", fix)
+            read.problem("adoptRecords", f"{host} is not an inventory host", fix)
         elif not isinstance(import_id, str) or not _IMPORT_ID.match(import_id):
-            problem("adoptRecords", f"{host}: {import_id!r} is not `<zoneId>/<recordId>` (32 hex digits each)", fix)
+            read.problem(
+                "adoptRecords", f"{host}: {import_id!r} is not `<zoneId>/<recordId>` (32 hex digits each)", fix
+            )
         else:
             adopted[host] = import_id
     return adopted
+
+
+def _rehearsal_hosts(read: _Reader, zone: str, services: tuple[Service, ...]) -> tuple[RehearsalHost, ...]:
+    """The test hostnames; by default one, failover-test.<zone>, reaching the landing page (the apex)."""
+    fix = (
+        "pulumi config set --path 'rehearsalHosts[0].host' failover-test.<zone> && "
+        "pulumi config set --path 'rehearsalHosts[0].service' <an inventory host>"
+    )
+    by_host = {service.host: service for service in services}
+    entries = read.json("rehearsalHosts") or [{"host": f"failover-test.{zone}", "service": zone}]
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        read.problem("rehearsalHosts", f"{read.optional('rehearsalHosts')!r} is not a list of {{host, service}}", fix)
+        return ()
+    hosts: list[RehearsalHost] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        key = f"rehearsalHosts[{index}]"
+        host = str(entry.get("host", "")).lower().rstrip(".")
+        service = by_host.get(str(entry.get("service", "")).lower())
+        if unknown := sorted(set(entry) - {"host", "service"}):
+            read.problem(key, f"unknown key {', '.join(unknown)}: the allowed keys are host, service", fix)
+        reason = hostname_problem(host) if host else "has no host"
+        if reason:
+            read.problem(key, reason, fix)
+            continue
+        if not in_zone(host, zone):
+            read.problem(key, f"{host} is outside the zone {zone}", fix)
+        if host in by_host:
+            read.problem(
+                key,
+                f"{host} collides with the inventory host {host}: a rehearsal must not move a production name",
+                f"pick a name of its own, e.g. failover-test.{zone}",
+            )
+        if host in seen:
+            read.problem(key, f"duplicate rehearsal host {host}", "remove one of the two entries")
+        seen.add(host)
+        if service is None:
+            read.problem(
+                key,
+                f"service {entry.get('service')!r} is not an inventory host",
+                f"name the inventory host whose Mac Mini port it reaches, e.g. {zone}",
+            )
+            continue
+        hosts.append(RehearsalHost(host, service))
+    return tuple(hosts)
 
 
 def _is_wireguard_key(value: str) -> bool:

@@ -11,7 +11,7 @@ import base64
 import contextvars
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
-from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.settings import SETTINGS, get_root_resource
 from pulumi.runtime.stack import Stack, run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from . import program
-from .config import PROJECT, PROJECT_DIR, PROVIDER_TOKENS
+from .components.rehearsal import SITE_FILE
+from .config import PROJECT, PROJECT_DIR, PROVIDER_TOKENS, ROLES, TOKENS_BY_ROLE
 from .errors import InputError, Problem
 
 OFFLINE_IPV4 = "203.0.113.10"
@@ -49,6 +50,7 @@ class Placeholder:
     value: str
     secret: bool
     why: str
+    roles: tuple[str, ...] = ("standby",)
 
 
 def _offline_ssh_public_key() -> str:
@@ -64,8 +66,11 @@ PLACEHOLDERS = (
     Placeholder(f"{PROJECT}:tunnelId", "00000000-0000-4000-8000-000000000000", False, "the Cloudflare Tunnel's UUID"),
     Placeholder(f"{PROJECT}:sshPublicKey", _offline_ssh_public_key(), False, "the operator's SSH public key"),
     Placeholder(f"{PROJECT}:sshAllowedCidrs", json.dumps(["192.0.2.0/24"]), False, "the networks allowed to SSH"),
-    Placeholder(f"{PROJECT}:sshPrivateKey", "offline-placeholder-ssh-private-key", True, "the SSH private key"),
-    *(Placeholder(key, "offline-placeholder-token", True, what) for key, (_, what) in PROVIDER_TOKENS.items()),
+    Placeholder(f"{PROJECT}:sshPrivateKey", "offline-placeholder-ssh-private-key", True, "the SSH private key", ROLES),
+    *(
+        Placeholder(key, "offline-placeholder-token", True, what, tuple(r for r in ROLES if key in TOKENS_BY_ROLE[r]))
+        for key, (_, what) in PROVIDER_TOKENS.items()
+    ),
 )
 
 
@@ -144,7 +149,10 @@ def stack_config(
     for key, value in overrides.items():
         values[_qualified(key)] = value
     used: list[Placeholder] = []
+    role = values.get(f"{PROJECT}:role", "standby")
     for placeholder in PLACEHOLDERS:
+        if role not in placeholder.roles:
+            continue
         if not values.get(placeholder.key):
             values[placeholder.key] = placeholder.value
             used.append(placeholder)
@@ -176,12 +184,20 @@ def _stable_number(name: str) -> str:
 
 
 class OfflineClouds(pulumi_mocks.Mocks):
-    """What Hetzner, Cloudflare and the random provider would answer, with offline placeholders."""
+    """What Hetzner, Cloudflare and the random provider would answer, with offline placeholders; a
+    StackReference answers with the referenced stack's own offline outputs."""
+
+    def __init__(self, referenced_outputs: Mapping[str, Any] | None = None, secret_outputs: Sequence[str] = ()) -> None:
+        self.referenced_outputs = dict(referenced_outputs or {})
+        self.secret_outputs = list(secret_outputs)
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         resource_id = args.resource_id or _stable_number(args.name)
-        if args.typ == "hcloud:index/primaryIp:PrimaryIp":
+        if args.typ == "pulumi:pulumi:StackReference":
+            state.update(outputs=self.referenced_outputs, secretOutputNames=self.secret_outputs)
+            resource_id = str(args.inputs["name"])
+        elif args.typ == "hcloud:index/primaryIp:PrimaryIp":
             state["ipAddress"] = OFFLINE_IPV4 if args.inputs.get("type") == "ipv4" else OFFLINE_IPV6_NETWORK
         elif args.typ == "hcloud:index/server:Server":
             state.update(ipv4Address=OFFLINE_IPV4, ipv6Address=OFFLINE_IPV6, status="running")
@@ -260,15 +276,26 @@ def evaluate(
     project_dir: Path = PROJECT_DIR,
     overrides: Mapping[str, str] | None = None,
     program_fn: Callable[[], Awaitable[None] | None] = program.run,
+    clouds: OfflineClouds | None = None,
 ) -> Evaluation:
     """Run the program once under the mock engine, in a context of its own, so nothing leaks from one
-    run into the next. Tests pass their own `program_fn` to await the program's Outputs."""
+    run into the next. Tests pass their own `program_fn` to await the program's Outputs, or their own
+    `clouds` to change what the clouds answer."""
     values, secret_keys, placeholders = stack_config(project_dir, stack, overrides or {})
-    monitor = RecordingMonitor(OfflineClouds())
+    if clouds is None and values.get(f"{PROJECT}:role") == "rehearsal":
+        # The rehearsal reads the prod stack: evaluate that stack offline too, from its own file
+        # (`org/project/prod` is the local `prod`).
+        prod = evaluate(values[f"{PROJECT}:prodStack"].split("/")[-1], project_dir=project_dir).monitor
+        secret = [name for name, value in prod.stack_outputs.items() if value == SECRET]
+        clouds = OfflineClouds(prod.revealed_stack_outputs, secret)
+    monitor = RecordingMonitor(clouds or OfflineClouds())
 
     def run() -> None:
         pulumi.runtime.set_all_config(values, secret_keys)
         pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        # The SDK keeps pending outputs in a set that every context shares by default: a run that
+        # failed would leave its failed tasks there for the next run to trip over.
+        SETTINGS.outputs = set()
         _sync_await(run_pulumi_func(program_fn))
         # The stack outputs, serialized as the engine would receive them (secrets still marked).
         root = get_root_resource()
@@ -314,8 +341,11 @@ def plan(
 
 
 def _artifacts(resources: list[Recorded], revealed_outputs: Mapping[str, Any]) -> dict[str, str]:
-    """The files the program renders, taken from what it hands the engine, each marked as offline."""
+    """The files the program renders, taken from what it hands the engine, each marked as offline.
+    The rehearsal stack renders one: its site file."""
     by_type = {resource.type: resource.revealed or {} for resource in resources}
+    if "hcloud:index/server:Server" not in by_type:
+        return {SITE_FILE: _mark(by_type["command:remote:Command"]["stdin"])}
     user_data = by_type["hcloud:index/server:Server"]["userData"]
     wireguard_server = next(
         item["content"]

@@ -8,9 +8,11 @@ import pulumi
 
 from .components.caddy import CaddyConfig
 from .components.dns import FailoverDns
+from .components.rehearsal import SITE_FILE, RehearsalSites
 from .components.standby_server import StandbyServer
 from .components.wireguard import WireGuardKeys
-from .config import StackConfig, read_stack_config
+from .config import RehearsalConfig, StandbyConfig, read_stack_config
+from .errors import InputError, Problem
 from .records import RecordSpec, inventory_record, tunnel_target
 from .render.caddyfile import CaddySpec, render_caddyfile
 from .render.cloud_init import render_cloud_init
@@ -31,13 +33,28 @@ class Standby:
     macmini_wireguard_config: pulumi.Output[str]
 
 
+@dataclass(frozen=True)
+class Rehearsal:
+    """What the rehearsal stack built: its sites, and the prod outputs it read."""
+
+    sites: RehearsalSites
+    prod: dict[str, pulumi.Output[str]]
+
+
+# The prod stack's outputs the rehearsal reads: `export` below must keep exporting every one.
+PROD_OUTPUTS_READ = ("originName", "originIpv4", "macminiAddress", "healthUrl")
+
+
 def run() -> None:
     """Entry point of `pulumi up` (and of the offline plan, under the mock engine)."""
     config = read_stack_config()
-    export(config, build(config))
+    if isinstance(config, RehearsalConfig):
+        export_rehearsal(config, build_rehearsal(config))
+    else:
+        export(config, build(config))
 
 
-def build(config: StackConfig) -> Standby:
+def build(config: StandbyConfig) -> Standby:
     network = config.wireguard
     keys = WireGuardKeys("wireguard", {"macmini_public_key": config.macmini_public_key})
 
@@ -113,9 +130,9 @@ def build(config: StackConfig) -> Standby:
             "host": server.ipv4_address,
             "user": config.ssh_user,
             "private_key": config.ssh_private_key,
-            "caddyfile": caddyfile,
-            "mode": config.mode,
-            "server_id": server.server_id,
+            "content": caddyfile,
+            # A flip re-runs the command even if the Caddyfile were the same; a new server gets it again.
+            "triggers": [config.mode, server.server_id],
         },
         pulumi.ResourceOptions(depends_on=[server]),
     )
@@ -132,7 +149,7 @@ def build(config: StackConfig) -> Standby:
     )
 
 
-def export(config: StackConfig, standby: Standby) -> None:
+def export(config: StandbyConfig, standby: Standby) -> None:
     """The stack outputs: what the operator, `mana-infra check` and the rehearsal stack read."""
     pulumi.export("mode", config.mode)
     pulumi.export("originName", config.origin_name)
@@ -142,7 +159,8 @@ def export(config: StackConfig, standby: Standby) -> None:
     pulumi.export("tunnelTarget", tunnel_target(config.tunnel_id))
     pulumi.export("wireguardServerPublicKey", standby.keys.server_public_key)
     pulumi.export("macminiWireguardConfig", standby.macmini_wireguard_config)
-    pulumi.export("caddyfileSha256", standby.caddy.caddyfile_sha256)
+    pulumi.export("macminiAddress", str(config.wireguard.macmini_address))
+    pulumi.export("caddyfileSha256", standby.caddy.content_sha256)
     ports = {service.host: service.port for service in config.services}
     pulumi.export(
         "hosts",
@@ -158,3 +176,66 @@ def export(config: StackConfig, standby: Standby) -> None:
             for record in standby.records
         ],
     )
+
+
+def build_rehearsal(config: RehearsalConfig) -> Rehearsal:
+    reference = pulumi.StackReference("prod", stack_name=config.prod_stack)
+    prod = {name: _required_output(reference, config.prod_stack, name) for name in PROD_OUTPUTS_READ}
+    sites = RehearsalSites(
+        "rehearsal",
+        {
+            "zone": config.zone,
+            "sites": [(host.host, host.service.port) for host in config.hosts],
+            "origin_name": prod["originName"],
+            "origin_ipv4": prod["originIpv4"],
+            "macmini_address": prod["macminiAddress"],
+            "ttl": config.failover_ttl,
+            "ssh_user": config.ssh_user,
+            "ssh_private_key": config.ssh_private_key,
+        },
+    )
+    return Rehearsal(sites=sites, prod=prod)
+
+
+def _required_output(reference: pulumi.StackReference, stack: str, name: str) -> pulumi.Output[str]:
+    def present(value: object) -> str:
+        if value is None:
+            raise InputError(
+                [
+                    Problem(
+                        f"stack {stack}",
+                        f"has no output {name}: the rehearsal needs the prod stack built by this version",
+                        f"pulumi up --stack {stack}   (or point prodStack at the right stack)",
+                    )
+                ]
+            )
+        return str(value)
+
+    return reference.get_output(name).apply(present)
+
+
+def export_rehearsal(config: RehearsalConfig, rehearsal: Rehearsal) -> None:
+    """The same output names as prod where they mean the same, so `mana-infra check --stack failover`
+    checks the test hostnames as failover-mode hosts."""
+    pulumi.export("mode", "failover")
+    pulumi.export("prodStack", config.prod_stack)
+    for name in ("originName", "originIpv4", "healthUrl"):
+        pulumi.export(name, rehearsal.prod[name])
+    pulumi.export("siteFile", f"/etc/caddy/{SITE_FILE}")
+    pulumi.export(
+        "hosts",
+        [
+            {
+                "host": host.host,
+                "port": host.service.port,
+                "service": host.service.host,
+                "type": "CNAME",
+                "target": rehearsal.prod["originName"],
+                "proxied": False,
+                "ttl": config.failover_ttl,
+            }
+            for host in config.hosts
+        ],
+    )
+    pulumi.export("rehearsalUrls", [f"https://{host.host}/" for host in config.hosts])
+    pulumi.export("checkCommand", f"mana-infra check --stack {config.stack}")

@@ -82,7 +82,7 @@ def test_plan_diff_shows_what_the_flip_changes() -> None:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("plan", "--stack", "nosuch"), "Pulumi.nosuch.yaml: no such stack file: the stacks here are prod"),
+        (("plan", "--stack", "nosuch"), "Pulumi.nosuch.yaml: no such stack file: the stacks here are failover, prod"),
         (("plan", "--services", "/nonexistent.yaml"), "cannot read the inventory"),
     ],
 )

@@ -1,16 +1,17 @@
-"""Puts the rendered Caddyfile on the VPS over SSH, through the script shipped in this package."""
+"""Puts a Caddy configuration file on the VPS over SSH, through the script shipped in this package."""
 
 from __future__ import annotations
 
 import hashlib
 import shlex
+from collections.abc import Sequence
 from importlib import resources
-from typing import TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 from pulumi_command import remote
 
-from ..render.caddyfile import Mode
+CADDYFILE = "Caddyfile"
 
 
 def apply_script() -> str:
@@ -18,11 +19,15 @@ def apply_script() -> str:
     return resources.files("mana_infra").joinpath("scripts/apply-caddyfile.sh").read_text(encoding="utf-8")
 
 
-def script_command(target: str = "Caddyfile", action: str = "install") -> str:
+def script_command(target: str = CADDYFILE, action: str = "install") -> str:
     """The SSH command text: the script, after the settings it reads for any file but the Caddyfile."""
-    if target == "Caddyfile" and action == "install":
+    if target == CADDYFILE and action == "install":
         return apply_script()
     return f"CADDY_TARGET={shlex.quote(target)}\nCADDY_ACTION={action}\n" + apply_script()
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class CaddyConfigArgs(TypedDict):
@@ -32,38 +37,53 @@ class CaddyConfigArgs(TypedDict):
     """SSH user."""
     private_key: pulumi.Input[str]
     """SSH private key (secret)."""
-    caddyfile: str
-    """The Caddyfile to serve."""
-    mode: Mode
-    """The stack's mode, a trigger of its own so every flip re-runs the command."""
-    server_id: pulumi.Input[str]
-    """The server's id: a new server (same IP) gets the Caddyfile again."""
+    content: pulumi.Input[str]
+    """The file's text."""
+    target: NotRequired[str]
+    """The file, relative to /etc/caddy: the Caddyfile (default), or a site file in sites.d/."""
+    triggers: NotRequired[Sequence[pulumi.Input[Any]]]
+    """Changes that re-run the command as a new one, such as the mode or the server's id."""
 
 
 class CaddyConfig(pulumi.ComponentResource):
-    """Validate-swap-reload of the Caddyfile; a Caddyfile Caddy rejects is never swapped in."""
+    """Validate-swap-reload of a Caddy file; a configuration Caddy rejects is never put live."""
 
-    caddyfile_sha256: str
+    content_sha256: pulumi.Output[str]
     stdout: pulumi.Output[str]
 
     def __init__(self, name: str, args: CaddyConfigArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mana-infra:index:CaddyConfig", name, None, opts)
-        self.caddyfile_sha256 = hashlib.sha256(args["caddyfile"].encode()).hexdigest()
-        command = remote.Command(
-            f"{name}-apply",
-            connection=remote.ConnectionArgs(
-                host=args["host"],
-                user=args["user"],
-                private_key=args["private_key"],
-                # A new server takes a minute or two to boot and start sshd: keep dialling.
-                dial_error_limit=60,
-            ),
-            create=apply_script(),
-            stdin=args["caddyfile"],
-            # A trigger change replaces the command: the new one's create runs before the old one's
-            # delete, which is why the command has no delete step that could undo the new Caddyfile.
-            triggers=[self.caddyfile_sha256, args["mode"], args["server_id"]],
-            opts=pulumi.ResourceOptions(parent=self),
+        target = args.get("target", CADDYFILE)
+        self.content_sha256 = pulumi.Output.from_input(args["content"]).apply(sha256)
+        connection = remote.ConnectionArgs(
+            host=args["host"],
+            user=args["user"],
+            private_key=args["private_key"],
+            # A new server takes a minute or two to boot and start sshd: keep dialling.
+            dial_error_limit=60,
         )
+        if target == CADDYFILE:
+            # A trigger change replaces the command: the new one's create runs before the old one's
+            # delete, which is why the Caddyfile's command has no delete step that could undo it.
+            command = remote.Command(
+                f"{name}-apply",
+                connection=connection,
+                create=script_command(),
+                stdin=args["content"],
+                triggers=[self.content_sha256, *args.get("triggers", [])],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        else:
+            # A site file is removed with its stack. A changed file is an update (the create runs again,
+            # no delete); a replacement removes the old file before the new one goes in.
+            command = remote.Command(
+                f"{name}-apply",
+                connection=connection,
+                create=script_command(target),
+                delete=script_command(target, "remove"),
+                stdin=args["content"],
+                triggers=list(args.get("triggers", [])),
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            )
         self.stdout = command.stdout
-        self.register_outputs({"caddyfile_sha256": self.caddyfile_sha256, "stdout": self.stdout})
+        self.register_outputs({"content_sha256": self.content_sha256, "stdout": self.stdout})

@@ -16,6 +16,14 @@ COMMENT = "managed by mana-infra (Pulumi): Cloudflare Tunnel fallback"
 ADOPTION_IGNORED_FIELDS = ["comment", "ttl"]
 
 
+def zone_id(zone: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The Cloudflare zone's id, looked up by its name."""
+    result = cloudflare.get_zone_output(
+        filter={"name": zone, "match": "all"}, opts=pulumi.InvokeOutputOptions(parent=parent)
+    )
+    return result.id
+
+
 class FailoverDnsArgs(TypedDict):
     zone: str
     """The Cloudflare zone's name, looked up for its id."""
@@ -41,10 +49,7 @@ class FailoverDns(pulumi.ComponentResource):
     def __init__(self, name: str, args: FailoverDnsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mana-infra:index:FailoverDns", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        zone = cloudflare.get_zone_output(
-            filter={"name": args["zone"], "match": "all"}, opts=pulumi.InvokeOutputOptions(parent=self)
-        )
-        self.zone_id = zone.id
+        self.zone_id = zone_id(args["zone"], self)
 
         # DNS-only in both modes: Let's Encrypt, WireGuard and SSH must reach the VPS itself.
         for record_type, address in (("A", args["origin_ipv4"]), ("AAAA", args["origin_ipv6"])):

@@ -28,7 +28,8 @@ class CaddySpec:
 # How Caddy reaches the Mac Mini through WireGuard. When the tunnel is down, an idle pooled connection
 # would take a request into a hang of minutes (TCP retransmits); idle connections are dropped after 10 s
 # and a new one must connect within 3 s, so such requests fail fast with 502. 100 s for the response
-# headers is what the apps live with behind Cloudflare's proxy today.
+# headers is what the apps live with behind Cloudflare's proxy today. Defined in both modes: the
+# rehearsal's site file (sites.d) uses it while prod stays in tunnel mode.
 MAC_MINI_TRANSPORT = """\
 (mac_mini) {
 	transport http {
@@ -37,6 +38,11 @@ MAC_MINI_TRANSPORT = """\
 		response_header_timeout 100s
 	}
 }"""
+
+
+def mac_mini_site(host: str, macmini_address: str, port: int) -> str:
+    """A site that proxies a hostname to the Mac Mini port behind it, through WireGuard."""
+    return f"{host} {{\n\treverse_proxy {macmini_address}:{port} {{\n\t\timport mac_mini\n\t}}\n}}"
 
 
 def render_caddyfile(spec: CaddySpec) -> str:
@@ -65,16 +71,18 @@ def render_caddyfile(spec: CaddySpec) -> str:
         '\t\trespond "mana-infra standby" 404\n'
         "\t}\n"
         "}",
+        MAC_MINI_TRANSPORT,
     ]
     if spec.mode == "failover":
-        blocks.append(MAC_MINI_TRANSPORT)
-        blocks.extend(
-            f"{service.host} {{\n"
-            f"\treverse_proxy {spec.macmini_address}:{service.port} {{\n"
-            "\t\timport mac_mini\n"
-            "\t}\n"
-            "}"
-            for service in spec.services
-        )
+        blocks.extend(mac_mini_site(service.host, spec.macmini_address, service.port) for service in spec.services)
     blocks.append(f"# Rehearsal and other extra sites.\nimport {spec.caddy_dir}/sites.d/*.caddy")
     return "\n\n".join(blocks) + "\n"
+
+
+def render_rehearsal_site(sites: Sequence[tuple[str, int]], macmini_address: str) -> str:
+    """sites.d/ file of the rehearsal stack: its test hostnames, each to a Mac Mini port."""
+    header = (
+        "# Managed by mana-infra's rehearsal stack (Pulumi): `pulumi destroy -s failover` removes it.\n"
+        "# Test hostnames served through WireGuard while production stays on the tunnel."
+    )
+    return "\n\n".join([header, *(mac_mini_site(host, macmini_address, port) for host, port in sites)]) + "\n"

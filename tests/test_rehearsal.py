@@ -1,0 +1,118 @@
+"""The rehearsal stack (Pulumi.failover.yaml): test hostnames through the prod VPS, production untouched."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mana_infra import plan as offline
+from mana_infra.components.caddy import script_command
+from mana_infra.components.rehearsal import SITE_FILE
+from mana_infra.errors import InputError
+from mana_infra.inventory import load_inventory
+from mana_infra.program import PROD_OUTPUTS_READ
+
+from .support import PROJECT_DIR, require_root_and_tools
+
+INVENTORY = {service.host for service in load_inventory(PROJECT_DIR / "services.yaml", "mana.how")}
+
+
+def test_the_rehearsal_reads_only_outputs_the_prod_stack_really_exports() -> None:
+    prod_outputs = offline.plan("prod").outputs
+    assert set(PROD_OUTPUTS_READ) <= set(prod_outputs)
+    assert prod_outputs["macminiAddress"] == "10.0.0.2"
+
+
+def test_rehearsal_builds_records_and_a_site_file_and_no_server() -> None:
+    result = offline.plan("failover")
+    by_type: dict[str, list[offline.Recorded]] = {}
+    for resource in result.resources:
+        by_type.setdefault(resource.type, []).append(resource)
+    assert not [t for t in by_type if t.startswith("hcloud:") or t.startswith("random:")]
+    [record] = by_type["cloudflare:index/dnsRecord:DnsRecord"]
+    assert (record.inputs["name"], record.inputs["type"], record.inputs["content"]) == (
+        "failover-test.mana.how", "CNAME", "vps.mana.how"
+    )  # fmt: skip
+    assert record.inputs["proxied"] is False and record.inputs["ttl"] == 60
+    [command] = by_type["command:remote:Command"]
+    assert command.inputs["create"] == script_command(SITE_FILE)
+    assert command.inputs["delete"] == script_command(SITE_FILE, "remove")
+    assert command.options["deleteBeforeReplace"] is True and command.inputs["connection"] == offline.SECRET
+    assert "failover-test.mana.how {\n\treverse_proxy 10.0.0.2:5000 {\n\t\timport mac_mini" in command.inputs["stdin"]
+    assert list(result.artifacts) == [SITE_FILE]
+
+
+def test_rehearsal_plan_touches_no_inventory_host() -> None:
+    result = offline.plan("failover")
+    names = {r.inputs["name"] for r in result.resources if r.type == "cloudflare:index/dnsRecord:DnsRecord"}
+    assert names and not names & INVENTORY
+
+
+def test_rehearsal_outputs_let_check_verify_the_test_hostnames() -> None:
+    outputs = offline.plan("failover").outputs
+    assert outputs["mode"] == "failover" and outputs["originName"] == "vps.mana.how"
+    assert outputs["originIpv4"] == offline.OFFLINE_IPV4
+    assert outputs["rehearsalUrls"] == ["https://failover-test.mana.how/"]
+    assert outputs["checkCommand"] == "mana-infra check --stack failover"
+    assert outputs["hosts"] == [
+        {"host": "failover-test.mana.how", "port": 5000, "service": "mana.how", "type": "CNAME",
+         "target": "vps.mana.how", "proxied": False, "ttl": 60}
+    ]  # fmt: skip
+
+
+def test_a_missing_prod_output_is_a_clear_error() -> None:
+    prod = offline.plan("prod").outputs
+    without = {name: value for name, value in prod.items() if name != "macminiAddress"}
+    with pytest.raises(InputError) as caught:
+        offline.evaluate("failover", clouds=offline.OfflineClouds(without))
+    assert "stack prod: has no output macminiAddress" in str(caught.value)
+    assert "pulumi up --stack prod" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "hosts, message",
+    [
+        (
+            [{"host": "auth.mana.how", "service": "mana.how"}],
+            "auth.mana.how collides with the inventory host auth.mana.how",
+        ),
+        ([{"host": "test.example.org", "service": "mana.how"}], "test.example.org is outside the zone mana.how"),
+        ([{"host": "t.mana.how", "service": "nope.mana.how"}], "service 'nope.mana.how' is not an inventory host"),
+        ([{"host": "t.mana.how", "service": "mana.how", "port": 1}], "unknown key port"),
+        ([{"host": "t.mana.how", "service": "mana.how"}] * 2, "duplicate rehearsal host t.mana.how"),
+    ],
+)
+def test_bad_rehearsal_hosts_are_named(hosts: list[dict[str, object]], message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        offline.plan("failover", overrides={"rehearsalHosts": json.dumps(hosts)})
+    assert message in str(caught.value) and "rehearsalHosts[" in str(caught.value)
+
+
+def test_the_default_rehearsal_host_is_failover_test_to_the_landing_page() -> None:
+    outputs = offline.plan("failover", overrides={"rehearsalHosts": "[]"}).outputs
+    assert [(h["host"], h["service"], h["port"]) for h in outputs["hosts"]] == [
+        ("failover-test.mana.how", "mana.how", 5000)
+    ]
+
+
+def test_the_site_file_validates_with_prods_tunnel_caddyfile(tmp_path: Path) -> None:
+    """The site goes live while prod is in tunnel mode: Caddy must accept the two together."""
+    require_root_and_tools("caddy", "unshare", "mount")
+    caddy_dir = tmp_path / "caddy"
+    (caddy_dir / "sites.d").mkdir(parents=True)
+    (caddy_dir / "global.d").mkdir()
+    (caddy_dir / "Caddyfile").write_text(offline.plan("prod", mode="tunnel").artifacts["Caddyfile"])
+    (caddy_dir / SITE_FILE).write_text(offline.plan("failover").artifacts[SITE_FILE])
+
+    # /etc/caddy is what the files import: give Caddy a private one in a mount namespace.
+    def caddy(command: str) -> subprocess.CompletedProcess[str]:
+        script = f"mkdir -p /etc/caddy && mount --bind {caddy_dir} /etc/caddy && caddy {command}"
+        return subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+
+    validated = caddy("validate --config /etc/caddy/Caddyfile --adapter caddyfile")
+    assert validated.returncode == 0, validated.stderr[-2000:]
+    adapted = caddy("adapt --config /etc/caddy/Caddyfile --adapter caddyfile")
+    assert "failover-test.mana.how" in adapted.stdout and "10.0.0.2:5000" in adapted.stdout
