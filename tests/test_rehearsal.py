@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,19 @@ def test_the_site_file_validates_with_prods_tunnel_caddyfile(tmp_path: Path) -> 
     assert validated.returncode == 0, validated.stderr[-2000:]
     adapted = caddy("adapt --config /etc/caddy/Caddyfile --adapter caddyfile")
     assert "failover-test.mana.how" in adapted.stdout and "10.0.0.2:5000" in adapted.stdout
+
+
+def test_check_reads_the_rehearsal_outputs_as_failover_hosts(tmp_path: Path) -> None:
+    """`mana-infra check --stack failover` reads these outputs; here from a file, against a resolver
+    that does not answer (a closed port on loopback), so only the reading and the verdict are real."""
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(offline.plan("failover").outputs))
+    result = subprocess.run(
+        [sys.executable, "-m", "mana_infra", "check", "--outputs", str(outputs), "--no-pulumi", "--no-ssh",
+         "--resolver", "127.0.0.1:9", "--timeout", "0.3", "--json"],
+        capture_output=True, text=True, cwd=PROJECT_DIR, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["mode"] == "failover" and report["endpoints"]["tunnel_target"] is None
+    assert [host["host"] for host in report["hosts"]] == ["failover-test.mana.how"]

@@ -271,9 +271,10 @@ def build(
         bad("--origin-name", reason, "give the VPS's DNS name, e.g. vps.mana.how")
 
     tunnel_target = (args.tunnel_target or _text(outputs.get("tunnelTarget")) or "").lower().rstrip(".")
-    if not tunnel_target:
+    if not tunnel_target and mode != "failover":
+        # Only the tunnel path needs it; the rehearsal stack (always failover) has no tunnel.
         bad("--tunnel-target", unknown, "give --tunnel-target <tunnelId>.cfargotunnel.com")
-    elif reason := hostname_problem(tunnel_target):
+    elif tunnel_target and (reason := hostname_problem(tunnel_target)):
         bad("--tunnel-target", reason, "give <tunnelId>.cfargotunnel.com")
 
     origin_ips = list(args.origin_ip) or [
@@ -362,7 +363,7 @@ def build(
     endpoints = Endpoints(
         mode=mode,
         origin_name=origin_name,
-        tunnel_target=tunnel_target,
+        tunnel_target=tunnel_target or None,
         services=services,
         origin_ips=tuple(origin_ips),
         health_url=health_url,

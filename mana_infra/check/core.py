@@ -70,7 +70,7 @@ class Endpoints:
 
     mode: str
     origin_name: str
-    tunnel_target: str
+    tunnel_target: str | None
     services: tuple[Service, ...]
     origin_ips: tuple[str, ...] = ()
     health_url: str | None = None
@@ -153,14 +153,18 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
         origin_answer_future: Future[DnsAnswer] | None = None
         if not endpoints.origin_ips:
             origin_answer_future = pool.submit(resolve, endpoints.origin_name, options.resolvers, timeout)
-        tunnel_future = pool.submit(resolve, endpoints.tunnel_target, options.resolvers, timeout)
+        tunnel_future = (
+            pool.submit(resolve, endpoints.tunnel_target, options.resolvers, timeout)
+            if endpoints.tunnel_target
+            else None
+        )
         ssh_future = pool.submit(vps_ssh)
         health_future = pool.submit(vps_health)
         live_futures = [pool.submit(host_live, s) for s in endpoints.services]
         standby_futures = (
             [pool.submit(standby_https, s) for s in endpoints.services] if endpoints.mode == "failover" else []
         )
-        tunnel_answer = tunnel_future.result()
+        tunnel_addresses = tunnel_future.result().addresses if tunnel_future else []
         origin_answer = origin_answer_future.result() if origin_answer_future else None
         lives = [f.result() for f in live_futures]
         standbys = [f.result() for f in standby_futures]
@@ -177,7 +181,7 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
             "origin_name": endpoints.origin_name,
             "origin_ips": sorted(origin_ips),
             "tunnel_target": endpoints.tunnel_target,
-            "tunnel_addresses": tunnel_answer.addresses,
+            "tunnel_addresses": tunnel_addresses,
             "health_url": health_url,
             "https_port": options.https_port,
             "resolvers": [str(r) for r in options.resolvers],
@@ -186,7 +190,7 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
     }
     for index, service in enumerate(endpoints.services):
         answer, live = lives[index]
-        path, detail = classify(answer, endpoints, set(tunnel_answer.addresses), origin_ips)
+        path, detail = classify(answer, endpoints, set(tunnel_addresses), origin_ips)
         host: dict[str, Any] = {
             "host": service.host,
             "name": service.name,
@@ -249,7 +253,7 @@ def classify(
     if answer.error and not answer.addresses:
         return "error", answer.error
     targets = answer.chain[1:]
-    if endpoints.tunnel_target in targets:
+    if endpoints.tunnel_target and endpoints.tunnel_target in targets:
         return "tunnel", f"CNAME to {endpoints.tunnel_target}"
     other_tunnel = next((t for t in targets if t.endswith("." + TUNNEL_DOMAIN)), None)
     if other_tunnel:
