@@ -148,6 +148,11 @@ def _summary(resource_type: str, inputs: dict[str, Any]) -> str:
         return f"{inputs.get('length')} random bytes (WireGuard private key)"
     if kind == "SshKey":
         return str(inputs.get("name"))
+    if kind == "Zone":
+        return f"{inputs.get('name')} ({inputs.get('mode')}, ttl {inputs.get('ttl')})"
+    if kind == "ZoneRrset":
+        values = ", ".join(str(record.get("value")) for record in inputs.get("records", []))
+        return f"{inputs.get('name')} {inputs.get('type')} {values} (ttl {inputs.get('ttl')})"
     return ""
 
 

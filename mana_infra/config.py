@@ -36,7 +36,8 @@ PLAIN_KEYS = (
     "role", "mode", "zone", "tunnelId", "services", "serverType", "location", "image", "sshPublicKey", "sshUser",
     "sshAllowedCidrs", "wireguardSubnet", "wireguardVpsAddress", "wireguardMacMiniAddress", "wireguardPort",
     "macMiniPublicKey", "macMiniPrivateKeyPath", "originName", "healthPath", "failoverTtl", "failoverProxied",
-    "acmeEmail", "protect", "adoptRecords", "prodStack", "rehearsalHosts",
+    "acmeEmail", "protect", "adoptRecords", "prodStack", "rehearsalHosts", "secondaryDns", "cloudflareZoneId",
+    "cloudflareReachable",
 )  # fmt: skip
 SECRET_KEYS = ("sshPrivateKey",)
 
@@ -86,6 +87,9 @@ class StandbyConfig:
     acme_email: str | None
     protect: bool
     adopt_records: Mapping[str, str]
+    secondary_dns: bool
+    cloudflare_zone_id: str | None
+    cloudflare_reachable: bool
 
 
 @dataclass(frozen=True)
@@ -311,6 +315,21 @@ def _standby(
             "acmeEmail", f"{acme_email!r} is not an e-mail address", set_command("acmeEmail", "ops@example.org")
         )
 
+    cloudflare_zone_id = read.optional("cloudflareZoneId")
+    if cloudflare_zone_id and not re.fullmatch(r"[0-9a-f]{32}", cloudflare_zone_id):
+        read.problem(
+            "cloudflareZoneId",
+            f"{cloudflare_zone_id!r} is not a Cloudflare zone id (32 hex digits)",
+            "pulumi config set cloudflareZoneId $(pulumi stack output cloudflareZoneId)",
+        )
+    cloudflare_reachable = read.boolean("cloudflareReachable")
+    if not cloudflare_reachable and not cloudflare_zone_id:
+        read.problem(
+            "cloudflareZoneId",
+            "is not set, and Cloudflare is marked unreachable: the zone cannot be looked up",
+            "pulumi config set cloudflareZoneId $(pulumi stack output cloudflareZoneId)",
+        )
+
     return StandbyConfig(
         stack=stack,
         mode=cast(Mode, mode),
@@ -334,6 +353,9 @@ def _standby(
         acme_email=acme_email,
         protect=read.boolean("protect"),
         adopt_records=_adopt_records(read, {s.host for s in services}),
+        secondary_dns=read.boolean("secondaryDns"),
+        cloudflare_zone_id=cloudflare_zone_id,
+        cloudflare_reachable=cloudflare_reachable,
     )
 
 

@@ -35,6 +35,8 @@ from .errors import InputError, Problem
 OFFLINE_IPV4 = "203.0.113.10"
 OFFLINE_IPV6 = "2001:db8::1"
 OFFLINE_IPV6_NETWORK = "2001:db8::/64"
+# Hetzner's DNS nameservers, as its API assigns them to a primary zone.
+OFFLINE_HETZNER_NAMESERVERS = ("hydrogen.ns.hetzner.com.", "oxygen.ns.hetzner.com.", "helium.ns.hetzner.de.")
 OFFLINE_MARK = "OFFLINE PLAN: placeholder keys and documentation addresses (203.0.113.0/24, 2001:db8::/32); not for use"
 SECRET = "[secret]"
 
@@ -86,6 +88,7 @@ class Recorded:
     """The same with the secrets' values (for the artifacts, never printed); None in a saved plan."""
     options: dict[str, Any]
     parent_type: str
+    urn: str = ""
 
 
 @dataclass
@@ -187,9 +190,17 @@ class OfflineClouds(pulumi_mocks.Mocks):
     """What Hetzner, Cloudflare and the random provider would answer, with offline placeholders; a
     StackReference answers with the referenced stack's own offline outputs."""
 
-    def __init__(self, referenced_outputs: Mapping[str, Any] | None = None, secret_outputs: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        referenced_outputs: Mapping[str, Any] | None = None,
+        secret_outputs: Sequence[str] = (),
+        zone_records: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
         self.referenced_outputs = dict(referenced_outputs or {})
         self.secret_outputs = list(secret_outputs)
+        # The zone's other records are unknown offline: none, unless a test gives some.
+        self.zone_records = [dict(record) for record in zone_records]
+        self.calls: list[str] = []
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
@@ -208,13 +219,18 @@ class OfflineClouds(pulumi_mocks.Mocks):
             state["hex"] = {_SIG_KEY: _SECRET_SIG, "value": raw.hex()}
         elif args.typ == "command:remote:Command":
             state.update(stdout="(offline plan: not run)", stderr="")
+        elif args.typ == "hcloud:index/zone:Zone":
+            state["authoritativeNameservers"] = {"assigneds": list(OFFLINE_HETZNER_NAMESERVERS)}
         return resource_id, state
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]  # the mock engine wants a plain dict
+        self.calls.append(args.token)
         if args.token == "cloudflare:index/getZone:getZone":
             name = args.args["filter"]["name"]
             zone_id = hashlib.md5(f"offline zone {name}".encode()).hexdigest()
             return {"id": zone_id, "zoneId": zone_id, "name": name, "nameServers": []}
+        if args.token == "cloudflare:index/getDnsRecords:getDnsRecords":
+            return {"results": self.zone_records}
         return {}
 
 
@@ -223,14 +239,14 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
         super().__init__(mocks)
-        self.requests: list[Any] = []
+        self.requests: list[tuple[Any, str]] = []
         self.types_by_urn: dict[str, str] = {}
         self.stack_outputs: dict[str, Any] = {}
         self.revealed_stack_outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # pulumi's MockMonitor is untyped
-        self.requests.append(request)
+        self.requests.append((request, response.urn))
         self.types_by_urn[response.urn] = request.type
         return response
 
@@ -250,8 +266,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     "dependsOn": list(request.dependencies),
                 },
                 parent_type=self.types_by_urn.get(request.parent, ""),
+                urn=urn,
             )
-            for request in self.requests
+            for request, urn in self.requests
             if request.type != "pulumi:pulumi:Stack"
         ]
         return sorted(recorded, key=lambda resource: resource.name)

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import pulumi
 
 from .components.caddy import CaddyConfig
-from .components.dns import FailoverDns
+from .components.dns import FailoverDns, lookup_zone_id, read_zone_records
 from .components.rehearsal import SITE_FILE, RehearsalSites
+from .components.secondary_dns import SecondaryDns
 from .components.standby_server import StandbyServer
 from .components.wireguard import WireGuardKeys
 from .config import RehearsalConfig, StandbyConfig, read_stack_config
 from .errors import InputError, Problem
+from .mirror import RRSet, Unmirrored, mirror_extra_records
 from .records import RecordSpec, inventory_record, tunnel_target
 from .render.caddyfile import CaddySpec, render_caddyfile
 from .render.cloud_init import render_cloud_init
@@ -31,6 +33,9 @@ class Standby:
     records: tuple[RecordSpec, ...]
     user_data: pulumi.Output[str]
     macmini_wireguard_config: pulumi.Output[str]
+    zone_id: str
+    secondary: SecondaryDns | None
+    unmirrored: tuple[Unmirrored, ...]
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,12 @@ def build(config: StandbyConfig) -> Standby:
         )
         for service in config.services
     )
+    # With Cloudflare unreachable the program must make no Cloudflare call: the zone id comes from config.
+    zone_id = config.cloudflare_zone_id or lookup_zone_id(config.zone)
     dns = FailoverDns(
         "dns",
         {
-            "zone": config.zone,
+            "zone_id": zone_id,
             "origin_name": config.origin_name,
             "origin_ipv4": server.ipv4_address,
             "origin_ipv6": server.ipv6_address,
@@ -137,6 +144,30 @@ def build(config: StandbyConfig) -> Standby:
         pulumi.ResourceOptions(depends_on=[server]),
     )
 
+    secondary = None
+    unmirrored: tuple[Unmirrored, ...] = ()
+    if config.secondary_dns:
+        extra: list[RRSet] = []
+        if config.cloudflare_reachable:
+            extra, left_out = mirror_extra_records(
+                read_zone_records(zone_id), config.zone, [s.host for s in config.services], config.origin_name
+            )
+            unmirrored = tuple(left_out)
+        secondary = SecondaryDns(
+            "secondary-dns",
+            {
+                "zone": config.zone,
+                "ttl": config.failover_ttl,
+                "origin_name": config.origin_name,
+                "origin_ipv4": server.ipv4_address,
+                "origin_ipv6": server.ipv6_address,
+                "inventory_hosts": [service.host for service in config.services],
+                "extra": extra,
+                "labels": {"project": "mana-infra", "stack": config.stack, "role": "secondary-dns"},
+                "protect": config.protect,
+            },
+        )
+
     return Standby(
         keys=keys,
         server=server,
@@ -146,6 +177,9 @@ def build(config: StandbyConfig) -> Standby:
         records=records,
         user_data=user_data,
         macmini_wireguard_config=macmini_wireguard_config,
+        zone_id=zone_id,
+        secondary=secondary,
+        unmirrored=unmirrored,
     )
 
 
@@ -160,6 +194,34 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     pulumi.export("wireguardServerPublicKey", standby.keys.server_public_key)
     pulumi.export("macminiWireguardConfig", standby.macmini_wireguard_config)
     pulumi.export("macminiAddress", str(config.wireguard.macmini_address))
+    pulumi.export("cloudflareZoneId", standby.zone_id)
+    # Cloudflare's API down or the token revoked: flip the VPS alone, touching nothing at Cloudflare.
+    pulumi.export(
+        "emergencyCutover",
+        standby.caddy.command_urn.apply(
+            lambda urn: (
+                f"pulumi config set cloudflareZoneId {standby.zone_id} && "
+                "pulumi config set cloudflareReachable false && pulumi config set mode failover && "
+                f"pulumi up --target '{urn}'"
+            )
+        ),
+    )
+    if standby.secondary is not None:
+        pulumi.export("secondaryDnsNameservers", standby.secondary.nameservers)
+        pulumi.export(
+            "secondaryDnsUnmirrored",
+            [{"name": u.name, "type": u.type, "content": u.content, "reason": u.reason} for u in standby.unmirrored],
+        )
+        pulumi.export(
+            "registrarStep",
+            standby.secondary.nameservers.apply(
+                lambda servers: (
+                    f"At the registrar of {config.zone}, replace the nameservers with "
+                    f"{', '.join(s.rstrip('.') for s in servers)} (remove or replace the DS record first if "
+                    "DNSSEC is on: see the README's runbook)."
+                )
+            ),
+        )
     pulumi.export("caddyfileSha256", standby.caddy.content_sha256)
     ports = {service.host: service.port for service in config.services}
     pulumi.export(
@@ -184,7 +246,7 @@ def build_rehearsal(config: RehearsalConfig) -> Rehearsal:
     sites = RehearsalSites(
         "rehearsal",
         {
-            "zone": config.zone,
+            "zone_id": lookup_zone_id(config.zone),
             "sites": [(host.host, host.service.port) for host in config.hosts],
             "origin_name": prod["originName"],
             "origin_ipv4": prod["originIpv4"],

@@ -13,7 +13,7 @@ from typing import TypeVar
 import pytest
 
 from mana_infra import plan as offline
-from mana_infra.config import read_stack_config
+from mana_infra.config import StandbyConfig, read_stack_config
 from mana_infra.program import Standby, build
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -47,7 +47,9 @@ def with_standby(check: Callable[[Standby], Awaitable[T]], stack: str = "prod", 
     result: dict[str, T] = {}
 
     async def program() -> None:
-        result["value"] = await check(build(read_stack_config()))
+        config = read_stack_config()
+        assert isinstance(config, StandbyConfig), "with_standby runs the standby's program"
+        result["value"] = await check(build(config))
 
     offline.evaluate(stack, overrides=overrides, program_fn=program)
     return result["value"]

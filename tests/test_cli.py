@@ -116,8 +116,10 @@ def test_plan_against_a_saved_plan_shows_only_what_changed(tmp_path: Path) -> No
     inventory = tmp_path / "services.yaml"
     inventory.write_text((PROJECT_DIR / "services.yaml").read_text() + "  - host: new.mana.how\n    port: 6000\n")
     added = json.loads(mana_infra("plan", "--against", str(base), "--services", str(inventory), "--json").stdout)
+    # The new host's Cloudflare CNAME, and its CNAME in the Hetzner mirror.
     assert {(c["resource"], c["field"], c["after"]) for c in added["changes"]} == {
-        ("dns-new.mana.how", "(resource)", "created")
+        ("dns-new.mana.how", "(resource)", "created"),
+        ("secondary-dns-new-cname", "(resource)", "created"),
     }
     broken = tmp_path / "broken.json"
     broken.write_text("{}")

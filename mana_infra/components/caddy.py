@@ -50,6 +50,7 @@ class CaddyConfig(pulumi.ComponentResource):
 
     content_sha256: pulumi.Output[str]
     stdout: pulumi.Output[str]
+    command_urn: pulumi.Output[str]
 
     def __init__(self, name: str, args: CaddyConfigArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mana-infra:index:CaddyConfig", name, None, opts)
@@ -86,4 +87,5 @@ class CaddyConfig(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
             )
         self.stdout = command.stdout
+        self.command_urn = command.urn
         self.register_outputs({"content_sha256": self.content_sha256, "stdout": self.stdout})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_cloudflare as cloudflare
@@ -16,17 +16,31 @@ COMMENT = "managed by mana-infra (Pulumi): Cloudflare Tunnel fallback"
 ADOPTION_IGNORED_FIELDS = ["comment", "ttl"]
 
 
-def zone_id(zone: str, parent: pulumi.Resource) -> pulumi.Output[str]:
-    """The Cloudflare zone's id, looked up by its name."""
-    result = cloudflare.get_zone_output(
-        filter={"name": zone, "match": "all"}, opts=pulumi.InvokeOutputOptions(parent=parent)
-    )
-    return result.id
+def lookup_zone_id(zone: str) -> str:
+    """The Cloudflare zone's id, looked up by its name (a plain value: the mirror's read needs it)."""
+    return cloudflare.get_zone(filter={"name": zone, "match": "all"}).id
+
+
+def read_zone_records(zone_id: str) -> list[dict[str, Any]]:
+    """Every record of the Cloudflare zone, as plain data for the mirror."""
+    result = cloudflare.get_dns_records(zone_id=zone_id, max_items=5000)
+    return [
+        {
+            "name": record.name,
+            "type": record.type,
+            "content": record.content,
+            "proxied": record.proxied,
+            "ttl": record.ttl,
+            "priority": record.priority,
+            "data": dict(record.data) if record.data else {},
+        }
+        for record in result.results
+    ]
 
 
 class FailoverDnsArgs(TypedDict):
-    zone: str
-    """The Cloudflare zone's name, looked up for its id."""
+    zone_id: str
+    """The Cloudflare zone's id."""
     origin_name: str
     """The VPS's permanent name."""
     origin_ipv4: pulumi.Input[str]
@@ -44,18 +58,15 @@ class FailoverDnsArgs(TypedDict):
 class FailoverDns(pulumi.ComponentResource):
     """The records that decide which path serves each host."""
 
-    zone_id: pulumi.Output[str]
-
     def __init__(self, name: str, args: FailoverDnsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mana-infra:index:FailoverDns", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.zone_id = zone_id(args["zone"], self)
 
         # DNS-only in both modes: Let's Encrypt, WireGuard and SSH must reach the VPS itself.
         for record_type, address in (("A", args["origin_ipv4"]), ("AAAA", args["origin_ipv6"])):
             cloudflare.DnsRecord(
                 f"{name}-origin-{record_type.lower()}",
-                zone_id=self.zone_id,
+                zone_id=args["zone_id"],
                 name=args["origin_name"],
                 type=record_type,
                 content=address,
@@ -74,7 +85,7 @@ class FailoverDns(pulumi.ComponentResource):
             )
             cloudflare.DnsRecord(
                 f"{name}-{spec.name}",
-                zone_id=self.zone_id,
+                zone_id=args["zone_id"],
                 name=spec.name,
                 type=spec.type,
                 content=spec.content,
@@ -84,4 +95,4 @@ class FailoverDns(pulumi.ComponentResource):
                 opts=options,
             )
 
-        self.register_outputs({"zone_id": self.zone_id})
+        self.register_outputs({})

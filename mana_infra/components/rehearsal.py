@@ -10,15 +10,14 @@ import pulumi_cloudflare as cloudflare
 
 from ..render.caddyfile import render_rehearsal_site
 from .caddy import CaddyConfig
-from .dns import zone_id
 
 SITE_FILE = "sites.d/mana-infra-rehearsal.caddy"
 COMMENT = "managed by mana-infra (Pulumi): failover rehearsal, `pulumi destroy -s failover` removes it"
 
 
 class RehearsalSitesArgs(TypedDict):
-    zone: str
-    """The Cloudflare zone's name."""
+    zone_id: str
+    """The Cloudflare zone's id."""
     sites: Sequence[tuple[str, int]]
     """Test hostnames, each with the Mac Mini port it reaches."""
     origin_name: pulumi.Input[str]
@@ -43,11 +42,10 @@ class RehearsalSites(pulumi.ComponentResource):
     def __init__(self, name: str, args: RehearsalSitesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mana-infra:index:RehearsalSites", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        zone = zone_id(args["zone"], self)
         for host, _ in args["sites"]:
             cloudflare.DnsRecord(
                 f"{name}-{host}",
-                zone_id=zone,
+                zone_id=args["zone_id"],
                 name=host,
                 type="CNAME",
                 content=args["origin_name"],

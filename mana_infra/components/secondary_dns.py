@@ -1,0 +1,80 @@
+"""A complete copy of the zone at Hetzner, always in its failover form: when Cloudflare is gone, the
+only step left is switching the domain's nameservers at the registrar."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TypedDict
+
+import pulumi
+import pulumi_hcloud as hcloud
+
+from ..mirror import RRSet, absolute, relative_name
+
+
+class SecondaryDnsArgs(TypedDict):
+    zone: str
+    """The zone's name, the same as at Cloudflare."""
+    ttl: int
+    """TTL of the failover records (the zone's default too)."""
+    origin_name: str
+    """The VPS's permanent name."""
+    origin_ipv4: pulumi.Input[str]
+    """The VPS's primary IPv4."""
+    origin_ipv6: pulumi.Input[str]
+    """The VPS's IPv6 address."""
+    inventory_hosts: Sequence[str]
+    """Every inventory host: a CNAME to the origin name, or A/AAAA at the apex (no CNAME there in plain DNS)."""
+    extra: Sequence[RRSet]
+    """The zone's other records, mirrored from Cloudflare."""
+    labels: Mapping[str, str]
+    """Hetzner labels."""
+    protect: bool
+    """Guard the zone against deletion."""
+
+
+class SecondaryDns(pulumi.ComponentResource):
+    """The Hetzner zone and its RRSets."""
+
+    nameservers: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: SecondaryDnsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mana-infra:index:SecondaryDns", name, None, opts)
+        zone_name, ttl = args["zone"], args["ttl"]
+        zone = hcloud.Zone(
+            f"{name}-zone",
+            name=zone_name,
+            mode="primary",
+            ttl=ttl,
+            labels=dict(args["labels"]),
+            delete_protection=args["protect"],
+            opts=pulumi.ResourceOptions(parent=self, protect=args["protect"]),
+        )
+        child = pulumi.ResourceOptions(parent=self)
+
+        def rrset(record_name: str, kind: str, values: Sequence[pulumi.Input[str]], record_ttl: int) -> None:
+            hcloud.ZoneRrset(
+                f"{name}-{'apex' if record_name == '@' else record_name}-{kind.lower()}",
+                zone=zone.name,
+                name=record_name,
+                type=kind,
+                records=[hcloud.ZoneRrsetRecordArgs(value=value) for value in values],
+                ttl=record_ttl,
+                labels=dict(args["labels"]),
+                opts=child,
+            )
+
+        addressed = {relative_name(args["origin_name"], zone_name)}
+        if zone_name in args["inventory_hosts"]:
+            addressed.add("@")
+        for record_name in sorted(addressed):
+            rrset(record_name, "A", [args["origin_ipv4"]], ttl)
+            rrset(record_name, "AAAA", [args["origin_ipv6"]], ttl)
+        for host in args["inventory_hosts"]:
+            if host != zone_name:
+                rrset(relative_name(host, zone_name), "CNAME", [absolute(args["origin_name"])], ttl)
+        for extra in args["extra"]:
+            rrset(extra.name, extra.type, list(extra.values), extra.ttl)
+
+        self.nameservers = zone.authoritative_nameservers.apply(lambda servers: list(servers.assigneds or []))
+        self.register_outputs({"nameservers": self.nameservers})

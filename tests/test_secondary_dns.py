@@ -1,0 +1,128 @@
+"""The Hetzner mirror of the zone, always in failover form, and the cut-over without Cloudflare."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mana_infra import plan as offline
+from mana_infra.errors import InputError
+from mana_infra.inventory import load_inventory
+from mana_infra.mirror import record_value, txt_value
+
+from .support import PROJECT_DIR
+
+SERVICES = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
+ZONE_FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "cloudflare-zone-mana.how.json").read_text())["results"]
+ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
+
+
+def rrsets(result: offline.PlanResult) -> dict[tuple[str, str], tuple[list[str], int]]:
+    return {
+        (r.inputs["name"], r.inputs["type"]): ([record["value"] for record in r.inputs["records"]], r.inputs["ttl"])
+        for r in result.resources
+        if r.type == "hcloud:index/zoneRrset:ZoneRrset"
+    }
+
+
+def with_zone(**overrides: str) -> tuple[offline.PlanResult, offline.OfflineClouds]:
+    clouds = offline.OfflineClouds(zone_records=ZONE_FIXTURE)
+    evaluation = offline.evaluate("prod", overrides=overrides, clouds=clouds)
+    monitor = evaluation.monitor
+    return offline.PlanResult("prod", "", monitor.recorded(), monitor.stack_outputs, []), clouds
+
+
+@pytest.mark.parametrize("mode", ["tunnel", "failover"])
+def test_the_mirror_is_the_failover_form_of_every_host_whatever_the_mode(mode: str) -> None:
+    mirror = rrsets(offline.plan("prod", mode=mode))
+    failover = {r.inputs["name"]: r.inputs for r in offline.plan("prod", mode="failover").resources
+                if r.type == "cloudflare:index/dnsRecord:DnsRecord"}  # fmt: skip
+    for service in SERVICES:
+        if service.host == "mana.how":  # the apex: no CNAME in plain DNS, the origin's addresses instead
+            assert mirror[("@", "A")] == ([offline.OFFLINE_IPV4], 60)
+            assert mirror[("@", "AAAA")] == ([offline.OFFLINE_IPV6], 60)
+            assert ("@", "CNAME") not in mirror
+        else:
+            name = service.host.removesuffix(".mana.how")
+            assert mirror[(name, "CNAME")] == ([failover[service.host]["content"] + "."], 60)
+    assert mirror[("vps", "A")] == ([offline.OFFLINE_IPV4], 60)
+    assert mirror[("vps", "AAAA")] == ([offline.OFFLINE_IPV6], 60)
+    [zone] = [r for r in offline.plan("prod", mode=mode).resources if r.type == "hcloud:index/zone:Zone"]
+    assert (zone.inputs["name"], zone.inputs["mode"]) == ("mana.how", "primary")
+
+
+def test_the_zones_other_records_are_mirrored_and_the_rest_reported() -> None:
+    result, clouds = with_zone()
+    mirror = rrsets(result)
+    assert mirror[("@", "MX")] == (["10 mx1.mail.example.net.", "20 mx2.mail.example.net."], 3600)
+    assert mirror[("@", "TXT")] == (
+        ['"google-site-verification=abc123"', '"v=spf1 include:_spf.mail.example.net ~all"'],
+        300,
+    )
+    assert mirror[("@", "CAA")] == (['0 issue "letsencrypt.org"'], 3600)
+    assert mirror[("_sip._tcp", "SRV")] == (["10 5 5060 sip.example.net."], 3600)
+    assert mirror[("files", "A")] == (["198.51.100.21"], 600)
+    assert mirror[("_dmarc", "TXT")] == (['"v=DMARC1; p=quarantine; rua=mailto:dmarc@mana.how"'], 3600)
+    assert mirror[("sub", "NS")] == (["ns1.example.net."], 3600)
+    [dkim] = mirror[("mail._domainkey", "TXT")][0]
+    assert dkim.count('" "') == 1 and all(len(part) <= 257 for part in dkim.split(" "))  # two strings of <= 255
+    # Not mirrored: Cloudflare's own NS at the apex, the tunnel CNAMEs (replaced by failover records).
+    assert ("@", "NS") not in mirror and ("auth", "TXT") not in mirror
+    reported = {(u["name"], u["type"]): u["reason"] for u in result.outputs["secondaryDnsUnmirrored"]}
+    assert set(reported) == {("status.mana.how", "A"), ("auth.mana.how", "TXT"), ("loc.mana.how", "LOC")}
+    assert "proxied" in reported[("status.mana.how", "A")]
+    assert "beside a failover CNAME" in reported[("auth.mana.how", "TXT")]
+    assert "does not take LOC" in reported[("loc.mana.how", "LOC")]
+    assert "cloudflare:index/getDnsRecords:getDnsRecords" in clouds.calls
+
+
+def test_outputs_name_the_nameservers_and_the_registrar_step() -> None:
+    outputs = offline.plan("prod").outputs
+    assert outputs["secondaryDnsNameservers"] == list(offline.OFFLINE_HETZNER_NAMESERVERS)
+    step = outputs["registrarStep"]
+    assert "At the registrar of mana.how, replace the nameservers with hydrogen.ns.hetzner.com," in step
+    assert "DS record" in step
+
+
+def test_zone_file_values() -> None:
+    assert txt_value("plain") == '"plain"'
+    assert txt_value('"already quoted"') == '"already quoted"'
+    assert txt_value('say "hi" \\ bye') == '"say \\"hi\\" \\\\ bye"'
+    assert txt_value("x" * 300) == f'"{"x" * 255}" "{"x" * 45}"'
+    assert record_value({"type": "MX", "content": "mx.example.net", "priority": 5}) == "5 mx.example.net."
+    assert (
+        record_value({"type": "SRV", "content": "1 443 svc.example.net", "priority": 0}) == "0 1 443 svc.example.net."
+    )
+    assert record_value({"type": "CNAME", "content": "a.example.net."}) == "a.example.net."
+
+
+def test_the_cut_over_without_cloudflare_changes_nothing_at_cloudflare() -> None:
+    before = offline.plan("prod", mode="tunnel")
+    emergency, clouds = with_zone(mode="failover", cloudflareReachable="false", cloudflareZoneId=ZONE_ID)
+    # 1. The run asks Cloudflare nothing, so an API that is down or a revoked token cannot stop it.
+    assert not [call for call in clouds.calls if call.startswith("cloudflare:")]
+    # 2. The command the operator runs targets the Caddy command alone.
+    command = before.outputs["emergencyCutover"]
+    urn = command.split("--target '")[1].rstrip("'")
+    assert command.startswith(f"pulumi config set cloudflareZoneId {before.outputs['cloudflareZoneId']} && ")
+    assert "pulumi config set cloudflareReachable false && pulumi config set mode failover" in command
+    [target] = [r for r in emergency.resources if r.urn == urn]
+    assert target.type == "command:remote:Command" and target.name == "caddy-apply"
+    # 3. Of everything the flip would change, the target lets through only the Caddy command.
+    before_zone = {r.name: r for r in before.resources}
+    changes = offline.diff(before, emergency)
+    targeted = {change["resource"] for change in changes if change["resource"] == target.name}
+    assert targeted == {"caddy-apply"}
+    cloudflare_changes = {c["resource"] for c in changes if before_zone.get(c["resource"]) and
+                          before_zone[c["resource"]].type.startswith("cloudflare:")}  # fmt: skip
+    assert cloudflare_changes and target.name not in cloudflare_changes
+    # 4. Every Cloudflare record is still registered (nothing would be deleted), against the same zone.
+    records = [r for r in emergency.resources if r.type == "cloudflare:index/dnsRecord:DnsRecord"]
+    assert len(records) == len(SERVICES) + 2 and {r.inputs["zoneId"] for r in records} == {ZONE_ID}
+
+
+def test_unreachable_cloudflare_needs_the_zone_id() -> None:
+    with pytest.raises(InputError, match="cloudflareZoneId: is not set, and Cloudflare is marked unreachable"):
+        offline.plan("prod", overrides={"cloudflareReachable": "false"})
