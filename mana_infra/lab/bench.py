@@ -1,0 +1,58 @@
+"""Benchmark hook for ``make bench``: one drill in the lab, its figures as a dict.
+
+``run()`` returns the cut-over and fail-back times (client-measured, from the push until every host
+answers from its own backend through the new path) and how long ``mana-infra check`` takes for the
+plan's 27 hosts in the lab (wall time with process start, and check's own figure), or
+``{"skipped": reason}`` where the lab cannot run (not root, not Linux, tools missing).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+
+def unavailable() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return "the lab needs Linux network namespaces"
+    if os.geteuid() != 0:
+        return "the lab needs root (ip netns)"
+    from .lab import missing_tools
+
+    missing = missing_tools()
+    return f"lab tools missing: {', '.join(missing)}" if missing else None
+
+
+def run(stack: str = "prod", log: Callable[[str], None] = lambda _s: None) -> dict[str, Any]:
+    reason = unavailable()
+    if reason:
+        return {"skipped": reason}
+    from .drill import run_drill
+    from .inputs import inputs_from_plan
+
+    with tempfile.TemporaryDirectory(prefix="mana-lab-bench-") as workdir:
+        report = run_drill(inputs_from_plan(stack), workdir, log=log)
+    tunnel, cut_over = report.phase("tunnel"), report.phase("cut-over")
+    return {
+        "ok": report.ok,
+        "hosts": report.hosts,
+        "lab_up_seconds": report.up_seconds,
+        "cutover_seconds": cut_over.seconds,
+        "failback_seconds": report.phase("fail-back").seconds,
+        "check_seconds": tunnel.details["check_seconds"],  # tunnel mode, healthy; process start included
+        "check_report_seconds": tunnel.details["check_report_seconds"],
+        "check_failover_seconds": cut_over.details["check_seconds"],
+        "wireguard_down_502_after_seconds": report.fault("wireguard-down").details["502_for_every_host_after"],
+        "wireguard_recovery_seconds": report.fault("wireguard-down").seconds,
+        "wan_change_recovery_seconds": report.fault("wan-change").seconds,
+        "drill_seconds": report.seconds,
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(log=lambda s: print(s, file=sys.stderr)), indent=2))

@@ -1,0 +1,101 @@
+"""``mana-infra lab up|down|drill|status``: the lab from the command line.
+
+``main(argv)`` takes the arguments after ``lab``. The lab always runs the offline plan of a stack
+(``--stack``, default prod): its artifacts and DNS records, see inputs.py. ``up`` leaves the lab
+running (its daemons are detached) until ``down``. ``drill --json`` prints the drill's report as JSON
+on stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_WORKDIR = "/tmp/mana-infra-lab"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mana-infra lab", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"lab state and logs (default {DEFAULT_WORKDIR})")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="build the lab from the stack's offline plan and leave it running")
+    p_up.add_argument("--stack", default="prod")
+    p_up.add_argument("--mode", default="tunnel", choices=("tunnel", "failover"))
+    sub.add_parser("down", help="tear the lab down, including leftovers of crashed runs")
+    sub.add_parser("status", help="namespaces and processes of the lab")
+    p_drill = sub.add_parser("drill", help="run the failover drill in a fresh lab (torn down afterwards)")
+    p_drill.add_argument("--stack", default="prod")
+    p_drill.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p_drill.add_argument("--deadline", type=float, default=20, help="seconds each phase may take (default 20)")
+    p_drill.add_argument(
+        "--no-nudge",
+        action="store_true",
+        help="after the WAN change, wait for the PersistentKeepalive (up to 25 s) instead of a "
+        "packet from the Mac Mini at once",
+    )
+    args = parser.parse_args(list(argv) if argv is not None else None)
+
+    from .system import LabError, cleanup_leftovers, lab_namespaces, netns_pids
+
+    try:
+        if args.command == "up":
+            from .inputs import inputs_from_plan
+            from .lab import Lab
+
+            lab = Lab.from_inputs(args.workdir, inputs_from_plan(args.stack), args.mode)
+            try:
+                seconds = lab.up()
+            except BaseException:
+                lab.down()
+                raise
+            print(f"lab up in {seconds:.2f}s ({args.mode} mode, stack {args.stack}); CA bundle {lab.ca_bundle}")
+            print(f"ssh:   ip netns exec mlab-client {shlex.join(lab.ssh_argv())}")
+            print(
+                f"check: ip netns exec mlab-client {shlex.join(a for a in lab.check_argv(args.mode) if a != '--json')}"
+            )
+            print("down:  mana-infra lab down")
+            return 0
+        if args.command == "down":
+            removed = cleanup_leftovers(Path(args.workdir) / "pids")
+            print("\n".join(removed) or "nothing to remove")
+            return 0
+        if args.command == "status":
+            for ns in lab_namespaces():
+                print(ns, netns_pids(ns))
+            return 0
+        if args.command == "drill":
+            from .drill import run_drill
+            from .inputs import inputs_from_plan
+
+            _log(f"drill: evaluating the offline plan of {args.stack} (both modes)")
+            report = run_drill(
+                inputs_from_plan(args.stack),
+                args.workdir,
+                deadline=args.deadline,
+                nudge_after_wan_change=not args.no_nudge,
+                log=_log,
+            )
+            if args.json:
+                print(json.dumps(report.to_dict(), indent=2), flush=True)
+            else:
+                print("drill", "passed" if report.ok else "FAILED")
+            return 0 if report.ok else 1
+    except LabError as exc:
+        _log(f"lab: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _log("lab: interrupted; cleaned up")
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Zone files and configuration for the lab's authoritative DNS server (knotd).
+
+The caller hands over the records as the plan would create them at Cloudflare; the lab adds what
+Cloudflare keeps implicit (SOA, NS) and a tiny ``cfargotunnel.com`` zone whose ``<tunnelId>`` name
+points at the edge, so tunnel-mode CNAMEs resolve to the lab's stand-in for Cloudflare's edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TUNNEL_ZONE = "cfargotunnel.com"
+
+
+@dataclass(frozen=True)
+class Record:
+    name: str  # fully qualified, no trailing dot
+    type: str
+    content: str
+    ttl: int
+
+
+RecordLike = Record | Sequence[Any] | Mapping[str, Any]
+
+
+def to_record(rec: RecordLike, zone: str) -> Record:
+    """Accept (name, type, content, ttl) tuples or Cloudflare-style dicts."""
+    if isinstance(rec, Record):
+        r = rec
+    elif isinstance(rec, Mapping):
+        r = Record(str(rec["name"]), str(rec["type"]), str(rec["content"]), int(rec.get("ttl", 300)))
+    else:
+        name, rtype, content, ttl = rec
+        r = Record(str(name), str(rtype), str(content), int(ttl))
+    return Record(_absolute(r.name, zone), r.type.upper(), r.content, r.ttl)
+
+
+def _absolute(name: str, zone: str) -> str:
+    name = name.rstrip(".").lower()
+    if name in ("@", ""):
+        return zone
+    if name == zone or name.endswith("." + zone):
+        return name
+    return f"{name}.{zone}"
+
+
+def _rdata(r: Record) -> str:
+    if r.type in ("CNAME", "NS", "PTR"):
+        return r.content.rstrip(".") + "."
+    if r.type == "MX":
+        prio, _, host = r.content.partition(" ")
+        return f"{prio} {host.rstrip('.')}."
+    if r.type == "TXT" and not r.content.startswith('"'):
+        return '"' + r.content.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return r.content
+
+
+def render_zone(
+    zone: str,
+    records: Iterable[Record],
+    serial: int,
+    ns_ip: str,
+    extra_lookup: Mapping[str, list[Record]] | None = None,
+) -> str:
+    """A zone file for ``zone``.
+
+    A CNAME at the apex is illegal next to SOA/NS; Cloudflare "flattens" it (answers with the
+    target's addresses). The lab does the same from the records it knows (``extra_lookup`` holds the
+    other lab zones' records).
+    """
+    lines = [
+        f"$ORIGIN {zone}.",
+        "$TTL 300",
+        f"@ 300 IN SOA ns.{zone}. hostmaster.{zone}. {serial} 3600 600 86400 60",
+        f"@ 300 IN NS ns.{zone}.",
+    ]
+    by_name: dict[str, list[Record]] = {}
+    recs = list(records)
+    for r in recs:
+        by_name.setdefault(r.name, []).append(r)
+    if extra_lookup:
+        for name, rs in extra_lookup.items():
+            by_name.setdefault(name, []).extend(rs)
+    if not any(r.name == f"ns.{zone}" for r in recs):
+        lines.append(f"ns.{zone}. 300 IN A {ns_ip}")
+    for r in recs:
+        if r.name == zone and r.type in ("SOA", "NS"):
+            continue  # the lab's own SOA/NS are authoritative here
+        if r.name == zone and r.type == "CNAME":
+            for target in _flatten(r.content.rstrip(".").lower(), by_name):
+                lines.append(f"{zone}. {r.ttl} IN {target.type} {target.content}")
+            continue
+        lines.append(f"{r.name}. {r.ttl} IN {r.type} {_rdata(r)}")
+    return "\n".join(lines) + "\n"
+
+
+def _flatten(name: str, by_name: Mapping[str, list[Record]], depth: int = 0) -> list[Record]:
+    if depth > 8:
+        return []
+    out: list[Record] = []
+    for r in by_name.get(name, []):
+        if r.type in ("A", "AAAA"):
+            out.append(r)
+        elif r.type == "CNAME":
+            out.extend(_flatten(r.content.rstrip(".").lower(), by_name, depth + 1))
+    return out
+
+
+def tunnel_zone_records(tunnel_id: str, edge_ip: str) -> list[Record]:
+    return [Record(f"{tunnel_id}.{TUNNEL_ZONE}".lower(), "A", edge_ip, 300)]
+
+
+def render_knot_conf(workdir: Path, listen_ip: str, zones: Iterable[str]) -> str:
+    """knotd configuration: zone files are the source of truth, never written back, no journal.
+
+    With ``zonefile-load: whole`` and no journal, ``knotc zone-reload`` simply re-reads the file.
+    """
+    zone_lines = "\n".join(f"  - domain: {z}" for z in zones)
+    return f"""server:
+    listen: {listen_ip}@53
+    rundir: {workdir}
+log:
+  - target: stderr
+    any: info
+database:
+    storage: {workdir}
+control:
+    listen: {workdir}/knot.sock
+template:
+  - id: default
+    storage: {workdir}
+    file: "%s.zone"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    semantic-checks: off
+zone:
+{zone_lines}
+"""

@@ -1,0 +1,899 @@
+"""The lab: network namespaces standing in for client, DNS, Cloudflare's edge, the VPS and the Mac Mini.
+
+Real software everywhere it matters: knotd serves the zone, Caddy terminates TLS on the VPS and on
+the edge, wireguard-go carries the tunnel, OpenSSH's sshd receives the Caddyfile through the very
+script Pulumi's remote command runs. Only the Mac Mini's services are stubs.
+
+See topology.py for the addresses. Everything is torn down by down(), which also clears the
+leftovers of a crashed run (namespaces with the lab prefix and every process inside them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from ..components.caddy import script_command
+from . import topology as topo
+from .dnszone import TUNNEL_ZONE, Record, RecordLike, render_knot_conf, render_zone, to_record, tunnel_zone_records
+from .system import (
+    ETC_NETNS,
+    LabError,
+    cleanup_leftovers,
+    ip,
+    kill_pids,
+    lab_namespaces,
+    netns_exec_argv,
+    netns_pids,
+    run,
+    run_logged,
+    spawn,
+)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REQUIRED_TOOLS = ("ip", "caddy", "wg", "wg-quick", "wireguard-go", "knotd", "knotc", "sshd", "ssh", "ssh-keygen")
+
+# wg-quick with the userspace implementation (no kernel module on the lab host). The second variable
+# silences wireguard-go's "you should use the kernel module" banner.
+WG_ENV = {"WG_QUICK_USERSPACE_IMPLEMENTATION": "wireguard-go", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
+
+ARTIFACT_KEYS = ("Caddyfile", "wg0-server.conf", "wg0-macmini.conf")
+
+
+def missing_tools() -> list[str]:
+    return [t for t in REQUIRED_TOOLS if shutil.which(t) is None and not Path("/usr/sbin", t).exists()]
+
+
+@dataclass
+class CheckRun:
+    """One run of ``mana-infra check --json``: its exit code, its report, the wall time (process start included)."""
+
+    exit_code: int
+    report: dict[str, Any] | None
+    seconds: float
+    stderr: str
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self.report["problems"]) if self.report else [self.stderr or f"exit {self.exit_code}, no report"]
+
+
+class Lab:
+    """One lab instance. Use as a context manager, or call up() and down() (both idempotent).
+
+    artifacts: the rendered files of the starting mode: "Caddyfile", "wg0-server.conf",
+        "wg0-macmini.conf" (text). The Caddyfile is pushed through the apply script during up().
+    services: (host, port) of every inventory host; port is the Mac Mini port behind it.
+    dns_records: the zone's records as the plan creates them: (name, type, content, ttl) tuples or
+        {"name","type","content","ttl"} dicts.
+    origin_name, health_url, services_file: what ``check()`` hands ``mana-infra check`` (defaults:
+        vps.<zone>, check's own default, and an inventory the lab writes from ``services``).
+    caddy_dir: the directory the rendered Caddyfile imports from. "/etc/caddy" (the production value)
+        works unchanged: ip-netns-exec bind-mounts /etc/netns/mlab-vps/caddy over /etc/caddy for every
+        process of the VPS namespace (sshd and whatever it starts), so the lab's directory appears at
+        the production path without touching the host's /etc/caddy. Any other absolute path is used as is.
+    """
+
+    def __init__(
+        self,
+        workdir: str | Path,
+        artifacts: Mapping[str, str],
+        services: Sequence[tuple[str, int]],
+        zone: str,
+        tunnel_id: str,
+        dns_records: Iterable[RecordLike],
+        *,
+        caddy_command: str | None = None,
+        caddy_dir: str = "/etc/caddy",
+        python: str = sys.executable,
+        push_timeout: float = 60,
+        origin_name: str | None = None,
+        health_url: str | None = None,
+        services_file: str | Path | None = None,
+    ) -> None:
+        missing = [k for k in ARTIFACT_KEYS if k not in artifacts]
+        if missing:
+            raise LabError(f"artifacts lack {missing}")
+        self.workdir = Path(workdir).resolve()
+        self.artifacts = dict(artifacts)
+        self.services = [(h.lower(), int(p)) for h, p in services]
+        self.zone = zone.lower().rstrip(".")
+        self.tunnel_id = tunnel_id.lower()
+        self.dns_records = [to_record(r, self.zone) for r in dns_records]
+        # The SSH command text of the program's Caddy command: the shipped script, byte for byte.
+        self.caddy_command = caddy_command or script_command()
+        self.caddy_dir = caddy_dir.rstrip("/")
+        self.python = python
+        self.push_timeout = push_timeout
+        self.origin_name = (origin_name or f"vps.{self.zone}").lower().rstrip(".")
+        self.health_url = health_url
+        self._services_file = Path(services_file) if services_file else None
+        self.mini_wan_ip = topo.MINI_WAN_IPS[0]
+        self.timings: dict[str, float] = {}
+        self._serial = int(time.time())
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._is_up = False
+        self._old_handlers: dict[int, Any] = {}
+
+        w = self.workdir
+        self.pid_dir = w / "pids"
+        self.log_dir = w / "logs"
+        self.dns_dir = w / "dns"
+        self.edge_dir = w / "edge"
+        self.vps_dir = w / "vps"
+        self.mini_dir = w / "mini"
+        self.client_dir = w / "client"
+        self.ca_bundle = self.client_dir / "ca-bundle.pem"
+        self.client_key = self.client_dir / "id_ed25519"
+        self.known_hosts = self.client_dir / "known_hosts"
+        # Where the VPS's caddy dir really lives on the host's filesystem.
+        self.vps_caddy_real = self.vps_dir / "caddy" if self.caddy_dir == "/etc/caddy" else Path(self.caddy_dir)
+        self.vps_caddy_data = self.vps_dir / "caddy-data"
+        self.edge_caddy_data = self.edge_dir / "caddy-data"
+
+    @classmethod
+    def from_inputs(cls, workdir: str | Path, inputs: Mapping[str, Any], mode: str = "tunnel", **kwargs: Any) -> Lab:
+        """A lab starting in ``mode`` from drill inputs (see inputs.py for the shape)."""
+        m = inputs["modes"][mode]
+        for key in ("origin_name", "health_url", "services_file"):
+            if inputs.get(key):
+                kwargs.setdefault(key, inputs[key])
+        if m.get("caddy_command"):
+            kwargs.setdefault("caddy_command", m["caddy_command"])
+        return cls(
+            workdir,
+            {k: m[k] for k in ARTIFACT_KEYS},
+            [tuple(s) for s in inputs["services"]],
+            inputs["zone"],
+            inputs["tunnel_id"],
+            m["dns_records"],
+            **kwargs,
+        )
+
+    @property
+    def tunnel_target(self) -> str:
+        return f"{self.tunnel_id}.{TUNNEL_ZONE}"
+
+    @property
+    def services_file(self) -> Path:
+        """The inventory ``check()`` uses: the plan's own file, else one written from ``services``."""
+        return self._services_file or self.client_dir / "services.yaml"
+
+    def apply_mode(self, mode_inputs: Mapping[str, Any], *, dns_first: bool = False) -> dict[str, Any]:
+        """Switch to a mode's artifacts the way operators would: Caddyfile push and DNS records.
+
+        Cut-over pushes the Caddyfile first (the VPS must serve before names point at it); fail-back
+        passes dns_first=True (names leave the VPS before it stops serving them). A rejected push
+        leaves DNS alone. Returns {"push_ok", "push_output", "push_seconds", "dns_seconds"}.
+        WireGuard configs are the same in both modes (cloud-init writes the server's once): untouched.
+        """
+        result: dict[str, Any] = {"dns_seconds": None}
+        if dns_first:
+            result["dns_seconds"] = self.set_dns(mode_inputs["dns_records"])
+        t0 = time.monotonic()
+        ok, out = self.push_caddyfile(mode_inputs["Caddyfile"])
+        result.update(push_ok=ok, push_output=out, push_seconds=round(time.monotonic() - t0, 3))
+        if ok and not dns_first:
+            result["dns_seconds"] = self.set_dns(mode_inputs["dns_records"])
+        return result
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> Lab:
+        self._install_signal_handlers()
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            self._restore_signal_handlers()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.down()
+        finally:
+            self._restore_signal_handlers()
+
+    def _install_signal_handlers(self) -> None:
+        # SIGTERM/SIGHUP become KeyboardInterrupt so the with-block's cleanup runs (Ctrl-C already is).
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            self._old_handlers[sig] = signal.signal(sig, handler)
+
+    def _restore_signal_handlers(self) -> None:
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers.clear()
+
+    def up(self) -> float:
+        """Build the lab; returns the seconds it took. Tears down leftovers of any earlier run first."""
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces)")
+        missing = missing_tools()
+        if missing:
+            raise LabError(f"missing tools: {', '.join(missing)}")
+        t0 = time.monotonic()
+        self._step("cleanup-leftovers", lambda: cleanup_leftovers(self.pid_dir))
+        self._reset_workdir()
+        self._is_up = True  # from here on, down() has something to undo
+        self._step("network", self._build_network)
+        self._step("files", self._write_files)
+        self._step("daemons", self._start_daemons)
+        wg_thread = threading.Thread(target=self._wg_up_both)
+        self._wg_errors: list[str] = []
+        t = time.monotonic()
+        wg_thread.start()
+        self._step("wait-sshd", lambda: self._wait_listening("sshd", "tcp", 22))
+        ok, out = self._step("push-caddyfile", lambda: self.push_caddyfile(self.artifacts["Caddyfile"]))
+        if not ok:
+            raise LabError(f"initial Caddyfile push failed:\n{out}")
+        wg_thread.join()
+        self.timings["wireguard"] = round(time.monotonic() - t, 3)
+        if self._wg_errors:
+            raise LabError("; ".join(self._wg_errors))
+        self._step("wait-ready", self._wait_ready)
+        self._step("wg-handshake", self.wait_handshake)
+        self.timings["up"] = round(time.monotonic() - t0, 3)
+        return self.timings["up"]
+
+    def down(self) -> list[str]:
+        """Stop everything and remove namespaces and runtime files (logs stay). Idempotent."""
+        # Orderly first: wg-quick down removes the interfaces (wireguard-go exits, its socket goes).
+        for role, _ifname in (("mini", topo.WG_MINI_IF), ("vps", topo.WG_SERVER_IF)):
+            conf = self._wg_conf_path(role)
+            if conf.exists() and topo.ns_name(role) in lab_namespaces():
+                with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+                    run_logged(
+                        topo.ns_name(role),
+                        ["wg-quick", "down", str(conf)],
+                        self.log_dir / f"wg-{role}.log",
+                        env=WG_ENV,
+                        timeout=10,
+                    )
+        removed = cleanup_leftovers(self.pid_dir)
+        for proc in self._procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.1)
+        self._procs.clear()
+        for sub in ("pids", "dns", "edge", "vps", "mini", "client"):
+            shutil.rmtree(self.workdir / sub, ignore_errors=True)
+        if self.caddy_dir != "/etc/caddy" and self.vps_caddy_real.is_dir() and self._owns(self.vps_caddy_real):
+            shutil.rmtree(self.vps_caddy_real, ignore_errors=True)
+        self._is_up = False
+        return removed
+
+    def _owns(self, path: Path) -> bool:
+        return (path / ".mana-lab").exists()
+
+    def _step(self, name: str, fn: Any) -> Any:
+        t = time.monotonic()
+        result = fn()
+        self.timings[name] = round(time.monotonic() - t, 3)
+        return result
+
+    def _reset_workdir(self) -> None:
+        for sub in ("pids", "dns", "edge", "vps", "mini", "client"):
+            shutil.rmtree(self.workdir / sub, ignore_errors=True)
+        for d in (
+            self.pid_dir,
+            self.log_dir,
+            self.dns_dir,
+            self.edge_dir,
+            self.vps_dir,
+            self.mini_dir,
+            self.client_dir,
+            self.vps_caddy_real / "global.d",
+            self.vps_caddy_real / "sites.d",
+        ):
+            d.mkdir(parents=True, exist_ok=True)
+        for f in self.log_dir.glob("*.log"):
+            f.unlink()
+        (self.vps_caddy_real / ".mana-lab").touch()
+
+    # ------------------------------------------------------------------ network
+
+    def _build_network(self) -> None:
+        for ns in [topo.NET_NS] + [m.ns for m in topo.MEMBERS.values()]:
+            run(["ip", "netns", "add", ns])
+            ip("link", "set", "lo", "up", ns=ns)
+        ip("link", "add", "br0", "type", "bridge", ns=topo.NET_NS)
+        ip("link", "set", "br0", "up", ns=topo.NET_NS)
+        for m in topo.MEMBERS.values():
+            port = f"p-{m.role}"
+            # Created directly inside the namespaces: no lab interface name ever exists on the host.
+            run(
+                ["ip", "link", "add", "wan0", "netns", m.ns, "type", "veth", "peer", "name", port, "netns", topo.NET_NS]
+            )
+            ip("link", "set", port, "master", "br0", "up", ns=topo.NET_NS)
+            ip("addr", "add", f"{m.ipv4}/24", "dev", "wan0", ns=m.ns)
+            if m.ipv6:
+                # nodad: duplicate address detection would keep the address unusable for ~1 s.
+                ip("addr", "add", f"{m.ipv6}/64", "dev", "wan0", "nodad", ns=m.ns)
+            ip("link", "set", "wan0", "up", ns=m.ns)
+            own = ".".join(m.ipv4.split(".")[:3]) + ".0/24"
+            for net in topo.DOC_NETS_V4:
+                if net != own:
+                    ip("route", "add", net, "dev", "wan0", ns=m.ns)  # on-link: all /24s share the bridge
+        edge, mini = topo.MEMBERS["edge"].ns, topo.MEMBERS["mini"].ns
+        # change_mini_wan() adds the new address before it removes the old one; without promotion,
+        # removing the primary address would take the new (secondary) one with it.
+        run(netns_exec_argv(mini, ["sysctl", "-qw", "net.ipv4.conf.wan0.promote_secondaries=1"]))
+        run(
+            [
+                "ip",
+                "link",
+                "add",
+                topo.TUNNEL_LINK_IF,
+                "netns",
+                edge,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                topo.TUNNEL_LINK_IF,
+                "netns",
+                mini,
+            ]
+        )
+        self._tunnel_link_up()
+
+    def _tunnel_link_up(self) -> None:
+        for role, addr in (("edge", topo.EDGE_TUNNEL_IP), ("mini", topo.MINI_TUNNEL_IP)):
+            ns = topo.ns_name(role)
+            ip("link", "set", topo.TUNNEL_LINK_IF, "up", ns=ns)
+            # replace: a link that was down lost its IPv6 address (keep_addr_on_down=0).
+            ip("addr", "replace", f"{addr}/{topo.TUNNEL_LINK_PREFIX}", "dev", topo.TUNNEL_LINK_IF, "nodad", ns=ns)
+
+    # ------------------------------------------------------------------ files
+
+    def _write_files(self) -> None:
+        # VPS: /etc/caddy inside the namespace is the lab's directory (see class docstring).
+        if self.caddy_dir == "/etc/caddy":
+            etc = ETC_NETNS / topo.ns_name("vps")
+            etc.mkdir(parents=True, exist_ok=True)
+            (etc / "caddy").symlink_to(self.vps_caddy_real)
+        # The lab's only change to Caddy's configuration: its internal CA instead of ACME (there is no
+        # internet), in the global.d drop-in the rendered Caddyfile imports, so it survives every push.
+        (self.vps_caddy_real / "global.d" / "lab.caddy").write_text(
+            "# mana-infra lab: internal CA instead of ACME, lab storage.\n"
+            "local_certs\nskip_install_trust\n"
+            f"storage file_system {{\n\troot {self.vps_caddy_data}\n}}\n"
+        )
+        self._write_ssh_files()
+        self._write_dns_files()
+        self._write_edge_files()
+        if self._services_file is None:
+            self.services_file.write_text(
+                "services:\n" + "".join(f"  - host: {h}\n    port: {p}\n" for h, p in self.services)
+            )
+        spec = {"bind": "::", "services": self.services}
+        (self.mini_dir / "backends.json").write_text(json.dumps(spec))
+        for role, key in (("vps", "wg0-server.conf"), ("mini", "wg0-macmini.conf")):
+            self._write_wg_conf(role, self.artifacts[key])
+
+    def _write_ssh_files(self) -> None:
+        ssh_dir = self.vps_dir / "ssh"
+        ssh_dir.mkdir(parents=True, exist_ok=True)
+        host_key = ssh_dir / "ssh_host_ed25519_key"
+        procs = [
+            subprocess.Popen(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for path, comment in ((host_key, "mana-lab-vps"), (self.client_key, "mana-lab-client"))
+        ]
+        for p in procs:
+            if p.wait(timeout=20) != 0:
+                raise LabError("ssh-keygen failed")
+        (ssh_dir / "authorized_keys").write_text(Path(f"{self.client_key}.pub").read_text())
+        host_pub = Path(f"{host_key}.pub").read_text().split()
+        self.known_hosts.write_text(f"{topo.VPS_IP} {host_pub[0]} {host_pub[1]}\n")
+        # sshd does not pass the client's environment; SetEnv gives every session what the apply
+        # script and Caddy need (the same variables a systemd unit would set in production).
+        env = {
+            "CADDY_DIR": self.caddy_dir,
+            "XDG_DATA_HOME": str(self.vps_dir / "xdg-data"),
+            "XDG_CONFIG_HOME": str(self.vps_dir / "xdg-config"),
+            "MANA_INFRA_SKIP_CLOUD_INIT_WAIT": "1",
+        }
+        (ssh_dir / "sshd_config").write_text(
+            f"ListenAddress {topo.VPS_IP}:22\n"
+            f"HostKey {host_key}\n"
+            f"PidFile {ssh_dir / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {ssh_dir / 'authorized_keys'}\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            # No PAM (no login sessions to set up) and no StrictModes (the workdir may sit under /tmp).
+            "UsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\n"
+            "SetEnv " + " ".join(f"{k}={v}" for k, v in env.items()) + "\n"
+        )
+        # sshd's privilege separation directory; Debian creates it from its service unit, absent here.
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+
+    def _write_dns_files(self) -> None:
+        (self.dns_dir / "knot.conf").write_text(render_knot_conf(self.dns_dir, topo.DNS_IP, [self.zone, TUNNEL_ZONE]))
+        self._write_zones(self.dns_records)
+
+    def _write_zones(self, records: Sequence[Record]) -> None:
+        self._serial += 1
+        tunnel = tunnel_zone_records(self.tunnel_id, topo.EDGE_IP)
+        lookup: dict[str, list[Record]] = {}
+        for r in tunnel:
+            lookup.setdefault(r.name, []).append(r)
+        texts = {
+            self.zone: render_zone(self.zone, records, self._serial, topo.DNS_IP, lookup),
+            TUNNEL_ZONE: render_zone(TUNNEL_ZONE, tunnel, self._serial, topo.DNS_IP),
+        }
+        for zone, text in texts.items():
+            tmp = self.dns_dir / f"{zone}.zone.tmp"
+            tmp.write_text(text)
+            tmp.replace(self.dns_dir / f"{zone}.zone")  # atomic: knotd never reads half a file
+
+    def _write_edge_files(self) -> None:
+        hosts = sorted({h for h, _ in self.services})
+        # No upstream keep-alive: a pooled connection over a cut link would hang the next request
+        # until TCP gives up, where Cloudflare answers a dead tunnel with an error page at once.
+        transport = (
+            "\t\ttransport http {\n\t\t\tkeepalive off\n\t\t\tdial_timeout 2s\n"
+            "\t\t\tresponse_header_timeout 10s\n\t\t}\n"
+        )
+        sites = "\n".join(
+            f"{h} {{\n\treverse_proxy [{topo.MINI_TUNNEL_IP}]:{p} {{\n{transport}\t}}\n}}\n" for h, p in self.services
+        )
+        (self.edge_dir / "Caddyfile").write_text(
+            "{\n\tlocal_certs\n\tskip_install_trust\n"
+            f"\tstorage file_system {{\n\t\troot {self.edge_caddy_data}\n\t}}\n}}\n\n" + sites
+        )
+        self._edge_hosts = hosts
+
+    def _wg_conf_path(self, role: str) -> Path:
+        # wg-quick names the interface after the file: unique names, because the UAPI sockets in
+        # /var/run/wireguard are shared by all namespaces.
+        ifname = topo.WG_SERVER_IF if role == "vps" else topo.WG_MINI_IF
+        return (self.vps_dir if role == "vps" else self.mini_dir) / "wg" / f"{ifname}.conf"
+
+    def _write_wg_conf(self, role: str, text: str) -> None:
+        if "PrivateKey" not in text:
+            raise LabError(f"the {role} WireGuard config has no PrivateKey line; the lab needs the key inline")
+        path = self._wg_conf_path(role)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(text)
+
+    # ------------------------------------------------------------------ daemons
+
+    def _xdg_env(self, base: Path) -> dict[str, str]:
+        return {"XDG_DATA_HOME": str(base / "xdg-data"), "XDG_CONFIG_HOME": str(base / "xdg-config"), "HOME": str(base)}
+
+    def _start_daemons(self) -> None:
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"  # sshd insists on an absolute path (re-exec)
+        self._spawn("vps", "sshd", [sshd, "-D", "-e", "-f", str(self.vps_dir / "ssh" / "sshd_config")])
+        self._spawn("dns", "knotd", ["knotd", "-c", str(self.dns_dir / "knot.conf")])
+        self._spawn(
+            "mini", "backends", [self.python, str(PACKAGE_DIR / "backends.py"), str(self.mini_dir / "backends.json")]
+        )
+        self._spawn(
+            "edge",
+            "caddy-edge",
+            ["caddy", "run", "--config", str(self.edge_dir / "Caddyfile"), "--adapter", "caddyfile"],
+            env=self._xdg_env(self.edge_dir),
+        )
+
+    def _spawn(self, role: str, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        self._procs[name] = spawn(
+            topo.ns_name(role), argv, name=name, pid_dir=self.pid_dir, log_dir=self.log_dir, env=env
+        )
+
+    def _wg_up_both(self) -> None:
+        # The VPS's first: the Mac Mini's PersistentKeepalive starts a handshake as soon as its
+        # interface is up, and an initiation the VPS was not listening for is retried only after 5 s.
+        self._wg_up("vps")
+        if not self._wg_errors:
+            self._wg_up("mini")
+
+    def _wg_up(self, role: str) -> None:
+        rc = run_logged(
+            topo.ns_name(role),
+            ["wg-quick", "up", str(self._wg_conf_path(role))],
+            self.log_dir / f"wg-{role}.log",
+            env=WG_ENV,
+            timeout=20,
+        )
+        if rc != 0:
+            self._wg_errors.append(f"wg-quick up on {role} failed (exit {rc}); see {self.log_dir}/wg-{role}.log")
+
+    def _listening(self, pid: int, proto: str, port: int) -> bool:
+        """Whether the namespace of ``pid`` has a socket on ``port`` (read from /proc: no spawn)."""
+        want = f":{port:04X}"
+        for table in (proto, proto + "6"):
+            try:
+                lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                # tcp: state 0A = LISTEN; udp: any bound socket
+                if fields[1].endswith(want) and (proto == "udp" or fields[3] == "0A"):
+                    return True
+        return False
+
+    def _wait_listening(self, name: str, proto: str, port: int, timeout: float = 15) -> None:
+        proc = self._procs[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LabError(f"{name} exited ({proc.returncode}); see {self.log_dir / (name + '.log')}")
+            if self._listening(proc.pid, proto, port):
+                return
+            time.sleep(0.02)
+        raise LabError(f"{name} does not listen on {proto}/{port} after {timeout}s")
+
+    def _wait_ready(self, timeout: float = 20) -> None:
+        self._wait_listening("knotd", "udp", 53)
+        self._wait_listening("backends", "tcp", self.services[0][1])
+        self._wait_listening("caddy-edge", "tcp", 443)
+        deadline = time.monotonic() + timeout
+        roots = [
+            self.edge_caddy_data / "pki/authorities/local/root.crt",
+            self.vps_caddy_data / "pki/authorities/local/root.crt",
+        ]
+        # Caddy obtains certificates in the background after it listens; wait for the edge's leaves.
+        edge_certs = [self.edge_caddy_data / "certificates/local" / h / f"{h}.crt" for h in self._edge_hosts]
+        while time.monotonic() < deadline:
+            if all(p.exists() for p in roots + edge_certs):
+                break
+            time.sleep(0.05)
+        else:
+            missing = [str(p) for p in roots + edge_certs if not p.exists()]
+            raise LabError(f"Caddy certificates missing after {timeout}s: {missing[:3]}")
+        self.ca_bundle.write_text("".join(p.read_text() for p in roots))
+
+    # ------------------------------------------------------------------ operations
+
+    def exec(
+        self,
+        ns: str,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        timeout: float = 30,
+        check: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a short command inside a lab namespace ("vps" or "mlab-vps") and capture its output."""
+        ns = ns if ns.startswith(topo.PREFIX + "-") else topo.ns_name(ns)
+        return run(
+            netns_exec_argv(ns, argv),
+            check=check,
+            timeout=timeout,
+            input=input,
+            env={**os.environ, **env} if env else None,
+        )
+
+    def ssh_argv(self, command: str | None = None) -> list[str]:
+        """ssh from the client namespace to root@vps with the lab key and the pinned host key."""
+        argv = [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-i",
+            str(self.client_key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            f"root@{topo.VPS_IP}",
+        ]
+        return argv + ([command] if command is not None else [])
+
+    def ssh(self, command: str, *, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return self.exec("client", self.ssh_argv(command), input=input, timeout=timeout)
+
+    def push_caddyfile(self, text: str) -> tuple[bool, str]:
+        """Deliver a Caddyfile the way Pulumi does: the script's text as the SSH command, the file on stdin."""
+        try:
+            proc = self.ssh(self.caddy_command, input=text, timeout=self.push_timeout)
+        except subprocess.TimeoutExpired as exc:
+            return False, f"push timed out after {self.push_timeout}s: {exc}"
+        return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+
+    def set_dns(self, records: Iterable[RecordLike]) -> float:
+        """Replace the zone's records and reload knotd; returns seconds until the new zone is served."""
+        t0 = time.monotonic()
+        self.dns_records = [to_record(r, self.zone) for r in records]
+        self._write_zones(self.dns_records)
+        # -b: wait until knotd has finished loading, so the next query sees the new zone.
+        run(["knotc", "-s", str(self.dns_dir / "knot.sock"), "-b", "zone-reload", self.zone], timeout=15)
+        return round(time.monotonic() - t0, 4)
+
+    def cut_edge(self, how: str = "link") -> None:
+        """Break the Cloudflare Tunnel path.
+
+        "link" (default): the edge-to-mini link goes down, like cloudflared losing its connection; the
+        edge keeps answering TLS, with 502 (as Cloudflare answers with an error page).
+        "stop": the edge's Caddy is stopped: connections to the edge are refused.
+        """
+        if how == "link":
+            ip("link", "set", topo.TUNNEL_LINK_IF, "down", ns=topo.ns_name("edge"))
+        elif how == "stop":
+            proc = self._procs.pop("caddy-edge", None)
+            if proc:
+                kill_pids([proc.pid])
+                (self.pid_dir / "caddy-edge.pid").unlink(missing_ok=True)
+        else:
+            raise ValueError(how)
+
+    def restore_edge(self) -> None:
+        self._tunnel_link_up()
+        if "caddy-edge" not in self._procs:
+            self._spawn(
+                "edge",
+                "caddy-edge",
+                ["caddy", "run", "--config", str(self.edge_dir / "Caddyfile"), "--adapter", "caddyfile"],
+                env=self._xdg_env(self.edge_dir),
+            )
+            self._wait_listening("caddy-edge", "tcp", 443)
+
+    def wireguard_down(self) -> None:
+        """Take the Mac Mini's tunnel down (wg-quick down).
+
+        With the failover Caddyfile's transport, the VPS's Caddy then answers 502 after its 3 s dial
+        timeout; a request that lands on a still-pooled upstream connection hangs until the client
+        gives up (which drops that connection) or the 10 s idle keepalive has dropped it first.
+        """
+        rc = run_logged(
+            topo.ns_name("mini"),
+            ["wg-quick", "down", str(self._wg_conf_path("mini"))],
+            self.log_dir / "wg-mini.log",
+            env=WG_ENV,
+        )
+        if rc != 0:
+            raise LabError(f"wg-quick down on mini failed (exit {rc})")
+
+    def wireguard_up(self) -> None:
+        self._wg_errors = []
+        self._wg_up("mini")
+        if self._wg_errors:
+            raise LabError(self._wg_errors[0])
+
+    def tunnel_addresses(self) -> tuple[str, str]:
+        """(VPS, Mac Mini) tunnel addresses, read from the rendered configs' Address lines."""
+
+        def addr(text: str) -> str:
+            for line in text.splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "Address":
+                    return value.split(",")[0].strip().split("/")[0]
+            raise LabError("WireGuard config without Address")
+
+        return addr(self.artifacts["wg0-server.conf"]), addr(self.artifacts["wg0-macmini.conf"])
+
+    def nudge_tunnel(self) -> None:
+        """Send one datagram from the Mac Mini into the tunnel.
+
+        wg-quick configures the peer before the link is up, so wireguard-go sends no first keepalive:
+        without traffic the handshake waits for the first packet. A real Mac Mini always has some.
+        """
+        server_ip, _ = self.tunnel_addresses()
+        self.exec(
+            "mini",
+            [
+                self.python,
+                "-c",
+                "import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+                ".sendto(b'nudge', (sys.argv[1], 9))",
+                server_ip,
+            ],
+            check=True,
+        )
+
+    def wait_handshake(self, timeout: float = 10, after: float = 0, nudge: bool = True) -> float:
+        """Wait until the VPS has a handshake newer than ``after`` (epoch s); returns seconds waited."""
+        t0 = time.monotonic()
+        if nudge:
+            self.nudge_tunnel()
+        while time.monotonic() - t0 < timeout:
+            peers = self.wg_show("vps")["peers"]
+            if peers and peers[0]["latest_handshake"] > after:
+                return round(time.monotonic() - t0, 3)
+            time.sleep(0.05)
+        raise LabError(f"no WireGuard handshake within {timeout}s")
+
+    def change_mini_wan(self, new_ip: str | None = None, *, rebind: bool = True) -> str:
+        """Give the Mac Mini a new WAN address (a new DHCP lease / NAT mapping); returns it.
+
+        WireGuard roams: the VPS learns the new endpoint from the next authenticated packet the Mac
+        Mini sends (data, or at the latest the PersistentKeepalive).
+
+        rebind: wireguard-go on Linux caches the source address per peer ("sticky sockets") and only
+        drops it on EINVAL, but sending from a vanished address fails with ENETUNREACH here, so it
+        would never send again. The Mac's WireGuard client rebinds on every network change; setting
+        the peer's endpoint again (same value) is the lab's equivalent: it clears the cached source.
+        """
+        if new_ip is None:
+            new_ip = next(a for a in topo.MINI_WAN_IPS if a != self.mini_wan_ip)
+        ns = topo.ns_name("mini")
+        # Add before delete: removing an interface's last IPv4 address flushes its routes.
+        ip("addr", "add", f"{new_ip}/24", "dev", "wan0", ns=ns)
+        ip("addr", "del", f"{self.mini_wan_ip}/24", "dev", "wan0", ns=ns)
+        self.mini_wan_ip = new_ip
+        if rebind:
+            for peer in self.wg_show("mini")["peers"]:
+                if peer["endpoint"] != "(none)":
+                    self.exec(
+                        "mini",
+                        ["wg", "set", topo.WG_MINI_IF, "peer", peer["public_key"], "endpoint", peer["endpoint"]],
+                        check=True,
+                    )
+        return new_ip
+
+    def wg_show(self, role: str = "vps") -> dict[str, Any]:
+        """Peer state from the WireGuard interface of ``role``: endpoint, latest handshake (epoch s)."""
+        ifname = topo.WG_SERVER_IF if role == "vps" else topo.WG_MINI_IF
+        out = self.exec(role, ["wg", "show", ifname, "dump"], check=True).stdout.splitlines()
+        peers = []
+        for line in out[1:]:
+            f = line.split("\t")
+            peers.append(
+                {
+                    "public_key": f[0],
+                    "endpoint": f[2],
+                    "allowed_ips": f[3],
+                    "latest_handshake": int(f[4]),
+                    "rx": int(f[5]),
+                    "tx": int(f[6]),
+                }
+            )
+        return {"interface": ifname, "peers": peers}
+
+    def probe(
+        self,
+        hosts: Sequence[tuple[str, int | None] | tuple[str, int | None, str]] | None = None,
+        mode: str = "once",
+        timeout: float = 3,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Run probe.py in the client namespace (DNS via the lab server, TLS verified by the lab CAs).
+
+        hosts default to every inventory host with its expected backend port. See probe.py for
+        modes ("once", "until_ok" with deadline, "loop" with duration/max_requests) and the result.
+        """
+        req = {
+            "dns": topo.DNS_IP,
+            "cafile": str(self.ca_bundle),
+            "timeout": timeout,
+            "mode": mode,
+            "hosts": [list(h) for h in (hosts if hosts is not None else self.services)],
+            **options,
+        }
+        budget = float(options.get("deadline", 0)) + float(options.get("duration", 0)) + 10 * timeout + 30
+        proc = self.exec("client", [self.python, str(PACKAGE_DIR / "probe.py")], input=json.dumps(req), timeout=budget)
+        if proc.returncode != 0:
+            raise LabError(f"probe failed: {proc.stderr.strip()}")
+        result: dict[str, Any] = json.loads(proc.stdout)
+        return result
+
+    def check_argv(
+        self, mode: str, *, ca_file: str | Path | None = None, timeout: float = 5, extra: Sequence[str] = ()
+    ) -> list[str]:
+        """``mana-infra check --json`` pointed at the lab, to run in the client namespace.
+
+        Lab-specific flags: the lab's DNS server and CA bundle, its sshd (host key pinned), its
+        WireGuard interface name, and ``--cert-warn-days 0`` (Caddy's internal CA issues 12-hour
+        certificates, which the production warning would flag). ``timeout`` must exceed the failover
+        Caddyfile's 3 s dial timeout, or a dead WireGuard shows as a timeout instead of Caddy's 502.
+        """
+        argv = [
+            self.python,
+            "-m",
+            "mana_infra",
+            "check",
+            "--json",
+            "--no-pulumi",
+            "--mode",
+            mode,
+            "--origin-name",
+            self.origin_name,
+            "--origin-ip",
+            topo.VPS_IP,
+            "--tunnel-target",
+            self.tunnel_target,
+            "--services",
+            str(self.services_file),
+            "--zone",
+            self.zone,
+            "--resolver",
+            topo.DNS_IP,
+            "--ca-file",
+            str(ca_file or self.ca_bundle),
+            "--timeout",
+            f"{timeout:g}",
+            "--cert-warn-days",
+            "0",
+            "--ssh-host",
+            topo.VPS_IP,
+            "--ssh-user",
+            "root",
+            "--ssh-key",
+            str(self.client_key),
+            "--ssh-option",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "--ssh-option",
+            "StrictHostKeyChecking=yes",
+            "--ssh-option",
+            "LogLevel=ERROR",
+            "--wg-interface",
+            topo.WG_SERVER_IF,
+        ]
+        if self.health_url:
+            argv += ["--health-url", self.health_url]
+        return argv + list(extra)
+
+    def check(self, mode: str, **kwargs: Any) -> CheckRun:
+        """Run the real ``mana-infra check`` in the client namespace (see check_argv for the flags)."""
+        argv = self.check_argv(mode, **kwargs)
+        t0 = time.monotonic()
+        project = str(PACKAGE_DIR.parent.parent)
+        env = {"PYTHONPATH": project + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
+        proc = self.exec("client", argv, env=env, timeout=120)
+        seconds = round(time.monotonic() - t0, 3)
+        try:
+            report = json.loads(proc.stdout) if proc.stdout.strip() else None
+        except json.JSONDecodeError:
+            report = None
+        return CheckRun(proc.returncode, report, seconds, proc.stderr.strip())
+
+    def fetch(self, host: str, path: str = "/", expected_port: int | None = None) -> dict[str, Any]:
+        """One HTTPS GET of https://<host><path> from the client; the probe's per-host result."""
+        result: dict[str, Any] = self.probe([(host, expected_port, path)])["results"][0]
+        return result
+
+    def curl_argv(self, host: str, ip_addr: str, path: str = "/") -> list[str]:
+        """curl in the client namespace pinned to an address (Debian's curl cannot use a DNS server)."""
+        return netns_exec_argv(
+            topo.ns_name("client"),
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                "--cacert",
+                str(self.ca_bundle),
+                "--resolve",
+                f"{host}:443:{ip_addr}",
+                f"https://{host}{path}",
+            ],
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "namespaces": lab_namespaces(),
+            "pids": {ns: netns_pids(ns) for ns in lab_namespaces()},
+            "timings": dict(self.timings),
+        }

@@ -1,0 +1,75 @@
+"""Names and addresses of the lab network.
+
+Layout (one flat "internet" segment plus one private link):
+
+    client 192.0.2.100, 2001:db8::100 ─┐
+    dns    192.0.2.53                  ├── bridge "br0" in namespace mlab-net
+    edge   198.51.100.10              ─┤
+    vps    203.0.113.10, 2001:db8::1  ─┤
+    mini   198.51.100.20 (its "WAN")  ─┘
+    edge 2001:db8:cf::1/64 ── veth "cf0" ── mini 2001:db8:cf::2/64   (the Cloudflare Tunnel stand-in)
+
+Every namespace gets on-link routes for all three documentation /24s on its bridge port, so the
+three /24s share one L2 segment and need no router: Linux answers ARP for any local address. The
+bridge lives in its own namespace so nothing of the lab touches the host's network namespace.
+The tunnel link is IPv6-only on purpose: a Linux host answers ARP for *any* of its IPv4 addresses on
+*any* interface, so an IPv4 address on cf0 would stay reachable over the bridge after cf0 is cut.
+IPv6 neighbour discovery only answers for addresses on the asking interface, and nothing else routes
+2001:db8:cf::/64, so cutting cf0 really cuts the path.
+All addresses come from the documentation ranges (RFC 5737 / RFC 3849): lab traffic can never leave
+for a real destination, and the host has no route to them anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "mlab"
+"""Every namespace, WireGuard interface and /etc/netns entry of the lab starts with this."""
+
+NET_NS = f"{PREFIX}-net"
+ROLES = ("dns", "edge", "vps", "mini", "client")
+
+DOC_NETS_V4 = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+V6_NET = "2001:db8::/64"
+
+DNS_IP = "192.0.2.53"
+EDGE_IP = "198.51.100.10"
+VPS_IP = "203.0.113.10"  # the offline plan's VPS IPv4: the Endpoint in wg0-macmini.conf
+VPS_IP6 = "2001:db8::1"
+CLIENT_IP = "192.0.2.100"
+CLIENT_IP6 = "2001:db8::100"
+MINI_WAN_IPS = ("198.51.100.20", "198.51.100.21")  # change_mini_wan() alternates between these
+
+# The private link edge <-> mini stands in for cloudflared's outbound connection.
+TUNNEL_LINK_IF = "cf0"
+EDGE_TUNNEL_IP = "2001:db8:cf::1"
+MINI_TUNNEL_IP = "2001:db8:cf::2"
+TUNNEL_LINK_PREFIX = 64
+
+WG_LISTEN_PORT = 51820
+WG_SERVER_IF = f"{PREFIX}vps"  # UAPI sockets in /var/run/wireguard are global: names must be unique
+WG_MINI_IF = f"{PREFIX}mini"
+
+ZONE_NS_NAME = "ns"  # the lab zone's own NS host, ns.<zone> A DNS_IP
+
+
+@dataclass(frozen=True)
+class Member:
+    role: str
+    ns: str
+    ipv4: str
+    ipv6: str | None = None
+
+
+def ns_name(role: str) -> str:
+    return f"{PREFIX}-{role}"
+
+
+MEMBERS: dict[str, Member] = {
+    "dns": Member("dns", ns_name("dns"), DNS_IP),
+    "edge": Member("edge", ns_name("edge"), EDGE_IP),
+    "vps": Member("vps", ns_name("vps"), VPS_IP, VPS_IP6),
+    "mini": Member("mini", ns_name("mini"), MINI_WAN_IPS[0]),
+    "client": Member("client", ns_name("client"), CLIENT_IP, CLIENT_IP6),
+}

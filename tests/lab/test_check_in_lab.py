@@ -1,0 +1,119 @@
+"""`mana-infra check` against the lab's real servers (knotd, Caddy, sshd, WireGuard), once healthy and
+once per failure mode: the tunnel down, WireGuard down, a host pointing elsewhere, an untrusted
+certificate. Each asserts check's exit code and the problem it names."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mana_infra.lab import topology as topo
+
+
+@pytest.fixture(scope="module")
+def lab(plan_inputs: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from mana_infra.lab import Lab
+
+    with Lab.from_inputs(tmp_path_factory.mktemp("lab"), plan_inputs, "tunnel") as lab:
+        yield lab
+
+
+def problem(run: Any, start: str) -> str:
+    found: list[str] = [p for p in run.problems if p.startswith(start)]
+    assert found, f"no problem starting {start!r} in {run.problems}"
+    return found[0]
+
+
+def test_healthy_tunnel_mode(lab: Any) -> None:
+    run = lab.check("tunnel")
+    assert run.exit_code == 0, run.problems
+    report = run.report
+    assert report["problems"] == [] and report["healthy"]
+    assert len(report["hosts"]) == 27
+    for host in report["hosts"]:
+        assert host["dns"]["path"] == "tunnel", host
+        assert host["live"]["ok"] and host["live"]["address"] == topo.EDGE_IP and host["live"]["cert_trusted"], host
+        assert host["standby"]["ok"] and host["standby"]["result"] == "200", host  # VPS -> WireGuard -> Mac Mini
+    assert report["vps"]["wireguard"]["ok"] and report["vps"]["health"]["served_mode"] == "tunnel"
+    assert report["paths"]["standby"]["state"] == "up"
+
+
+def test_certificate_not_trusted(lab: Any, tmp_path: Path) -> None:
+    run = lab.check("tunnel", ca_file=other_ca(tmp_path / "other-ca.pem"))
+    assert run.exit_code == 1
+    assert "certificate not trusted" in problem(run, "tunnel path down: 27 of 27 hosts fail")
+    assert "certificate not trusted" in problem(run, "VPS health https://vps.mana.how/healthz fails")
+    assert all(h["live"]["cert_trusted"] is False for h in run.report["hosts"])
+
+
+def test_wrong_dns_target(lab: Any, plan_inputs: dict[str, Any]) -> None:
+    """auth.mana.how points at an address that is neither the tunnel nor the VPS."""
+    tunnel_records = plan_inputs["modes"]["tunnel"]["dns_records"]
+    wrong = [r for r in tunnel_records if r["name"] != "auth.mana.how"]
+    wrong.append({"name": "auth.mana.how", "type": "A", "content": topo.DNS_IP, "ttl": 60})
+    lab.set_dns(wrong)
+    try:
+        run = lab.check("tunnel")
+    finally:
+        lab.set_dns(tunnel_records)
+    assert run.exit_code == 1
+    assert "auth.mana.how" in problem(
+        run, "DNS: 1 host resolves to neither path (other) while the stack's mode is tunnel"
+    )
+    auth = next(h for h in run.report["hosts"] if h["host"] == "auth.mana.how")
+    assert auth["dns"]["path"] == "other" and auth["dns"]["addresses"] == [topo.DNS_IP]
+    assert [h["host"] for h in run.report["hosts"] if h["dns"]["path"] != "tunnel"] == ["auth.mana.how"]
+
+
+def test_tunnel_down(lab: Any) -> None:
+    lab.cut_edge()
+    try:
+        run = lab.check("tunnel")
+    finally:
+        lab.restore_edge()
+    assert run.exit_code == 1
+    assert "HTTP 502" in problem(run, "tunnel path down: 27 of 27 hosts fail")
+    assert run.report["tunnel_down"] is True
+    assert run.report["paths"]["standby"]["state"] == "up"  # the VPS could take over
+    assert lab.check("tunnel").exit_code == 0
+
+
+def test_wireguard_down(lab: Any) -> None:
+    lab.wireguard_down()
+    try:
+        run = lab.check("tunnel", timeout=3)
+    finally:
+        lab.wireguard_up()
+        lab.wait_handshake(after=0)
+    assert run.exit_code == 1
+    assert "unreachable from the VPS" in problem(run, "standby path (VPS -> WireGuard -> Mac Mini) down: 27 of 27 fail")
+    assert run.report["paths"]["live_tunnel"]["state"] == "up"  # users do not notice yet
+
+
+def other_ca(path: Path) -> str:
+    """A CA certificate that has nothing to do with the lab's CAs."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not the lab CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return str(path)

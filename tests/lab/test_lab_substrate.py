@@ -1,0 +1,97 @@
+"""The lab substrate carries real traffic with the plan's artifacts: DNS -> edge -> Mac Mini, sshd on
+the VPS, WireGuard; and it cleans up after itself (also after Ctrl-C) so that the next run works."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mana_infra.lab import topology as topo
+
+
+@pytest.fixture(scope="module")
+def lab(plan_inputs: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from mana_infra.lab import Lab
+
+    with Lab.from_inputs(tmp_path_factory.mktemp("lab"), plan_inputs, "tunnel") as lab:
+        yield lab
+
+
+def test_inputs_are_the_plans(plan_inputs: dict[str, Any]) -> None:
+    from mana_infra.lab.dnszone import to_record
+
+    assert len(plan_inputs["services"]) == 27
+    tunnel, failover = plan_inputs["modes"]["tunnel"], plan_inputs["modes"]["failover"]
+    for mode in (tunnel, failover):
+        assert mode["Caddyfile"].startswith("# OFFLINE PLAN")
+        assert "PrivateKey = " in mode["wg0-macmini.conf"]
+    assert "import mac_mini" in failover["Caddyfile"]
+    records = {(r.name, r.type): r for r in (to_record(x, "mana.how") for x in failover["dns_records"])}
+    assert records[("auth.mana.how", "CNAME")].content == "vps.mana.how"
+    assert records[("vps.mana.how", "A")].content == topo.VPS_IP
+    tunnel_auth = next(r for r in tunnel["dns_records"] if r["name"] == "auth.mana.how")
+    assert tunnel_auth["content"] == plan_inputs["tunnel_target"]
+
+
+def test_up_is_fast(lab: Any) -> None:
+    print("lab timings", lab.timings)
+    assert lab.timings["up"] < 10, lab.timings
+
+
+def test_tunnel_path_client_dns_edge_mini(lab: Any) -> None:
+    result = lab.probe()
+    bad = [r for r in result["results"] if not r["ok"]]
+    assert not bad, bad
+    assert {r["ip"] for r in result["results"]} == {topo.EDGE_IP}
+    auth = next(r for r in result["results"] if r["host"] == "auth.mana.how")
+    assert auth["chain"][-1].endswith(".cfargotunnel.com")
+    assert auth["body"] == "host=auth.mana.how port=3001"
+
+
+def test_wireguard_handshake(lab: Any) -> None:
+    peer = lab.wg_show("vps")["peers"][0]
+    assert peer["latest_handshake"] > 0
+    assert peer["endpoint"].startswith(lab.mini_wan_ip + ":")
+
+
+def test_ssh_to_vps_sees_lab_caddy_dir(lab: Any) -> None:
+    proc = lab.ssh("echo dir=$CADDY_DIR; cat /etc/caddy/global.d/lab.caddy; ip -4 -br addr show wan0")
+    assert proc.returncode == 0, proc.stderr
+    assert "dir=/etc/caddy" in proc.stdout
+    assert "local_certs" in proc.stdout
+    assert topo.VPS_IP in proc.stdout
+
+
+def test_vps_caddy_health_in_tunnel_mode(lab: Any) -> None:
+    res = lab.fetch("vps.mana.how", "/healthz")
+    assert res["status"] == 200 and res["body"] == "ok mode=tunnel", res
+
+
+def test_down_cleans_up_and_a_second_run_works(plan_inputs: dict[str, Any], tmp_path: Path, lab: Any) -> None:
+    """Runs last in the module: tears the shared lab down, checks nothing is left, runs another that
+    is interrupted (Ctrl-C) and must clean up just the same."""
+    from mana_infra.lab import Lab
+    from mana_infra.lab.system import lab_namespaces, pid_alive, pids_from_dir
+
+    def nothing_left(pids: list[int]) -> None:
+        assert lab_namespaces() == []
+        assert not any(pid_alive(p) for p in pids)
+        assert not list(Path("/var/run/wireguard").glob("mlab*")) if Path("/var/run/wireguard").exists() else True
+        assert not list(Path("/etc/netns").glob("mlab-*")) if Path("/etc/netns").exists() else True
+
+    pids = [int(p.read_text()) for p in lab.pid_dir.glob("*.pid")]
+    assert pids
+    lab.down()
+    nothing_left(pids)
+    assert pids_from_dir(lab.pid_dir) == []
+
+    again = Lab.from_inputs(tmp_path / "second", plan_inputs, "tunnel")
+    with pytest.raises(KeyboardInterrupt), again:
+        result = again.probe([("mana.how", 5000)])
+        assert result["all_ok"] and result["results"][0]["ip"] == topo.EDGE_IP, result
+        pids = [int(p.read_text()) for p in again.pid_dir.glob("*.pid")]
+        raise KeyboardInterrupt
+    nothing_left(pids)
