@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # lab), a DNS server and sshd for the lab, curl for probes. --no-install-recommends: wireguard-tools
 # would otherwise pull in a whole kernel.
 DEBIAN_TEST_PACKAGES := caddy cloud-init wireguard-tools wireguard-go iproute2 knot knot-dnsutils \
-	openssh-server openssh-client curl procps
+	openssh-server openssh-client curl procps util-linux shellcheck
 
 .PHONY: plan test lint bench setup debian-packages clean
 

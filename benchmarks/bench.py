@@ -1,4 +1,4 @@
-"""`make bench`: wall times of the offline plan (and, where present, of check and the lab drill).
+"""`make bench`: wall times of the offline plan, of `mana-infra check`, and of the lab's drill.
 
 Figures, not assertions: speed is reported here, never asserted in a timed test.
 """
@@ -52,6 +52,30 @@ def main() -> None:
                 + ("   (goal < 15 s)" if hosts == 500 else "")
             )
             previous = (hosts, seconds)
+
+    from mana_infra.check_bench import bench as check_bench
+
+    print("mana-infra check, 27 hosts against local servers (median of 5, in-process)")
+    for mode in ("tunnel", "failover"):
+        figures = check_bench(27, 5, mode)
+        print(f"  {mode:8} mode: {figures['median_s']:6.2f} s   (max {figures['max_s']:.2f} s, goal < 3 s)")
+
+    from mana_infra.lab.bench import run as lab_bench
+
+    print("the lab's drill (network namespaces, real Caddy, WireGuard, knot, sshd)")
+    lab = lab_bench()
+    if "skipped" in lab:
+        print(f"  skipped: {lab['skipped']}")
+        return
+    print(f"  lab up:                       {lab['lab_up_seconds']:6.2f} s")
+    print(f"  cut-over, every host green:   {lab['cutover_seconds']:6.2f} s   (goal < 5 s; the real bound is the TTL)")
+    print(f"  fail-back, every host green:  {lab['failback_seconds']:6.2f} s")
+    check, check_failover = lab["check_seconds"], lab["check_failover_seconds"]
+    print(f"  check, 27 hosts (process):    {check:6.2f} s   (failover mode {check_failover:.2f} s)")
+    down, back = lab["wireguard_down_502_after_seconds"], lab["wireguard_recovery_seconds"]
+    print(f"  WireGuard down -> 502 for all: {down:5.2f} s, back: {back:.2f} s")
+    print(f"  WAN address change recovered: {lab['wan_change_recovery_seconds']:6.2f} s")
+    print(f"  whole drill:                  {lab['drill_seconds']:6.2f} s ({'passed' if lab['ok'] else 'FAILED'})")
 
 
 if __name__ == "__main__":
