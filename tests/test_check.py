@@ -591,3 +591,21 @@ def test_parse_resolver_and_vps_output() -> None:
 def test_the_flags_parse() -> None:
     args = check.parse_args(["--json", "--watch", "5", "--resolver", "127.0.0.1:53"])
     assert args.json and args.watch == 5.0 and args.alert_after == 3 and args.resolver == ["127.0.0.1:53"]
+
+
+def test_the_mirror_is_asked_directly_and_differences_are_named(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The world's zone stands in for the Hetzner mirror: its failover hosts are in failover form
+    (CNAME to the origin), its tunnel hosts are not, so the mirror check must name exactly those."""
+    mirror = ("--mirror-nameserver", f"127.0.0.1:{world.dns_port}")
+    code, report = run_json(world.argv(*FAILOVER_HOSTS, mode="failover", extra=mirror), capsys)
+    assert code == 0, report["problems"]
+    assert report["paths"]["mirror"] == {"state": "up", "total": 2, "failed": 0}
+    assert all(h["mirror"]["ok"] and h["mirror"]["path"] == "origin" for h in report["hosts"])
+
+    code, report = run_json(world.argv(*TUNNEL_HOSTS, extra=mirror), capsys)
+    assert code == 1 and report["paths"]["mirror"]["failed"] == len(TUNNEL_HOSTS)
+    [problem] = [p for p in report["problems"] if "mirror" in p]
+    assert problem.startswith(f"the Hetzner mirror differs from failover for {len(TUNNEL_HOSTS)} hosts")
+    assert "`pulumi up` rewrites it" in problem

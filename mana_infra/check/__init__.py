@@ -28,7 +28,16 @@ from ..errors import InputError, Problem
 from ..inventory import Service, hostname_problem, load_inventory
 from ..render.caddyfile import MODES
 from .core import CLOUDFLARE_EDGE, JSON_SCHEMA, Endpoints, Options, run_check
-from .probes import Nameserver, RunResult, VpsRunner, command_runner, parse_resolver, ssh_argv, system_nameservers
+from .probes import (
+    Nameserver,
+    RunResult,
+    VpsRunner,
+    command_runner,
+    parse_resolver,
+    resolve,
+    ssh_argv,
+    system_nameservers,
+)
 
 __all__ = [
     "JSON_SCHEMA",
@@ -92,6 +101,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="DNS server to ask (repeatable; default: /etc/resolv.conf's)",
     )
     net.add_argument("--ca-file", help="trust only these CA certificates (PEM) instead of the system's")
+    net.add_argument(
+        "--mirror-nameserver",
+        action="append",
+        default=[],
+        metavar="IP[:PORT]",
+        help="also ask the Hetzner mirror's nameserver directly (repeatable; the addresses of the stack's "
+        "secondaryDnsNameservers): every host must get its failover answer there",
+    )
+    net.add_argument("--no-mirror", action="store_true", help="skip the Hetzner mirror, even when the stack has one")
     net.add_argument("--timeout", type=float, default=3.0, help="seconds per probe (default 3)")
     net.add_argument(
         "--https-port", type=int, default=443, help="HTTPS port of every path (default 443; the lab's may differ)"
@@ -308,6 +326,18 @@ def build(
         if not resolvers:
             bad("--resolver", "no DNS server: /etc/resolv.conf names none", "give --resolver IP[:port]")
 
+    mirror: list[Nameserver] = []
+    for text in args.mirror_nameserver:
+        try:
+            mirror.append(parse_resolver(text))
+        except ValueError as exc:
+            bad("--mirror-nameserver", str(exc), "e.g. --mirror-nameserver 192.0.2.54")
+    if not args.mirror_nameserver and not args.no_mirror and resolvers:
+        # The stack's own mirror: its nameservers by name, resolved the ordinary way.
+        for name in outputs.get("secondaryDnsNameservers") or []:
+            answer = resolve(str(name), resolvers, args.timeout)
+            mirror.extend(Nameserver(address) for address in answer.addresses[:1])
+
     if args.ca_file and not Path(args.ca_file).is_file():
         bad("--ca-file", f"{args.ca_file} is not a file", "give a PEM file of CA certificates")
     if not 0 < args.timeout <= 120:
@@ -382,6 +412,7 @@ def build(
         wg_interface=args.wg_interface,
         handshake_max_age=args.handshake_max_age,
         cert_warn_days=args.cert_warn_days,
+        mirror=tuple(mirror),
     )
     return endpoints, options
 
@@ -521,6 +552,12 @@ def render(report: dict[str, Any], console: Any) -> None:
         console.print(f"WireGuard {wireguard['interface']}: [green]last handshake {wireguard['age_seconds']} s ago[/]")
     else:
         console.print(f"WireGuard {wireguard['interface']}: [red]{escape(wireguard['error'] or 'down')}[/]")
+    if "mirror" in report["paths"]:
+        mirror = report["paths"]["mirror"]
+        style = _status_style(mirror["failed"] == 0)
+        console.print(
+            f"Hetzner mirror: [{style}]{mirror['total'] - mirror['failed']}/{mirror['total']} hosts in failover form[/]"
+        )
     for note in report["notes"]:
         console.print(f"[dim]note: {escape(note)}[/]")
     if report["problems"]:

@@ -96,6 +96,8 @@ class Options:
     handshake_max_age: int = 180
     cert_warn_days: float = 7.0
     workers: int = 64
+    # The Hetzner mirror's authoritative nameservers: asked directly, each host must get its failover answer.
+    mirror: Sequence[Nameserver] = ()
 
 
 Progress = Callable[[str], None]
@@ -164,10 +166,13 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
         standby_futures = (
             [pool.submit(standby_https, s) for s in endpoints.services] if endpoints.mode == "failover" else []
         )
+        mirror_futures = [pool.submit(resolve, s.host, options.mirror, timeout) for s in endpoints.services]
+        mirror_futures = mirror_futures if options.mirror else []
         tunnel_addresses = tunnel_future.result().addresses if tunnel_future else []
         origin_answer = origin_answer_future.result() if origin_answer_future else None
         lives = [f.result() for f in live_futures]
         standbys = [f.result() for f in standby_futures]
+        mirrors = [f.result() for f in mirror_futures]
         health_url, health = health_future.result()
         ssh = ssh_future.result()
 
@@ -225,6 +230,10 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
             }
         else:
             host["standby"] = _wireguard_port(service, ssh, options)
+        if mirrors:
+            # What the mirror answers must be the failover form: the origin, whatever the stack's mode.
+            mirror_path, mirror_detail = classify(mirrors[index], endpoints, set(), origin_ips)
+            host["mirror"] = {"path": mirror_path, "detail": mirror_detail, "ok": mirror_path == "origin"}
         report["hosts"].append(host)
     report["vps"] = {
         "health": _health_json(health_url, health, endpoints.mode, options.cert_warn_days),
@@ -528,6 +537,21 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
             notes.append(
                 "standby path in tunnel mode: proven up to the Mac Mini's ports across WireGuard; not proven: "
                 "the VPS's Caddy sites and certificates for the inventory hosts (they come at cut-over)"
+            )
+
+    # The Hetzner mirror, when asked: every host in failover form there, ready for the nameserver switch.
+    mirrored = [h for h in hosts if "mirror" in h]
+    if mirrored:
+        differ = [h for h in mirrored if not h["mirror"]["ok"]]
+        paths["mirror"] = {
+            "state": _path_state(len(mirrored), len(differ)),
+            "total": len(mirrored),
+            "failed": len(differ),
+        }
+        if differ:
+            problems.append(
+                f"the Hetzner mirror differs from failover for {len(differ)} host{'s' * (len(differ) != 1)}: "
+                f"{_names(differ)} ({differ[0]['mirror']['detail']}); `pulumi up` rewrites it"
             )
 
     # The VPS itself.
