@@ -144,29 +144,7 @@ def build(config: StandbyConfig) -> Standby:
         pulumi.ResourceOptions(depends_on=[server]),
     )
 
-    secondary = None
-    unmirrored: tuple[Unmirrored, ...] = ()
-    if config.secondary_dns:
-        extra: list[RRSet] = []
-        if config.cloudflare_reachable:
-            extra, left_out = mirror_extra_records(
-                read_zone_records(zone_id), config.zone, [s.host for s in config.services], config.origin_name
-            )
-            unmirrored = tuple(left_out)
-        secondary = SecondaryDns(
-            "secondary-dns",
-            {
-                "zone": config.zone,
-                "ttl": config.failover_ttl,
-                "origin_name": config.origin_name,
-                "origin_ipv4": server.ipv4_address,
-                "origin_ipv6": server.ipv6_address,
-                "inventory_hosts": [service.host for service in config.services],
-                "extra": extra,
-                "labels": {"project": "mana-infra", "stack": config.stack, "role": "secondary-dns"},
-                "protect": config.protect,
-            },
-        )
+    secondary, unmirrored = build_secondary_dns(config, server, zone_id) if config.secondary_dns else (None, ())
 
     return Standby(
         keys=keys,
@@ -181,6 +159,33 @@ def build(config: StandbyConfig) -> Standby:
         secondary=secondary,
         unmirrored=unmirrored,
     )
+
+
+def build_secondary_dns(
+    config: StandbyConfig, server: StandbyServer, zone_id: str
+) -> tuple[SecondaryDns, tuple[Unmirrored, ...]]:
+    """The Hetzner mirror; its extra records are read from Cloudflare only while Cloudflare answers."""
+    extra: list[RRSet] = []
+    unmirrored: list[Unmirrored] = []
+    if config.cloudflare_reachable:
+        extra, unmirrored = mirror_extra_records(
+            read_zone_records(zone_id), config.zone, [s.host for s in config.services], config.origin_name
+        )
+    secondary = SecondaryDns(
+        "secondary-dns",
+        {
+            "zone": config.zone,
+            "ttl": config.failover_ttl,
+            "origin_name": config.origin_name,
+            "origin_ipv4": server.ipv4_address,
+            "origin_ipv6": server.ipv6_address,
+            "inventory_hosts": [service.host for service in config.services],
+            "extra": extra,
+            "labels": {"project": "mana-infra", "stack": config.stack, "role": "secondary-dns"},
+            "protect": config.protect,
+        },
+    )
+    return secondary, tuple(unmirrored)
 
 
 def export(config: StandbyConfig, standby: Standby) -> None:
