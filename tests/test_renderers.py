@@ -99,17 +99,17 @@ def parse_wireguard(text: str) -> dict[str, dict[str, str]]:
 # The real tools, on the real rendered files.
 
 
+def caddy_validate(path: Path) -> subprocess.CompletedProcess[str]:
+    command = ["caddy", "validate", "--config", str(path), "--adapter", "caddyfile"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
 def test_caddy_validates_both_caddyfiles(artifacts: dict[str, dict[str, str]], tmp_path: Path) -> None:
     require_tools("caddy")
     for mode, files in artifacts.items():
         path = tmp_path / f"{mode}.Caddyfile"
         path.write_text(files["Caddyfile"])
-        result = subprocess.run(
-            ["caddy", "validate", "--config", str(path), "--adapter", "caddyfile"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = caddy_validate(path)
         assert result.returncode == 0, result.stderr[-2000:]
 
 
@@ -117,12 +117,7 @@ def test_caddy_rejects_a_broken_caddyfile(tmp_path: Path) -> None:
     require_tools("caddy")
     path = tmp_path / "Caddyfile"
     path.write_text("example.org {\n\treverse_prox 10.0.0.2:1\n}\n")
-    result = subprocess.run(
-        ["caddy", "validate", "--config", str(path), "--adapter", "caddyfile"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = caddy_validate(path)
     assert result.returncode != 0 and "reverse_prox" in result.stderr
 
 
