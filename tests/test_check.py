@@ -609,3 +609,34 @@ def test_the_mirror_is_asked_directly_and_differences_are_named(
     [problem] = [p for p in report["problems"] if "mirror" in p]
     assert problem.startswith(f"the Hetzner mirror differs from failover for {len(TUNNEL_HOSTS)} hosts")
     assert "`pulumi up` rewrites it" in problem
+
+
+def test_a_rehearsal_does_not_expect_the_prod_vps_in_failover_mode(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rehearsal stack's outputs say mode failover (its hosts are), while the prod VPS it borrows
+    serves `ok mode=tunnel`: that is the point of a rehearsal, not a problem."""
+    outputs = {
+        "mode": "failover",
+        "prodStack": "prod",
+        "originName": f"vps.{ZONE}",
+        "originIpv4": VPS_IP,
+        "healthUrl": f"https://vps.{ZONE}/healthz",  # answers "ok mode=tunnel"
+        "hosts": [
+            {"host": h, "port": world.ports[h], "type": "CNAME", "target": f"vps.{ZONE}", "proxied": False, "ttl": 60}
+            for h in FAILOVER_HOSTS
+        ],
+    }
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(outputs))
+    argv = ["--outputs", str(path), "--resolver", f"127.0.0.1:{world.dns_port}", "--ca-file", str(world.ca_file),
+            "--https-port", str(world.port), "--timeout", "2", "--cert-warn-days", "0", "--no-ssh"]  # fmt: skip
+    code, report = run_json(argv, capsys)
+    assert code == 0, report["problems"]
+    health = report["vps"]["health"]
+    assert health["ok"] and health["served_mode"] == "tunnel" and health["mode_matches"] is None
+    # Without prodStack the same outputs are a stack whose VPS lags behind its mode: a problem.
+    del outputs["prodStack"]
+    path.write_text(json.dumps(outputs))
+    code, report = run_json(argv, capsys)
+    assert code == 1 and any("the VPS's Caddy runs mode=tunnel" in p for p in report["problems"])

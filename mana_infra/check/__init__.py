@@ -400,6 +400,7 @@ def build(
         proxied=proxied,
         edge_networks=tuple(edge_networks),
         stack=args.stack,
+        vps_stack=_text(outputs.get("prodStack")),
     )
     options = Options(
         resolvers=resolvers,

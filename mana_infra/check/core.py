@@ -77,6 +77,9 @@ class Endpoints:
     proxied: dict[str, bool] = field(default_factory=dict)  # host -> record proxied (from the outputs)
     edge_networks: tuple[Network, ...] = tuple(ipaddress.ip_network(cidr) for cidr in CLOUDFLARE_EDGE)
     stack: str | None = None
+    # The stack whose VPS this is, when it is not this stack's own (a rehearsal's prodStack): its Caddy
+    # serves that stack's mode, so the health path's mode is not compared with this stack's.
+    vps_stack: str | None = None
 
     @property
     def expected_path(self) -> str:
@@ -236,7 +239,9 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
             host["mirror"] = {"path": mirror_path, "detail": mirror_detail, "ok": mirror_path == "origin"}
         report["hosts"].append(host)
     report["vps"] = {
-        "health": _health_json(health_url, health, endpoints.mode, options.cert_warn_days),
+        "health": _health_json(
+            health_url, health, None if endpoints.vps_stack else endpoints.mode, options.cert_warn_days
+        ),
         "wireguard": _wireguard_json(ssh, options),
         "ssh": _ssh_json(ssh, options),
     }
@@ -329,7 +334,8 @@ def _https_json(result: HttpsResult | None, path: str, warn_days: float, missing
     }
 
 
-def _health_json(url: str | None, result: HttpsResult | None, mode: str, warn_days: float) -> dict[str, Any]:
+def _health_json(url: str | None, result: HttpsResult | None, mode: str | None, warn_days: float) -> dict[str, Any]:
+    """mode: the mode the VPS's Caddy must serve; None: any (the VPS is another stack's)."""
     base = _https_json(
         result, "origin", warn_days, "the VPS's address is unknown (no --origin-ip, and its name does not resolve)"
     )
@@ -340,8 +346,9 @@ def _health_json(url: str | None, result: HttpsResult | None, mode: str, warn_da
     base["served_mode"] = served_mode
     if base["ok"] and (result is None or result.status != 200 or not body.startswith("ok")):
         base["ok"] = False
-        base["error"] = f"HTTP {result.status if result else None} {body[:60]!r}, expected 200 'ok mode={mode}'"
-    base["mode_matches"] = served_mode == mode if served_mode is not None else None
+        expected = f"ok mode={mode}" if mode else "ok mode=<the VPS's mode>"
+        base["error"] = f"HTTP {result.status if result else None} {body[:60]!r}, expected 200 '{expected}'"
+    base["mode_matches"] = served_mode == mode if served_mode is not None and mode is not None else None
     return base
 
 
