@@ -70,6 +70,10 @@ def main() -> None:
     print(f"  lab up:                       {lab['lab_up_seconds']:6.2f} s")
     print(f"  cut-over, every host green:   {lab['cutover_seconds']:6.2f} s   (goal < 5 s; the real bound is the TTL)")
     print(f"  fail-back, every host green:  {lab['failback_seconds']:6.2f} s")
+    for label, key in (("rehearsal, test host green:", "rehearsal_seconds"),
+                       ("nameserver switch, all green:", "nameserver_switch_seconds")):  # fmt: skip
+        if lab.get(key) is not None:
+            print(f"  {label:29} {lab[key]:6.2f} s")
     check, check_failover = lab["check_seconds"], lab["check_failover_seconds"]
     print(f"  check, 27 hosts (process):    {check:6.2f} s   (failover mode {check_failover:.2f} s)")
     down, back = lab["wireguard_down_502_after_seconds"], lab["wireguard_recovery_seconds"]

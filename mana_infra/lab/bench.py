@@ -1,9 +1,10 @@
 """Benchmark hook for ``make bench``: one drill in the lab, its figures as a dict.
 
 ``run()`` returns the cut-over and fail-back times (client-measured, from the push until every host
-answers from its own backend through the new path) and how long ``mana-infra check`` takes for the
-plan's 27 hosts in the lab (wall time with process start, and check's own figure), or
-``{"skipped": reason}`` where the lab cannot run (not root, not Linux, tools missing).
+answers from its own backend through the new path), the same for the rehearsal's test hostname and
+the nameserver switch to the Hetzner mirror, how long ``mana-infra check`` takes for the plan's 27
+hosts in the lab (wall time with process start, and check's own figure), or ``{"skipped": reason}``
+where the lab cannot run (not root, not Linux, tools missing).
 """
 
 from __future__ import annotations
@@ -49,7 +50,15 @@ def run(stack: str = "prod", log: Callable[[str], None] = lambda _s: None) -> di
         "wireguard_recovery_seconds": report.fault("wireguard-down").seconds,
         "wan_change_recovery_seconds": report.fault("wan-change").seconds,
         "drill_seconds": report.seconds,
+        # None where the stack has no rehearsal stack / no Hetzner mirror (the phase is not run).
+        "rehearsal_seconds": _phase_seconds(report, "rehearsal"),
+        "nameserver_switch_seconds": _phase_seconds(report, "nameserver-switch"),
     }
+
+
+def _phase_seconds(report: Any, name: str) -> float | None:
+    found = [p.seconds for p in report.phases if p.name == name]
+    return found[0] if found else None
 
 
 if __name__ == "__main__":

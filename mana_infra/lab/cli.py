@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "up":
             from .inputs import inputs_from_plan
             from .lab import Lab
+            from .topology import MIRROR_DNS_IP
 
             lab = Lab.from_inputs(args.workdir, inputs_from_plan(args.stack), args.mode)
             try:
@@ -61,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"check: ip netns exec mlab-client {shlex.join(a for a in lab.check_argv(args.mode) if a != '--json')}"
             )
+            if lab.mirror_records is not None:
+                print(f"mirror: the Hetzner zone on {MIRROR_DNS_IP} (check --mirror-nameserver {MIRROR_DNS_IP})")
             print("down:  mana-infra lab down")
             return 0
         if args.command == "down":

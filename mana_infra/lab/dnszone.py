@@ -109,6 +109,18 @@ def _flatten(name: str, by_name: Mapping[str, list[Record]], depth: int = 0) -> 
     return out
 
 
+def rrset_records(rrsets: Iterable[Mapping[str, Any]], zone: str) -> list[Record]:
+    """Hetzner RRSets as the plan's ``hcloud.ZoneRrset`` inputs hold them (name relative, "@" for the
+    apex; type; records [{value}]; ttl) as the lab's records: one per value."""
+    out: list[Record] = []
+    for rrset in rrsets:
+        ttl = int(rrset.get("ttl") or 300)  # an RRSet without a TTL takes the zone's; the lab's is 300
+        for record in rrset.get("records") or []:
+            value = record["value"] if isinstance(record, Mapping) else record
+            out.append(to_record((str(rrset["name"]), str(rrset["type"]), str(value), ttl), zone))
+    return out
+
+
 def tunnel_zone_records(tunnel_id: str, edge_ip: str) -> list[Record]:
     return [Record(f"{tunnel_id}.{TUNNEL_ZONE}".lower(), "A", edge_ip, 300)]
 

@@ -1,14 +1,26 @@
-"""The failover drill: tunnel healthy -> edge cut -> cut-over to the VPS -> faults -> fail back.
+"""The failover drill: tunnel healthy -> rehearsal -> edge cut -> cut-over to the VPS -> faults ->
+fail back -> Cloudflare gone: the nameserver switch to the Hetzner mirror -> restored.
 
 Inputs come from the offline plan (inputs.py): the lab runs the program's own artifacts and DNS
 records. Every phase is judged twice from the client namespace: by the probe (DNS through the lab
 server, TLS verified against the lab CAs, each host must answer ``host=<h> port=<p>`` from its own
 backend through the expected path) and by the real ``mana-infra check --json`` (its exit code).
 
-Phases (check's expected exit): tunnel (0), outage (1: the edge is cut), cut-over (0: the failover
-Caddyfile pushed through the apply script, then the zone switched to the failover records), fail-back
-(0: the edge restored, the zone back to the tunnel records, then the tunnel Caddyfile).
+Phases (check's expected exit): tunnel (0), rehearsal (0: the rehearsal stack's record and site file,
+its check), outage (1: the edge is cut), cut-over (0: the failover Caddyfile pushed through the apply
+script, then the zone switched to the failover records), fail-back (0: the edge restored, the zone back
+to the tunnel records, then the tunnel Caddyfile), nameserver-switch (0: Cloudflare gone, the emergency
+cut-over's Caddy command, the client's DNS now the Hetzner mirror; then everything restored).
 Faults in failover mode, each with its recovery measured: wireguard-down, invalid-caddyfile, wan-change.
+
+The rehearsal phase (when the inputs have a rehearsal stack): its ``check_exit`` is ``mana-infra check``
+on the rehearsal stack's outputs (the test hostnames through the VPS); ``healthy_hosts`` counts the
+production hosts still served through the edge. Its ``seconds``: from the record and the site file's
+command until the test hostname answers. It is ok only when, after the ``delete`` command and the
+record's removal, the VPS still serves its health path and no longer the test hostname.
+The nameserver-switch phase (when the inputs have the mirror): ``seconds`` from the cut-over command
+until every host answers through the VPS; ok only when check also finds the mirror up and the lab
+returns to the tunnel afterwards.
 
 Times are lab times: the probe does not cache DNS, so real clients add up to the old records' TTL.
 ``DrillReport.to_dict()`` is the JSON of ``mana-infra lab drill --json``; the rest is for tests and logs.
@@ -16,6 +28,8 @@ Times are lab times: the probe does not cache DNS, so real clients add up to the
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import topology as topo
+from .dnszone import to_record
 from .lab import CheckRun, Lab
 
 
@@ -118,6 +133,163 @@ def _check_details(run: CheckRun) -> dict[str, Any]:
     }
 
 
+def _check_hosts(run: CheckRun) -> dict[str, dict[str, Any]]:
+    """Per host in check's report: the DNS path, the address served, the live and standby verdicts."""
+    out: dict[str, dict[str, Any]] = {}
+    for h in (run.report or {}).get("hosts", []):
+        out[h["host"]] = {
+            "dns_path": h["dns"]["path"],
+            "address": h["live"]["address"],
+            "live_ok": h["live"]["ok"],
+            "standby_ok": h["standby"]["ok"],
+            **({"mirror_path": h["mirror"]["path"]} if "mirror" in h else {}),
+        }
+    return out
+
+
+def _refused_by_vps(lab: Lab, host: str) -> tuple[bool, str]:
+    """Whether the VPS's Caddy refuses TLS for ``host`` (no site, no certificate), asked directly at the
+    VPS's address so that DNS plays no part."""
+    proc = subprocess.run(lab.curl_argv(host, topo.VPS_IP), capture_output=True, text=True, timeout=15, check=False)
+    return proc.returncode != 0, (proc.stdout + proc.stderr).strip()[-300:]
+
+
+def rehearse(lab: Lab, rehearsal: Mapping[str, Any], *, deadline: float = 20) -> Phase:
+    """The rehearsal stack's ``pulumi up`` and ``pulumi destroy`` against the prod lab in tunnel mode.
+
+    up: its DnsRecord(s) added to the zone, its Caddy command's ``create`` text run over SSH with the
+    site file on stdin (pulumi-command runs exactly that). Then from the client: every test hostname
+    through the VPS (DNS -> VPS -> Caddy -> WireGuard -> the Mac Mini port of its service), every
+    production host still through the edge, and ``mana-infra check`` on the rehearsal stack's outputs.
+    destroy: the ``delete`` text (pulumi-command hands the stored stdin to delete too), the record(s)
+    removed; the VPS's own site (the health path) keeps serving, the test hostnames no longer are.
+    """
+    outputs = rehearsal["outputs"]
+    tests = [(str(h["host"]).lower(), int(h["port"])) for h in outputs["hosts"]]
+    records = rehearsal["dns_records"]
+    vps, edge = [topo.VPS_IP], [topo.EDGE_IP]
+    outputs_file = lab.client_dir / f"{rehearsal.get('stack', 'failover')}-outputs.json"
+    outputs_file.write_text(json.dumps(outputs))
+
+    t0 = time.monotonic()
+    dns_seconds = lab.add_dns_records(records)
+    create_ok, create_out = lab.run_command(rehearsal["create"], rehearsal["site_file"])
+    r = lab.probe(tests, mode="until_ok", deadline=deadline, expect_ips=vps)
+    seconds = round(time.monotonic() - t0, 3)
+    prod = lab.probe(expect_ips=edge)
+    run = lab.check(None, outputs=outputs_file)
+    zone = lab.zone
+
+    t1 = time.monotonic()
+    delete_ok, delete_out = lab.run_command(rehearsal["delete"], rehearsal["site_file"])
+    lab.remove_dns_records(records)
+    remove_seconds = round(time.monotonic() - t1, 3)
+    gone = lab.probe(tests)
+    refused = {h: _refused_by_vps(lab, h) for h, _ in tests}
+    health = lab.fetch(lab.origin_name, "/healthz")
+    prod_after = lab.probe(expect_ips=edge)
+    removed = (
+        not any(x["ok"] for x in gone["results"])
+        and all(ok for ok, _ in refused.values())
+        and health.get("status") == 200
+        and prod_after["all_ok"]
+        and not any(to_record(rec, zone) in lab.dns_records for rec in records)
+    )
+    check_hosts = _check_hosts(run)
+    served_by_vps = r["all_ok"] and all(
+        check_hosts.get(h, {}).get("dns_path") == "origin" and check_hosts[h]["address"] == topo.VPS_IP
+        for h, _ in tests
+    )
+    phase = Phase(
+        "rehearsal",
+        run.exit_code,
+        _healthy(prod),
+        seconds,
+        ok=create_ok and served_by_vps and delete_ok and removed,
+        details={
+            **_check_details(run),
+            "check_hosts": check_hosts,
+            "served": _served(prod),
+            "test_served": _served(r),
+            "create_ok": create_ok,
+            "create_output": create_out[-500:],
+            "dns_seconds": dns_seconds,
+            "delete_ok": delete_ok,
+            "delete_output": delete_out[-500:],
+            "remove_seconds": remove_seconds,
+            "after_removal": {
+                "test_served": _served(gone),
+                "refused_by_vps": {h: {"refused": ok, "output": out} for h, (ok, out) in refused.items()},
+                "health": {k: health.get(k) for k in ("status", "body", "ip")},
+                "production_all_ok": prod_after["all_ok"],
+            },
+            "removed": removed,
+        },
+    )
+    return phase
+
+
+def switch_nameservers(
+    lab: Lab, emergency: Mapping[str, Any], tunnel: Mapping[str, Any], *, deadline: float = 20
+) -> Phase:
+    """Cloudflare completely gone (the README's runbook): its edge refuses connections and its API is
+    out of reach. The emergency cut-over's targeted ``pulumi up`` runs only the Caddy command (its
+    ``create`` text, the failover Caddyfile on stdin); the Cloudflare zone stays as it is. The
+    nameserver switch: the client's DNS now asks the Hetzner mirror. Then check in failover mode, with
+    the mirror asked directly too. Afterwards everything returns: the edge, Cloudflare's nameservers
+    (still the tunnel records), the tunnel Caddyfile."""
+    vps, edge = [topo.VPS_IP], [topo.EDGE_IP]
+    cloudflare_zone = list(lab.dns_records)
+    lab.cut_edge("stop")
+    t0 = time.monotonic()
+    push_ok, push_out = lab.push_caddyfile(emergency["Caddyfile"], command=emergency["caddy_command"])
+    push_seconds = round(time.monotonic() - t0, 3)
+    lab.switch_nameservers("mirror")
+    r = lab.probe(mode="until_ok", deadline=deadline, expect_ips=vps)
+    seconds = round(time.monotonic() - t0, 3)
+    run = lab.check("failover", mirror=True)
+    report = run.report or {}
+    mirror = report.get("paths", {}).get("mirror", {})
+    health = report.get("vps", {}).get("health", {})
+    untouched = lab.dns_records == cloudflare_zone
+
+    # Back: Cloudflare returns; names leave the VPS first (the tunnel records are still in its zone),
+    # then the tunnel Caddyfile.
+    t1 = time.monotonic()
+    lab.restore_edge()
+    lab.switch_nameservers("cloudflare")
+    back_ok, back_out = lab.push_caddyfile(tunnel["Caddyfile"])
+    back = lab.probe(mode="until_ok", deadline=deadline, expect_ips=edge)
+    restore_seconds = round(time.monotonic() - t1, 3)
+    back_health = lab.fetch(lab.origin_name, "/healthz")
+    restored = back_ok and back["all_ok"] and back_health.get("body") == "ok mode=tunnel"
+    mirror_up = mirror.get("state") == "up" and mirror.get("failed") == 0 and mirror.get("total") == len(lab.services)
+    return Phase(
+        "nameserver-switch",
+        run.exit_code,
+        _healthy(r),
+        seconds,
+        ok=push_ok and mirror_up and health.get("served_mode") == "failover" and untouched and restored,
+        details={
+            **_check_details(run),
+            "check_hosts": _check_hosts(run),
+            "served": _served(r),
+            "resolver": topo.MIRROR_DNS_IP,
+            "mirror": mirror,
+            "served_mode": health.get("served_mode"),
+            "push_ok": push_ok,
+            "push_seconds": push_seconds,
+            "push_output": push_out[-500:],
+            "emergency_target": emergency.get("target"),
+            "cloudflare_zone_untouched": untouched,
+            "restore_seconds": restore_seconds,
+            "restore_push_output": back_out[-300:],
+            "restored": restored,
+            "restored_served": _served(back),
+        },
+    )
+
+
 def run_drill(
     inputs: Mapping[str, Any],
     workdir: str | Path,
@@ -177,6 +349,11 @@ def run_drill(
             0,
             report.hosts,
         )
+
+        # The rehearsal stack against production in tunnel mode: its test hostname through the VPS.
+        if inputs.get("rehearsal"):
+            p = rehearse(lab, inputs["rehearsal"], deadline=deadline)
+            phase(p, 0, report.hosts, also=p.ok)  # p.ok: its own steps (create, served, delete, removed)
 
         # 2. Outage: the tunnel path dies (cloudflared loses its connection; the edge answers 502).
         t0 = time.monotonic()
@@ -337,6 +514,11 @@ def run_drill(
             report.hosts,
             also=step["push_ok"],
         )
+
+        # 5. Cloudflare completely down: the emergency cut-over and the nameserver switch to the mirror.
+        if inputs.get("mirror") and inputs.get("emergency"):
+            p = switch_nameservers(lab, inputs["emergency"], tunnel, deadline=deadline)
+            phase(p, 0, report.hosts, also=p.ok)  # p.ok: push, mirror up, failover served, restored
 
     report.seconds = round(time.monotonic() - started, 3)
     log(f"drill {'passed' if report.ok else 'FAILED'} in {report.seconds:.1f} s")

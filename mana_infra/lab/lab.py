@@ -1,8 +1,9 @@
 """The lab: network namespaces standing in for client, DNS, Cloudflare's edge, the VPS and the Mac Mini.
 
-Real software everywhere it matters: knotd serves the zone, Caddy terminates TLS on the VPS and on
-the edge, wireguard-go carries the tunnel, OpenSSH's sshd receives the Caddyfile through the very
-script Pulumi's remote command runs. Only the Mac Mini's services are stubs.
+Real software everywhere it matters: knotd serves the zone (a second knotd the Hetzner mirror), Caddy
+terminates TLS on the VPS and on the edge, wireguard-go carries the tunnel, OpenSSH's sshd receives
+the Caddyfile through the very script Pulumi's remote command runs. Only the Mac Mini's services are
+stubs.
 
 See topology.py for the addresses. Everything is torn down by down(), which also clears the
 leftovers of a crashed run (namespaces with the lab prefix and every process inside them).
@@ -15,6 +16,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -27,7 +30,16 @@ from typing import Any
 
 from ..components.caddy import script_command
 from . import topology as topo
-from .dnszone import TUNNEL_ZONE, Record, RecordLike, render_knot_conf, render_zone, to_record, tunnel_zone_records
+from .dnszone import (
+    TUNNEL_ZONE,
+    Record,
+    RecordLike,
+    render_knot_conf,
+    render_zone,
+    rrset_records,
+    to_record,
+    tunnel_zone_records,
+)
 from .system import (
     ETC_NETNS,
     LabError,
@@ -80,6 +92,9 @@ class Lab:
         {"name","type","content","ttl"} dicts.
     origin_name, health_url, services_file: what ``check()`` hands ``mana-infra check`` (defaults:
         vps.<zone>, check's own default, and an inventory the lab writes from ``services``).
+    mirror_records: the Hetzner mirror zone's records (see dnszone.rrset_records); when given, a second
+        knotd in the dns namespace serves them on MIRROR_DNS_IP. ``switch_nameservers()`` makes the
+        client ask it instead of the Cloudflare zone's server (the registrar's nameserver switch).
     caddy_dir: the directory the rendered Caddyfile imports from. "/etc/caddy" (the production value)
         works unchanged: ip-netns-exec bind-mounts /etc/netns/mlab-vps/caddy over /etc/caddy for every
         process of the VPS namespace (sshd and whatever it starts), so the lab's directory appears at
@@ -102,6 +117,7 @@ class Lab:
         origin_name: str | None = None,
         health_url: str | None = None,
         services_file: str | Path | None = None,
+        mirror_records: Iterable[RecordLike] | None = None,
     ) -> None:
         missing = [k for k in ARTIFACT_KEYS if k not in artifacts]
         if missing:
@@ -112,6 +128,10 @@ class Lab:
         self.zone = zone.lower().rstrip(".")
         self.tunnel_id = tunnel_id.lower()
         self.dns_records = [to_record(r, self.zone) for r in dns_records]
+        self.mirror_records = [to_record(r, self.zone) for r in mirror_records] if mirror_records is not None else None
+        # The DNS server the client asks (probe and check): the Cloudflare zone's, or after the
+        # nameserver switch the mirror's. The lab has no recursive resolver: this is the delegation.
+        self.resolver = topo.DNS_IP
         # The SSH command text of the program's Caddy command: the shipped script, byte for byte.
         self.caddy_command = caddy_command or script_command()
         self.caddy_dir = caddy_dir.rstrip("/")
@@ -131,6 +151,7 @@ class Lab:
         self.pid_dir = w / "pids"
         self.log_dir = w / "logs"
         self.dns_dir = w / "dns"
+        self.mirror_dir = self.dns_dir / "mirror"
         self.edge_dir = w / "edge"
         self.vps_dir = w / "vps"
         self.mini_dir = w / "mini"
@@ -152,6 +173,8 @@ class Lab:
                 kwargs.setdefault(key, inputs[key])
         if m.get("caddy_command"):
             kwargs.setdefault("caddy_command", m["caddy_command"])
+        if inputs.get("mirror"):
+            kwargs.setdefault("mirror_records", rrset_records(inputs["mirror"]["rrsets"], inputs["zone"]))
         return cls(
             workdir,
             {k: m[k] for k in ARTIFACT_KEYS},
@@ -334,6 +357,8 @@ class Lab:
             for net in topo.DOC_NETS_V4:
                 if net != own:
                     ip("route", "add", net, "dev", "wan0", ns=m.ns)  # on-link: all /24s share the bridge
+        if self.mirror_records is not None:
+            ip("addr", "add", f"{topo.MIRROR_DNS_IP}/24", "dev", "wan0", ns=topo.ns_name("dns"))
         edge, mini = topo.MEMBERS["edge"].ns, topo.MEMBERS["mini"].ns
         # change_mini_wan() adds the new address before it removes the old one; without promotion,
         # removing the primary address would take the new (secondary) one with it.
@@ -433,6 +458,20 @@ class Lab:
     def _write_dns_files(self) -> None:
         (self.dns_dir / "knot.conf").write_text(render_knot_conf(self.dns_dir, topo.DNS_IP, [self.zone, TUNNEL_ZONE]))
         self._write_zones(self.dns_records)
+        if self.mirror_records is not None:
+            self.mirror_dir.mkdir(parents=True, exist_ok=True)
+            (self.mirror_dir / "knot.conf").write_text(
+                render_knot_conf(self.mirror_dir, topo.MIRROR_DNS_IP, [self.zone])
+            )
+            self._write_mirror_zone(self.mirror_records)
+
+    def _write_mirror_zone(self, records: Sequence[Record]) -> None:
+        # Hetzner's zone holds only the RRSets: no cfargotunnel.com to flatten into, nothing else.
+        self._serial += 1
+        text = render_zone(self.zone, records, self._serial, topo.MIRROR_DNS_IP)
+        tmp = self.mirror_dir / f"{self.zone}.zone.tmp"
+        tmp.write_text(text)
+        tmp.replace(self.mirror_dir / f"{self.zone}.zone")
 
     def _write_zones(self, records: Sequence[Record]) -> None:
         self._serial += 1
@@ -489,6 +528,8 @@ class Lab:
         sshd = shutil.which("sshd") or "/usr/sbin/sshd"  # sshd insists on an absolute path (re-exec)
         self._spawn("vps", "sshd", [sshd, "-D", "-e", "-f", str(self.vps_dir / "ssh" / "sshd_config")])
         self._spawn("dns", "knotd", ["knotd", "-c", str(self.dns_dir / "knot.conf")])
+        if self.mirror_records is not None:
+            self._spawn("dns", "knotd-mirror", ["knotd", "-c", str(self.mirror_dir / "knot.conf")])
         self._spawn(
             "mini", "backends", [self.python, str(PACKAGE_DIR / "backends.py"), str(self.mini_dir / "backends.json")]
         )
@@ -522,9 +563,12 @@ class Lab:
         if rc != 0:
             self._wg_errors.append(f"wg-quick up on {role} failed (exit {rc}); see {self.log_dir}/wg-{role}.log")
 
-    def _listening(self, pid: int, proto: str, port: int) -> bool:
-        """Whether the namespace of ``pid`` has a socket on ``port`` (read from /proc: no spawn)."""
+    def _listening(self, pid: int, proto: str, port: int, address: str | None = None) -> bool:
+        """Whether the namespace of ``pid`` has a socket on ``port`` (read from /proc: no spawn),
+        on the IPv4 ``address`` if given (two knotds share the dns namespace's port 53)."""
         want = f":{port:04X}"
+        if address is not None:
+            want = "{:08X}".format(struct.unpack("<I", socket.inet_aton(address))[0]) + want
         for table in (proto, proto + "6"):
             try:
                 lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
@@ -533,23 +577,29 @@ class Lab:
             for line in lines:
                 fields = line.split()
                 # tcp: state 0A = LISTEN; udp: any bound socket
-                if fields[1].endswith(want) and (proto == "udp" or fields[3] == "0A"):
+                if (fields[1] == want if address else fields[1].endswith(want)) and (
+                    proto == "udp" or fields[3] == "0A"
+                ):
                     return True
         return False
 
-    def _wait_listening(self, name: str, proto: str, port: int, timeout: float = 15) -> None:
+    def _wait_listening(
+        self, name: str, proto: str, port: int, timeout: float = 15, address: str | None = None
+    ) -> None:
         proc = self._procs[name]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise LabError(f"{name} exited ({proc.returncode}); see {self.log_dir / (name + '.log')}")
-            if self._listening(proc.pid, proto, port):
+            if self._listening(proc.pid, proto, port, address):
                 return
             time.sleep(0.02)
         raise LabError(f"{name} does not listen on {proto}/{port} after {timeout}s")
 
     def _wait_ready(self, timeout: float = 20) -> None:
-        self._wait_listening("knotd", "udp", 53)
+        self._wait_listening("knotd", "udp", 53, address=topo.DNS_IP)
+        if self.mirror_records is not None:
+            self._wait_listening("knotd-mirror", "udp", 53, address=topo.MIRROR_DNS_IP)
         self._wait_listening("backends", "tcp", self.services[0][1])
         self._wait_listening("caddy-edge", "tcp", 443)
         deadline = time.monotonic() + timeout
@@ -615,12 +665,20 @@ class Lab:
     def ssh(self, command: str, *, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return self.exec("client", self.ssh_argv(command), input=input, timeout=timeout)
 
-    def push_caddyfile(self, text: str) -> tuple[bool, str]:
-        """Deliver a Caddyfile the way Pulumi does: the script's text as the SSH command, the file on stdin."""
+    def push_caddyfile(self, text: str, command: str | None = None) -> tuple[bool, str]:
+        """Deliver a Caddyfile the way Pulumi does: the script's text as the SSH command, the file on stdin.
+
+        command: another Caddy command's text (default: the lab's, from the starting mode's plan).
+        """
+        return self.run_command(command or self.caddy_command, text)
+
+    def run_command(self, command: str, stdin: str | None = None) -> tuple[bool, str]:
+        """What pulumi-command's remote Command does with a create or delete: the text as the SSH
+        command, stdin (if any) on the session's standard input. Returns (exit 0, stdout+stderr)."""
         try:
-            proc = self.ssh(self.caddy_command, input=text, timeout=self.push_timeout)
+            proc = self.ssh(command, input=stdin if stdin is not None else "", timeout=self.push_timeout)
         except subprocess.TimeoutExpired as exc:
-            return False, f"push timed out after {self.push_timeout}s: {exc}"
+            return False, f"command timed out after {self.push_timeout}s: {exc}"
         return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
     def set_dns(self, records: Iterable[RecordLike]) -> float:
@@ -631,6 +689,37 @@ class Lab:
         # -b: wait until knotd has finished loading, so the next query sees the new zone.
         run(["knotc", "-s", str(self.dns_dir / "knot.sock"), "-b", "zone-reload", self.zone], timeout=15)
         return round(time.monotonic() - t0, 4)
+
+    def add_dns_records(self, records: Iterable[RecordLike]) -> float:
+        """Add records to the Cloudflare zone (keeping the rest); seconds until served."""
+        new = [to_record(r, self.zone) for r in records]
+        return self.set_dns([*[r for r in self.dns_records if r not in new], *new])
+
+    def remove_dns_records(self, records: Iterable[RecordLike]) -> float:
+        gone = {to_record(r, self.zone) for r in records}
+        return self.set_dns([r for r in self.dns_records if r not in gone])
+
+    def set_mirror(self, records: Iterable[RecordLike]) -> float:
+        """Replace the mirror zone's records (what a `pulumi up` would write to Hetzner) and reload."""
+        if self.mirror_records is None:
+            raise LabError("this lab has no Hetzner mirror (no mirror_records)")
+        t0 = time.monotonic()
+        self.mirror_records = [to_record(r, self.zone) for r in records]
+        self._write_mirror_zone(self.mirror_records)
+        run(["knotc", "-s", str(self.mirror_dir / "knot.sock"), "-b", "zone-reload", self.zone], timeout=15)
+        return round(time.monotonic() - t0, 4)
+
+    def switch_nameservers(self, to: str = "mirror") -> None:
+        """The registrar step: the client's DNS now asks the mirror ("mirror") or Cloudflare's zone
+        again ("cloudflare"). Real resolvers follow after the delegation's TTL; the lab at once."""
+        if to == "mirror":
+            if self.mirror_records is None:
+                raise LabError("this lab has no Hetzner mirror (no mirror_records)")
+            self.resolver = topo.MIRROR_DNS_IP
+        elif to == "cloudflare":
+            self.resolver = topo.DNS_IP
+        else:
+            raise ValueError(to)
 
     def cut_edge(self, how: str = "link") -> None:
         """Break the Cloudflare Tunnel path.
@@ -785,7 +874,7 @@ class Lab:
         modes ("once", "until_ok" with deadline, "loop" with duration/max_requests) and the result.
         """
         req = {
-            "dns": topo.DNS_IP,
+            "dns": self.resolver,
             "cafile": str(self.ca_bundle),
             "timeout": timeout,
             "mode": mode,
@@ -800,7 +889,14 @@ class Lab:
         return result
 
     def check_argv(
-        self, mode: str, *, ca_file: str | Path | None = None, timeout: float = 5, extra: Sequence[str] = ()
+        self,
+        mode: str | None,
+        *,
+        ca_file: str | Path | None = None,
+        timeout: float = 5,
+        extra: Sequence[str] = (),
+        outputs: str | Path | None = None,
+        mirror: bool = False,
     ) -> list[str]:
         """``mana-infra check --json`` pointed at the lab, to run in the client namespace.
 
@@ -808,28 +904,34 @@ class Lab:
         WireGuard interface name, and ``--cert-warn-days 0`` (Caddy's internal CA issues 12-hour
         certificates, which the production warning would flag). ``timeout`` must exceed the failover
         Caddyfile's 3 s dial timeout, or a dead WireGuard shows as a timeout instead of Caddy's 502.
+        outputs: a stack's outputs file (``pulumi stack output --json``): the endpoints come from it
+        (mode None: the outputs' mode) instead of the lab's flags. mirror: also ask the lab's Hetzner
+        mirror (``--mirror-nameserver``).
         """
-        argv = [
-            self.python,
-            "-m",
-            "mana_infra",
-            "check",
-            "--json",
-            "--no-pulumi",
-            "--mode",
-            mode,
-            "--origin-name",
-            self.origin_name,
-            "--origin-ip",
-            topo.VPS_IP,
-            "--tunnel-target",
-            self.tunnel_target,
-            "--services",
-            str(self.services_file),
-            "--zone",
-            self.zone,
+        argv = [self.python, "-m", "mana_infra", "check", "--json"]
+        if outputs is not None:
+            argv += ["--outputs", str(outputs)] + (["--mode", mode] if mode else [])
+        else:
+            if mode is None:
+                raise ValueError("check needs a mode without an outputs file")
+            argv += [
+                "--no-pulumi",
+                "--mode",
+                mode,
+                "--origin-name",
+                self.origin_name,
+                "--origin-ip",
+                topo.VPS_IP,
+                "--tunnel-target",
+                self.tunnel_target,
+                "--services",
+                str(self.services_file),
+                "--zone",
+                self.zone,
+            ]
+        argv += [
             "--resolver",
-            topo.DNS_IP,
+            self.resolver,
             "--ca-file",
             str(ca_file or self.ca_bundle),
             "--timeout",
@@ -851,11 +953,13 @@ class Lab:
             "--wg-interface",
             topo.WG_SERVER_IF,
         ]
-        if self.health_url:
+        if self.health_url and outputs is None:
             argv += ["--health-url", self.health_url]
+        if mirror:
+            argv += ["--mirror-nameserver", topo.MIRROR_DNS_IP]
         return argv + list(extra)
 
-    def check(self, mode: str, **kwargs: Any) -> CheckRun:
+    def check(self, mode: str | None, **kwargs: Any) -> CheckRun:
         """Run the real ``mana-infra check`` in the client namespace (see check_argv for the flags)."""
         argv = self.check_argv(mode, **kwargs)
         t0 = time.monotonic()

@@ -3,7 +3,7 @@
 Layout (one flat "internet" segment plus one private link):
 
     client 192.0.2.100, 2001:db8::100 ─┐
-    dns    192.0.2.53                  ├── bridge "br0" in namespace mlab-net
+    dns    192.0.2.53, 192.0.2.54      ├── bridge "br0" in namespace mlab-net
     edge   198.51.100.10              ─┤
     vps    203.0.113.10, 2001:db8::1  ─┤
     mini   198.51.100.20 (its "WAN")  ─┘
@@ -33,7 +33,8 @@ ROLES = ("dns", "edge", "vps", "mini", "client")
 DOC_NETS_V4 = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 V6_NET = "2001:db8::/64"
 
-DNS_IP = "192.0.2.53"
+DNS_IP = "192.0.2.53"  # knotd with the Cloudflare zone (the plan's DnsRecords) and cfargotunnel.com
+MIRROR_DNS_IP = "192.0.2.54"  # a second knotd in the dns namespace: the Hetzner mirror (the plan's ZoneRrsets)
 EDGE_IP = "198.51.100.10"
 VPS_IP = "203.0.113.10"  # the offline plan's VPS IPv4: the Endpoint in wg0-macmini.conf
 VPS_IP6 = "2001:db8::1"

@@ -1,6 +1,7 @@
 """`mana-infra check` against the lab's real servers (knotd, Caddy, sshd, WireGuard), once healthy and
 once per failure mode: the tunnel down, WireGuard down, a host pointing elsewhere, an untrusted
-certificate. Each asserts check's exit code and the problem it names."""
+certificate, a Hetzner mirror that differs from failover. Each asserts check's exit code and the
+problem it names."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from mana_infra.lab import topology as topo
+from mana_infra.lab.dnszone import Record
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def problem(run: Any, start: str) -> str:
 
 
 def test_healthy_tunnel_mode(lab: Any) -> None:
-    run = lab.check("tunnel")
+    run = lab.check("tunnel", mirror=True)
     assert run.exit_code == 0, run.problems
     report = run.report
     assert report["problems"] == [] and report["healthy"]
@@ -40,6 +42,9 @@ def test_healthy_tunnel_mode(lab: Any) -> None:
         assert host["standby"]["ok"] and host["standby"]["result"] == "200", host  # VPS -> WireGuard -> Mac Mini
     assert report["vps"]["wireguard"]["ok"] and report["vps"]["health"]["served_mode"] == "tunnel"
     assert report["paths"]["standby"]["state"] == "up"
+    # The Hetzner mirror (the plan's RRSets, on the lab's second knotd): every host in failover form.
+    assert report["paths"]["mirror"] == {"state": "up", "total": 27, "failed": 0}
+    assert all(h["mirror"]["path"] == "origin" for h in report["hosts"])
 
 
 def test_certificate_not_trusted(lab: Any, tmp_path: Path) -> None:
@@ -67,6 +72,27 @@ def test_wrong_dns_target(lab: Any, plan_inputs: dict[str, Any]) -> None:
     auth = next(h for h in run.report["hosts"] if h["host"] == "auth.mana.how")
     assert auth["dns"]["path"] == "other" and auth["dns"]["addresses"] == [topo.DNS_IP]
     assert [h["host"] for h in run.report["hosts"] if h["dns"]["path"] != "tunnel"] == ["auth.mana.how"]
+
+
+def test_mirror_differs_from_failover(lab: Any) -> None:
+    """auth.mana.how's RRSet at the mirror still points at the tunnel: the nameserver switch would send
+    it to a dead tunnel. check's mirror look names it; the live paths are fine."""
+    mirror = list(lab.mirror_records)
+    stale = [r for r in mirror if r.name != "auth.mana.how"]
+    stale.append(Record("auth.mana.how", "CNAME", lab.tunnel_target, 60))
+    lab.set_mirror(stale)
+    try:
+        run = lab.check("tunnel", mirror=True)
+    finally:
+        lab.set_mirror(mirror)
+    assert run.exit_code == 1
+    found = problem(run, "the Hetzner mirror differs from failover for 1 host: auth.mana.how (")
+    # Asked directly, the mirror answers the CNAME and refuses the out-of-zone tunnel name (as an
+    # authoritative-only server does): check names the tunnel target either way.
+    assert lab.tunnel_target in found, found
+    assert run.report["paths"]["mirror"] == {"state": "degraded", "total": 27, "failed": 1}
+    assert [h["host"] for h in run.report["hosts"] if h["mirror"]["path"] != "origin"] == ["auth.mana.how"]
+    assert [p for p in run.problems if "mirror" not in p] == []  # only the mirror: DNS and HTTPS are fine
 
 
 def test_tunnel_down(lab: Any) -> None:

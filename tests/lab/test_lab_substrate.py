@@ -36,6 +36,40 @@ def test_inputs_are_the_plans(plan_inputs: dict[str, Any]) -> None:
     assert tunnel_auth["content"] == plan_inputs["tunnel_target"]
 
 
+def test_mirror_emergency_and_rehearsal_inputs_are_the_plans(plan_inputs: dict[str, Any]) -> None:
+    from mana_infra.lab.dnszone import rrset_records
+
+    mirror = {(r.name, r.type): r.content for r in rrset_records(plan_inputs["mirror"]["rrsets"], "mana.how")}
+    assert mirror[("auth.mana.how", "CNAME")] == "vps.mana.how."
+    assert mirror[("mana.how", "A")] == mirror[("vps.mana.how", "A")] == topo.VPS_IP
+    assert mirror[("mana.how", "AAAA")] == topo.VPS_IP6
+    assert len([k for k in mirror if k[1] == "CNAME"]) == 26  # every inventory host but the apex
+    # The emergency cut-over's targeted up: the failover Caddyfile through the same command text.
+    emergency, failover = plan_inputs["emergency"], plan_inputs["modes"]["failover"]
+    assert emergency["overrides"]["cloudflareReachable"] == "false" and emergency["overrides"]["mode"] == "failover"
+    assert failover["Caddyfile"].endswith(emergency["Caddyfile"])  # the artifact adds the OFFLINE PLAN mark
+    assert emergency["caddy_command"] == failover["caddy_command"]
+    rehearsal = plan_inputs["rehearsal"]
+    assert rehearsal["dns_records"] == [
+        {"name": "failover-test.mana.how", "type": "CNAME", "content": "vps.mana.how", "ttl": 60}
+    ]
+    assert rehearsal["create"].startswith("CADDY_TARGET=sites.d/mana-infra-rehearsal.caddy\nCADDY_ACTION=install\n")
+    assert rehearsal["delete"].startswith("CADDY_TARGET=sites.d/mana-infra-rehearsal.caddy\nCADDY_ACTION=remove\n")
+    assert "failover-test.mana.how {" in rehearsal["site_file"] and "import mac_mini" in rehearsal["site_file"]
+    assert rehearsal["outputs"]["mode"] == "failover" and rehearsal["outputs"]["prodStack"] == "prod"
+
+
+def test_emergency_command_is_followed_or_refused() -> None:
+    from mana_infra.lab.inputs import parse_emergency
+    from mana_infra.lab.system import LabError
+
+    assert parse_emergency("pulumi config set a 1 && pulumi up --target 'urn:x$y::z'") == ({"a": "1"}, "urn:x$y::z")
+    with pytest.raises(LabError, match="cannot follow"):
+        parse_emergency("pulumi config set a 1 && curl https://example.invalid")
+    with pytest.raises(LabError, match="targets no resource"):
+        parse_emergency("pulumi config set a 1")
+
+
 def test_up_is_fast(lab: Any) -> None:
     print("lab timings", lab.timings)
     assert lab.timings["up"] < 10, lab.timings
