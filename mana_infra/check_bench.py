@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from .render.caddyfile import MODES
+
 GOAL_SECONDS = 3.0
 
 
@@ -331,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mana_infra.check_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=27)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--mode", choices=("tunnel", "failover"), default="failover")
+    parser.add_argument("--mode", choices=MODES, default="failover")
     args = parser.parse_args(argv)
     started = time.monotonic()
     result = bench(args.hosts, args.rounds, args.mode)

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..render.caddyfile import MODES
+
 DEFAULT_WORKDIR = "/tmp/mana-infra-lab"
 
 
@@ -28,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="build the lab from the stack's offline plan and leave it running")
     p_up.add_argument("--stack", default="prod")
-    p_up.add_argument("--mode", default="tunnel", choices=("tunnel", "failover"))
+    p_up.add_argument("--mode", default="tunnel", choices=MODES)
     sub.add_parser("down", help="tear the lab down, including leftovers of crashed runs")
     sub.add_parser("status", help="namespaces and processes of the lab")
     p_drill = sub.add_parser("drill", help="run the failover drill in a fresh lab (torn down afterwards)")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TUNNEL_ZONE = "cfargotunnel.com"
+from ..records import tunnel_target
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def rrset_records(rrsets: Iterable[Mapping[str, Any]], zone: str) -> list[Record
 
 
 def tunnel_zone_records(tunnel_id: str, edge_ip: str) -> list[Record]:
-    return [Record(f"{tunnel_id}.{TUNNEL_ZONE}".lower(), "A", edge_ip, 300)]
+    return [Record(tunnel_target(tunnel_id).lower(), "A", edge_ip, 300)]
 
 
 def render_knot_conf(workdir: Path, listen_ip: str, zones: Iterable[str]) -> str:

@@ -31,6 +31,7 @@ import shlex
 from typing import Any
 
 from ..records import TUNNEL_DOMAIN
+from ..render.caddyfile import MODES
 from .system import LabError
 
 DNS_RECORD_TYPE = "cloudflare:index/dnsRecord:DnsRecord"
@@ -38,7 +39,6 @@ COMMAND_TYPE = "command:remote:Command"
 RRSET_TYPE = "hcloud:index/zoneRrset:ZoneRrset"
 CADDY_COMMAND_NAME = "caddy-apply"
 REHEARSAL_COMMAND_NAME = "rehearsal-caddy-apply"
-MODES = ("tunnel", "failover")
 
 
 def inputs_from_plan(stack: str = "prod", rehearsal_stack: str | None = "failover") -> dict[str, Any]:

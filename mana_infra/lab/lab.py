@@ -29,9 +29,9 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from ..components.caddy import script_command
+from ..records import TUNNEL_DOMAIN, tunnel_target
 from . import topology as topo
 from .dnszone import (
-    TUNNEL_ZONE,
     Record,
     RecordLike,
     render_knot_conf,
@@ -187,7 +187,7 @@ class Lab:
 
     @property
     def tunnel_target(self) -> str:
-        return f"{self.tunnel_id}.{TUNNEL_ZONE}"
+        return tunnel_target(self.tunnel_id)
 
     @property
     def services_file(self) -> Path:
@@ -456,7 +456,7 @@ class Lab:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
 
     def _write_dns_files(self) -> None:
-        (self.dns_dir / "knot.conf").write_text(render_knot_conf(self.dns_dir, topo.DNS_IP, [self.zone, TUNNEL_ZONE]))
+        (self.dns_dir / "knot.conf").write_text(render_knot_conf(self.dns_dir, topo.DNS_IP, [self.zone, TUNNEL_DOMAIN]))
         self._write_zones(self.dns_records)
         if self.mirror_records is not None:
             self.mirror_dir.mkdir(parents=True, exist_ok=True)
@@ -481,7 +481,7 @@ class Lab:
             lookup.setdefault(r.name, []).append(r)
         texts = {
             self.zone: render_zone(self.zone, records, self._serial, topo.DNS_IP, lookup),
-            TUNNEL_ZONE: render_zone(TUNNEL_ZONE, tunnel, self._serial, topo.DNS_IP),
+            TUNNEL_DOMAIN: render_zone(TUNNEL_DOMAIN, tunnel, self._serial, topo.DNS_IP),
         }
         for zone, text in texts.items():
             tmp = self.dns_dir / f"{zone}.zone.tmp"
