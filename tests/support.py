@@ -17,7 +17,7 @@ from mana_infra.config import StandbyConfig, read_stack_config
 from mana_infra.program import Standby, build
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-SHARED_DIR = PROJECT_DIR.parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 T = TypeVar("T")
 
 

@@ -11,9 +11,10 @@ import yaml
 
 from mana_infra.config import PLAIN_KEYS, PROJECT, PROVIDER_TOKENS, SECRET_KEYS
 
-from .support import PROJECT_DIR, SHARED_DIR
+from .support import FIXTURES, PROJECT_DIR
 
-SCHEMA = SHARED_DIR / "schemas" / "pulumi-project.json"
+# Pulumi's own schema for Pulumi.yaml, at the pinned SDK's version (see tests/fixtures/README.md).
+SCHEMA = FIXTURES / "pulumi-project.schema.json"
 
 
 def project() -> dict:
@@ -21,9 +22,13 @@ def project() -> dict:
 
 
 def test_pulumi_yaml_is_valid_against_pulumis_schema() -> None:
-    if not SCHEMA.is_file():
-        pytest.fail(f"Pulumi's project schema is missing at {SCHEMA}")
     jsonschema.validate(project(), json.loads(SCHEMA.read_text()))
+
+
+def test_the_schema_fixture_is_from_the_pinned_pulumi_version() -> None:
+    pinned = re.search(r"^pulumi==(\S+)$", (PROJECT_DIR / "requirements.txt").read_text(), re.M)
+    assert pinned is not None
+    assert f"`github.com/pulumi/pulumi/sdk/v3` at\n  v{pinned[1]}" in (FIXTURES / "README.md").read_text()
 
 
 def test_project_is_python_with_a_virtualenv() -> None:
