@@ -18,8 +18,8 @@ import yaml
 
 from .config import PROJECT_DIR
 from .errors import InputError, Problem
-from .inventory import Service, load_inventory
-from .records import tunnel_target
+from .inventory import load_inventory
+from .model import Service, tunnel_target
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .render.caddyfile import MODES
+from .model import MODES
 
 GOAL_SECONDS = 3.0
 
@@ -275,7 +275,7 @@ def bench(hosts: int = 27, rounds: int = 5, mode: str = "failover") -> dict[str,
     """Median and max wall time of run_check for ``hosts`` hosts against local servers."""
     from .check import Endpoints, Options, run_check
     from .check.probes import Nameserver
-    from .inventory import Service
+    from .model import Service
 
     zone = "bench.test"
     names = [f"app{i}.{zone}" for i in range(hosts)]

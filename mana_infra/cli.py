@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import InputError, Problem
-from .render.caddyfile import MODES
+from .model import MODES
 
 # Sub-commands with a parser of their own, imported only when used: the plan's start-up stays short.
 DELEGATED = {

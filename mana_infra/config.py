@@ -16,20 +16,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import pulumi
 
 from .errors import InputError, Problem, raise_if_any
-from .inventory import Service, hostname_problem, in_zone, load_inventory
-from .render.caddyfile import MODES, Mode
-from .render.wireguard import WireGuardNetwork
+from .inventory import load_inventory
+from .model import MODES, ROLES, Mode, Role, Service, WireGuardNetwork, hostname_problem, in_zone
 
 PROJECT = "mana-infra"
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-
-Role = Literal["standby", "rehearsal"]
-ROLES: tuple[Role, ...] = ("standby", "rehearsal")
 
 # Keys read as plain text; `sshPrivateKey` is read apart, as a secret.
 PLAIN_KEYS = (

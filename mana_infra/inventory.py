@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .errors import InputError, Problem, raise_if_any
+from .model import Service, hostname_problem, in_zone
 
 ALLOWED_KEYS = ("host", "port", "name", "health")
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _LINE_KEY = "__line__"
-
-
-@dataclass(frozen=True)
-class Service:
-    """One public hostname served from the Mac Mini."""
-
-    host: str
-    port: int
-    name: str
-    health: str = "/"
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -33,23 +21,6 @@ class _LineLoader(yaml.SafeLoader):
         mapping = super().construct_mapping(node, deep=deep)
         mapping[_LINE_KEY] = node.start_mark.line + 1
         return mapping
-
-
-def hostname_problem(host: str) -> str | None:
-    """Why ``host`` is not a valid DNS hostname, or None when it is."""
-    if len(host) > 253:
-        return f"hostname {host!r} is longer than 253 characters"
-    for label in host.split("."):
-        if not _LABEL.match(label):
-            return (
-                f"hostname {host!r} has an invalid label {label!r}: labels are 1-63 letters, digits "
-                "and hyphens, and neither start nor end with a hyphen"
-            )
-    return None
-
-
-def in_zone(host: str, zone: str) -> bool:
-    return host == zone or host.endswith("." + zone)
 
 
 def load_inventory(path: Path, zone: str) -> tuple[Service, ...]:

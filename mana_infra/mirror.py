@@ -1,16 +1,18 @@
 """The secondary zone at Hetzner: the Cloudflare zone's records, always in their failover form.
 
-Pure functions: Cloudflare's records in, Hetzner RRSets and a report of what cannot be mirrored out.
-The extra records (mail, verifications, other hosts) are read from the Cloudflare zone at `pulumi up`
-time rather than listed in config: the mirror must be complete on the day Cloudflare is gone, and a
-list in config would go stale the first time someone adds a DKIM key in the dashboard.
+Pure functions: Cloudflare's records in, the mirror's records and a report of what cannot be mirrored
+out. The extra records (mail, verifications, other hosts) are read from the Cloudflare zone at
+`pulumi up` time rather than listed in config: the mirror must be complete on the day Cloudflare is
+gone, and a list in config would go stale the first time someone adds a DKIM key in the dashboard.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .model import DnsRecord, fqdn
 
 # Record types Hetzner's DNS takes in an RRSet (SOA and apex NS are Hetzner's own).
 HETZNER_TYPES = frozenset(
@@ -18,17 +20,6 @@ HETZNER_TYPES = frozenset(
 )
 # What Cloudflare's "automatic" TTL (1) serves as, for a zone outside Cloudflare.
 AUTOMATIC_TTL_SECONDS = 300
-TXT_CHUNK = 255
-
-
-@dataclass(frozen=True)
-class RRSet:
-    """One Hetzner RRSet: every record of one name and type."""
-
-    name: str  # relative to the zone, "@" for the apex
-    type: str
-    values: tuple[str, ...]
-    ttl: int
 
 
 @dataclass(frozen=True)
@@ -41,47 +32,33 @@ class Unmirrored:
     reason: str
 
 
-def relative_name(fqdn: str, zone: str) -> str:
-    name = fqdn.lower().rstrip(".")
-    return "@" if name == zone else name.removesuffix("." + zone)
-
-
-def absolute(name: str) -> str:
-    return name.rstrip(".") + "."
-
-
-def txt_value(content: str) -> str:
-    """TXT data as zone-file strings: already quoted stays as it is, else quoted in 255-byte pieces."""
-    text = content.strip()
-    if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
-        return text
-    pieces = [text[start : start + TXT_CHUNK] for start in range(0, len(text), TXT_CHUNK)] or [""]
-    return " ".join('"' + piece.replace("\\", "\\\\").replace('"', '\\"') + '"' for piece in pieces)
-
-
-def record_value(record: Mapping[str, Any]) -> str:
-    """A Cloudflare record's data in zone-file form, as Hetzner takes it."""
-    kind, content, data = record["type"], str(record.get("content") or ""), record.get("data") or {}
-    if kind in ("CNAME", "NS", "PTR"):
-        return absolute(content)
-    if kind == "MX":
-        return f"{int(record.get('priority') or 0)} {absolute(content)}"
-    if kind == "TXT":
-        return txt_value(content)
+def cloudflare_record(record: Mapping[str, Any]) -> DnsRecord:
+    """A record as Cloudflare's API (and the provider's `get_dns_records`) lists it. CAA and SRV
+    carry their fields in `data`: they become the zone-file form; Cloudflare's automatic TTL counts
+    as what it serves, 300 s."""
+    kind, content, data = str(record["type"]).upper(), str(record.get("content") or ""), record.get("data") or {}
+    priority = int(record.get("priority") or 0)
     if kind == "CAA" and data.get("tag"):
-        return f'{int(data.get("flags") or 0)} {data["tag"]} "{data.get("value", "")}"'
-    if kind == "SRV" and data.get("target"):
-        return f"{int(data.get('priority') or 0)} {int(data['weight'])} {int(data['port'])} {absolute(data['target'])}"
-    if kind == "SRV":
-        weight, port, target = content.split()
-        return f"{int(record.get('priority') or 0)} {weight} {port} {absolute(target)}"
-    return content
+        content = f'{int(data.get("flags") or 0)} {data["tag"]} "{data.get("value", "")}"'
+    elif kind == "SRV" and data.get("target"):
+        content = f"{priority} {int(data['weight'])} {int(data['port'])} {fqdn(str(data['target']))}"
+    elif kind == "SRV":
+        content = f"{priority} {content}"
+    ttl = int(record.get("ttl") or 1)
+    return DnsRecord(
+        name=str(record["name"]).lower().rstrip("."),
+        type=kind,
+        content=content,
+        ttl=AUTOMATIC_TTL_SECONDS if ttl == 1 else ttl,
+        proxied=bool(record.get("proxied")),
+        priority=priority if kind == "MX" else None,
+    )
 
 
 def mirror_extra_records(
     records: Sequence[Mapping[str, Any]], zone: str, inventory_hosts: Sequence[str], origin_name: str
-) -> tuple[list[RRSet], list[Unmirrored]]:
-    """Every Cloudflare record that the failover records do not already cover, as Hetzner RRSets.
+) -> tuple[list[DnsRecord], list[Unmirrored]]:
+    """Every Cloudflare record that the failover records do not already cover, for the mirror.
 
     The inventory hosts and the origin name get their failover form elsewhere (a CNAME, or A/AAAA at
     the apex); beside the apex's A/AAAA other types (MX, TXT, CAA) are fine, beside a CNAME nothing is.
@@ -89,11 +66,10 @@ def mirror_extra_records(
     managed = {host.lower() for host in inventory_hosts} | {origin_name.lower()}
     # Names that become CNAMEs; the apex and the origin name get A/AAAA instead.
     cname_names = managed - {zone, origin_name.lower()}
-    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    mirrored: list[DnsRecord] = []
     left_out: list[Unmirrored] = []
-    for record in records:
-        name, kind = str(record["name"]).lower().rstrip("."), str(record["type"]).upper()
-        content = str(record.get("content") or "")
+    for record in map(cloudflare_record, records):
+        name, kind, content = record.name, record.type, record.content
         if name in managed and kind in ("A", "AAAA", "CNAME"):
             continue  # the failover records for this name replace it
         if name in cname_names:
@@ -103,7 +79,7 @@ def mirror_extra_records(
             continue
         if name == zone and kind == "NS":
             continue  # Hetzner serves its own nameservers at the apex
-        if record.get("proxied"):
+        if record.proxied:
             left_out.append(
                 Unmirrored(
                     name,
@@ -117,19 +93,17 @@ def mirror_extra_records(
         if kind not in HETZNER_TYPES:
             left_out.append(Unmirrored(name, kind, content, f"Hetzner DNS does not take {kind} records"))
             continue
-        grouped.setdefault((name, kind), []).append(record)
-    rrsets = [
-        RRSet(
-            relative_name(name, zone),
-            kind,
-            tuple(sorted(record_value(record) for record in group)),
-            min(_ttl(record) for record in group),
-        )
+        mirrored.append(record)
+    return sorted(mirrored, key=lambda r: (r.name, r.type, r.data())), left_out
+
+
+def rrsets(records: Iterable[DnsRecord]) -> list[tuple[str, str, tuple[str, ...], int]]:
+    """Records grouped as Hetzner keeps them: one RRSet per name and type, its values in zone-file
+    form, its TTL the lowest of its records'. Sorted by name and type."""
+    grouped: dict[tuple[str, str], list[DnsRecord]] = {}
+    for record in records:
+        grouped.setdefault((record.name, record.type), []).append(record)
+    return [
+        (name, kind, tuple(sorted(r.data() for r in group)), min(r.ttl for r in group))
         for (name, kind), group in sorted(grouped.items())
     ]
-    return rrsets, left_out
-
-
-def _ttl(record: Mapping[str, Any]) -> int:
-    ttl = int(record.get("ttl") or 1)
-    return AUTOMATIC_TTL_SECONDS if ttl == 1 else ttl

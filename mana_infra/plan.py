@@ -29,8 +29,9 @@ from pulumi.runtime.sync_await import _sync_await
 
 from . import program
 from .components.rehearsal import SITE_FILE
-from .config import PROJECT, PROJECT_DIR, PROVIDER_TOKENS, ROLES, TOKENS_BY_ROLE
+from .config import PROJECT, PROJECT_DIR, PROVIDER_TOKENS, TOKENS_BY_ROLE
 from .errors import InputError, Problem
+from .model import ROLES
 
 OFFLINE_IPV4 = "203.0.113.10"
 OFFLINE_IPV6 = "2001:db8::1"

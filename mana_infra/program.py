@@ -14,8 +14,9 @@ from .components.standby_server import StandbyServer
 from .components.wireguard import WireGuardKeys
 from .config import RehearsalConfig, StandbyConfig, read_stack_config
 from .errors import InputError, Problem
-from .mirror import RRSet, Unmirrored, mirror_extra_records
-from .records import RecordSpec, inventory_record, tunnel_target
+from .mirror import Unmirrored, mirror_extra_records
+from .model import DnsRecord, tunnel_target
+from .records import inventory_record
 from .render.caddyfile import CaddySpec, render_caddyfile
 from .render.cloud_init import render_cloud_init
 from .render.wireguard import render_macmini_config, render_server_config
@@ -30,7 +31,7 @@ class Standby:
     dns: FailoverDns
     caddy: CaddyConfig
     caddyfile: str
-    records: tuple[RecordSpec, ...]
+    records: tuple[DnsRecord, ...]
     user_data: pulumi.Output[str]
     macmini_wireguard_config: pulumi.Output[str]
     zone_id: str
@@ -165,7 +166,7 @@ def build_secondary_dns(
     config: StandbyConfig, server: StandbyServer, zone_id: str
 ) -> tuple[SecondaryDns, tuple[Unmirrored, ...]]:
     """The Hetzner mirror; its extra records are read from Cloudflare only while Cloudflare answers."""
-    extra: list[RRSet] = []
+    extra: list[DnsRecord] = []
     unmirrored: list[Unmirrored] = []
     if config.cloudflare_reachable:
         extra, unmirrored = mirror_extra_records(

@@ -10,7 +10,8 @@ import pytest
 from mana_infra import plan as offline
 from mana_infra.errors import InputError
 from mana_infra.inventory import load_inventory
-from mana_infra.mirror import record_value, txt_value
+from mana_infra.mirror import cloudflare_record
+from mana_infra.model import txt_data
 
 from .support import PROJECT_DIR
 
@@ -87,15 +88,18 @@ def test_outputs_name_the_nameservers_and_the_registrar_step() -> None:
 
 
 def test_zone_file_values() -> None:
-    assert txt_value("plain") == '"plain"'
-    assert txt_value('"already quoted"') == '"already quoted"'
-    assert txt_value('say "hi" \\ bye') == '"say \\"hi\\" \\\\ bye"'
-    assert txt_value("x" * 300) == f'"{"x" * 255}" "{"x" * 45}"'
-    assert record_value({"type": "MX", "content": "mx.example.net", "priority": 5}) == "5 mx.example.net."
-    assert (
-        record_value({"type": "SRV", "content": "1 443 svc.example.net", "priority": 0}) == "0 1 443 svc.example.net."
-    )
-    assert record_value({"type": "CNAME", "content": "a.example.net."}) == "a.example.net."
+    assert txt_data("plain") == '"plain"'
+    assert txt_data('"already quoted"') == '"already quoted"'
+    assert txt_data('say "hi" \\ bye') == '"say \\"hi\\" \\\\ bye"'
+    assert txt_data("x" * 300) == f'"{"x" * 255}" "{"x" * 45}"'
+
+    def data(record: dict[str, object]) -> str:
+        return cloudflare_record({"name": "x.mana.how", **record}).data()
+
+    assert data({"type": "MX", "content": "mx.example.net", "priority": 5}) == "5 mx.example.net."
+    assert data({"type": "SRV", "content": "1 443 svc.example.net", "priority": 0}) == "0 1 443 svc.example.net."
+    assert data({"type": "CNAME", "content": "a.example.net."}) == "a.example.net."
+    assert data({"type": "TXT", "content": "v=spf1 -all"}) == '"v=spf1 -all"'
 
 
 def test_the_cut_over_without_cloudflare_changes_nothing_at_cloudflare() -> None:

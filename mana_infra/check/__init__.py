@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from ..errors import InputError, Problem
-from ..inventory import Service, hostname_problem, load_inventory
-from ..render.caddyfile import MODES
+from ..inventory import load_inventory
+from ..model import MODES, Service, hostname_problem
 from .core import CLOUDFLARE_EDGE, JSON_SCHEMA, Endpoints, Options, run_check
 from .probes import (
     Nameserver,

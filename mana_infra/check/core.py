@@ -15,9 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..inventory import Service
-from ..records import TUNNEL_DOMAIN
-from ..render.caddyfile import MODES
+from ..model import MODES, TUNNEL_DOMAIN, Service
 from .probes import (
     DnsAnswer,
     HttpsResult,

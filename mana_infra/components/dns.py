@@ -8,7 +8,7 @@ from typing import Any, TypedDict
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from ..records import RecordSpec
+from ..model import DnsRecord
 
 COMMENT = "managed by mana-infra (Pulumi): Cloudflare Tunnel fallback"
 # While adopting a record that exists today, its current comment and TTL would fail the import's
@@ -49,7 +49,7 @@ class FailoverDnsArgs(TypedDict):
     """The VPS's IPv6 address."""
     origin_ttl: int
     """TTL of the origin records."""
-    inventory: Sequence[RecordSpec]
+    inventory: Sequence[DnsRecord]
     """One CNAME per inventory host, in the stack's mode."""
     adopt: Mapping[str, str]
     """Hosts whose existing record is adopted in this run: host -> `<zoneId>/<recordId>`."""

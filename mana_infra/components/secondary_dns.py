@@ -9,7 +9,8 @@ from typing import TypedDict
 import pulumi
 import pulumi_hcloud as hcloud
 
-from ..mirror import RRSet, absolute, relative_name
+from ..mirror import rrsets
+from ..model import DnsRecord, fqdn, relative_name
 
 
 class SecondaryDnsArgs(TypedDict):
@@ -25,8 +26,8 @@ class SecondaryDnsArgs(TypedDict):
     """The VPS's IPv6 address."""
     inventory_hosts: Sequence[str]
     """Every inventory host: a CNAME to the origin name, or A/AAAA at the apex (no CNAME there in plain DNS)."""
-    extra: Sequence[RRSet]
-    """The zone's other records, mirrored from Cloudflare."""
+    extra: Sequence[DnsRecord]
+    """The zone's other records, mirrored from Cloudflare (one RRSet per name and type)."""
     labels: Mapping[str, str]
     """Hetzner labels."""
     protect: bool
@@ -72,9 +73,9 @@ class SecondaryDns(pulumi.ComponentResource):
             rrset(record_name, "AAAA", [args["origin_ipv6"]], ttl)
         for host in args["inventory_hosts"]:
             if host != zone_name:
-                rrset(relative_name(host, zone_name), "CNAME", [absolute(args["origin_name"])], ttl)
-        for extra in args["extra"]:
-            rrset(extra.name, extra.type, list(extra.values), extra.ttl)
+                rrset(relative_name(host, zone_name), "CNAME", [fqdn(args["origin_name"])], ttl)
+        for record_name, kind, values, record_ttl in rrsets(args["extra"]):
+            rrset(relative_name(record_name, zone_name), kind, values, record_ttl)
 
         self.nameservers = zone.authoritative_nameservers.apply(lambda servers: list(servers.assigneds or []))
         self.register_outputs({"nameservers": self.nameservers})

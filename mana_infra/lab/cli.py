@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..render.caddyfile import MODES
+from ..model import MODES
 
 DEFAULT_WORKDIR = "/tmp/mana-infra-lab"
 

@@ -7,63 +7,19 @@ points at the edge, so tunnel-mode CNAMEs resolve to the lab's stand-in for Clou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..records import tunnel_target
-
-
-@dataclass(frozen=True)
-class Record:
-    name: str  # fully qualified, no trailing dot
-    type: str
-    content: str
-    ttl: int
-
-
-RecordLike = Record | Sequence[Any] | Mapping[str, Any]
-
-
-def to_record(rec: RecordLike, zone: str) -> Record:
-    """Accept (name, type, content, ttl) tuples or Cloudflare-style dicts."""
-    if isinstance(rec, Record):
-        r = rec
-    elif isinstance(rec, Mapping):
-        r = Record(str(rec["name"]), str(rec["type"]), str(rec["content"]), int(rec.get("ttl", 300)))
-    else:
-        name, rtype, content, ttl = rec
-        r = Record(str(name), str(rtype), str(content), int(ttl))
-    return Record(_absolute(r.name, zone), r.type.upper(), r.content, r.ttl)
-
-
-def _absolute(name: str, zone: str) -> str:
-    name = name.rstrip(".").lower()
-    if name in ("@", ""):
-        return zone
-    if name == zone or name.endswith("." + zone):
-        return name
-    return f"{name}.{zone}"
-
-
-def _rdata(r: Record) -> str:
-    if r.type in ("CNAME", "NS", "PTR"):
-        return r.content.rstrip(".") + "."
-    if r.type == "MX":
-        prio, _, host = r.content.partition(" ")
-        return f"{prio} {host.rstrip('.')}."
-    if r.type == "TXT" and not r.content.startswith('"'):
-        return '"' + r.content.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return r.content
+from mana_infra.model import DnsRecord, absolute_name, tunnel_target
 
 
 def render_zone(
     zone: str,
-    records: Iterable[Record],
+    records: Iterable[DnsRecord],
     serial: int,
     ns_ip: str,
-    extra_lookup: Mapping[str, list[Record]] | None = None,
+    extra_lookup: Mapping[str, list[DnsRecord]] | None = None,
 ) -> str:
     """A zone file for ``zone``.
 
@@ -77,7 +33,7 @@ def render_zone(
         f"@ 300 IN SOA ns.{zone}. hostmaster.{zone}. {serial} 3600 600 86400 60",
         f"@ 300 IN NS ns.{zone}.",
     ]
-    by_name: dict[str, list[Record]] = {}
+    by_name: dict[str, list[DnsRecord]] = {}
     recs = list(records)
     for r in recs:
         by_name.setdefault(r.name, []).append(r)
@@ -91,16 +47,16 @@ def render_zone(
             continue  # the lab's own SOA/NS are authoritative here
         if r.name == zone and r.type == "CNAME":
             for target in _flatten(r.content.rstrip(".").lower(), by_name):
-                lines.append(f"{zone}. {r.ttl} IN {target.type} {target.content}")
+                lines.append(DnsRecord(zone, target.type, target.content, r.ttl).zone_line())
             continue
-        lines.append(f"{r.name}. {r.ttl} IN {r.type} {_rdata(r)}")
+        lines.append(r.zone_line())
     return "\n".join(lines) + "\n"
 
 
-def _flatten(name: str, by_name: Mapping[str, list[Record]], depth: int = 0) -> list[Record]:
+def _flatten(name: str, by_name: Mapping[str, list[DnsRecord]], depth: int = 0) -> list[DnsRecord]:
     if depth > 8:
         return []
-    out: list[Record] = []
+    out: list[DnsRecord] = []
     for r in by_name.get(name, []):
         if r.type in ("A", "AAAA"):
             out.append(r)
@@ -109,20 +65,19 @@ def _flatten(name: str, by_name: Mapping[str, list[Record]], depth: int = 0) -> 
     return out
 
 
-def rrset_records(rrsets: Iterable[Mapping[str, Any]], zone: str) -> list[Record]:
+def rrset_records(rrsets: Iterable[Mapping[str, Any]], zone: str) -> list[DnsRecord]:
     """Hetzner RRSets as the plan's ``hcloud.ZoneRrset`` inputs hold them (name relative, "@" for the
-    apex; type; records [{value}]; ttl) as the lab's records: one per value."""
-    out: list[Record] = []
-    for rrset in rrsets:
-        ttl = int(rrset.get("ttl") or 300)  # an RRSet without a TTL takes the zone's; the lab's is 300
-        for record in rrset.get("records") or []:
-            value = record["value"] if isinstance(record, Mapping) else record
-            out.append(to_record((str(rrset["name"]), str(rrset["type"]), str(value), ttl), zone))
-    return out
+    apex; type; records [{value}] in zone-file form; ttl) as records: one per value."""
+    # An RRSet without a TTL takes the zone's; the lab's is 300.
+    return [
+        DnsRecord(absolute_name(rrset["name"], zone), rrset["type"], record["value"], int(rrset.get("ttl") or 300))
+        for rrset in rrsets
+        for record in rrset.get("records") or []
+    ]
 
 
-def tunnel_zone_records(tunnel_id: str, edge_ip: str) -> list[Record]:
-    return [Record(tunnel_target(tunnel_id).lower(), "A", edge_ip, 300)]
+def tunnel_zone_records(tunnel_id: str, edge_ip: str) -> list[DnsRecord]:
+    return [DnsRecord(tunnel_target(tunnel_id).lower(), "A", edge_ip, 300)]
 
 
 def render_knot_conf(workdir: Path, listen_ip: str, zones: Iterable[str]) -> str:

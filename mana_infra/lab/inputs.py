@@ -10,7 +10,7 @@ addresses the lab's VPS has (203.0.113.10, 2001:db8::1). Shape::
      "health_url": "https://vps.mana.how/healthz", "services_file": "/abs/services.yaml",
      "services": [[host, port], ...],                         # from the plan's outputs (hosts)
      "modes": {"tunnel":   {"Caddyfile", "cloud-init.yaml", "wg0-server.conf", "wg0-macmini.conf",
-                            "dns_records": [{"name", "type", "content", "ttl"}, ...],
+                            "dns_records": [DnsRecord, ...],
                             "caddy_command": "<the SSH command text of the Caddy command>"},
                "failover": {...}},
      "mirror": {"rrsets": [{"name", "type", "records": [{"value"}], "ttl"}, ...],   # the plan's ZoneRrsets
@@ -30,8 +30,7 @@ import functools
 import shlex
 from typing import Any
 
-from ..records import TUNNEL_DOMAIN
-from ..render.caddyfile import MODES
+from ..model import MODES, TUNNEL_DOMAIN, DnsRecord
 from .system import LabError
 
 DNS_RECORD_TYPE = "cloudflare:index/dnsRecord:DnsRecord"
@@ -49,9 +48,13 @@ def inputs_from_plan(stack: str = "prod", rehearsal_stack: str | None = "failove
     return copy.deepcopy(_inputs_from_plan(stack, rehearsal_stack))
 
 
-def _dns_records(resources: list[Any]) -> list[dict[str, Any]]:
-    keys = ("name", "type", "content", "ttl")
-    return [{k: r.inputs[k] for k in keys} for r in resources if r.type == DNS_RECORD_TYPE]
+def _dns_records(resources: list[Any]) -> list[DnsRecord]:
+    """The plan's Cloudflare records, as the lab's DNS serves them."""
+    return [
+        DnsRecord(r.inputs["name"], r.inputs["type"], r.inputs["content"], r.inputs["ttl"], r.inputs["proxied"])
+        for r in resources
+        if r.type == DNS_RECORD_TYPE
+    ]
 
 
 def _command(resources: list[Any], name: str, what: str) -> dict[str, Any]:

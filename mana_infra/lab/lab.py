@@ -29,17 +29,9 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from ..components.caddy import script_command
-from ..records import TUNNEL_DOMAIN, tunnel_target
+from ..model import TUNNEL_DOMAIN, DnsRecord, tunnel_target
 from . import topology as topo
-from .dnszone import (
-    Record,
-    RecordLike,
-    render_knot_conf,
-    render_zone,
-    rrset_records,
-    to_record,
-    tunnel_zone_records,
-)
+from .dnszone import render_knot_conf, render_zone, rrset_records, tunnel_zone_records
 from .system import (
     ETC_NETNS,
     LabError,
@@ -88,8 +80,7 @@ class Lab:
     artifacts: the rendered files of the starting mode: "Caddyfile", "wg0-server.conf",
         "wg0-macmini.conf" (text). The Caddyfile is pushed through the apply script during up().
     services: (host, port) of every inventory host; port is the Mac Mini port behind it.
-    dns_records: the zone's records as the plan creates them: (name, type, content, ttl) tuples or
-        {"name","type","content","ttl"} dicts.
+    dns_records: the zone's records as the plan creates them.
     origin_name, health_url, services_file: what ``check()`` hands ``mana-infra check`` (defaults:
         vps.<zone>, check's own default, and an inventory the lab writes from ``services``).
     mirror_records: the Hetzner mirror zone's records (see dnszone.rrset_records); when given, a second
@@ -108,7 +99,7 @@ class Lab:
         services: Sequence[tuple[str, int]],
         zone: str,
         tunnel_id: str,
-        dns_records: Iterable[RecordLike],
+        dns_records: Iterable[DnsRecord],
         *,
         caddy_command: str | None = None,
         caddy_dir: str = "/etc/caddy",
@@ -117,7 +108,7 @@ class Lab:
         origin_name: str | None = None,
         health_url: str | None = None,
         services_file: str | Path | None = None,
-        mirror_records: Iterable[RecordLike] | None = None,
+        mirror_records: Iterable[DnsRecord] | None = None,
     ) -> None:
         missing = [k for k in ARTIFACT_KEYS if k not in artifacts]
         if missing:
@@ -127,8 +118,8 @@ class Lab:
         self.services = [(h.lower(), int(p)) for h, p in services]
         self.zone = zone.lower().rstrip(".")
         self.tunnel_id = tunnel_id.lower()
-        self.dns_records = [to_record(r, self.zone) for r in dns_records]
-        self.mirror_records = [to_record(r, self.zone) for r in mirror_records] if mirror_records is not None else None
+        self.dns_records = list(dns_records)
+        self.mirror_records = list(mirror_records) if mirror_records is not None else None
         # The DNS server the client asks (probe and check): the Cloudflare zone's, or after the
         # nameserver switch the mirror's. The lab has no recursive resolver: this is the delegation.
         self.resolver = topo.DNS_IP
@@ -465,7 +456,7 @@ class Lab:
             )
             self._write_mirror_zone(self.mirror_records)
 
-    def _write_mirror_zone(self, records: Sequence[Record]) -> None:
+    def _write_mirror_zone(self, records: Sequence[DnsRecord]) -> None:
         # Hetzner's zone holds only the RRSets: no cfargotunnel.com to flatten into, nothing else.
         self._serial += 1
         text = render_zone(self.zone, records, self._serial, topo.MIRROR_DNS_IP)
@@ -473,10 +464,10 @@ class Lab:
         tmp.write_text(text)
         tmp.replace(self.mirror_dir / f"{self.zone}.zone")
 
-    def _write_zones(self, records: Sequence[Record]) -> None:
+    def _write_zones(self, records: Sequence[DnsRecord]) -> None:
         self._serial += 1
         tunnel = tunnel_zone_records(self.tunnel_id, topo.EDGE_IP)
-        lookup: dict[str, list[Record]] = {}
+        lookup: dict[str, list[DnsRecord]] = {}
         for r in tunnel:
             lookup.setdefault(r.name, []).append(r)
         texts = {
@@ -681,30 +672,30 @@ class Lab:
             return False, f"command timed out after {self.push_timeout}s: {exc}"
         return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
-    def set_dns(self, records: Iterable[RecordLike]) -> float:
+    def set_dns(self, records: Iterable[DnsRecord]) -> float:
         """Replace the zone's records and reload knotd; returns seconds until the new zone is served."""
         t0 = time.monotonic()
-        self.dns_records = [to_record(r, self.zone) for r in records]
+        self.dns_records = list(records)
         self._write_zones(self.dns_records)
         # -b: wait until knotd has finished loading, so the next query sees the new zone.
         run(["knotc", "-s", str(self.dns_dir / "knot.sock"), "-b", "zone-reload", self.zone], timeout=15)
         return round(time.monotonic() - t0, 4)
 
-    def add_dns_records(self, records: Iterable[RecordLike]) -> float:
+    def add_dns_records(self, records: Iterable[DnsRecord]) -> float:
         """Add records to the Cloudflare zone (keeping the rest); seconds until served."""
-        new = [to_record(r, self.zone) for r in records]
+        new = list(records)
         return self.set_dns([*[r for r in self.dns_records if r not in new], *new])
 
-    def remove_dns_records(self, records: Iterable[RecordLike]) -> float:
-        gone = {to_record(r, self.zone) for r in records}
+    def remove_dns_records(self, records: Iterable[DnsRecord]) -> float:
+        gone = set(records)
         return self.set_dns([r for r in self.dns_records if r not in gone])
 
-    def set_mirror(self, records: Iterable[RecordLike]) -> float:
+    def set_mirror(self, records: Iterable[DnsRecord]) -> float:
         """Replace the mirror zone's records (what a `pulumi up` would write to Hetzner) and reload."""
         if self.mirror_records is None:
             raise LabError("this lab has no Hetzner mirror (no mirror_records)")
         t0 = time.monotonic()
-        self.mirror_records = [to_record(r, self.zone) for r in records]
+        self.mirror_records = list(records)
         self._write_mirror_zone(self.mirror_records)
         run(["knotc", "-s", str(self.mirror_dir / "knot.sock"), "-b", "zone-reload", self.zone], timeout=15)
         return round(time.monotonic() - t0, 4)

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-from ..inventory import Service
-
-Mode = Literal["tunnel", "failover"]
-MODES: tuple[Mode, ...] = ("tunnel", "failover")
+from ..model import Mode, Service
 
 
 @dataclass(frozen=True)

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
+from ..model import WireGuardNetwork
 
 HEADER = "# Managed by mana-infra (Pulumi): changes here are overwritten by the next `pulumi up`.\n"
-
-
-@dataclass(frozen=True)
-class WireGuardNetwork:
-    """The tunnel's addressing: one subnet, the VPS and the Mac Mini inside it."""
-
-    subnet: ipaddress.IPv4Network
-    server_address: ipaddress.IPv4Address
-    macmini_address: ipaddress.IPv4Address
-    listen_port: int = 51820
 
 
 def render_server_config(network: WireGuardNetwork, server_private_key: str, macmini_public_key: str) -> str:

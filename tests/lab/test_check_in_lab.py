@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mana_infra.lab import topology as topo
-from mana_infra.lab.dnszone import Record
+from mana_infra.model import DnsRecord
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,8 @@ def test_certificate_not_trusted(lab: Any, tmp_path: Path) -> None:
 def test_wrong_dns_target(lab: Any, plan_inputs: dict[str, Any]) -> None:
     """auth.mana.how points at an address that is neither the tunnel nor the VPS."""
     tunnel_records = plan_inputs["modes"]["tunnel"]["dns_records"]
-    wrong = [r for r in tunnel_records if r["name"] != "auth.mana.how"]
-    wrong.append({"name": "auth.mana.how", "type": "A", "content": topo.DNS_IP, "ttl": 60})
+    wrong = [r for r in tunnel_records if r.name != "auth.mana.how"]
+    wrong.append(DnsRecord("auth.mana.how", "A", topo.DNS_IP, 60))
     lab.set_dns(wrong)
     try:
         run = lab.check("tunnel")
@@ -79,7 +79,7 @@ def test_mirror_differs_from_failover(lab: Any) -> None:
     it to a dead tunnel. check's mirror look names it; the live paths are fine."""
     mirror = list(lab.mirror_records)
     stale = [r for r in mirror if r.name != "auth.mana.how"]
-    stale.append(Record("auth.mana.how", "CNAME", lab.tunnel_target, 60))
+    stale.append(DnsRecord("auth.mana.how", "CNAME", lab.tunnel_target, 60))
     lab.set_mirror(stale)
     try:
         run = lab.check("tunnel", mirror=True)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mana_infra.lab import topology as topo
+from mana_infra.model import DnsRecord
 
 
 @pytest.fixture(scope="module")
@@ -21,19 +22,17 @@ def lab(plan_inputs: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_inputs_are_the_plans(plan_inputs: dict[str, Any]) -> None:
-    from mana_infra.lab.dnszone import to_record
-
     assert len(plan_inputs["services"]) == 27
     tunnel, failover = plan_inputs["modes"]["tunnel"], plan_inputs["modes"]["failover"]
     for mode in (tunnel, failover):
         assert mode["Caddyfile"].startswith("# OFFLINE PLAN")
         assert "PrivateKey = " in mode["wg0-macmini.conf"]
     assert "import mac_mini" in failover["Caddyfile"]
-    records = {(r.name, r.type): r for r in (to_record(x, "mana.how") for x in failover["dns_records"])}
+    records = {(r.name, r.type): r for r in failover["dns_records"]}
     assert records[("auth.mana.how", "CNAME")].content == "vps.mana.how"
     assert records[("vps.mana.how", "A")].content == topo.VPS_IP
-    tunnel_auth = next(r for r in tunnel["dns_records"] if r["name"] == "auth.mana.how")
-    assert tunnel_auth["content"] == plan_inputs["tunnel_target"]
+    tunnel_auth = next(r for r in tunnel["dns_records"] if r.name == "auth.mana.how")
+    assert (tunnel_auth.content, tunnel_auth.proxied) == (plan_inputs["tunnel_target"], True)
 
 
 def test_mirror_emergency_and_rehearsal_inputs_are_the_plans(plan_inputs: dict[str, Any]) -> None:
@@ -50,9 +49,7 @@ def test_mirror_emergency_and_rehearsal_inputs_are_the_plans(plan_inputs: dict[s
     assert failover["Caddyfile"].endswith(emergency["Caddyfile"])  # the artifact adds the OFFLINE PLAN mark
     assert emergency["caddy_command"] == failover["caddy_command"]
     rehearsal = plan_inputs["rehearsal"]
-    assert rehearsal["dns_records"] == [
-        {"name": "failover-test.mana.how", "type": "CNAME", "content": "vps.mana.how", "ttl": 60}
-    ]
+    assert rehearsal["dns_records"] == [DnsRecord("failover-test.mana.how", "CNAME", "vps.mana.how", 60)]
     assert rehearsal["create"].startswith("CADDY_TARGET=sites.d/mana-infra-rehearsal.caddy\nCADDY_ACTION=install\n")
     assert rehearsal["delete"].startswith("CADDY_TARGET=sites.d/mana-infra-rehearsal.caddy\nCADDY_ACTION=remove\n")
     assert "failover-test.mana.how {" in rehearsal["site_file"] and "import mac_mini" in rehearsal["site_file"]

@@ -1,0 +1,136 @@
+"""The project's nouns, in one place: modes and roles, a service of the inventory, the WireGuard
+network, DNS names, and a DNS record with its one zone-file form.
+
+The program, the renderers, the components, the mirror, `mana-infra check` and the lab all speak
+these; nothing here imports Pulumi.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Mode = Literal["tunnel", "failover"]
+MODES: tuple[Mode, ...] = ("tunnel", "failover")
+
+Role = Literal["standby", "rehearsal"]
+ROLES: tuple[Role, ...] = ("standby", "rehearsal")
+
+TUNNEL_DOMAIN = "cfargotunnel.com"
+# Cloudflare's "automatic" TTL, the only one a proxied record takes.
+AUTOMATIC_TTL = 1
+
+
+def tunnel_target(tunnel_id: str) -> str:
+    """The name a Cloudflare Tunnel answers on: what tunnel-mode records point at."""
+    return f"{tunnel_id}.{TUNNEL_DOMAIN}"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One public hostname served from the Mac Mini."""
+
+    host: str
+    port: int
+    name: str
+    health: str = "/"
+
+
+@dataclass(frozen=True)
+class WireGuardNetwork:
+    """The tunnel's addressing: one subnet, the VPS and the Mac Mini inside it."""
+
+    subnet: ipaddress.IPv4Network
+    server_address: ipaddress.IPv4Address
+    macmini_address: ipaddress.IPv4Address
+    listen_port: int = 51820
+
+
+# ------------------------------------------------------------------------------------------ names
+
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def hostname_problem(host: str) -> str | None:
+    """Why ``host`` is not a valid DNS hostname, or None when it is."""
+    if len(host) > 253:
+        return f"hostname {host!r} is longer than 253 characters"
+    for label in host.split("."):
+        if not _LABEL.match(label):
+            return (
+                f"hostname {host!r} has an invalid label {label!r}: labels are 1-63 letters, digits "
+                "and hyphens, and neither start nor end with a hyphen"
+            )
+    return None
+
+
+def in_zone(host: str, zone: str) -> bool:
+    return host == zone or host.endswith("." + zone)
+
+
+def relative_name(fqdn: str, zone: str) -> str:
+    """A name as a zone file inside ``zone`` writes it: "@" for the apex."""
+    name = fqdn.lower().rstrip(".")
+    return "@" if name == zone else name.removesuffix("." + zone)
+
+
+def absolute_name(relative: str, zone: str) -> str:
+    """The fully qualified name (no trailing dot) of a name relative to ``zone`` ("@" is the apex)."""
+    name = relative.lower().rstrip(".")
+    if name in ("@", "", zone) or name.endswith("." + zone):
+        return zone if name in ("@", "") else name
+    return f"{name}.{zone}"
+
+
+def fqdn(name: str) -> str:
+    """With the trailing dot of zone-file data."""
+    return name.rstrip(".") + "."
+
+
+# ------------------------------------------------------------------------------------ DNS records
+
+TXT_CHUNK = 255
+
+
+def txt_data(text: str) -> str:
+    """TXT content as zone-file strings: already quoted stays as it is, else quoted in 255-byte pieces."""
+    text = text.strip()
+    if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
+        return text
+    pieces = [text[start : start + TXT_CHUNK] for start in range(0, len(text), TXT_CHUNK)] or [""]
+    return " ".join('"' + piece.replace("\\", "\\\\").replace('"', '\\"') + '"' for piece in pieces)
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """One DNS record, wherever it lives (Cloudflare, the Hetzner mirror, the lab's zone files).
+
+    ``name`` is fully qualified without the trailing dot. ``content`` is what Cloudflare's API holds:
+    a CNAME's target without the dot, a TXT record's text, an MX record's host (with ``priority``
+    beside it); other types, and values already in zone-file form (``priority`` None), as they are.
+    """
+
+    name: str
+    type: str
+    content: str
+    ttl: int
+    proxied: bool = False
+    priority: int | None = None
+
+    def data(self) -> str:
+        """The record's data as a zone file (and Hetzner's RRSet values) write it."""
+        if self.type in ("CNAME", "NS", "PTR"):
+            return fqdn(self.content)
+        if self.type == "MX" and self.priority is not None:
+            return f"{self.priority} {fqdn(self.content)}"
+        if self.type == "TXT":
+            return txt_data(self.content)
+        if self.type == "SRV":
+            *numbers, target = self.content.split()
+            return " ".join([*numbers, fqdn(target)])
+        return self.content
+
+    def zone_line(self) -> str:
+        return f"{fqdn(self.name)} {self.ttl} IN {self.type} {self.data()}"
