@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .config import PROJECT_DIR
 from .errors import InputError, Problem
 from .inventory import load_inventory
 from .model import Service, tunnel_target
+from .project import Project
 
 
 @dataclass(frozen=True)
@@ -107,19 +105,14 @@ def _load_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def adoption_report(stack: str, records_file: str, services_file: str | None, project_dir: Path = PROJECT_DIR) -> str:
-    stack_values = (yaml.safe_load((project_dir / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")) or {}).get(
-        "config"
-    ) or {}
-    zone = stack_values.get("mana-infra:zone")
+def adoption_report(project: Project, stack: str, records_file: str, services_file: str | None) -> str:
+    config = project.stack_config(stack)
+    zone = config.get("zone")
     if not zone:
-        raise InputError(
-            [Problem(f"Pulumi.{stack}.yaml", "mana-infra:zone is not set", "pulumi config set zone mana.how")]
-        )
-    services = load_inventory(
-        project_dir / (services_file or stack_values.get("mana-infra:services", "services.yaml")), zone
-    )
-    adoptions = classify(services, _load_records(Path(records_file)), zone, stack_values.get("mana-infra:tunnelId"))
+        raise InputError([Problem(config.file.name, "mana-infra:zone is not set", "pulumi config set zone mana.how")])
+    inventory = Path(services_file) if services_file else project.path(config.get("services") or "")
+    services = load_inventory(inventory, zone)
+    adoptions = classify(services, _load_records(Path(records_file)), zone, config.get("tunnelId"))
 
     lines = [f"Adoption report for stack {stack} (zone {zone}):"]
     lines += [f"  {a.verdict:8} {a.host}: {a.detail}" for a in adoptions]

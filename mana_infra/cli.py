@@ -15,6 +15,7 @@ from rich.table import Table
 
 from .errors import InputError, Problem
 from .model import MODES
+from .project import Project
 
 # Sub-commands with a parser of their own, imported only when used: the plan's start-up stays short.
 DELEGATED = {
@@ -34,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     plan_parser = commands.add_parser("plan", help="evaluate the Pulumi program offline and show what it would build")
     plan_parser.add_argument("--stack", default="prod", help="stack whose Pulumi.<stack>.yaml is used (default prod)")
+    _project_dir_argument(plan_parser)
     plan_parser.add_argument("--mode", choices=MODES, help="override the stack's mode")
     plan_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
     plan_parser.add_argument("--json", action="store_true", help="machine-readable: stack, mode, resources, artifacts")
@@ -44,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan_parser.set_defaults(handler=_plan)
 
     adopt_parser = commands.add_parser("adopt", help="adopt the zone's existing records on the first `pulumi up`")
-    adopt_parser.add_argument("--stack", default="prod")
+    adopt_parser.add_argument("--stack", default="prod", help="stack whose Pulumi.<stack>.yaml is used (default prod)")
+    _project_dir_argument(adopt_parser)
     adopt_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
     adopt_parser.add_argument(
         "--records",
@@ -65,10 +68,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _project_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project-dir",
+        metavar="DIR",
+        type=Path,
+        help="the project folder (default: the folder with Pulumi.yaml at or above the working directory)",
+    )
+
+
 def _plan(args: argparse.Namespace) -> int:
     from . import plan as offline  # imports Pulumi and the providers: only when planning
 
-    result = offline.plan(args.stack, mode=args.mode, services=args.services)
+    project = Project.find(args.project_dir)
+    # A flag's file is the operator's, relative to where they stand; the stack's is the project's.
+    services = str(Path(args.services).resolve()) if args.services else None
+    result = offline.plan(args.stack, mode=args.mode, services=services, project=project)
     if args.against:
         base = offline.PlanResult.from_json(_read_json(args.against))
         changes = offline.diff(base, result)
@@ -83,7 +98,7 @@ def _plan(args: argparse.Namespace) -> int:
         return 0
     if args.diff:
         other_mode = "failover" if result.mode == "tunnel" else "tunnel"
-        flipped = offline.plan(args.stack, mode=other_mode, services=args.services)
+        flipped = offline.plan(args.stack, mode=other_mode, services=services, project=project)
         changes = offline.diff(result, flipped)
         if args.json:
             print(
@@ -194,7 +209,7 @@ def _short(value: Any) -> str:
 def _adopt(args: argparse.Namespace) -> int:
     from .adopt import adoption_report
 
-    print(adoption_report(args.stack, args.records, args.services))
+    print(adoption_report(Project.find(args.project_dir), args.stack, args.records, args.services))
     return 0
 
 

@@ -15,17 +15,15 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import pulumi
+from pulumi.runtime.config import get_config
 
 from .errors import InputError, Problem, raise_if_any
 from .inventory import load_inventory
 from .model import MODES, ROLES, Mode, Role, Service, WireGuardNetwork, hostname_problem, in_zone
-
-PROJECT = "mana-infra"
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from .project import PROJECT, Project
 
 # Keys read as plain text; `sshPrivateKey` is read apart, as a secret.
 PLAIN_KEYS = (
@@ -157,21 +155,20 @@ class _Reader:
             return raw
 
 
-def read_stack_config() -> StandbyConfig | RehearsalConfig:
+def read_stack_config(project: Project) -> StandbyConfig | RehearsalConfig:
     """Read this stack's configuration through Pulumi (the CLI or the offline plan put it there)."""
     config = pulumi.Config()
     values = {key: config.get(key) for key in PLAIN_KEYS}
+    # The raw values: an empty token is no token (and reading them raw does not warn about secrets).
     tokens_present = {
-        key
-        for key, (env_var, _) in PROVIDER_TOKENS.items()
-        if pulumi.Config(key.split(":")[0]).get_secret(key.split(":")[1]) is not None or os.environ.get(env_var)
+        key for key, (env_var, _) in PROVIDER_TOKENS.items() if get_config(key) or os.environ.get(env_var)
     }
     return parse_stack_config(
         values,
         stack=pulumi.get_stack(),
         ssh_private_key=config.get_secret("sshPrivateKey"),
         tokens_present=tokens_present,
-        project_dir=PROJECT_DIR,
+        project=project,
     )
 
 
@@ -181,7 +178,7 @@ def parse_stack_config(
     stack: str,
     ssh_private_key: pulumi.Input[str] | None,
     tokens_present: set[str],
-    project_dir: Path,
+    project: Project,
 ) -> StandbyConfig | RehearsalConfig:
     """Check every value; raise one InputError naming every problem and the command that fixes it."""
     read = _Reader(values, stack)
@@ -206,7 +203,7 @@ def parse_stack_config(
     services_file = read.text("services", "services.yaml")
     if services_file and zone and not hostname_problem(zone):
         try:
-            services = load_inventory(project_dir / services_file, zone)
+            services = load_inventory(project.path(services_file), zone)
         except InputError as error:
             read.problems.extend(error.problems)
 

@@ -13,7 +13,6 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -29,9 +28,9 @@ from pulumi.runtime.sync_await import _sync_await
 
 from . import program
 from .components.rehearsal import SITE_FILE
-from .config import PROJECT, PROJECT_DIR, PROVIDER_TOKENS, TOKENS_BY_ROLE
-from .errors import InputError, Problem
+from .config import PROVIDER_TOKENS, TOKENS_BY_ROLE
 from .model import ROLES
+from .project import PROJECT, Project, qualified
 
 OFFLINE_IPV4 = "203.0.113.10"
 OFFLINE_IPV6 = "2001:db8::1"
@@ -120,42 +119,24 @@ class PlanResult:
 
 
 def stack_config(
-    project_dir: Path, stack: str, overrides: Mapping[str, str]
+    project: Project, stack: str, overrides: Mapping[str, str | None]
 ) -> tuple[dict[str, str], list[str], list[Placeholder]]:
-    """The config the Pulumi CLI would hand the program: Pulumi.yaml defaults, then the stack file,
-    then the plan's overrides; placeholders for what is still missing. Values are strings, objects JSON."""
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
-    if not stack_file.is_file():
-        stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-        raise InputError(
-            [
-                Problem(
-                    stack_file.name,
-                    f"no such stack file: the stacks here are {', '.join(stacks) or 'none'}",
-                    "pass --stack with one of them, or `pulumi stack init " + stack + "`",
-                )
-            ]
-        )
-    project = _read_yaml(project_dir / "Pulumi.yaml")
-    values: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, declaration in (project.get("config") or {}).items():
-        if isinstance(declaration, dict) and "default" in declaration:
-            values[_qualified(key)] = _config_string(declaration["default"])
-    for key, value in ((_read_yaml(stack_file).get("config")) or {}).items():
-        key = _qualified(key)
-        if isinstance(value, dict) and "secure" in value:
-            # Encrypted with the stack's key: the plan cannot read it, only knows it is set.
-            values[key] = "offline-placeholder-encrypted-secret"
-            secret_keys.append(key)
-        else:
-            values[key] = _config_string(value)
-    for key, value in overrides.items():
-        values[_qualified(key)] = value
+    """The config the Pulumi CLI would hand the program (the project's merge of Pulumi.yaml defaults
+    and the stack file), then the plan's overrides (None: as if never set, no placeholder either);
+    placeholders for what is still missing."""
+    config = project.stack_config(stack)
+    values = dict(config.values)
+    # Encrypted with the stack's key: the plan cannot read them, only knows they are set.
+    values.update(dict.fromkeys(config.secure, "offline-placeholder-encrypted-secret"))
+    secret_keys = list(config.secure)
+    unset = {qualified(key) for key, value in overrides.items() if value is None}
+    values.update({qualified(key): value for key, value in overrides.items() if value is not None})
+    for key in unset:
+        values.pop(key, None)
     used: list[Placeholder] = []
     role = values.get(f"{PROJECT}:role", "standby")
     for placeholder in PLACEHOLDERS:
-        if role not in placeholder.roles:
+        if role not in placeholder.roles or placeholder.key in unset:
             continue
         if not values.get(placeholder.key):
             values[placeholder.key] = placeholder.value
@@ -163,24 +144,6 @@ def stack_config(
         if placeholder.secret:
             secret_keys.append(placeholder.key)
     return values, sorted(set(secret_keys)), used
-
-
-def _qualified(key: str) -> str:
-    return key if ":" in key else f"{PROJECT}:{key}"
-
-
-def _config_string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError([Problem(path.name, f"YAML syntax error: {exc}", "fix the file's syntax")]) from None
-    return document if isinstance(document, dict) else {}
 
 
 def _stable_number(name: str) -> str:
@@ -291,19 +254,20 @@ def _plain(value: Any, reveal: bool = False) -> Any:
 def evaluate(
     stack: str = "prod",
     *,
-    project_dir: Path = PROJECT_DIR,
-    overrides: Mapping[str, str] | None = None,
-    program_fn: Callable[[], Awaitable[None] | None] = program.run,
+    project: Project | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+    program_fn: Callable[[Project], Awaitable[None] | None] = program.run,
     clouds: OfflineClouds | None = None,
 ) -> Evaluation:
     """Run the program once under the mock engine, in a context of its own, so nothing leaks from one
     run into the next. Tests pass their own `program_fn` to await the program's Outputs, or their own
-    `clouds` to change what the clouds answer."""
-    values, secret_keys, placeholders = stack_config(project_dir, stack, overrides or {})
+    `clouds` to change what the clouds answer. The project: the one around the working directory."""
+    project = project or Project.find()
+    values, secret_keys, placeholders = stack_config(project, stack, overrides or {})
     if clouds is None and values.get(f"{PROJECT}:role") == "rehearsal":
         # The rehearsal reads the prod stack: evaluate that stack offline too, from its own file
         # (`org/project/prod` is the local `prod`).
-        prod = evaluate(values[f"{PROJECT}:prodStack"].split("/")[-1], project_dir=project_dir).monitor
+        prod = evaluate(values[f"{PROJECT}:prodStack"].split("/")[-1], project=project).monitor
         secret = [name for name, value in prod.stack_outputs.items() if value == SECRET]
         clouds = OfflineClouds(prod.revealed_stack_outputs, secret)
     monitor = RecordingMonitor(clouds or OfflineClouds())
@@ -314,7 +278,7 @@ def evaluate(
         # The SDK keeps pending outputs in a set that every context shares by default: a run that
         # failed would leave its failed tasks there for the next run to trip over.
         SETTINGS.outputs = set()
-        _sync_await(run_pulumi_func(program_fn))
+        _sync_await(run_pulumi_func(lambda: program_fn(project)))
         # The stack outputs, serialized as the engine would receive them (secrets still marked).
         root = get_root_resource()
         assert isinstance(root, Stack)
@@ -338,7 +302,7 @@ def plan(
     mode: str | None = None,
     services: str | None = None,
     overrides: Mapping[str, str] | None = None,
-    project_dir: Path = PROJECT_DIR,
+    project: Project | None = None,
 ) -> PlanResult:
     """The plan of a stack; `mode` and `services` override the stack's, `overrides` any config key."""
     overrides = dict(overrides or {})
@@ -346,7 +310,7 @@ def plan(
         overrides["mode"] = mode
     if services is not None:
         overrides["services"] = services
-    evaluation = evaluate(stack, project_dir=project_dir, overrides=overrides)
+    evaluation = evaluate(stack, project=project, overrides=overrides)
     resources = evaluation.monitor.recorded()
     return PlanResult(
         stack=stack,

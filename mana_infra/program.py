@@ -16,6 +16,7 @@ from .config import RehearsalConfig, StandbyConfig, read_stack_config
 from .errors import InputError, Problem
 from .mirror import Unmirrored, mirror_extra_records
 from .model import DnsRecord, tunnel_target
+from .project import Project
 from .records import inventory_record
 from .render.caddyfile import CaddySpec, render_caddyfile
 from .render.cloud_init import render_cloud_init
@@ -51,9 +52,10 @@ class Rehearsal:
 PROD_OUTPUTS_READ = ("originName", "originIpv4", "macminiAddress", "healthUrl")
 
 
-def run() -> None:
-    """Entry point of `pulumi up` (and of the offline plan, under the mock engine)."""
-    config = read_stack_config()
+def run(project: Project | None = None) -> None:
+    """Entry point of `pulumi up` (and of the offline plan, under the mock engine). The Pulumi CLI
+    runs the program in the project's folder, where the project is found."""
+    config = read_stack_config(project or Project.find())
     if isinstance(config, RehearsalConfig):
         export_rehearsal(config, build_rehearsal(config))
     else:
@@ -229,13 +231,16 @@ def export(config: StandbyConfig, standby: Standby) -> None:
             ),
         )
     pulumi.export("caddyfileSha256", standby.caddy.content_sha256)
-    ports = {service.host: service.port for service in config.services}
+    pulumi.export("zone", config.zone)
+    pulumi.export("sshUser", config.ssh_user)
+    services = {service.host: service for service in config.services}
     pulumi.export(
         "hosts",
         [
             {
                 "host": record.name,
-                "port": ports[record.name],
+                "port": services[record.name].port,
+                "health": services[record.name].health,
                 "type": record.type,
                 "target": record.content,
                 "proxied": record.proxied,
@@ -287,7 +292,9 @@ def export_rehearsal(config: RehearsalConfig, rehearsal: Rehearsal) -> None:
     checks the test hostnames as failover-mode hosts."""
     pulumi.export("mode", "failover")
     pulumi.export("prodStack", config.prod_stack)
-    for name in ("originName", "originIpv4", "healthUrl"):
+    pulumi.export("zone", config.zone)
+    pulumi.export("sshUser", config.ssh_user)
+    for name in ("originName", "originIpv4", "healthUrl", "macminiAddress"):
         pulumi.export(name, rehearsal.prod[name])
     pulumi.export("siteFile", f"/etc/caddy/{SITE_FILE}")
     pulumi.export(
@@ -296,6 +303,7 @@ def export_rehearsal(config: RehearsalConfig, rehearsal: Rehearsal) -> None:
             {
                 "host": host.host,
                 "port": host.service.port,
+                "health": host.service.health,
                 "service": host.service.host,
                 "type": "CNAME",
                 "target": rehearsal.prod["originName"],

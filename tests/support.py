@@ -15,8 +15,11 @@ import pytest
 from mana_infra import plan as offline
 from mana_infra.config import StandbyConfig, read_stack_config
 from mana_infra.program import Standby, build
+from mana_infra.project import Project
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+# This checkout: the project around the tests' own folder.
+PROJECT = Project.find(Path(__file__).parent)
+PROJECT_DIR = PROJECT.dir
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 T = TypeVar("T")
 
@@ -47,10 +50,10 @@ def with_standby(check: Callable[[Standby], Awaitable[T]], stack: str = "prod", 
     `check` on what it built. A fresh run every call: nothing is shared between tests."""
     result: dict[str, T] = {}
 
-    async def program() -> None:
-        config = read_stack_config()
+    async def program(project: Project) -> None:
+        config = read_stack_config(project)
         assert isinstance(config, StandbyConfig), "with_standby runs the standby's program"
         result["value"] = await check(build(config))
 
-    offline.evaluate(stack, overrides=overrides, program_fn=program)
+    offline.evaluate(stack, project=PROJECT, overrides=overrides, program_fn=program)
     return result["value"]

@@ -511,11 +511,14 @@ def test_outputs_file_gives_the_endpoints(world: World, tmp_path: Path, capsys: 
         "originIpv6": "[secret]",
         "healthUrl": f"https://vps.{ZONE}/healthz",
         "tunnelTarget": TUNNEL_TARGET,
+        "zone": ZONE,
+        "macminiAddress": MINI_IP,
         "hosts": [
-            {"host": h, "port": world.ports[h], "type": "CNAME", "target": TUNNEL_TARGET, "proxied": True, "ttl": 1}
-            for h in TUNNEL_HOSTS
+            {"host": h, "port": world.ports[h], "health": f"/health-{i}", "type": "CNAME", "target": TUNNEL_TARGET,
+             "proxied": True, "ttl": 1}
+            for i, h in enumerate(TUNNEL_HOSTS)
         ],
-    }
+    }  # fmt: skip
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
     argv = [
@@ -536,6 +539,8 @@ def test_outputs_file_gives_the_endpoints(world: World, tmp_path: Path, capsys: 
     code, report = run_json(argv, capsys)
     assert code == 0, report["problems"]
     assert [h["host"] for h in report["hosts"]] == list(TUNNEL_HOSTS)
+    # check needs nothing but the outputs: each host's health path comes from them too.
+    assert [h["health"] for h in report["hosts"]] == [f"/health-{i}" for i in range(len(TUNNEL_HOSTS))]
     assert report["endpoints"]["origin_ips"] == [VPS_IP]
 
 

@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 
 from mana_infra import plan as offline
-from mana_infra.config import PROVIDER_TOKENS, parse_stack_config
+from mana_infra.config import PROVIDER_TOKENS, parse_stack_config, read_stack_config
 from mana_infra.errors import InputError
+from mana_infra.project import Project
 
-from .support import PROJECT_DIR
+from .support import PROJECT
 
 
 def prod_values(**changes: str | None) -> dict[str, str | None]:
     """The values the CLI would hand the program for prod (defaults, stack file, placeholders)."""
-    values, _, _ = offline.stack_config(PROJECT_DIR, "prod", {})
+    values, _, _ = offline.stack_config(PROJECT, "prod", {})
     plain = {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith("mana-infra:")}
     plain.update(changes)
     return plain
@@ -27,14 +28,14 @@ def parse(
     *,
     ssh_private_key: str | None = "key",
     tokens: set[str] | None = None,
-    project_dir: Path = PROJECT_DIR,
+    project: Project = PROJECT,
 ):
     return parse_stack_config(
         values,
         stack="prod",
         ssh_private_key=ssh_private_key,
         tokens_present=set(PROVIDER_TOKENS) if tokens is None else tokens,
-        project_dir=project_dir,
+        project=project,
     )
 
 
@@ -105,7 +106,8 @@ def test_ssh_cidrs_must_be_a_list_of_networks() -> None:
 
 def test_inventory_problems_join_the_config_problems(tmp_path: Path) -> None:
     (tmp_path / "services.yaml").write_text("services:\n  - host: x.example.com\n    port: 1\n")
-    found = problems(prod_values(services="services.yaml", mode="x"), project_dir=tmp_path)
+    (tmp_path / "Pulumi.yaml").write_text("name: mana-infra\nruntime: python\n")
+    found = problems(prod_values(services="services.yaml", mode="x"), project=Project.at(tmp_path))
     assert any("mana-infra:mode" in problem for problem in found)
     assert any("services.yaml:2: entry 1 (x.example.com): host x.example.com is outside the zone" in p for p in found)
 
@@ -124,22 +126,17 @@ def test_macmini_public_key_and_adoption_ids_are_checked() -> None:
 
 
 def test_provider_tokens_may_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mana_infra import config as config_module
+    """The real reader, under the engine: no token in the stack config, one in the environment."""
+    without_tokens: dict[str, str | None] = dict.fromkeys(PROVIDER_TOKENS)
+    read: list[str] = []
+
+    def program(project: Project) -> None:
+        read.append(read_stack_config(project).zone)
 
     monkeypatch.setenv("HCLOUD_TOKEN", "x")
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", "y")
-    values, secret_keys, _ = offline.stack_config(PROJECT_DIR, "prod", {})
-    values = {k: v for k, v in values.items() if k not in PROVIDER_TOKENS}
-    import pulumi
-
-    def run() -> None:
-        pulumi.runtime.set_all_config(values, [k for k in secret_keys if k in values])
-        pulumi.runtime.set_mocks(offline.OfflineClouds(), project="mana-infra", stack="prod", preview=False)
-        assert config_module.read_stack_config().zone == "mana.how"
-        monkeypatch.delenv("HCLOUD_TOKEN")
-        with pytest.raises(InputError, match="hcloud:token: is not set"):
-            config_module.read_stack_config()
-
-    import contextvars
-
-    contextvars.Context().run(run)
+    offline.evaluate("prod", project=PROJECT, overrides=without_tokens, program_fn=program)
+    assert read == ["mana.how"]
+    monkeypatch.delenv("HCLOUD_TOKEN")
+    with pytest.raises(InputError, match="hcloud:token: is not set"):
+        offline.evaluate("prod", project=PROJECT, overrides=without_tokens, program_fn=program)

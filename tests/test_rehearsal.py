@@ -59,9 +59,11 @@ def test_rehearsal_outputs_let_check_verify_the_test_hostnames() -> None:
     assert outputs["rehearsalUrls"] == ["https://failover-test.mana.how/"]
     assert outputs["checkCommand"] == "mana-infra check --stack failover"
     assert outputs["hosts"] == [
-        {"host": "failover-test.mana.how", "port": 5000, "service": "mana.how", "type": "CNAME",
+        {"host": "failover-test.mana.how", "port": 5000, "health": "/", "service": "mana.how", "type": "CNAME",
          "target": "vps.mana.how", "proxied": False, "ttl": 60}
     ]  # fmt: skip
+    # What check needs besides the hosts: the zone, the SSH user, the Mac Mini's address (prod's).
+    assert (outputs["zone"], outputs["sshUser"], outputs["macminiAddress"]) == ("mana.how", "root", "10.0.0.2")
 
 
 def test_a_missing_prod_output_is_a_clear_error() -> None:

@@ -7,7 +7,6 @@ Everything else: ``run_check(endpoints, options)`` in .core, the probes in .prob
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ipaddress
 import json
 import shlex
@@ -21,8 +20,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import yaml
 
 from ..errors import InputError, Problem
 from ..inventory import load_inventory
@@ -53,7 +50,6 @@ __all__ = [
     "run_check",
 ]
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 EXIT_OK, EXIT_DEGRADED, EXIT_INPUT = 0, 1, 2
 
 StackOutputsReader = Callable[[str | None], dict[str, Any]]
@@ -82,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     source.add_argument("--services", metavar="FILE", help="inventory file (default: the outputs' hosts)")
     source.add_argument(
-        "--zone", help="the zone of the inventory hosts (default: the stack's, or the origin name's parent)"
+        "--zone", help="the zone of the inventory hosts (default: the outputs' zone, or the origin name's parent)"
     )
     source.add_argument(
         "--edge-cidr",
@@ -123,7 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     vps = parser.add_argument_group("the VPS over SSH (WireGuard, and the standby path in tunnel mode)")
     vps.add_argument("--ssh-host", help="default: the outputs' originIpv4")
-    vps.add_argument("--ssh-user", help="default: the stack's sshUser, else root")
+    vps.add_argument("--ssh-user", help="default: the outputs' sshUser, else root")
     vps.add_argument("--ssh-key", help="private key file for ssh -i")
     vps.add_argument("--ssh-port", type=int)
     vps.add_argument(
@@ -136,7 +132,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "e.g. 'ip netns exec mlab-vps bash'",
     )
     vps.add_argument("--no-ssh", action="store_true", help="skip the SSH probes")
-    vps.add_argument("--macmini-address", help="the Mac Mini's WireGuard address (default: the stack's, else 10.0.0.2)")
+    vps.add_argument(
+        "--macmini-address",
+        help="the Mac Mini's WireGuard address (default: the outputs' macminiAddress, else 10.0.0.2)",
+    )
     vps.add_argument("--wg-interface", default="wg0", help="WireGuard interface on the VPS (default wg0)")
     vps.add_argument(
         "--handshake-max-age", type=int, default=180, help="seconds until a handshake is stale (default 180)"
@@ -171,10 +170,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def read_stack_outputs(stack: str | None) -> dict[str, Any]:
-    """`pulumi stack output --json [--stack S]` in the project folder."""
+    """`pulumi stack output --json [--stack S]`, where the operator stands (the CLI finds the project)."""
     argv = ["pulumi", "stack", "output", "--json"] + (["--stack", stack] if stack else [])
     try:
-        done = subprocess.run(argv, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InputError(
             [
@@ -214,22 +213,6 @@ def _outputs_json(text: str, where: str) -> dict[str, Any]:
     return outputs
 
 
-def _stack_config(stack: str | None) -> dict[str, Any]:
-    """Plain values of Pulumi.<stack>.yaml (zone, sshUser, the Mac Mini's WireGuard address), if it is here."""
-    if not stack:
-        return {}
-    try:
-        document = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return {}
-    config = document.get("config") if isinstance(document, dict) else None
-    return (
-        {str(k).split(":", 1)[-1]: v for k, v in config.items() if isinstance(v, str | int)}
-        if isinstance(config, dict)
-        else {}
-    )
-
-
 def build(
     args: argparse.Namespace, outputs_reader: StackOutputsReader = read_stack_outputs
 ) -> tuple[Endpoints, Options]:
@@ -267,7 +250,6 @@ def build(
                 "the Pulumi CLI is not installed, so the stack's outputs cannot be read",
                 "install Pulumi, or give --mode, --origin-name, --tunnel-target and --services",
             )
-    stack_config = _stack_config(args.stack)
     unknown = (
         f"is not known (not in the outputs from {source})"
         if outputs
@@ -309,7 +291,7 @@ def build(
         bad("--health-url", f"{health_url!r} is not an https:// URL", "e.g. https://vps.mana.how/healthz")
 
     zone = (
-        (args.zone or _text(stack_config.get("zone")) or (origin_name.split(".", 1)[1] if "." in origin_name else ""))
+        (args.zone or _text(outputs.get("zone")) or (origin_name.split(".", 1)[1] if "." in origin_name else ""))
         .lower()
         .rstrip(".")
     )
@@ -359,7 +341,7 @@ def build(
         except ValueError:
             bad("--edge-cidr", f"{cidr!r} is not a network", "e.g. --edge-cidr 198.51.100.0/24")
 
-    macmini_address = args.macmini_address or _text(stack_config.get("wireguardMacMiniAddress")) or "10.0.0.2"
+    macmini_address = args.macmini_address or _text(outputs.get("macminiAddress")) or "10.0.0.2"
     try:
         ipaddress.ip_address(macmini_address)
     except ValueError:
@@ -384,7 +366,7 @@ def build(
             if not ssh_host and outputs:  # the stack's VPS, when the endpoints come from its outputs
                 ssh_host = next((ip for ip in origin_ips if ":" not in ip), None)
             if ssh_host:
-                user = args.ssh_user or _text(stack_config.get("sshUser")) or "root"
+                user = args.ssh_user or _text(outputs.get("sshUser")) or "root"
                 argv = ssh_argv(ssh_host, user, args.ssh_key, args.ssh_port, args.timeout, args.ssh_option)
                 runner, runner_note = command_runner(argv), f"ssh {user}@{ssh_host}"
 
@@ -446,11 +428,6 @@ def _services(
             )
         )
         return (), {}
-    health: dict[str, str] = {}
-    if zone and not hostname_problem(zone):
-        # The outputs have no health paths: take them from the project's inventory when it loads.
-        with contextlib.suppress(InputError):
-            health = {s.host: s.health for s in load_inventory(PROJECT_DIR / "services.yaml", zone)}
     services, proxied = [], {}
     for index, entry in enumerate(hosts):
         host = entry.get("host") if isinstance(entry, dict) else None
@@ -464,7 +441,13 @@ def _services(
                 )
             )
             continue
-        services.append(Service(host=host, port=port, name=host, health=health.get(host, "/")))
+        health = entry.get("health", "/")
+        if not isinstance(health, str) or not health.startswith("/"):
+            problems.append(
+                Problem(f"{source}: hosts[{index}]", f"health {health!r} is not a path", "run `pulumi up` again")
+            )
+            continue
+        services.append(Service(host=host, port=port, name=host, health=health))
         if isinstance(entry.get("proxied"), bool):
             proxied[host] = entry["proxied"]
     return tuple(services), proxied

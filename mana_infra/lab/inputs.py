@@ -28,9 +28,11 @@ from __future__ import annotations
 import copy
 import functools
 import shlex
+from pathlib import Path
 from typing import Any
 
 from ..model import MODES, TUNNEL_DOMAIN, DnsRecord
+from ..project import Project, find_project_dir
 from .system import LabError
 
 DNS_RECORD_TYPE = "cloudflare:index/dnsRecord:DnsRecord"
@@ -40,12 +42,14 @@ CADDY_COMMAND_NAME = "caddy-apply"
 REHEARSAL_COMMAND_NAME = "rehearsal-caddy-apply"
 
 
-def inputs_from_plan(stack: str = "prod", rehearsal_stack: str | None = "failover") -> dict[str, Any]:
+def inputs_from_plan(
+    stack: str = "prod", rehearsal_stack: str | None = "failover", project_dir: Path | None = None
+) -> dict[str, Any]:
     """The drill's inputs from the offline plan of ``stack`` (both modes, plus the emergency cut-over
     its ``emergencyCutover`` output describes) and of ``rehearsal_stack`` when that stack file exists
     and rehearses ``stack``. Cached per process: the plan is deterministic, and evaluating it takes
-    about a second per run."""
-    return copy.deepcopy(_inputs_from_plan(stack, rehearsal_stack))
+    about a second per run. The project: the one around the working directory."""
+    return copy.deepcopy(_inputs_from_plan(stack, rehearsal_stack, find_project_dir(project_dir)))
 
 
 def _dns_records(resources: list[Any]) -> list[DnsRecord]:
@@ -84,15 +88,15 @@ def parse_emergency(text: str) -> tuple[dict[str, str], str]:
 
 
 @functools.lru_cache(maxsize=4)
-def _inputs_from_plan(stack: str, rehearsal_stack: str | None) -> dict[str, Any]:
+def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path) -> dict[str, Any]:
     from .. import plan as planning
-    from ..config import PROJECT, PROJECT_DIR
 
+    project = Project.at(project_dir)
     modes: dict[str, Any] = {}
     outputs: dict[str, dict[str, Any]] = {}
     rrsets: list[dict[str, Any]] = []
     for mode in MODES:
-        result = planning.plan(stack, mode=mode)
+        result = planning.plan(stack, mode=mode, project=project)
         records = _dns_records(result.resources)
         if not records:
             raise LabError(f"the {mode} plan of {stack} has no DNS records")
@@ -117,37 +121,37 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None) -> dict[str, Any]
     suffix = "." + TUNNEL_DOMAIN
     if not tunnel_target.endswith(suffix):
         raise LabError(f"tunnelTarget {tunnel_target!r} is not <tunnelId>{suffix}")
-    values, _, _ = planning.stack_config(PROJECT_DIR, stack, {})
+    config = project.stack_config(stack)
     hosts = [[str(h["host"]).lower(), int(h["port"])] for h in out["hosts"]]
     if hosts != [[str(h["host"]).lower(), int(h["port"])] for h in outputs["tunnel"]["hosts"]]:
         raise LabError("the two modes' plans list different hosts")
     inputs: dict[str, Any] = {
         "stack": stack,
-        "zone": values[f"{PROJECT}:zone"].lower().rstrip("."),
+        "zone": str(config.get("zone")).lower().rstrip("."),
         "tunnel_id": tunnel_target[: -len(suffix)],
         "tunnel_target": tunnel_target,
         "origin_name": str(out["originName"]).lower(),
         "origin_ips": [ip for ip in (out.get("originIpv4"), out.get("originIpv6")) if ip],
         "health_url": out.get("healthUrl"),
-        "services_file": str((PROJECT_DIR / values.get(f"{PROJECT}:services", "services.yaml")).resolve()),
+        "services_file": str(project.path(config.get("services") or "").resolve()),
         "services": hosts,
         "modes": modes,
     }
     if rrsets:
         inputs["mirror"] = {"rrsets": rrsets, "nameservers": list(out.get("secondaryDnsNameservers") or [])}
-        inputs["emergency"] = _emergency(stack, str(out["emergencyCutover"]))
-    if rehearsal_stack and _rehearses(rehearsal_stack, stack):
-        inputs["rehearsal"] = _rehearsal(rehearsal_stack)
+        inputs["emergency"] = _emergency(project, stack, str(out["emergencyCutover"]))
+    if rehearsal_stack and _rehearses(project, rehearsal_stack, stack):
+        inputs["rehearsal"] = _rehearsal(project, rehearsal_stack)
     return inputs
 
 
-def _emergency(stack: str, text: str) -> dict[str, Any]:
+def _emergency(project: Project, stack: str, text: str) -> dict[str, Any]:
     """What the emergency cut-over's targeted ``pulumi up`` runs: the plan under the config it sets,
     and of that plan only the targeted resource (the Caddy command)."""
     from .. import plan as planning
 
     overrides, target = parse_emergency(text)
-    result = planning.plan(stack, overrides=overrides)
+    result = planning.plan(stack, overrides=overrides, project=project)
     targeted = [r for r in result.resources if r.urn == target]
     if len(targeted) != 1 or targeted[0].type != COMMAND_TYPE:
         raise LabError(f"emergencyCutover targets {target!r}, which is not one Caddy command in the plan")
@@ -161,22 +165,18 @@ def _emergency(stack: str, text: str) -> dict[str, Any]:
     }
 
 
-def _rehearses(rehearsal_stack: str, stack: str) -> bool:
-    from .. import plan as planning
-    from ..config import PROJECT, PROJECT_DIR
-
-    if not (PROJECT_DIR / f"Pulumi.{rehearsal_stack}.yaml").is_file():
+def _rehearses(project: Project, rehearsal_stack: str, stack: str) -> bool:
+    if rehearsal_stack not in project.stacks():
         return False
-    values, _, _ = planning.stack_config(PROJECT_DIR, rehearsal_stack, {})
-    prod = values.get(f"{PROJECT}:prodStack", "").split("/")[-1]
-    return values.get(f"{PROJECT}:role") == "rehearsal" and prod == stack
+    config = project.stack_config(rehearsal_stack)
+    return config.get("role") == "rehearsal" and (config.get("prodStack") or "").split("/")[-1] == stack
 
 
-def _rehearsal(rehearsal_stack: str) -> dict[str, Any]:
+def _rehearsal(project: Project, rehearsal_stack: str) -> dict[str, Any]:
     """The rehearsal stack's record(s), its site-file command (create, delete, the file on stdin) and outputs."""
     from .. import plan as planning
 
-    result = planning.plan(rehearsal_stack)
+    result = planning.plan(rehearsal_stack, project=project)
     records = _dns_records(result.resources)
     if not records:
         raise LabError(f"the plan of {rehearsal_stack} has no DNS records")
