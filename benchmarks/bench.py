@@ -53,14 +53,14 @@ def main() -> None:
             )
             previous = (hosts, seconds)
 
-    from mana_infra.check_bench import bench as check_bench
+    from mana_lab.standins import bench as check_bench
 
     print("mana-infra check, 27 hosts against local servers (median of 5, in-process)")
     for mode in ("tunnel", "failover"):
         figures = check_bench(27, 5, mode)
         print(f"  {mode:8} mode: {figures['median_s']:6.2f} s   (max {figures['max_s']:.2f} s, goal < 3 s)")
 
-    from mana_infra.lab.bench import run as lab_bench
+    from mana_lab.bench import run as lab_bench
 
     print("the lab's drill (network namespaces, real Caddy, WireGuard, knot, sshd)")
     lab = lab_bench()

@@ -15,20 +15,27 @@ from rich.table import Table
 
 from .errors import InputError, Problem
 from .model import MODES
-from .project import Project
+from .project import Project, find_project_dir
 
 # Sub-commands with a parser of their own, imported only when used: the plan's start-up stays short.
 DELEGATED = {
-    "check": ("mana_infra.check", "cli", "health of both paths: DNS, the tunnel, the standby VPS, WireGuard"),
-    "lab": ("mana_infra.lab.cli", "main", "the failover lab in network namespaces (Linux, root): up, down, drill"),
+    "check": "health of both paths: DNS, the tunnel, the standby VPS, WireGuard",
+    "lab": "the failover lab in network namespaces (Linux, root, a checkout of the repository): up, down, drill",
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments and arguments[0] in DELEGATED:
-        module, function, _ = DELEGATED[arguments[0]]
-        return int(getattr(importlib.import_module(module), function)(arguments[1:]))
+    try:
+        if arguments[:1] == ["check"]:
+            from .check.cli import cli as check
+
+            return check(arguments[1:])
+        if arguments[:1] == ["lab"]:
+            return _lab(arguments[1:])
+    except InputError as error:
+        print(error, file=sys.stderr)
+        return 2
 
     parser = argparse.ArgumentParser(prog="mana-infra", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -57,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     adopt_parser.set_defaults(handler=_adopt)
 
-    for name, (_, _, summary) in DELEGATED.items():
+    for name, summary in DELEGATED.items():
         commands.add_parser(name, help=f"{summary} (`mana-infra {name} --help`)")
 
     args = parser.parse_args(arguments)
@@ -66,6 +73,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(error, file=sys.stderr)
         return 2
+
+
+def _lab(arguments: list[str]) -> int:
+    """The lab is a development tool of the repository, not of this package: it is imported from the
+    project folder (the one around the working directory, or --project-dir)."""
+    finder = argparse.ArgumentParser(add_help=False)
+    _project_dir_argument(finder)
+    project_dir = find_project_dir(finder.parse_known_args(arguments)[0].project_dir)
+    if not (project_dir / "mana_lab" / "cli.py").is_file():
+        raise InputError(
+            [
+                Problem(
+                    str(project_dir),
+                    "has no mana_lab/: the lab lives in the mana-infra repository, not in the installed package",
+                    "run `mana-infra lab` in a checkout of the repository (or give --project-dir <checkout>)",
+                )
+            ]
+        )
+    sys.path.insert(0, str(project_dir))
+    lab = importlib.import_module("mana_lab.cli")
+    return int(lab.main(arguments))
 
 
 def _project_dir_argument(parser: argparse.ArgumentParser) -> None:

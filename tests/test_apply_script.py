@@ -11,25 +11,31 @@ from pathlib import Path
 
 import pytest
 
-from mana_infra.components.caddy import script_command
+from mana_infra.render.remote import caddy_command
+from mana_lab.lab import vps_environment
 
 from .support import require_root_and_tools
 
+ETC_NETNS = Path("/etc/netns")
+
 
 class Vps:
-    def __init__(self, namespace: str, caddy_dir: Path) -> None:
-        self.namespace, self.caddy_dir = namespace, caddy_dir
+    """A namespace whose /etc/caddy is ``caddy_dir`` (ip netns exec bind-mounts /etc/netns/<ns>/caddy
+    over it), with the lab's systemctl running Caddy: the script runs as on the VPS, unchanged."""
+
+    def __init__(self, namespace: str, caddy_dir: Path, run_dir: Path) -> None:
+        self.namespace, self.caddy_dir, self.run_dir = namespace, caddy_dir, run_dir
 
     def push(
         self, content: str, target: str = "Caddyfile", action: str = "install"
     ) -> subprocess.CompletedProcess[str]:
-        command = f"CADDY_DIR={self.caddy_dir}\n" + script_command(target, action)
         return subprocess.run(
-            ["ip", "netns", "exec", self.namespace, "sh", "-c", command],
+            ["ip", "netns", "exec", self.namespace, "sh", "-c", caddy_command(target, action)],
             input=content,
             capture_output=True,
             text=True,
             timeout=60,
+            env=vps_environment(self.run_dir),
         )
 
     def get(self, port: int) -> str:
@@ -55,21 +61,28 @@ class Vps:
 def vps(tmp_path: Path) -> Iterator[Vps]:
     require_root_and_tools("caddy", "ip")
     namespace = f"mitest-{uuid.uuid4().hex[:8]}"
+    caddy_dir = tmp_path / "caddy"
+    caddy_dir.mkdir()
+    etc = ETC_NETNS / namespace
+    etc.mkdir(parents=True)
+    (etc / "caddy").symlink_to(caddy_dir)
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     subprocess.run(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"], check=True)
     try:
-        yield Vps(namespace, tmp_path / "caddy")
+        yield Vps(namespace, caddy_dir, tmp_path / "run")
     finally:
-        pidfile = tmp_path / "caddy" / "caddy.pid"
+        pidfile = tmp_path / "run" / "caddy.pid"
         if pidfile.is_file():
             subprocess.run(["kill", pidfile.read_text().strip()], check=False)
         subprocess.run(["ip", "netns", "del", namespace], check=False)
+        (etc / "caddy").unlink()
+        etc.rmdir()
 
 
 def caddyfile(vps: Vps, body: str) -> str:
     return (
-        f"{{\n\tadmin localhost:2019\n\timport {vps.caddy_dir}/global.d/*.caddy\n}}\n\n"
-        f'http://:8080 {{\n\trespond "{body}"\n}}\n\nimport {vps.caddy_dir}/sites.d/*.caddy\n'
+        "{\n\tadmin localhost:2019\n\timport /etc/caddy/global.d/*.caddy\n}\n\n"
+        f'http://:8080 {{\n\trespond "{body}"\n}}\n\nimport /etc/caddy/sites.d/*.caddy\n'
     )
 
 

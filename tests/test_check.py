@@ -21,10 +21,19 @@ from typing import Any, ClassVar
 import jsonschema
 import pytest
 
-from mana_infra import check
+from mana_infra.check import JSON_SCHEMA
+from mana_infra.check import cli as check
+from mana_infra.check.cli import Reach
 from mana_infra.check.core import Endpoints, classify
-from mana_infra.check.probes import DnsAnswer, RunResult, parse_resolver, parse_vps_output, run_vps_script
-from mana_infra.check_bench import LocalCA, Site, free_port
+from mana_infra.check.probes import (
+    DnsAnswer,
+    RunResult,
+    command_runner,
+    parse_resolver,
+    parse_vps_output,
+    run_vps_script,
+)
+from mana_lab.standins import LocalCA, Site, free_port
 
 ZONE = "mana.test"
 TUNNEL_ID = "3f1c2d4e-0000-4000-8000-00000000abcd"
@@ -232,7 +241,13 @@ class World:
         path.write_text("services:\n" + "".join(f"  - host: {h}\n    port: {self.ports.get(h, 9)}\n" for h in hosts))
         return str(path)
 
-    def argv(self, *hosts: str, mode: str = "tunnel", wg_age: int = 5, extra: tuple[str, ...] = ()) -> list[str]:
+    def reach(self, wg_age: int = 5) -> Reach:
+        """The world's servers sit on a free port; its VPS is a local shell with the stub `wg`
+        (``wg_age``: seconds since the last handshake)."""
+        shell = ["env", f"WG_AGE={wg_age}", f"PATH={self.stub_dir}:/usr/bin:/bin", "bash"]
+        return Reach(https_port=self.port, vps_runner=command_runner(shell))
+
+    def argv(self, *hosts: str, mode: str = "tunnel", extra: tuple[str, ...] = ()) -> list[str]:
         return [
             "--no-pulumi",
             "--mode",
@@ -253,16 +268,12 @@ class World:
             f"127.0.0.1:{self.dns_port}",
             "--ca-file",
             str(self.ca_file),
-            "--https-port",
-            str(self.port),
             "--timeout",
             "2",
             "--macmini-address",
             MINI_IP,
             "--cert-warn-days",
             "0",
-            "--vps-shell",
-            f"env WG_AGE={wg_age} PATH={self.stub_dir}:/usr/bin:/bin bash",
             *extra,
         ]
 
@@ -276,14 +287,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w.stop()
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = check.main(check.parse_args(argv))
+def run(argv: list[str], capsys: pytest.CaptureFixture[str], reach: Reach) -> tuple[int, str, str]:
+    code = check.main(check.parse_args(argv), reach=reach)
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
-    code, out, _ = run([*argv, "--json"], capsys)
+def run_json(argv: list[str], capsys: pytest.CaptureFixture[str], reach: Reach) -> tuple[int, dict[str, Any]]:
+    code, out, _ = run([*argv, "--json"], capsys, reach)
     return code, json.loads(out)
 
 
@@ -291,10 +302,10 @@ def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
 
 
 def test_all_healthy_in_tunnel_mode(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(world.argv(*TUNNEL_HOSTS), capsys)
+    code, out, err = run(world.argv(*TUNNEL_HOSTS), capsys, world.reach())
     assert code == 0, out + err
     assert "HEALTHY" in out
-    code, report = run_json(world.argv(*TUNNEL_HOSTS), capsys)
+    code, report = run_json(world.argv(*TUNNEL_HOSTS), capsys, world.reach())
     assert code == 0 and report["healthy"] and report["problems"] == []
     hosts = {h["host"]: h for h in report["hosts"]}
     assert hosts["auth.mana.test"]["dns"]["chain"] == ["auth.mana.test", TUNNEL_TARGET]
@@ -310,7 +321,7 @@ def test_all_healthy_in_tunnel_mode(world: World, capsys: pytest.CaptureFixture[
 
 
 def test_all_healthy_in_failover_mode(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    code, report = run_json(world.argv(*FAILOVER_HOSTS, mode="failover"), capsys)
+    code, report = run_json(world.argv(*FAILOVER_HOSTS, mode="failover"), capsys, world.reach())
     assert code == 0, report["problems"]
     for host in report["hosts"]:
         assert host["dns"]["path"] == "origin" and host["dns"]["detail"] == f"CNAME to vps.{ZONE}"
@@ -322,10 +333,10 @@ def test_all_healthy_in_failover_mode(world: World, capsys: pytest.CaptureFixtur
 def test_tunnel_down(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     world.edge.default_status = 530  # what Cloudflare answers when no cloudflared connection is up
     try:
-        code, out, _ = run(world.argv(*TUNNEL_HOSTS), capsys)
+        code, out, _ = run(world.argv(*TUNNEL_HOSTS), capsys, world.reach())
         assert code == 1
         assert "DEGRADED" in out and "tunnel path down: 3 of 3 hosts fail" in out and "HTTP 530" in out
-        code, report = run_json(world.argv(*TUNNEL_HOSTS), capsys)
+        code, report = run_json(world.argv(*TUNNEL_HOSTS), capsys, world.reach())
         assert report["tunnel_down"] and report["paths"]["live_tunnel"]["state"] == "down"
         assert report["paths"]["standby"]["state"] == "up"  # the standby path is still fine
     finally:
@@ -342,6 +353,7 @@ def test_watch_alerts_after_k_tunnel_failures(world: World, capsys: pytest.Captu
                 *TUNNEL_HOSTS, extra=("--watch", "0.01", "--rounds", "3", "--alert-after", "2", "--webhook", url)
             ),
             capsys,
+            world.reach(),
         )
     finally:
         world.edge.default_status = 200
@@ -355,18 +367,18 @@ def test_watch_alerts_after_k_tunnel_failures(world: World, capsys: pytest.Captu
 
 
 def test_wrong_dns_target_is_other(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    code, report = run_json(world.argv("auth.mana.test", f"wrong.{ZONE}"), capsys)
+    code, report = run_json(world.argv("auth.mana.test", f"wrong.{ZONE}"), capsys, world.reach())
     assert code == 1
     wrong = next(h for h in report["hosts"] if h["host"] == f"wrong.{ZONE}")
     assert wrong["dns"]["path"] == "other" and wrong["dns"]["addresses"] == [STRAY_IP]
     assert wrong["dns"]["chain"] == [f"wrong.{ZONE}", f"old-server.{ZONE}"]
     assert any("(other)" in p and f"wrong.{ZONE}" in p for p in report["problems"]), report["problems"]
-    code, out, _ = run(world.argv("auth.mana.test", f"wrong.{ZONE}"), capsys)
+    code, out, _ = run(world.argv("auth.mana.test", f"wrong.{ZONE}"), capsys, world.reach())
     assert "other: CNAME to old-server.mana.test" in out
 
 
 def test_untrusted_certificate(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    code, report = run_json(world.argv("auth.mana.test", f"untrusted.{ZONE}"), capsys)
+    code, report = run_json(world.argv("auth.mana.test", f"untrusted.{ZONE}"), capsys, world.reach())
     assert code == 1
     bad = next(h for h in report["hosts"] if h["host"] == f"untrusted.{ZONE}")
     assert bad["dns"]["path"] == "tunnel"
@@ -378,7 +390,7 @@ def test_untrusted_certificate(world: World, capsys: pytest.CaptureFixture[str])
 
 def test_wireguard_stale_and_mini_port_closed(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     world.ports["gone.mana.test"] = free_port([MINI_IP])  # nothing listens there
-    code, report = run_json(world.argv("auth.mana.test", "gone.mana.test", wg_age=500), capsys)
+    code, report = run_json(world.argv("auth.mana.test", "gone.mana.test"), capsys, world.reach(wg_age=500))
     assert code == 1
     assert report["vps"]["wireguard"]["ok"] is False and report["vps"]["wireguard"]["age_seconds"] >= 500
     assert any(p.startswith("WireGuard down: last handshake 8 min ago") for p in report["problems"]), report["problems"]
@@ -388,7 +400,7 @@ def test_wireguard_stale_and_mini_port_closed(world: World, capsys: pytest.Captu
 
 
 def test_no_ssh_leaves_the_standby_path_unchecked(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    code, report = run_json([*world.argv(*TUNNEL_HOSTS), "--no-ssh"], capsys)
+    code, report = run_json([*world.argv(*TUNNEL_HOSTS), "--no-ssh"], capsys, world.reach())
     assert code == 0
     assert report["paths"]["standby"]["state"] == "unchecked" and report["paths"]["wireguard"]["state"] == "unchecked"
     assert any("not checked" in n for n in report["notes"])
@@ -397,10 +409,8 @@ def test_no_ssh_leaves_the_standby_path_unchecked(world: World, capsys: pytest.C
 def test_ssh_failure_is_one_problem(world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     closed = free_port(["127.0.0.1"])  # real ssh, to a port where nothing listens: refused at once
     argv = world.argv(*TUNNEL_HOSTS)
-    index = argv.index("--vps-shell")
-    del argv[index : index + 2]
     argv += ["--ssh-host", "127.0.0.1", "--ssh-port", str(closed), "--ssh-option", f"UserKnownHostsFile={tmp_path}/kh"]
-    code, report = run_json(argv, capsys)
+    code, report = run_json(argv, capsys, Reach(https_port=world.port))
     assert code == 1
     assert report["vps"]["ssh"]["checked"] and report["vps"]["ssh"]["via"] == "ssh root@127.0.0.1"
     assert "Connection refused" in report["vps"]["ssh"]["error"], report["vps"]["ssh"]
@@ -416,8 +426,8 @@ def test_json_shape(world: World, capsys: pytest.CaptureFixture[str]) -> None:
         world.argv(*FAILOVER_HOSTS, mode="failover"),
         world.argv("auth.mana.test", f"wrong.{ZONE}", f"untrusted.{ZONE}"),
     ):
-        _, report = run_json(argv, capsys)
-        jsonschema.validate(report, check.JSON_SCHEMA)
+        _, report = run_json(argv, capsys, world.reach())
+        jsonschema.validate(report, JSON_SCHEMA)
         assert report["exit_code"] == (0 if report["healthy"] else 1)
     assert [h["host"] for h in report["hosts"]] == ["auth.mana.test", f"wrong.{ZONE}", f"untrusted.{ZONE}"]
 
@@ -430,7 +440,7 @@ def test_timeouts_are_results(world: World, capsys: pytest.CaptureFixture[str]) 
         argv[argv.index("--resolver") + 1] = f"127.0.0.1:{silent.getsockname()[1]}"
         argv[argv.index("--timeout") + 1] = "0.3"
         started = time.monotonic()
-        code, report = run_json(argv, capsys)
+        code, report = run_json(argv, capsys, world.reach())
     finally:
         silent.close()
     assert code == 1 and time.monotonic() - started < 2
@@ -460,7 +470,7 @@ def test_bad_input_exits_2(
         argv[argv.index(flag) + 1] = value
     else:
         argv += [flag, value]
-    code, out, err = run(argv, capsys)
+    code, out, err = run(argv, capsys, world.reach())
     assert code == 2 and out == ""
     assert err.startswith("mana-infra: ") and message in err and "Traceback" not in err
 
@@ -528,15 +538,13 @@ def test_outputs_file_gives_the_endpoints(world: World, tmp_path: Path, capsys: 
         f"127.0.0.1:{world.dns_port}",
         "--ca-file",
         str(world.ca_file),
-        "--https-port",
-        str(world.port),
         "--timeout",
         "2",
         "--cert-warn-days",
         "0",
         "--no-ssh",
     ]
-    code, report = run_json(argv, capsys)
+    code, report = run_json(argv, capsys, world.reach())
     assert code == 0, report["problems"]
     assert [h["host"] for h in report["hosts"]] == list(TUNNEL_HOSTS)
     # check needs nothing but the outputs: each host's health path comes from them too.
@@ -604,12 +612,12 @@ def test_the_mirror_is_asked_directly_and_differences_are_named(
     """The world's zone stands in for the Hetzner mirror: its failover hosts are in failover form
     (CNAME to the origin), its tunnel hosts are not, so the mirror check must name exactly those."""
     mirror = ("--mirror-nameserver", f"127.0.0.1:{world.dns_port}")
-    code, report = run_json(world.argv(*FAILOVER_HOSTS, mode="failover", extra=mirror), capsys)
+    code, report = run_json(world.argv(*FAILOVER_HOSTS, mode="failover", extra=mirror), capsys, world.reach())
     assert code == 0, report["problems"]
     assert report["paths"]["mirror"] == {"state": "up", "total": 2, "failed": 0}
     assert all(h["mirror"]["ok"] and h["mirror"]["path"] == "origin" for h in report["hosts"])
 
-    code, report = run_json(world.argv(*TUNNEL_HOSTS, extra=mirror), capsys)
+    code, report = run_json(world.argv(*TUNNEL_HOSTS, extra=mirror), capsys, world.reach())
     assert code == 1 and report["paths"]["mirror"]["failed"] == len(TUNNEL_HOSTS)
     [problem] = [p for p in report["problems"] if "mirror" in p]
     assert problem.startswith(f"the Hetzner mirror differs from failover for {len(TUNNEL_HOSTS)} hosts")
@@ -635,13 +643,13 @@ def test_a_rehearsal_does_not_expect_the_prod_vps_in_failover_mode(
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
     argv = ["--outputs", str(path), "--resolver", f"127.0.0.1:{world.dns_port}", "--ca-file", str(world.ca_file),
-            "--https-port", str(world.port), "--timeout", "2", "--cert-warn-days", "0", "--no-ssh"]  # fmt: skip
-    code, report = run_json(argv, capsys)
+            "--timeout", "2", "--cert-warn-days", "0", "--no-ssh"]  # fmt: skip
+    code, report = run_json(argv, capsys, world.reach())
     assert code == 0, report["problems"]
     health = report["vps"]["health"]
     assert health["ok"] and health["served_mode"] == "tunnel" and health["mode_matches"] is None
     # Without prodStack the same outputs are a stack whose VPS lags behind its mode: a problem.
     del outputs["prodStack"]
     path.write_text(json.dumps(outputs))
-    code, report = run_json(argv, capsys)
+    code, report = run_json(argv, capsys, world.reach())
     assert code == 1 and any("the VPS's Caddy runs mode=tunnel" in p for p in report["problems"])

@@ -8,9 +8,9 @@ import json
 import pytest
 
 from mana_infra import plan as offline
-from mana_infra.components.caddy import apply_script
 from mana_infra.inventory import load_inventory
 from mana_infra.program import Standby
+from mana_infra.render.remote import apply_script
 
 from .support import PROJECT_DIR, with_standby
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from mana_infra import plan as offline
-from mana_infra.components.caddy import script_command
 from mana_infra.components.rehearsal import SITE_FILE
 from mana_infra.errors import InputError
 from mana_infra.inventory import load_inventory
 from mana_infra.program import PROD_OUTPUTS_READ
+from mana_infra.render.remote import caddy_command
 
 from .support import PROJECT_DIR, require_root_and_tools
 
@@ -39,8 +39,8 @@ def test_rehearsal_builds_records_and_a_site_file_and_no_server() -> None:
     )  # fmt: skip
     assert record.inputs["proxied"] is False and record.inputs["ttl"] == 60
     [command] = by_type["command:remote:Command"]
-    assert command.inputs["create"] == script_command(SITE_FILE)
-    assert command.inputs["delete"] == script_command(SITE_FILE, "remove")
+    assert command.inputs["create"] == caddy_command(SITE_FILE)
+    assert command.inputs["delete"] == caddy_command(SITE_FILE, "remove")
     assert command.options["deleteBeforeReplace"] is True and command.inputs["connection"] == offline.SECRET
     assert "failover-test.mana.how {\n\treverse_proxy 10.0.0.2:5000 {\n\t\timport mac_mini" in command.inputs["stdin"]
     assert list(result.artifacts) == [SITE_FILE]

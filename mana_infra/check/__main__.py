@@ -2,6 +2,6 @@
 
 import sys
 
-from . import cli
+from .cli import cli
 
 sys.exit(cli())

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import shlex
 from collections.abc import Sequence
-from importlib import resources
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
 from pulumi_command import remote
 
-CADDYFILE = "Caddyfile"
-
-
-def apply_script() -> str:
-    """The script the remote command runs (and the lab runs, byte for byte)."""
-    return resources.files("mana_infra").joinpath("scripts/apply-caddyfile.sh").read_text(encoding="utf-8")
-
-
-def script_command(target: str = CADDYFILE, action: str = "install") -> str:
-    """The SSH command text: the script, after the settings it reads for any file but the Caddyfile."""
-    if target == CADDYFILE and action == "install":
-        return apply_script()
-    return f"CADDY_TARGET={shlex.quote(target)}\nCADDY_ACTION={action}\n" + apply_script()
+from ..render.remote import CADDYFILE, caddy_command
 
 
 def sha256(text: str) -> str:
@@ -69,7 +55,7 @@ class CaddyConfig(pulumi.ComponentResource):
             command = remote.Command(
                 f"{name}-apply",
                 connection=connection,
-                create=script_command(),
+                create=caddy_command(),
                 stdin=args["content"],
                 triggers=[self.content_sha256, *args.get("triggers", [])],
                 opts=pulumi.ResourceOptions(parent=self),
@@ -80,8 +66,8 @@ class CaddyConfig(pulumi.ComponentResource):
             command = remote.Command(
                 f"{name}-apply",
                 connection=connection,
-                create=script_command(target),
-                delete=script_command(target, "remove"),
+                create=caddy_command(target),
+                delete=caddy_command(target, "remove"),
                 stdin=args["content"],
                 triggers=list(args.get("triggers", [])),
                 opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..model import Mode, Service
+from .remote import CADDY_DIR
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,6 @@ class CaddySpec:
     origin_name: str
     health_path: str
     acme_email: str | None = None
-    caddy_dir: str = "/etc/caddy"
 
 
 # How Caddy reaches the Mac Mini through WireGuard. When the tunnel is down, an idle pooled connection
@@ -47,7 +47,7 @@ def render_caddyfile(spec: CaddySpec) -> str:
         global_options.append(f"\temail {spec.acme_email}")
     # Host-local global options (the lab's internal CA, for one) live beside the file, so they
     # survive every reload of a newly rendered Caddyfile.
-    global_options.append(f"\timport {spec.caddy_dir}/global.d/*.caddy")
+    global_options.append(f"\timport {CADDY_DIR}/global.d/*.caddy")
 
     blocks = [
         "# Managed by mana-infra (Pulumi) through apply-caddyfile.sh: edits on the server are overwritten.\n"
@@ -71,7 +71,7 @@ def render_caddyfile(spec: CaddySpec) -> str:
     ]
     if spec.mode == "failover":
         blocks.extend(mac_mini_site(service.host, spec.macmini_address, service.port) for service in spec.services)
-    blocks.append(f"# Rehearsal and other extra sites.\nimport {spec.caddy_dir}/sites.d/*.caddy")
+    blocks.append(f"# Rehearsal and other extra sites.\nimport {CADDY_DIR}/sites.d/*.caddy")
     return "\n\n".join(blocks) + "\n"
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from .remote import CADDY_DIR
+
 # Ubuntu's own caddy package (universe), not the Caddy project's apt repository that the seed adds:
 # no third-party signing key to pin in user data, upgrades come through the same unattended-upgrades
 # path as everything else, and it is the same Caddy 2.6 line the lab tests with Debian's package.
@@ -42,7 +44,7 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _LiteralDumper.add_representer(str, _represent_str)
 
 
-def render_cloud_init(wireguard_server_config: str, caddy_dir: str = "/etc/caddy") -> str:
+def render_cloud_init(wireguard_server_config: str) -> str:
     document: dict[str, Any] = {
         "package_update": True,
         "package_upgrade": True,
@@ -69,7 +71,7 @@ def render_cloud_init(wireguard_server_config: str, caddy_dir: str = "/etc/caddy
             },
         ],
         "runcmd": [
-            ["mkdir", "-p", f"{caddy_dir}/sites.d", f"{caddy_dir}/global.d"],
+            ["mkdir", "-p", f"{CADDY_DIR}/sites.d", f"{CADDY_DIR}/global.d"],
             ["systemctl", "enable", "--now", "wg-quick@wg0"],
             ["systemctl", "restart", "ssh"],
         ],

@@ -7,8 +7,7 @@
 # never put live: the running configuration keeps serving and this script fails with Caddy's message.
 #
 # Settings, as shell variables set on lines before this text (SSH passes no environment):
-#   CADDY_DIR     the configuration folder (default /etc/caddy; the lab sets it through its sshd)
-#   CADDY_TARGET  the file, relative to CADDY_DIR: Caddyfile (default), or a site file such as
+#   CADDY_TARGET  the file, relative to /etc/caddy: Caddyfile (default), or a site file such as
 #                 sites.d/rehearsal.caddy that the Caddyfile imports
 #   CADDY_ACTION  install (default: the file comes on stdin) or remove (the file goes away)
 #
@@ -17,7 +16,7 @@
 # A site file's own stack removes it with CADDY_ACTION=remove when that stack is destroyed.
 set -eu
 
-caddy_dir="${CADDY_DIR:-/etc/caddy}"
+caddy_dir=/etc/caddy
 target="$caddy_dir/${CADDY_TARGET:-Caddyfile}"
 action="${CADDY_ACTION:-install}"
 live="$caddy_dir/Caddyfile"
@@ -92,22 +91,10 @@ else
 fi
 
 # Reloaded even when unchanged: that also starts a Caddy that is not running.
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-    if systemctl is-active --quiet caddy; then
-        systemctl reload caddy || { restore; fail "systemctl reload caddy failed (journalctl -u caddy)"; }
-    else
-        systemctl enable --now caddy || { restore; fail "caddy did not start (journalctl -u caddy)"; }
-    fi
-elif report=$(caddy reload --config "$live" --adapter caddyfile 2>&1); then
-    :
-elif printf '%s' "$report" | grep -q "connection refused\|connect: no such file"; then
-    # No Caddy running (no systemd here, the lab for one): start it in the background.
-    caddy start --config "$live" --adapter caddyfile --pidfile "$caddy_dir/caddy.pid" >"$caddy_dir/caddy-start.log" 2>&1 \
-        || { cat "$caddy_dir/caddy-start.log" >&2; restore; fail "caddy did not start"; }
+if systemctl is-active --quiet caddy; then
+    systemctl reload caddy || { restore; fail "caddy refused the reload: the previous configuration keeps serving (journalctl -u caddy)"; }
 else
-    printf '%s\n' "$report" | grep -v '"level":"info"' >&2 || true
-    restore
-    fail "caddy refused the reload: the previous configuration keeps serving"
+    systemctl enable --now caddy || { restore; fail "caddy did not start (journalctl -u caddy)"; }
 fi
 
 if [ "$action" = remove ]; then

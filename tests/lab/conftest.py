@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mana_infra.lab.lab import REQUIRED_TOOLS
+from mana_lab.lab import REQUIRED_TOOLS
 
 from ..support import require_root_and_tools
 
@@ -16,6 +16,6 @@ from ..support import require_root_and_tools
 def plan_inputs() -> dict[str, Any]:
     """The lab's inputs from the offline plan of prod (both modes), evaluated once per test run."""
     require_root_and_tools(*REQUIRED_TOOLS)
-    from mana_infra.lab.inputs import inputs_from_plan
+    from mana_lab.inputs import inputs_from_plan
 
     return inputs_from_plan("prod")

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from mana_infra.lab import topology as topo
 from mana_infra.model import DnsRecord
+from mana_lab import topology as topo
 
 
 @pytest.fixture(scope="module")
 def lab(plan_inputs: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from mana_infra.lab import Lab
+    from mana_lab.lab import Lab
 
     with Lab.from_inputs(tmp_path_factory.mktemp("lab"), plan_inputs, "tunnel") as lab:
         yield lab

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from mana_infra.lab import topology as topo
+from mana_lab import topology as topo
 
 
 @pytest.fixture(scope="module")
 def drill(plan_inputs: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from mana_infra.lab.drill import run_drill
+    from mana_lab.drill import run_drill
 
     report = run_drill(plan_inputs, tmp_path_factory.mktemp("drill"), log=print)
     print(report.to_dict())
@@ -158,7 +158,7 @@ def test_wan_change_roams(drill: Any) -> None:
 
 
 def test_drill_passes_and_cleans_up(drill: Any) -> None:
-    from mana_infra.lab.system import lab_namespaces
+    from mana_lab.system import lab_namespaces
 
     assert drill.ok
     assert lab_namespaces() == []
@@ -170,10 +170,10 @@ def test_cli_drill_json_on_stdout(
     """`mana-infra lab drill --json`: exactly the report on stdout, progress on stderr (drill stubbed)."""
     import json
 
-    from mana_infra.lab import cli, inputs
-    from mana_infra.lab import drill as drill_module
+    from mana_lab import cli, inputs
+    from mana_lab import drill as drill_module
 
-    monkeypatch.setattr(inputs, "inputs_from_plan", lambda stack="prod": {})
+    monkeypatch.setattr(inputs, "inputs_from_plan", lambda stack="prod", project_dir=None: {})
     monkeypatch.setattr(drill_module, "run_drill", lambda *a, log=print, **k: (log("progress"), drill)[1])
     assert cli.main(["--workdir", str(tmp_path), "drill", "--json"]) == 0
     out, err = capsys.readouterr()

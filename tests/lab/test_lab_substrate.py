@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from mana_infra.lab import topology as topo
 from mana_infra.model import DnsRecord
+from mana_lab import topology as topo
+from mana_lab.lab import VPS_BIN
 
 
 @pytest.fixture(scope="module")
 def lab(plan_inputs: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from mana_infra.lab import Lab
+    from mana_lab.lab import Lab
 
     with Lab.from_inputs(tmp_path_factory.mktemp("lab"), plan_inputs, "tunnel") as lab:
         yield lab
@@ -36,7 +37,7 @@ def test_inputs_are_the_plans(plan_inputs: dict[str, Any]) -> None:
 
 
 def test_mirror_emergency_and_rehearsal_inputs_are_the_plans(plan_inputs: dict[str, Any]) -> None:
-    from mana_infra.lab.dnszone import rrset_records
+    from mana_lab.dnszone import rrset_records
 
     mirror = {(r.name, r.type): r.content for r in rrset_records(plan_inputs["mirror"]["rrsets"], "mana.how")}
     assert mirror[("auth.mana.how", "CNAME")] == "vps.mana.how."
@@ -57,8 +58,8 @@ def test_mirror_emergency_and_rehearsal_inputs_are_the_plans(plan_inputs: dict[s
 
 
 def test_emergency_command_is_followed_or_refused() -> None:
-    from mana_infra.lab.inputs import parse_emergency
-    from mana_infra.lab.system import LabError
+    from mana_lab.inputs import parse_emergency
+    from mana_lab.system import LabError
 
     assert parse_emergency("pulumi config set a 1 && pulumi up --target 'urn:x$y::z'") == ({"a": "1"}, "urn:x$y::z")
     with pytest.raises(LabError, match="cannot follow"):
@@ -88,11 +89,13 @@ def test_wireguard_handshake(lab: Any) -> None:
     assert peer["endpoint"].startswith(lab.mini_wan_ip + ":")
 
 
-def test_ssh_to_vps_sees_lab_caddy_dir(lab: Any) -> None:
-    proc = lab.ssh("echo dir=$CADDY_DIR; cat /etc/caddy/global.d/lab.caddy; ip -4 -br addr show wan0")
+def test_ssh_to_vps_sees_the_lab_at_the_production_paths(lab: Any) -> None:
+    """An SSH session on the VPS finds the lab's /etc/caddy and the lab's systemctl running Caddy."""
+    proc = lab.ssh("cat /etc/caddy/global.d/lab.caddy; command -v systemctl; systemctl is-active caddy && echo up")
     assert proc.returncode == 0, proc.stderr
-    assert "dir=/etc/caddy" in proc.stdout
     assert "local_certs" in proc.stdout
+    assert f"{VPS_BIN}/systemctl\nup" in proc.stdout
+    proc = lab.ssh("ip -4 -br addr show wan0")
     assert topo.VPS_IP in proc.stdout
 
 
@@ -104,8 +107,8 @@ def test_vps_caddy_health_in_tunnel_mode(lab: Any) -> None:
 def test_down_cleans_up_and_a_second_run_works(plan_inputs: dict[str, Any], tmp_path: Path, lab: Any) -> None:
     """Runs last in the module: tears the shared lab down, checks nothing is left, runs another that
     is interrupted (Ctrl-C) and must clean up just the same."""
-    from mana_infra.lab import Lab
-    from mana_infra.lab.system import lab_namespaces, pid_alive, pids_from_dir
+    from mana_lab.lab import Lab
+    from mana_lab.system import lab_namespaces, pid_alive, pids_from_dir
 
     def nothing_left(pids: list[int]) -> None:
         assert lab_namespaces() == []

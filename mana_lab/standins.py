@@ -1,7 +1,7 @@
 """Local stand-ins for `mana-infra check`'s benchmark (and its tests): a test CA, HTTPS sites with SNI,
 plain HTTP backends and a tiny DNS server, all on 127.0.0.0/8 only.
 
-    python -m mana_infra.check_bench [--hosts 27] [--rounds 5]
+    python -m mana_lab.standins [--hosts 27] [--rounds 5]
 
 prints the wall time of `run_check` against 27 hosts (DNS, HTTPS through the "tunnel", HTTPS straight
 to the "VPS" in failover mode, the health URL) and exits 1 when the median is over the 3 s goal.
@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .model import MODES
+from mana_infra.model import MODES
 
 GOAL_SECONDS = 3.0
 
@@ -273,9 +273,9 @@ TUNNEL_TARGET = "00000000-0000-4000-8000-000000000000.cfargotunnel.com"
 
 def bench(hosts: int = 27, rounds: int = 5, mode: str = "failover") -> dict[str, Any]:
     """Median and max wall time of run_check for ``hosts`` hosts against local servers."""
-    from .check import Endpoints, Options, run_check
-    from .check.probes import Nameserver
-    from .model import Service
+    from mana_infra.check import Endpoints, Options, run_check
+    from mana_infra.check.probes import Nameserver
+    from mana_infra.model import Service
 
     zone = "bench.test"
     names = [f"app{i}.{zone}" for i in range(hosts)]
@@ -330,7 +330,7 @@ def bench(hosts: int = 27, rounds: int = 5, mode: str = "failover") -> dict[str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mana_infra.check_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m mana_lab.standins", description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=27)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mode", choices=MODES, default="failover")

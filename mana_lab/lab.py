@@ -28,8 +28,9 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from ..components.caddy import script_command
-from ..model import TUNNEL_DOMAIN, DnsRecord, tunnel_target
+from mana_infra.model import TUNNEL_DOMAIN, DnsRecord, tunnel_target
+from mana_infra.render.remote import caddy_command as caddy_command_text
+
 from . import topology as topo
 from .dnszone import render_knot_conf, render_zone, rrset_records, tunnel_zone_records
 from .system import (
@@ -47,6 +48,7 @@ from .system import (
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+VPS_BIN = PACKAGE_DIR / "vps_bin"
 REQUIRED_TOOLS = ("ip", "caddy", "wg", "wg-quick", "wireguard-go", "knotd", "knotc", "sshd", "ssh", "ssh-keygen")
 
 # wg-quick with the userspace implementation (no kernel module on the lab host). The second variable
@@ -54,6 +56,17 @@ REQUIRED_TOOLS = ("ip", "caddy", "wg", "wg-quick", "wireguard-go", "knotd", "kno
 WG_ENV = {"WG_QUICK_USERSPACE_IMPLEMENTATION": "wireguard-go", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
 
 ARTIFACT_KEYS = ("Caddyfile", "wg0-server.conf", "wg0-macmini.conf")
+
+
+def vps_environment(run_dir: Path) -> dict[str, str]:
+    """What every process on the lab's VPS sees: the lab's systemctl first on PATH (it runs Caddy the
+    way caddy.service does, keeping its pid and log in ``run_dir``), and Caddy's data beside it."""
+    return {
+        "PATH": f"{VPS_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LAB_RUN_DIR": str(run_dir),
+        "XDG_DATA_HOME": str(run_dir.parent / "xdg-data"),
+        "XDG_CONFIG_HOME": str(run_dir.parent / "xdg-config"),
+    }
 
 
 def missing_tools() -> list[str]:
@@ -86,10 +99,11 @@ class Lab:
     mirror_records: the Hetzner mirror zone's records (see dnszone.rrset_records); when given, a second
         knotd in the dns namespace serves them on MIRROR_DNS_IP. ``switch_nameservers()`` makes the
         client ask it instead of the Cloudflare zone's server (the registrar's nameserver switch).
-    caddy_dir: the directory the rendered Caddyfile imports from. "/etc/caddy" (the production value)
-        works unchanged: ip-netns-exec bind-mounts /etc/netns/mlab-vps/caddy over /etc/caddy for every
-        process of the VPS namespace (sshd and whatever it starts), so the lab's directory appears at
-        the production path without touching the host's /etc/caddy. Any other absolute path is used as is.
+
+    The VPS's Caddy configuration is at its production path, /etc/caddy: ip-netns-exec bind-mounts
+    /etc/netns/mlab-vps/caddy over /etc/caddy for every process of the VPS namespace (sshd and
+    whatever it starts), so the lab's directory appears there without touching the host's /etc/caddy.
+    Its SSH sessions find the lab's ``systemctl`` first on PATH (see vps_environment).
     """
 
     def __init__(
@@ -102,7 +116,6 @@ class Lab:
         dns_records: Iterable[DnsRecord],
         *,
         caddy_command: str | None = None,
-        caddy_dir: str = "/etc/caddy",
         python: str = sys.executable,
         push_timeout: float = 60,
         origin_name: str | None = None,
@@ -124,8 +137,7 @@ class Lab:
         # nameserver switch the mirror's. The lab has no recursive resolver: this is the delegation.
         self.resolver = topo.DNS_IP
         # The SSH command text of the program's Caddy command: the shipped script, byte for byte.
-        self.caddy_command = caddy_command or script_command()
-        self.caddy_dir = caddy_dir.rstrip("/")
+        self.caddy_command = caddy_command or caddy_command_text()
         self.python = python
         self.push_timeout = push_timeout
         self.origin_name = (origin_name or f"vps.{self.zone}").lower().rstrip(".")
@@ -150,8 +162,8 @@ class Lab:
         self.ca_bundle = self.client_dir / "ca-bundle.pem"
         self.client_key = self.client_dir / "id_ed25519"
         self.known_hosts = self.client_dir / "known_hosts"
-        # Where the VPS's caddy dir really lives on the host's filesystem.
-        self.vps_caddy_real = self.vps_dir / "caddy" if self.caddy_dir == "/etc/caddy" else Path(self.caddy_dir)
+        # Where the VPS's /etc/caddy really lives on the host's filesystem.
+        self.vps_caddy_real = self.vps_dir / "caddy"
         self.vps_caddy_data = self.vps_dir / "caddy-data"
         self.edge_caddy_data = self.edge_dir / "caddy-data"
 
@@ -291,13 +303,8 @@ class Lab:
         self._procs.clear()
         for sub in ("pids", "dns", "edge", "vps", "mini", "client"):
             shutil.rmtree(self.workdir / sub, ignore_errors=True)
-        if self.caddy_dir != "/etc/caddy" and self.vps_caddy_real.is_dir() and self._owns(self.vps_caddy_real):
-            shutil.rmtree(self.vps_caddy_real, ignore_errors=True)
         self._is_up = False
         return removed
-
-    def _owns(self, path: Path) -> bool:
-        return (path / ".mana-lab").exists()
 
     def _step(self, name: str, fn: Any) -> Any:
         t = time.monotonic()
@@ -322,7 +329,6 @@ class Lab:
             d.mkdir(parents=True, exist_ok=True)
         for f in self.log_dir.glob("*.log"):
             f.unlink()
-        (self.vps_caddy_real / ".mana-lab").touch()
 
     # ------------------------------------------------------------------ network
 
@@ -384,10 +390,9 @@ class Lab:
 
     def _write_files(self) -> None:
         # VPS: /etc/caddy inside the namespace is the lab's directory (see class docstring).
-        if self.caddy_dir == "/etc/caddy":
-            etc = ETC_NETNS / topo.ns_name("vps")
-            etc.mkdir(parents=True, exist_ok=True)
-            (etc / "caddy").symlink_to(self.vps_caddy_real)
+        etc = ETC_NETNS / topo.ns_name("vps")
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "caddy").symlink_to(self.vps_caddy_real)
         # The lab's only change to Caddy's configuration: its internal CA instead of ACME (there is no
         # internet), in the global.d drop-in the rendered Caddyfile imports, so it survives every push.
         (self.vps_caddy_real / "global.d" / "lab.caddy").write_text(
@@ -425,14 +430,9 @@ class Lab:
         (ssh_dir / "authorized_keys").write_text(Path(f"{self.client_key}.pub").read_text())
         host_pub = Path(f"{host_key}.pub").read_text().split()
         self.known_hosts.write_text(f"{topo.VPS_IP} {host_pub[0]} {host_pub[1]}\n")
-        # sshd does not pass the client's environment; SetEnv gives every session what the apply
-        # script and Caddy need (the same variables a systemd unit would set in production).
-        env = {
-            "CADDY_DIR": self.caddy_dir,
-            "XDG_DATA_HOME": str(self.vps_dir / "xdg-data"),
-            "XDG_CONFIG_HOME": str(self.vps_dir / "xdg-config"),
-            "MANA_INFRA_SKIP_CLOUD_INIT_WAIT": "1",
-        }
+        # sshd does not pass the client's environment; SetEnv gives every session the lab's systemctl
+        # and what Caddy needs (the same variables caddy.service sets in production).
+        env = vps_environment(self.vps_dir / "run")
         (ssh_dir / "sshd_config").write_text(
             f"ListenAddress {topo.VPS_IP}:22\n"
             f"HostKey {host_key}\n"
@@ -954,7 +954,7 @@ class Lab:
         """Run the real ``mana-infra check`` in the client namespace (see check_argv for the flags)."""
         argv = self.check_argv(mode, **kwargs)
         t0 = time.monotonic()
-        project = str(PACKAGE_DIR.parent.parent)
+        project = str(PACKAGE_DIR.parent)
         env = {"PYTHONPATH": project + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
         proc = self.exec("client", argv, env=env, timeout=120)
         seconds = round(time.monotonic() - t0, 3)

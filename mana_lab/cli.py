@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..model import MODES
+from mana_infra.model import MODES
 
 DEFAULT_WORKDIR = "/tmp/mana-infra-lab"
 
@@ -27,14 +27,21 @@ def _log(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mana-infra lab", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"lab state and logs (default {DEFAULT_WORKDIR})")
+    parser.add_argument(
+        "--project-dir",
+        metavar="DIR",
+        type=Path,
+        help="the project whose offline plan the lab runs (default: the one around the working directory)",
+    )
+    stack_help = "the stack whose offline plan the lab runs (default prod)"
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="build the lab from the stack's offline plan and leave it running")
-    p_up.add_argument("--stack", default="prod")
+    p_up.add_argument("--stack", default="prod", help=stack_help)
     p_up.add_argument("--mode", default="tunnel", choices=MODES)
     sub.add_parser("down", help="tear the lab down, including leftovers of crashed runs")
     sub.add_parser("status", help="namespaces and processes of the lab")
     p_drill = sub.add_parser("drill", help="run the failover drill in a fresh lab (torn down afterwards)")
-    p_drill.add_argument("--stack", default="prod")
+    p_drill.add_argument("--stack", default="prod", help=stack_help)
     p_drill.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p_drill.add_argument("--deadline", type=float, default=20, help="seconds each phase may take (default 20)")
     p_drill.add_argument(
@@ -53,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .lab import Lab
             from .topology import MIRROR_DNS_IP
 
-            lab = Lab.from_inputs(args.workdir, inputs_from_plan(args.stack), args.mode)
+            lab = Lab.from_inputs(args.workdir, inputs_from_plan(args.stack, project_dir=args.project_dir), args.mode)
             try:
                 seconds = lab.up()
             except BaseException:
@@ -82,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             _log(f"drill: evaluating the offline plan of {args.stack} (both modes)")
             report = run_drill(
-                inputs_from_plan(args.stack),
+                inputs_from_plan(args.stack, project_dir=args.project_dir),
                 args.workdir,
                 deadline=args.deadline,
                 nudge_after_wan_change=not args.no_nudge,

@@ -31,8 +31,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ..model import MODES, TUNNEL_DOMAIN, DnsRecord
-from ..project import Project, find_project_dir
+from mana_infra.model import MODES, TUNNEL_DOMAIN, DnsRecord
+from mana_infra.project import Project, find_project_dir
+
 from .system import LabError
 
 DNS_RECORD_TYPE = "cloudflare:index/dnsRecord:DnsRecord"
@@ -89,7 +90,7 @@ def parse_emergency(text: str) -> tuple[dict[str, str], str]:
 
 @functools.lru_cache(maxsize=4)
 def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path) -> dict[str, Any]:
-    from .. import plan as planning
+    from mana_infra import plan as planning
 
     project = Project.at(project_dir)
     modes: dict[str, Any] = {}
@@ -148,7 +149,7 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path
 def _emergency(project: Project, stack: str, text: str) -> dict[str, Any]:
     """What the emergency cut-over's targeted ``pulumi up`` runs: the plan under the config it sets,
     and of that plan only the targeted resource (the Caddy command)."""
-    from .. import plan as planning
+    from mana_infra import plan as planning
 
     overrides, target = parse_emergency(text)
     result = planning.plan(stack, overrides=overrides, project=project)
@@ -174,7 +175,7 @@ def _rehearses(project: Project, rehearsal_stack: str, stack: str) -> bool:
 
 def _rehearsal(project: Project, rehearsal_stack: str) -> dict[str, Any]:
     """The rehearsal stack's record(s), its site-file command (create, delete, the file on stdin) and outputs."""
-    from .. import plan as planning
+    from mana_infra import plan as planning
 
     result = planning.plan(rehearsal_stack, project=project)
     records = _dns_records(result.resources)
