@@ -89,6 +89,8 @@ class Recorded:
     options: dict[str, Any]
     parent_type: str
     urn: str = ""
+    id: str = ""
+    """The id the (offline) cloud gave the resource: what other resources' inputs refer to."""
 
 
 @dataclass
@@ -203,14 +205,14 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
         super().__init__(mocks)
-        self.requests: list[tuple[Any, str]] = []
+        self.requests: list[tuple[Any, Any]] = []
         self.types_by_urn: dict[str, str] = {}
         self.stack_outputs: dict[str, Any] = {}
         self.revealed_stack_outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # pulumi's MockMonitor is untyped
-        self.requests.append((request, response.urn))
+        self.requests.append((request, response))
         self.types_by_urn[response.urn] = request.type
         return response
 
@@ -230,9 +232,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     "dependsOn": list(request.dependencies),
                 },
                 parent_type=self.types_by_urn.get(request.parent, ""),
-                urn=urn,
+                urn=response.urn,
+                id=response.id,
             )
-            for request, urn in self.requests
+            for request, response in self.requests
             if request.type != "pulumi:pulumi:Stack"
         ]
         return sorted(recorded, key=lambda resource: resource.name)

@@ -3,6 +3,8 @@ where a missing tool is a failed set-up and must fail the run."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import shutil
 import sys
@@ -22,6 +24,17 @@ PROJECT = Project.find(Path(__file__).parent)
 PROJECT_DIR = PROJECT.dir
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 T = TypeVar("T")
+
+
+def plan_of(stack: str = "prod", mode: str | None = None) -> offline.PlanResult:
+    """The offline plan of a stack file as it is (in ``mode``): evaluated once per test run, each
+    caller gets its own copy, so nothing one test does reaches another."""
+    return copy.deepcopy(_evaluated_plan(stack, mode or PROJECT.stack_config(stack).get("mode")))
+
+
+@functools.cache
+def _evaluated_plan(stack: str, mode: str | None) -> offline.PlanResult:
+    return offline.plan(stack, mode=mode, project=PROJECT)
 
 
 def require_tools(*tools: str) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
+
+from mana_infra import cli
 from mana_infra import plan as offline
 from mana_infra.adopt import classify
 from mana_infra.inventory import load_inventory
@@ -36,23 +37,21 @@ def test_each_host_is_adopted_created_or_flagged() -> None:
     assert len(verdicts) == 27
 
 
-def test_adopt_prints_the_config_commands_that_the_program_accepts(tmp_path: Path) -> None:
+def test_adopt_prints_the_config_commands_that_the_program_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run in a checkout of its own (the stack there has the tunnel id): adopt reads that project."""
     project = tmp_path / "project"
     shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("venv", ".git", "tests", "__pycache__"))
     stack_file = project / "Pulumi.prod.yaml"
     stack_file.write_text(stack_file.read_text() + f"  mana-infra:tunnelId: {TUNNEL_ID}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "mana_infra", "adopt", "--records", str(FIXTURE)],
-        capture_output=True,
-        text=True,
-        cwd=project,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    commands = re.findall(r"pulumi config set --stack prod --path 'adoptRecords\[\"([^\"]+)\"\]' (\S+)", result.stdout)
+    monkeypatch.chdir(project)
+    assert cli.main(["adopt", "--records", str(FIXTURE)]) == 0
+    stdout = capsys.readouterr().out
+    commands = re.findall(r"pulumi config set --stack prod --path 'adoptRecords\[\"([^\"]+)\"\]' (\S+)", stdout)
     adopted = dict(commands)
     assert sorted(adopted) == ["auth.mana.how", "chat-api.mana.how", "chat.mana.how", "mana.how"]
-    assert "conflict todo.mana.how" in " ".join(result.stdout.split())
+    assert "conflict todo.mana.how" in " ".join(stdout.split())
     # What the commands set, the program turns into import options.
     plan = offline.plan("prod", overrides={"tunnelId": TUNNEL_ID, "adoptRecords": json.dumps(adopted)})
     imports = {r.inputs["name"]: r.options["importId"] for r in plan.resources if r.options["importId"]}

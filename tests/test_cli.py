@@ -1,4 +1,4 @@
-"""`mana-infra plan` and `adopt` as the operator runs them: real processes, real output."""
+"""`mana-infra plan` as the operator runs it: the command line in-process, and once the installed entry point."""
 
 from __future__ import annotations
 
@@ -6,22 +6,56 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from mana_infra import cli
 from mana_infra import plan as offline
 
-from .support import PROJECT_DIR
+from .support import PROJECT_DIR, plan_of
 
 
-def mana_infra(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mana_infra", *args], capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def mana_infra(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """`mana-infra ARGS` in this process, from the project folder: exit code, stdout, stderr."""
+    monkeypatch.chdir(PROJECT_DIR)
+
+    def run(*args: str) -> Run:
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exit_:  # argparse's own refusals
+            code = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run
+
+
+def test_the_installed_entry_point_runs_the_plan(tmp_path: Path) -> None:
+    """The console script the README's commands use, started as the operator starts it."""
+    entry_point = Path(sys.executable).parent / "mana-infra"
+    result = subprocess.run(
+        [str(entry_point), "plan", "--json"], capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120
     )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["stack"] == "prod"
+    broken = subprocess.run(
+        [str(entry_point), "plan", "--stack", "nosuch"], capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120
+    )
+    assert broken.returncode == 2 and "no such stack file" in broken.stderr and "Traceback" not in broken.stderr
 
 
-def test_plan_json_has_exactly_the_documented_shape() -> None:
+def test_plan_json_has_exactly_the_documented_shape(mana_infra: Callable[..., Run]) -> None:
     result = mana_infra("plan", "--stack", "prod", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -29,10 +63,10 @@ def test_plan_json_has_exactly_the_documented_shape() -> None:
     assert (document["stack"], document["mode"]) == ("prod", "tunnel")
     assert all(list(resource) == ["type", "name", "inputs"] for resource in document["resources"])
     assert list(document["artifacts"]) == list(offline.ARTIFACT_NAMES)
-    assert document == json.loads(json.dumps(offline.plan("prod").as_json()))
+    assert document == json.loads(json.dumps(plan_of("prod").as_json()))
 
 
-def test_plan_mode_and_services_overrides(tmp_path: Path) -> None:
+def test_plan_mode_and_services_overrides(mana_infra: Callable[..., Run], tmp_path: Path) -> None:
     inventory = tmp_path / "services.yaml"
     inventory.write_text("services:\n  - host: only.mana.how\n    port: 8080\n")
     result = mana_infra("plan", "--mode", "failover", "--services", str(inventory), "--json")
@@ -44,7 +78,7 @@ def test_plan_mode_and_services_overrides(tmp_path: Path) -> None:
     assert "only.mana.how {\n\treverse_proxy 10.0.0.2:8080 {" in document["artifacts"]["Caddyfile"]
 
 
-def test_plan_table_lists_resources_outputs_and_placeholders() -> None:
+def test_plan_table_lists_resources_outputs_and_placeholders(mana_infra: Callable[..., Run]) -> None:
     result = mana_infra("plan")
     assert result.returncode == 0, result.stderr
     for text in (
@@ -64,7 +98,7 @@ def test_plan_table_lists_resources_outputs_and_placeholders() -> None:
     )
 
 
-def test_plan_diff_shows_what_the_flip_changes() -> None:
+def test_plan_diff_shows_what_the_flip_changes(mana_infra: Callable[..., Run]) -> None:
     result = mana_infra("plan", "--diff", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -86,13 +120,15 @@ def test_plan_diff_shows_what_the_flip_changes() -> None:
         (("plan", "--services", "/nonexistent.yaml"), "cannot read the inventory"),
     ],
 )
-def test_bad_input_exits_2_with_the_message_and_no_traceback(args: tuple[str, ...], message: str) -> None:
+def test_bad_input_exits_2_with_the_message_and_no_traceback(
+    mana_infra: Callable[..., Run], args: tuple[str, ...], message: str
+) -> None:
     result = mana_infra(*args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_bad_inventory_lists_every_problem(tmp_path: Path) -> None:
+def test_bad_inventory_lists_every_problem(mana_infra: Callable[..., Run], tmp_path: Path) -> None:
     inventory = tmp_path / "services.yaml"
     inventory.write_text("services:\n  - host: a.mana.how\n    port: 0\n  - host: a.mana.how\n    prt: 1\n")
     result = mana_infra("plan", "--services", str(inventory))
@@ -102,13 +138,13 @@ def test_bad_inventory_lists_every_problem(tmp_path: Path) -> None:
         assert text in result.stderr
 
 
-def test_a_wrong_mode_is_refused_by_the_cli() -> None:
+def test_a_wrong_mode_is_refused_by_the_cli(mana_infra: Callable[..., Run]) -> None:
     result = mana_infra("plan", "--mode", "sideways")
     assert result.returncode == 2 and "invalid choice: 'sideways'" in result.stderr
     assert "tunnel" in result.stderr and "failover" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_plan_against_a_saved_plan_shows_only_what_changed(tmp_path: Path) -> None:
+def test_plan_against_a_saved_plan_shows_only_what_changed(mana_infra: Callable[..., Run], tmp_path: Path) -> None:
     base = tmp_path / "base.json"
     base.write_text(mana_infra("plan", "--json").stdout)
     unchanged = json.loads(mana_infra("plan", "--against", str(base), "--json").stdout)

@@ -24,7 +24,7 @@ import yaml
 
 from mana_infra import plan as offline
 
-from .support import PROJECT_DIR
+from .support import PROJECT_DIR, plan_of
 
 POLICY_DIR = PROJECT_DIR / "policy"
 sys.path.insert(0, str(POLICY_DIR))
@@ -48,7 +48,7 @@ def origin_name_of(stack: str) -> str:
 
 @functools.cache
 def recorded(stack: str, mode: str) -> tuple[offline.Recorded, ...]:
-    return tuple(offline.plan(stack, mode=mode).resources)
+    return tuple(plan_of(stack, mode).resources)
 
 
 def one(stack: str, mode: str, resource_type: str, name: str | None = None) -> offline.Recorded:

@@ -12,7 +12,7 @@ from mana_infra.inventory import load_inventory
 from mana_infra.program import Standby
 from mana_infra.render.remote import apply_script
 
-from .support import PROJECT_DIR, with_standby
+from .support import PROJECT_DIR, plan_of, with_standby
 
 SERVICES = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
 COMPONENTS = {"standby": "StandbyServer", "dns": "FailoverDns", "caddy": "CaddyConfig", "wireguard": "WireGuardKeys"}
@@ -25,12 +25,14 @@ def by_name(result: offline.PlanResult) -> dict[str, offline.Recorded]:
 
 @pytest.mark.parametrize("mode", ["tunnel", "failover"])
 def test_every_host_has_one_cname_for_its_mode(mode: str) -> None:
-    resources = by_name(offline.plan("prod", mode=mode))
+    result = plan_of("prod", mode)
+    resources = by_name(result)
     for service in SERVICES:
         record = resources[f"dns-{service.host}"]
         assert record.type == "cloudflare:index/dnsRecord:DnsRecord"
         assert record.inputs["name"] == service.host and record.inputs["type"] == "CNAME"
-        assert record.inputs["zoneId"] == hashlib.md5(b"offline zone mana.how").hexdigest()
+        # The zone the program looked up by name, the one it reports for the emergency.
+        assert record.inputs["zoneId"] == result.outputs["cloudflareZoneId"]
         assert "mana-infra" in record.inputs["comment"]
         if mode == "tunnel":
             assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == (
@@ -49,7 +51,7 @@ def test_every_host_has_one_cname_for_its_mode(mode: str) -> None:
 
 
 def test_failover_can_keep_the_records_proxied() -> None:
-    record = by_name(offline.plan("prod", mode="failover"))["dns-auth.mana.how"]
+    record = by_name(plan_of("prod", "failover"))["dns-auth.mana.how"]
     assert record.inputs["proxied"] is False
     proxied = by_name(plan_with(mode="failover", failoverProxied="true"))["dns-auth.mana.how"]
     assert (proxied.inputs["content"], proxied.inputs["proxied"], proxied.inputs["ttl"]) == ("vps.mana.how", True, 1)
@@ -61,7 +63,7 @@ def plan_with(**overrides: str) -> offline.PlanResult:
 
 def test_origin_name_points_at_the_vps_dns_only_in_both_modes() -> None:
     for mode in ("tunnel", "failover"):
-        resources = by_name(offline.plan("prod", mode=mode))
+        resources = by_name(plan_of("prod", mode))
         for name, record_type, address in (
             ("dns-origin-a", "A", offline.OFFLINE_IPV4),
             ("dns-origin-aaaa", "AAAA", offline.OFFLINE_IPV6),
@@ -76,7 +78,7 @@ def test_origin_name_points_at_the_vps_dns_only_in_both_modes() -> None:
 
 
 def test_the_flip_changes_only_dns_records_and_the_caddy_command() -> None:
-    tunnel, failover = offline.plan("prod", mode="tunnel"), offline.plan("prod", mode="failover")
+    tunnel, failover = plan_of("prod", "tunnel"), plan_of("prod", "failover")
     changes = offline.diff(tunnel, failover)
     changed = {(change["resource"], change["field"]) for change in changes}
     inventory = {f"dns-{service.host}" for service in SERVICES}
@@ -92,7 +94,7 @@ def test_the_flip_changes_only_dns_records_and_the_caddy_command() -> None:
 
 
 def test_resource_options_as_the_engine_receives_them() -> None:
-    resources = by_name(offline.plan("prod"))
+    resources = by_name(plan_of("prod"))
     server = resources["standby-server"]
     assert server.options["deleteBeforeReplace"] is True and server.options["protect"] is True
     for name in ("standby-ipv4", "standby-ipv6"):
@@ -133,32 +135,33 @@ def test_firewall_opens_ssh_only_to_the_configured_networks() -> None:
 
 
 def test_server_uses_its_primary_ips_firewall_and_key() -> None:
-    resources = by_name(offline.plan("prod"))
+    resources = by_name(plan_of("prod"))
     server = resources["standby-server"].inputs
     assert (server["serverType"], server["location"], server["image"]) == ("cx23", "fsn1", "ubuntu-24.04")
     [public_net] = server["publicNets"]
-    assert public_net["ipv4"] == int(offline._stable_number("standby-ipv4"))
-    assert public_net["ipv6"] == int(offline._stable_number("standby-ipv6"))
-    assert server["firewallIds"] == [int(offline._stable_number("standby-firewall"))]
-    assert server["sshKeys"] == [offline._stable_number("standby-ssh-key")]
+    # Hetzner's numeric ids of the resources the program made for it.
+    assert public_net["ipv4"] == int(resources["standby-ipv4"].id)
+    assert public_net["ipv6"] == int(resources["standby-ipv6"].id)
+    assert server["firewallIds"] == [int(resources["standby-firewall"].id)]
+    assert server["sshKeys"] == [resources["standby-ssh-key"].id]
     assert server["labels"] == {"project": "mana-infra", "stack": "prod", "role": "standby"}
     assert resources["standby-ipv4"].inputs["type"] == "ipv4" and resources["standby-ipv6"].inputs["type"] == "ipv6"
 
 
 def test_caddy_command_runs_the_shipped_script_with_the_caddyfile() -> None:
-    result = offline.plan("prod", mode="failover")
+    result = plan_of("prod", "failover")
     command = by_name(result)["caddy-apply"]
     caddyfile = command.inputs["stdin"]
     assert command.inputs["create"] == apply_script()
     assert "delete" not in command.inputs  # a delete would run after the new create and undo it
     assert command.inputs["triggers"][:2] == [hashlib.sha256(caddyfile.encode()).hexdigest(), "failover"]
-    assert command.inputs["triggers"][2] == offline._stable_number("standby-server")
+    assert command.inputs["triggers"][2] == by_name(result)["standby-server"].id  # a new server gets it again
     assert command.inputs["connection"] == offline.SECRET
     assert result.artifacts["Caddyfile"].endswith(caddyfile)
 
 
 def test_secrets_stay_secret_in_what_the_engine_receives() -> None:
-    result = offline.plan("prod")
+    result = plan_of("prod")
     resources = by_name(result)
     assert resources["standby-server"].inputs["userData"] == offline.SECRET
     assert resources["caddy-apply"].inputs["connection"] == offline.SECRET
@@ -201,7 +204,7 @@ def test_a_given_macmini_public_key_keeps_its_private_key_out_of_the_state() -> 
 
 def test_stack_outputs() -> None:
     for mode, target in (("tunnel", TUNNEL_TARGET), ("failover", "vps.mana.how")):
-        outputs = offline.plan("prod", mode=mode).outputs
+        outputs = plan_of("prod", mode).outputs
         assert outputs["mode"] == mode
         assert (outputs["originIpv4"], outputs["originIpv6"]) == (offline.OFFLINE_IPV4, offline.OFFLINE_IPV6)
         assert outputs["originName"] == "vps.mana.how"

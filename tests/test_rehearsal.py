@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from mana_infra import cli
 from mana_infra import plan as offline
 from mana_infra.components.rehearsal import SITE_FILE
 from mana_infra.errors import InputError
@@ -16,19 +16,19 @@ from mana_infra.inventory import load_inventory
 from mana_infra.program import PROD_OUTPUTS_READ
 from mana_infra.render.remote import caddy_command
 
-from .support import PROJECT_DIR, require_root_and_tools
+from .support import PROJECT_DIR, plan_of, require_root_and_tools
 
 INVENTORY = {service.host for service in load_inventory(PROJECT_DIR / "services.yaml", "mana.how")}
 
 
 def test_the_rehearsal_reads_only_outputs_the_prod_stack_really_exports() -> None:
-    prod_outputs = offline.plan("prod").outputs
+    prod_outputs = plan_of("prod").outputs
     assert set(PROD_OUTPUTS_READ) <= set(prod_outputs)
     assert prod_outputs["macminiAddress"] == "10.0.0.2"
 
 
 def test_rehearsal_builds_records_and_a_site_file_and_no_server() -> None:
-    result = offline.plan("failover")
+    result = plan_of("failover")
     by_type: dict[str, list[offline.Recorded]] = {}
     for resource in result.resources:
         by_type.setdefault(resource.type, []).append(resource)
@@ -47,13 +47,13 @@ def test_rehearsal_builds_records_and_a_site_file_and_no_server() -> None:
 
 
 def test_rehearsal_plan_touches_no_inventory_host() -> None:
-    result = offline.plan("failover")
+    result = plan_of("failover")
     names = {r.inputs["name"] for r in result.resources if r.type == "cloudflare:index/dnsRecord:DnsRecord"}
     assert names and not names & INVENTORY
 
 
 def test_rehearsal_outputs_let_check_verify_the_test_hostnames() -> None:
-    outputs = offline.plan("failover").outputs
+    outputs = plan_of("failover").outputs
     assert outputs["mode"] == "failover" and outputs["originName"] == "vps.mana.how"
     assert outputs["originIpv4"] == offline.OFFLINE_IPV4
     assert outputs["rehearsalUrls"] == ["https://failover-test.mana.how/"]
@@ -67,7 +67,7 @@ def test_rehearsal_outputs_let_check_verify_the_test_hostnames() -> None:
 
 
 def test_a_missing_prod_output_is_a_clear_error() -> None:
-    prod = offline.plan("prod").outputs
+    prod = plan_of("prod").outputs
     without = {name: value for name, value in prod.items() if name != "macminiAddress"}
     with pytest.raises(InputError) as caught:
         offline.evaluate("failover", clouds=offline.OfflineClouds(without))
@@ -107,8 +107,8 @@ def test_the_site_file_validates_with_prods_tunnel_caddyfile(tmp_path: Path) -> 
     caddy_dir = tmp_path / "caddy"
     (caddy_dir / "sites.d").mkdir(parents=True)
     (caddy_dir / "global.d").mkdir()
-    (caddy_dir / "Caddyfile").write_text(offline.plan("prod", mode="tunnel").artifacts["Caddyfile"])
-    (caddy_dir / SITE_FILE).write_text(offline.plan("failover").artifacts[SITE_FILE])
+    (caddy_dir / "Caddyfile").write_text(plan_of("prod", "tunnel").artifacts["Caddyfile"])
+    (caddy_dir / SITE_FILE).write_text(plan_of("failover").artifacts[SITE_FILE])
 
     # /etc/caddy is what the files import: give Caddy a private one in a mount namespace.
     def caddy(command: str) -> subprocess.CompletedProcess[str]:
@@ -121,17 +121,16 @@ def test_the_site_file_validates_with_prods_tunnel_caddyfile(tmp_path: Path) -> 
     assert "failover-test.mana.how" in adapted.stdout and "10.0.0.2:5000" in adapted.stdout
 
 
-def test_check_reads_the_rehearsal_outputs_as_failover_hosts(tmp_path: Path) -> None:
+def test_check_reads_the_rehearsal_outputs_as_failover_hosts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`mana-infra check --stack failover` reads these outputs; here from a file, against a resolver
     that does not answer (a closed port on loopback), so only the reading and the verdict are real."""
     outputs = tmp_path / "outputs.json"
-    outputs.write_text(json.dumps(offline.plan("failover").outputs))
-    result = subprocess.run(
-        [sys.executable, "-m", "mana_infra", "check", "--outputs", str(outputs), "--no-pulumi", "--no-ssh",
-         "--resolver", "127.0.0.1:9", "--timeout", "0.3", "--json"],
-        capture_output=True, text=True, cwd=PROJECT_DIR, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 1, result.stderr
-    report = json.loads(result.stdout)
+    outputs.write_text(json.dumps(plan_of("failover").outputs))
+    code = cli.main(["check", "--outputs", str(outputs), "--no-pulumi", "--no-ssh", "--resolver", "127.0.0.1:9",
+                     "--timeout", "0.3", "--json"])  # fmt: skip
+    assert code == 1
+    report = json.loads(capsys.readouterr().out)
     assert report["mode"] == "failover" and report["endpoints"]["tunnel_target"] is None
     assert [host["host"] for host in report["hosts"]] == ["failover-test.mana.how"]

@@ -13,7 +13,7 @@ import yaml
 from mana_infra import plan as offline
 from mana_infra.wgkeys import wireguard_public_key
 
-from .support import PROJECT_DIR, require_tools
+from .support import PROJECT_DIR, plan_of, require_tools
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -21,7 +21,7 @@ GOLDEN = Path(__file__).parent / "golden"
 @pytest.fixture(scope="module")
 def artifacts() -> dict[str, dict[str, str]]:
     """The offline plan's artifacts for both modes: what the real program renders, with offline keys."""
-    return {mode: offline.plan("prod", mode=mode).artifacts for mode in ("tunnel", "failover")}
+    return {mode: plan_of("prod", mode).artifacts for mode in ("tunnel", "failover")}
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_public_keys_agree_with_wg_pubkey() -> None:
 
 def test_the_plans_keys_agree_with_wg_pubkey(artifacts: dict[str, dict[str, str]]) -> None:
     require_tools("wg")
-    outputs = offline.plan("prod").outputs
+    outputs = plan_of("prod").outputs
     server_private = parse_wireguard(artifacts["tunnel"]["wg0-server.conf"])["Interface"]["PrivateKey"]
     wg = subprocess.run(["wg", "pubkey"], input=server_private, capture_output=True, text=True, check=True)
     assert outputs["wireguardServerPublicKey"] == wg.stdout.strip()

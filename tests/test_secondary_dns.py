@@ -13,7 +13,7 @@ from mana_infra.inventory import load_inventory
 from mana_infra.mirror import cloudflare_record
 from mana_infra.model import txt_data
 
-from .support import PROJECT_DIR
+from .support import PROJECT_DIR, plan_of
 
 SERVICES = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
 ZONE_FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "cloudflare-zone-mana.how.json").read_text())["results"]
@@ -37,8 +37,8 @@ def with_zone(**overrides: str) -> tuple[offline.PlanResult, offline.OfflineClou
 
 @pytest.mark.parametrize("mode", ["tunnel", "failover"])
 def test_the_mirror_is_the_failover_form_of_every_host_whatever_the_mode(mode: str) -> None:
-    mirror = rrsets(offline.plan("prod", mode=mode))
-    failover = {r.inputs["name"]: r.inputs for r in offline.plan("prod", mode="failover").resources
+    mirror = rrsets(plan_of("prod", mode))
+    failover = {r.inputs["name"]: r.inputs for r in plan_of("prod", "failover").resources
                 if r.type == "cloudflare:index/dnsRecord:DnsRecord"}  # fmt: skip
     for service in SERVICES:
         if service.host == "mana.how":  # the apex: no CNAME in plain DNS, the origin's addresses instead
@@ -50,7 +50,7 @@ def test_the_mirror_is_the_failover_form_of_every_host_whatever_the_mode(mode: s
             assert mirror[(name, "CNAME")] == ([failover[service.host]["content"] + "."], 60)
     assert mirror[("vps", "A")] == ([offline.OFFLINE_IPV4], 60)
     assert mirror[("vps", "AAAA")] == ([offline.OFFLINE_IPV6], 60)
-    [zone] = [r for r in offline.plan("prod", mode=mode).resources if r.type == "hcloud:index/zone:Zone"]
+    [zone] = [r for r in plan_of("prod", mode).resources if r.type == "hcloud:index/zone:Zone"]
     assert (zone.inputs["name"], zone.inputs["mode"]) == ("mana.how", "primary")
 
 
@@ -80,7 +80,7 @@ def test_the_zones_other_records_are_mirrored_and_the_rest_reported() -> None:
 
 
 def test_outputs_name_the_nameservers_and_the_registrar_step() -> None:
-    outputs = offline.plan("prod").outputs
+    outputs = plan_of("prod").outputs
     assert outputs["secondaryDnsNameservers"] == list(offline.OFFLINE_HETZNER_NAMESERVERS)
     step = outputs["registrarStep"]
     assert "At the registrar of mana.how, replace the nameservers with hydrogen.ns.hetzner.com," in step
@@ -103,7 +103,7 @@ def test_zone_file_values() -> None:
 
 
 def test_the_cut_over_without_cloudflare_changes_nothing_at_cloudflare() -> None:
-    before = offline.plan("prod", mode="tunnel")
+    before = plan_of("prod", "tunnel")
     emergency, clouds = with_zone(mode="failover", cloudflareReachable="false", cloudflareZoneId=ZONE_ID)
     # 1. The run asks Cloudflare nothing, so an API that is down or a revoked token cannot stop it.
     assert not [call for call in clouds.calls if call.startswith("cloudflare:")]
@@ -114,11 +114,12 @@ def test_the_cut_over_without_cloudflare_changes_nothing_at_cloudflare() -> None
     assert "pulumi config set cloudflareReachable false && pulumi config set mode failover" in command
     [target] = [r for r in emergency.resources if r.urn == urn]
     assert target.type == "command:remote:Command" and target.name == "caddy-apply"
-    # 3. Of everything the flip would change, the target lets through only the Caddy command.
+    # 3. Of everything the flip would change, the target lets through only the Caddy command, and
+    #    that change is the failover Caddyfile.
     before_zone = {r.name: r for r in before.resources}
     changes = offline.diff(before, emergency)
-    targeted = {change["resource"] for change in changes if change["resource"] == target.name}
-    assert targeted == {"caddy-apply"}
+    assert {c["field"] for c in changes if c["resource"] == target.name} >= {"stdin", "triggers[1]"}
+    assert "import mac_mini" in target.inputs["stdin"] and "# Mode: failover" in target.inputs["stdin"]
     cloudflare_changes = {c["resource"] for c in changes if before_zone.get(c["resource"]) and
                           before_zone[c["resource"]].type.startswith("cloudflare:")}  # fmt: skip
     assert cloudflare_changes and target.name not in cloudflare_changes
