@@ -10,12 +10,12 @@ BIN := $(VENV)/bin
 DEBIAN_TEST_PACKAGES := caddy cloud-init wireguard-tools wireguard-go iproute2 knot knot-dnsutils \
 	openssh-server openssh-client curl procps util-linux shellcheck
 
-.PHONY: plan test lint bench setup debian-packages clean
+.PHONY: plan test lint bench setup debian-packages engine clean
 
 plan: $(VENV)/.installed
 	$(BIN)/mana-infra plan --stack prod
 
-test: lint debian-packages
+test: lint debian-packages engine
 	$(BIN)/python -m pytest
 
 # Zero findings, or the suite does not run: lint, formatting, and strict types over the package.
@@ -57,3 +57,8 @@ debian-packages:
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# The real Pulumi CLI, built from the Go modules pinned in engine/*/go.mod into .engine/bin/ (once:
+# a stamp keeps later runs to a few milliseconds). See engine/README.md for what cannot be built here.
+engine:
+	engine/build.sh

@@ -268,7 +268,7 @@ def _standby(
             )
 
     ssh_public_key = read.text("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"').strip()
-    if ssh_public_key and not _SSH_PUBLIC_KEY.match(ssh_public_key):
+    if ssh_public_key and not (_SSH_PUBLIC_KEY.match(ssh_public_key) and _is_key_blob(ssh_public_key)):
         read.problem(
             "sshPublicKey",
             "is not an OpenSSH public key (expected e.g. `ssh-ed25519 AAAA... comment`)",
@@ -355,7 +355,7 @@ def _standby(
 def _cidrs(read: _Reader) -> tuple[str, ...]:
     fix = "pulumi config set --path 'sshAllowedCidrs[0]' 198.51.100.7/32   (one index per network)"
     raw, entries = read.optional("sshAllowedCidrs"), read.json("sshAllowedCidrs")
-    if not raw:
+    if not raw or entries == []:
         read.problem("sshAllowedCidrs", "is not set: name the networks allowed to reach SSH on the VPS", fix)
         return ()
     if not isinstance(entries, list) or not entries or not all(isinstance(entry, str) for entry in entries):
@@ -483,6 +483,16 @@ def _rehearsal_hosts(read: _Reader, zone: str, services: tuple[Service, ...]) ->
             continue
         hosts.append(RehearsalHost(host, service))
     return tuple(hosts)
+
+
+def _is_key_blob(public_key: str) -> bool:
+    """The key's base64 blob decodes, and names the key type the line starts with."""
+    kind, blob = public_key.split()[:2]
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except ValueError:
+        return False
+    return raw[4 : 4 + len(kind)] == kind.encode()
 
 
 def _is_wireguard_key(value: str) -> bool:

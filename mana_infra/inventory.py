@@ -3,52 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from .errors import InputError, Problem, raise_if_any
+from .files import LINE_KEY, load_yaml, read_text
 from .model import Service, hostname_problem, in_zone
 
 ALLOWED_KEYS = ("host", "port", "name", "health")
-_LINE_KEY = "__line__"
-
-
-class _LineLoader(yaml.SafeLoader):
-    """Remembers the line of every mapping, so problems can point into the file."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        mapping = super().construct_mapping(node, deep=deep)
-        mapping[_LINE_KEY] = node.start_mark.line + 1
-        return mapping
 
 
 def load_inventory(path: Path, zone: str) -> tuple[Service, ...]:
     """Read and validate the inventory; raise InputError listing every problem found."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            [
-                Problem(
-                    str(path),
-                    f"cannot read the inventory: {exc.strerror}",
-                    "create it, or point `pulumi config set services <file>` at an existing one",
-                )
-            ]
-        ) from None
-    return parse_inventory(text, str(path), zone)
+    fix = "create it, or point `pulumi config set services <file>` at an existing one"
+    return parse_inventory(read_text(path, "the inventory", fix), str(path), zone)
 
 
 def parse_inventory(text: str, source: str, zone: str) -> tuple[Service, ...]:
-    try:
-        document = yaml.load(text, Loader=_LineLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise InputError(
-            [Problem(where, f"YAML syntax error: {exc.problem}", "fix the YAML syntax at that line")]
-        ) from None
+    document = load_yaml(text, source, lines=True)
     entries = document.get("services") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise InputError(
@@ -83,7 +53,7 @@ def _parse_entry(
             )
         )
         return None
-    line = entry.pop(_LINE_KEY, None)
+    line = entry.pop(LINE_KEY, None)
     host = entry.get("host")
     label = f"{source}:{line}: entry {index}" + (f" ({host})" if isinstance(host, str) else "")
     before = len(problems)

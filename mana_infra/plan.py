@@ -29,6 +29,7 @@ from pulumi.runtime.sync_await import _sync_await
 from . import program
 from .components.rehearsal import SITE_FILE
 from .config import PROVIDER_TOKENS, TOKENS_BY_ROLE
+from .errors import InputError
 from .model import ROLES
 from .project import PROJECT, Project, qualified
 
@@ -140,11 +141,13 @@ def stack_config(
     for placeholder in PLACEHOLDERS:
         if role not in placeholder.roles or placeholder.key in unset:
             continue
-        if not values.get(placeholder.key):
+        if values.get(placeholder.key) in (None, "", "[]"):
             values[placeholder.key] = placeholder.value
             used.append(placeholder)
         if placeholder.secret:
             secret_keys.append(placeholder.key)
+    if missing := project.missing(config, values):
+        raise InputError([missing])
     return values, sorted(set(secret_keys)), used
 
 
@@ -161,11 +164,14 @@ class OfflineClouds(pulumi_mocks.Mocks):
         referenced_outputs: Mapping[str, Any] | None = None,
         secret_outputs: Sequence[str] = (),
         zone_records: Sequence[Mapping[str, Any]] = (),
+        ssh_keys: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.referenced_outputs = dict(referenced_outputs or {})
         self.secret_outputs = list(secret_outputs)
         # The zone's other records are unknown offline: none, unless a test gives some.
         self.zone_records = [dict(record) for record in zone_records]
+        # The Hetzner project's SSH keys: none offline, unless a test uploads some.
+        self.ssh_keys = [dict(key) for key in ssh_keys]
         self.calls: list[str] = []
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -197,6 +203,8 @@ class OfflineClouds(pulumi_mocks.Mocks):
             return {"id": zone_id, "zoneId": zone_id, "name": name, "nameServers": []}
         if args.token == "cloudflare:index/getDnsRecords:getDnsRecords":
             return {"results": self.zone_records}
+        if args.token == "hcloud:index/getSshKeys:getSshKeys":
+            return {"sshKeys": self.ssh_keys}
         return {}
 
 

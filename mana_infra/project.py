@@ -9,14 +9,14 @@ program, the offline plan, `adopt` and the lab read their stack files through he
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import InputError, Problem
+from .files import read_yaml_mapping
 
 PROJECT = "mana-infra"
 PROJECT_FILE = "Pulumi.yaml"
@@ -30,29 +30,6 @@ def qualified(key: str) -> str:
 def config_string(value: Any) -> str:
     """A config value as the CLI hands it to the program: text as is, anything else as JSON."""
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def read_text(path: Path, what: str) -> str:
-    """A project file's text; an unreadable file is bad input naming the file."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError([Problem(str(path), f"cannot read {what}: {exc.strerror}", f"create {path.name}")]) from None
-
-
-def read_yaml(path: Path, what: str) -> dict[str, Any]:
-    """A project YAML file as a mapping (empty when the file is empty)."""
-    try:
-        document = yaml.safe_load(read_text(path, what))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise InputError([Problem(where, f"YAML syntax error: {exc}", "fix the file's syntax")]) from None
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise InputError([Problem(str(path), f"is not a YAML mapping ({what})", "see the README for its shape")])
-    return document
 
 
 def find_project_dir(start: Path | None = None) -> Path:
@@ -101,7 +78,9 @@ class Project:
     @classmethod
     def at(cls, folder: Path) -> Project:
         folder = folder.resolve()
-        document = read_yaml(folder / PROJECT_FILE, "the Pulumi project file")
+        document = read_yaml_mapping(
+            folder / PROJECT_FILE, "the Pulumi project file", "see Pulumi's project file reference"
+        )
         declared = document.get("config") or {}
         return cls(folder, {str(key): value for key, value in declared.items() if isinstance(value, dict)})
 
@@ -128,7 +107,10 @@ class Project:
         }
 
     def stack_config(self, stack: str) -> StackConfig:
-        """Pulumi.yaml defaults, then Pulumi.<stack>.yaml: the values `pulumi up` would see."""
+        """Pulumi.yaml defaults, then Pulumi.<stack>.yaml: the values `pulumi up` would see. What the
+        Pulumi CLI refuses in the file before the program runs (a secret in plaintext, a value of the
+        wrong type) is refused here too, every problem at once; for a key with neither value nor
+        default see missing()."""
         path = self.stack_file(stack)
         if not path.is_file():
             raise InputError(
@@ -140,7 +122,10 @@ class Project:
                     )
                 ]
             )
-        stack_values = read_yaml(path, "a Pulumi stack file").get("config") or {}
+        document = read_yaml_mapping(path, "a Pulumi stack file", "see `pulumi config` for its shape")
+        stack_values = document.get("config") or {}
+        if not isinstance(stack_values, dict):
+            raise InputError([Problem(path.name, "config: is not a mapping of keys to values", "see `pulumi config`")])
         values = self.defaults()
         secure: set[str] = set()
         for key, value in stack_values.items():
@@ -151,4 +136,77 @@ class Project:
                 secure.add(name)
             else:
                 values[name] = config_string(value)
+        problems = self._cli_refusals(stack, path, {qualified(str(k)): v for k, v in stack_values.items()}, secure)
+        if problems:
+            raise InputError(problems)
         return StackConfig(stack, path, values, frozenset(secure), dict(stack_values))
+
+    def _cli_refusals(self, stack: str, path: Path, stack_values: Mapping[str, Any], secure: set[str]) -> list[Problem]:
+        """What `pulumi preview` and `pulumi up` refuse before running the program (the CLI's own
+        check of a stack's configuration against Pulumi.yaml), with the command that fixes each."""
+        problems: list[Problem] = []
+        for key, declared in self.declared.items():
+            name = qualified(key)
+            if name not in stack_values:
+                continue
+            if declared.get("secret") and name not in secure:
+                problems.append(
+                    Problem(
+                        f"{path.name}: {name}",
+                        "is in plaintext, but it is a secret: the Pulumi CLI refuses it (and the file is committed)",
+                        f"pulumi config rm {key} && pulumi config set --secret {key} <value>",
+                    )
+                )
+            elif name not in secure and not _of_type(stack_values[name], declared):
+                kind = str(declared.get("type"))
+                problems.append(
+                    Problem(
+                        f"{path.name}: {name}",
+                        f"{stack_values[name]!r} is not of type {kind}: the Pulumi CLI refuses it",
+                        f"pulumi config set {'--path ' if kind in ('array', 'object') else ''}{key} <{kind}>",
+                    )
+                )
+        return problems
+
+    def missing(self, config: StackConfig, values: Mapping[str, str]) -> Problem | None:
+        """The CLI's first refusal: keys Pulumi.yaml declares without a default that ``values`` lack."""
+        keys = [
+            key for key, declared in self.declared.items() if "default" not in declared and qualified(key) not in values
+        ]
+        if not keys:
+            return None
+        secret = {key for key in keys if self.declared[key].get("secret")}
+        return Problem(
+            config.file.name,
+            f"Stack '{config.stack}' is missing configuration value{'s' * (len(keys) > 1)} "
+            + ", ".join(f"'{key}'" for key in keys)
+            + ": the Pulumi CLI refuses to run it",
+            " && ".join(f"pulumi config set {'--secret ' * (key in secret)}{key} <value>" for key in keys),
+        )
+
+
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+def _of_type(value: Any, declared: Mapping[str, Any]) -> bool:
+    """The CLI's type check of a stack value (ValidateConfigValue): integers may be written as text,
+    booleans as "true"/"false", arrays' items have the declared item type."""
+    kind = declared.get("type")
+    if kind == "string":
+        return not isinstance(value, dict | list)
+    if kind == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, str) and bool(_INTEGER.match(value))
+        )
+    if kind == "boolean":
+        return isinstance(value, bool) or value in ("true", "false")
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "array":
+        items = declared.get("items") or {}
+        return (
+            isinstance(value, list) and all(_of_type(item, items) for item in value)
+            if items
+            else isinstance(value, list)
+        )
+    return True

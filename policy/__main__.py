@@ -111,7 +111,7 @@ def _validate(spec: PolicySpec) -> Callable[[ResourceValidationArgs, ReportViola
 
 
 CONFIG_SCHEMAS = {
-    "prod-server-and-ips-protected": PolicyConfigSchema(
+    "prod-ips-and-zone-protected": PolicyConfigSchema(
         properties={
             "protectedStacks": {
                 "type": "array",

@@ -29,6 +29,7 @@ Report = Callable[[str], None]
 FIREWALL = "hcloud:index/firewall:Firewall"
 SERVER = "hcloud:index/server:Server"
 PRIMARY_IP = "hcloud:index/primaryIp:PrimaryIp"
+ZONE = "hcloud:index/zone:Zone"
 REMOTE_COMMAND = "command:remote:Command"
 DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
 
@@ -103,7 +104,7 @@ def ssh_not_open_to_world(
             )
 
 
-# --- 2. The prod stack's server and primary IPs are protected against deletion ---------------------
+# --- 2. The prod stack's primary IPs and Hetzner zone are protected against deletion ---------------
 
 
 def prod_protected(
@@ -115,12 +116,13 @@ def prod_protected(
     *,
     protected_stacks: Collection[str] = PROTECTED_STACKS,
 ) -> None:
-    """In a protected stack, the server and the primary IPs carry Pulumi's `protect` and Hetzner's
+    """In a protected stack, the primary IPs and the Hetzner zone carry Pulumi's `protect` and Hetzner's
     `deleteProtection`: a deleted primary IP is gone for good, and DNS and the Mac Mini's WireGuard
-    endpoint point at it."""
-    if resource_type not in (SERVER, PRIMARY_IP) or stack not in protected_stacks:
+    endpoint point at it; the zone is the one the registrar's nameservers may point at. (The server is
+    replaceable on purpose: its image, keys and user data change by replacing it, the IPs stay.)"""
+    if resource_type not in (PRIMARY_IP, ZONE) or stack not in protected_stacks:
         return
-    kind = "server" if resource_type == SERVER else "primary IP"
+    kind = "primary IP" if resource_type == PRIMARY_IP else "Hetzner DNS zone"
     missing = []
     if not getattr(opts, "protect", False):
         missing.append("Pulumi's `protect` option")
@@ -275,9 +277,9 @@ POLICIES = (
         ssh_not_open_to_world,
     ),
     PolicySpec(
-        "prod-server-and-ips-protected",
-        "The prod stack's server and primary IPs are protected against deletion (Pulumi protect and Hetzner "
-        "delete protection).",
+        "prod-ips-and-zone-protected",
+        "The prod stack's primary IPs and Hetzner DNS zone are protected against deletion (Pulumi protect and "
+        "Hetzner delete protection).",
         prod_protected,
     ),
     PolicySpec(

@@ -37,6 +37,18 @@ def _evaluated_plan(stack: str, mode: str | None) -> offline.PlanResult:
     return offline.plan(stack, mode=mode, project=PROJECT)
 
 
+def require_engine() -> str:
+    """The real Pulumi CLI: the one `make engine` built, else one on PATH (an operator's own)."""
+    built = PROJECT_DIR / ".engine" / "bin" / "pulumi"
+    found = str(built) if built.is_file() else shutil.which("pulumi")
+    if found is None:
+        reason = "needs the Pulumi CLI (`make engine` builds it; `make test` does)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run this test, but it {reason}")
+        pytest.skip(reason)
+    return found
+
+
 def require_tools(*tools: str) -> None:
     """Skip (or, in CI, fail) when a tool the test runs is not installed."""
     # sbin tools (sshd, knotd) count even where PATH lacks /usr/sbin.

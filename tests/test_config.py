@@ -117,6 +117,18 @@ def test_origin_name_must_be_its_own_name_inside_the_zone() -> None:
     assert "is outside the zone" in problems(prod_values(originName="vps.example.org"))[0]
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9mZmxpbmUtcGxhY2Vob2xkZXItc3NoLWtleQ op",  # bad padding
+        "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIG4ANPKer0n1FQ5JlpAqofs+I7+rol/Mq/dDNS0gSAyC op",  # an ed25519 blob
+    ],
+)
+def test_an_ssh_public_key_must_decode_to_the_type_it_names(key: str) -> None:
+    [problem] = problems(prod_values(sshPublicKey=key))
+    assert "mana-infra:sshPublicKey: is not an OpenSSH public key" in problem
+
+
 def test_macmini_public_key_and_adoption_ids_are_checked() -> None:
     assert "is not a WireGuard key" in problems(prod_values(macMiniPublicKey="abc"))[0]
     [problem] = problems(prod_values(adoptRecords=json.dumps({"nothere.mana.how": "a" * 32 + "/" + "b" * 32})))

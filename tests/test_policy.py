@@ -179,9 +179,9 @@ def test_world_open_rules_that_are_not_ssh_pass(change: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("resource_type", "name", "kind"),
     [
-        (policies.SERVER, "standby-server", "server"),
         (policies.PRIMARY_IP, "standby-ipv4", "primary IP"),
         (policies.PRIMARY_IP, "standby-ipv6", "primary IP"),
+        (policies.ZONE, "secondary-dns-zone", "Hetzner DNS zone"),
     ],
 )
 def test_unprotected_prod_resources_fail(mode: str, resource_type: str, name: str, kind: str) -> None:
@@ -205,7 +205,7 @@ def test_the_plan_with_protect_false_fails_in_prod_only() -> None:
     resources = [
         r
         for r in offline.plan("prod", overrides={"protect": "false"}).resources
-        if r.type in (policies.SERVER, policies.PRIMARY_IP)
+        if r.type in (policies.PRIMARY_IP, policies.ZONE)
     ]
     assert len(resources) == 3
     for resource in resources:
@@ -215,8 +215,10 @@ def test_the_plan_with_protect_false_fails_in_prod_only() -> None:
 
 
 def test_other_resources_need_no_protection() -> None:
+    """The server above all: replacing it is how its image, keys and user data change."""
+    assert one("prod", "tunnel", policies.SERVER).options["protect"] is False
     for resource in recorded("prod", "tunnel"):
-        if resource.type not in (policies.SERVER, policies.PRIMARY_IP):
+        if resource.type not in (policies.PRIMARY_IP, policies.ZONE):
             assert run(policies.prod_protected, resource, protect=False) == []
 
 
@@ -449,6 +451,9 @@ def test_the_pack_has_the_four_mandatory_policies() -> None:
     assert all(p.enforcement_level == pulumi_policy.EnforcementLevel.MANDATORY for p in built)
     assert all(p.description for p in built)
     assert (POLICY_DIR / "PulumiPolicy.yaml").read_text().count("runtime") == 1
+    # Each configurable policy gets its schema (a schema under another name would be dropped silently).
+    assert set(pack["CONFIG_SCHEMAS"]) <= {p.name for p in built}
+    assert all(p.config_schema is not None for p in built if p.name in pack["CONFIG_SCHEMAS"])
 
 
 def analyze_request(
@@ -504,20 +509,24 @@ def test_the_pack_reports_violations_as_mandatory(monkeypatch: pytest.MonkeyPatc
 
     server = one("prod", "tunnel", policies.SERVER)
     props = with_text(server, "userData", "write: provider-token-from-the-stack-config\n")
-    props["deleteProtection"] = False
     response = servicer.Analyze(
         analyze_request(server, "prod", props, provider_token="provider-token-from-the-stack-config"), None
     )
-    by_policy = {d.policyName: d for d in response.diagnostics}
-    assert sorted(by_policy) == ["no-provider-tokens-on-the-server", "prod-server-and-ips-protected"]
-    assert all(d.enforcementLevel == analyzer_pb2.MANDATORY for d in response.diagnostics)
-    assert "the value of a configured provider token" in by_policy["no-provider-tokens-on-the-server"].message
-    assert "provider-token-from-the-stack-config" not in by_policy["no-provider-tokens-on-the-server"].message
-    assert "pulumi config set protect true" in by_policy["prod-server-and-ips-protected"].message
+    (leak,) = response.diagnostics
+    assert leak.policyName == "no-provider-tokens-on-the-server" and leak.enforcementLevel == analyzer_pb2.MANDATORY
+    assert "the value of a configured provider token" in leak.message
+    assert "provider-token-from-the-stack-config" not in leak.message
 
-    # The stack comes from the URN: the same server in another stack need not be protected.
+    address = one("prod", "tunnel", policies.PRIMARY_IP, "standby-ipv4")
+    (unprotected,) = servicer.Analyze(
+        analyze_request(address, "prod", {**address.revealed, "deleteProtection": False}), None
+    ).diagnostics
+    assert unprotected.policyName == "prod-ips-and-zone-protected"
+    assert unprotected.enforcementLevel == analyzer_pb2.MANDATORY
+    assert "pulumi config set protect true" in unprotected.message
+    # The stack comes from the URN: the same address in another stack need not be protected.
     response = servicer.Analyze(
-        analyze_request(server, "staging", {**server.revealed, "deleteProtection": False}), None
+        analyze_request(address, "staging", {**address.revealed, "deleteProtection": False}), None
     )
     assert list(response.diagnostics) == []
 

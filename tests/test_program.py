@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 
 import pytest
 
 from mana_infra import plan as offline
+from mana_infra.components.standby_server import ssh_fingerprint
 from mana_infra.inventory import load_inventory
 from mana_infra.program import Standby
 from mana_infra.render.remote import apply_script
 
-from .support import PROJECT_DIR, plan_of, with_standby
+from .support import PROJECT_DIR, plan_of, require_tools, with_standby
 
 SERVICES = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
 COMPONENTS = {"standby": "StandbyServer", "dns": "FailoverDns", "caddy": "CaddyConfig", "wireguard": "WireGuardKeys"}
@@ -96,11 +98,16 @@ def test_the_flip_changes_only_dns_records_and_the_caddy_command() -> None:
 def test_resource_options_as_the_engine_receives_them() -> None:
     resources = by_name(plan_of("prod"))
     server = resources["standby-server"]
-    assert server.options["deleteBeforeReplace"] is True and server.options["protect"] is True
-    for name in ("standby-ipv4", "standby-ipv6"):
+    # The server is replaceable (a new image, key or user data replaces it, the old one first: it holds
+    # the primary IPs); what must survive it is protected, in Pulumi and at Hetzner.
+    assert server.options["deleteBeforeReplace"] is True and server.options["protect"] is False
+    assert "deleteProtection" not in server.inputs and "rebuildProtection" not in server.inputs
+    for name in ("standby-ipv4", "standby-ipv6", "secondary-dns-zone"):
         assert resources[name].options["protect"] is True
-        assert resources[name].inputs["autoDelete"] is False and resources[name].inputs["deleteProtection"] is True
-    assert server.inputs["deleteProtection"] is True and server.inputs["rebuildProtection"] is True
+        assert resources[name].inputs["deleteProtection"] is True
+    for name in ("standby-ipv4", "standby-ipv6"):
+        # Unassigned until the server takes it: no assignee_type the API would answer differently.
+        assert resources[name].inputs["autoDelete"] is False and "assigneeType" not in resources[name].inputs
     assert all(not r.options["ignoreChanges"] and not r.options["importId"] for r in resources.values())
     assert resources["caddy"].options["dependsOn"]  # the command waits for the server
     for name in COMPONENTS:
@@ -112,9 +119,46 @@ def test_resource_options_as_the_engine_receives_them() -> None:
 
 def test_protection_is_config() -> None:
     resources = by_name(plan_with(protect="false"))
-    assert resources["standby-server"].options["protect"] is False
-    assert resources["standby-server"].inputs["deleteProtection"] is False
-    assert resources["standby-server"].options["deleteBeforeReplace"] is True
+    for name in ("standby-ipv4", "standby-ipv6", "secondary-dns-zone"):
+        assert resources[name].options["protect"] is False and resources[name].inputs["deleteProtection"] is False
+
+
+def test_remote_commands_send_no_environment_sshd_would_refuse() -> None:
+    """pulumi-command sends the last output as PULUMI_COMMAND_STDOUT/_STDERR unless told not to, and
+    Ubuntu's sshd accepts only LANG and LC_*: every update would warn."""
+    for stack in ("prod", "failover"):
+        commands = [r for r in plan_of(stack).resources if r.type == "command:remote:Command"]
+        assert commands and all(c.inputs["addPreviousOutputInEnv"] is False for c in commands), stack
+
+
+OPERATOR_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNvbWUtb3BlcmF0b3Ita2V5LWJ5dGVzLWZvci10ZXN0 op@home"
+
+
+def plan_with_keys(*keys: dict[str, object]) -> offline.PlanResult:
+    clouds = offline.OfflineClouds(ssh_keys=keys)
+    evaluation = offline.evaluate("prod", overrides={"sshPublicKey": OPERATOR_KEY}, clouds=clouds)
+    return offline.PlanResult("prod", "tunnel", evaluation.monitor.recorded(), {}, [])
+
+
+def test_the_fingerprint_is_the_one_ssh_keygen_and_hetzner_show() -> None:
+    require_tools("ssh-keygen")
+    done = subprocess.run(["ssh-keygen", "-l", "-E", "md5", "-f", "-"], input=OPERATOR_KEY, capture_output=True,
+                          text=True, timeout=30, check=True)  # fmt: skip
+    assert done.stdout.split()[1] == "MD5:" + ssh_fingerprint(OPERATOR_KEY)
+
+
+def test_an_ssh_key_already_in_the_hetzner_project_is_used_not_uploaded_again() -> None:
+    fingerprint = ssh_fingerprint(OPERATOR_KEY)
+    # Hetzner takes a key once per project: uploading it again would fail with uniqueness_error.
+    uploaded = by_name(plan_with_keys({"id": 4711, "name": "laptop", "fingerprint": fingerprint, "labels": {}}))
+    assert "standby-ssh-key" not in uploaded and uploaded["standby-server"].inputs["sshKeys"] == ["4711"]
+    # The program's own key (labelled with its stack) stays the program's, managed as before.
+    ours = {"id": 99, "name": "mana-prod-operator", "fingerprint": fingerprint,
+            "labels": {"project": "mana-infra", "stack": "prod", "role": "standby"}}  # fmt: skip
+    managed = by_name(plan_with_keys(ours))
+    assert managed["standby-server"].inputs["sshKeys"] == [managed["standby-ssh-key"].id]
+    # Its name changes with the key: a rotation creates the new key before deleting the old one.
+    assert managed["standby-ssh-key"].inputs["name"] == f"mana-prod-operator-{fingerprint.replace(':', '')[:8]}"
 
 
 def test_adopted_records_are_imported_ignoring_comment_and_ttl() -> None:

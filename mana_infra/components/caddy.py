@@ -55,6 +55,8 @@ class CaddyConfig(pulumi.ComponentResource):
             command = remote.Command(
                 f"{name}-apply",
                 connection=connection,
+                # Ubuntu's sshd accepts no environment but LANG and LC_*: don't send the last output along.
+                add_previous_output_in_env=False,
                 create=caddy_command(),
                 stdin=args["content"],
                 triggers=[self.content_sha256, *args.get("triggers", [])],
@@ -66,6 +68,7 @@ class CaddyConfig(pulumi.ComponentResource):
             command = remote.Command(
                 f"{name}-apply",
                 connection=connection,
+                add_previous_output_in_env=False,
                 create=caddy_command(target),
                 delete=caddy_command(target, "remove"),
                 stdin=args["content"],

@@ -1,7 +1,13 @@
-"""The standby VPS at Hetzner: SSH key, primary IPs that outlive the server, firewall, server."""
+"""The standby VPS at Hetzner: SSH key, primary IPs that outlive the server, firewall, server.
+
+What must survive is protected (the primary IPs: DNS and the Mac Mini's WireGuard endpoint point at
+them); the server is not: changing its image, keys or user data replaces it, keeping the IPs.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import TypedDict
 
@@ -9,6 +15,12 @@ import pulumi
 import pulumi_hcloud as hcloud
 
 ANYWHERE = ["0.0.0.0/0", "::/0"]
+
+
+def ssh_fingerprint(public_key: str) -> str:
+    """Hetzner's fingerprint of an OpenSSH public key: MD5 of the key blob, colon-separated hex."""
+    digest = hashlib.md5(base64.b64decode(public_key.split()[1])).hexdigest()
+    return ":".join(digest[index : index + 2] for index in range(0, len(digest), 2))
 
 
 class StandbyServerArgs(TypedDict):
@@ -31,7 +43,7 @@ class StandbyServerArgs(TypedDict):
     labels: Mapping[str, str]
     """Hetzner labels on every resource."""
     protect: bool
-    """Guard the server and primary IPs against deletion, in Pulumi and at Hetzner."""
+    """Guard the primary IPs against deletion, in Pulumi and at Hetzner (the server stays replaceable)."""
 
 
 class StandbyServer(pulumi.ComponentResource):
@@ -47,9 +59,7 @@ class StandbyServer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         guarded = pulumi.ResourceOptions(parent=self, protect=protect)
 
-        ssh_key = hcloud.SshKey(
-            f"{name}-ssh-key", name=f"{prefix}-operator", public_key=args["ssh_public_key"], labels=labels, opts=child
-        )
+        ssh_key_id = self._ssh_key(name, prefix, args["ssh_public_key"], labels, child)
 
         # Primary IPs of their own, not the server's: they survive a server replacement, so DNS and the
         # Mac Mini's WireGuard endpoint never move.
@@ -58,7 +68,6 @@ class StandbyServer(pulumi.ComponentResource):
                 f"{name}-{family}",
                 name=f"{prefix}-{family}",
                 type=family,
-                assignee_type="server",
                 location=args["location"],
                 auto_delete=False,
                 delete_protection=protect,
@@ -110,7 +119,7 @@ class StandbyServer(pulumi.ComponentResource):
             server_type=args["server_type"],
             location=args["location"],
             image=args["image"],
-            ssh_keys=[ssh_key.id],
+            ssh_keys=[ssh_key_id],
             user_data=args["user_data"],
             public_nets=[
                 hcloud.ServerPublicNetArgs(
@@ -119,10 +128,8 @@ class StandbyServer(pulumi.ComponentResource):
             ],
             firewall_ids=[firewall.id.apply(int)],
             labels=labels,
-            delete_protection=protect,
-            rebuild_protection=protect,
             # A primary IP is held by one server at a time: the old server must let go of it first.
-            opts=pulumi.ResourceOptions.merge(guarded, pulumi.ResourceOptions(delete_before_replace=True)),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
 
         self.ipv4_address = ipv4.ip_address
@@ -136,3 +143,20 @@ class StandbyServer(pulumi.ComponentResource):
                 "server_id": self.server_id,
             }
         )
+
+    @staticmethod
+    def _ssh_key(
+        name: str, prefix: str, public_key: str, labels: dict[str, str], opts: pulumi.ResourceOptions
+    ) -> pulumi.Input[str]:
+        """The key the server is created with. Hetzner takes a key once per project (by fingerprint),
+        so one the operator uploaded already is used as it is; otherwise the program uploads it, under a
+        name that changes with the key, so a new key is created before the old one is deleted."""
+        fingerprint = ssh_fingerprint(public_key)
+        ours = {key: labels[key] for key in ("project", "stack") if key in labels}
+        for key in hcloud.get_ssh_keys().ssh_keys:
+            if key.fingerprint == fingerprint and any((key.labels or {}).get(k) != v for k, v in ours.items()):
+                return str(key.id)
+        suffix = fingerprint.replace(":", "")[:8]
+        return hcloud.SshKey(
+            f"{name}-ssh-key", name=f"{prefix}-operator-{suffix}", public_key=public_key, labels=labels, opts=opts
+        ).id
