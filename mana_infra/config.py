@@ -22,23 +22,26 @@ from pulumi.runtime.config import get_config
 
 from .errors import InputError, Problem, raise_if_any
 from .inventory import load_inventory
-from .model import MODES, ROLES, Mode, Role, Service, WireGuardNetwork, hostname_problem, in_zone
+from .model import MODES, ROLES, VIAS, Mode, Role, Service, Via, WireGuardNetwork, hostname_problem, in_zone
 from .project import PROJECT, Project
 
 # Keys read as plain text; `sshPrivateKey` is read apart, as a secret.
 PLAIN_KEYS = (
     "role", "mode", "zone", "tunnelId", "services", "serverType", "location", "image", "sshPublicKey", "sshUser",
     "sshAllowedCidrs", "wireguardSubnet", "wireguardVpsAddress", "wireguardMacMiniAddress", "wireguardPort",
-    "macMiniPublicKey", "macMiniPrivateKeyPath", "originName", "healthPath", "failoverTtl", "failoverProxied",
-    "acmeEmail", "protect", "adoptRecords", "prodStack", "rehearsalHosts", "secondaryDns", "cloudflareZoneId",
-    "cloudflareReachable",
+    "macMiniPublicKey", "macMiniPrivateKeyPath", "originName", "healthPath", "failoverTtl", "failoverVia",
+    "checkAllowedCidrs", "acmeEmail", "acmeServer", "protect", "adoptRecords", "prodStack", "rehearsalHosts",
+    "secondaryDns", "cloudflareZoneId", "cloudflareReachable",
 )  # fmt: skip
 SECRET_KEYS = ("sshPrivateKey",)
 
 # Provider credentials: set in the stack config as secrets, or in the environment.
 PROVIDER_TOKENS = {
     "hcloud:token": ("HCLOUD_TOKEN", "a Hetzner Cloud API token (read & write)"),
-    "cloudflare:apiToken": ("CLOUDFLARE_API_TOKEN", "a Cloudflare API token with Zone:DNS:Edit on the zone"),
+    "cloudflare:apiToken": (
+        "CLOUDFLARE_API_TOKEN",
+        "a Cloudflare API token for the zone with DNS:Edit, SSL and Certificates:Edit and Zone Settings:Read",
+    ),
 }
 # The rehearsal stack creates nothing at Hetzner.
 TOKENS_BY_ROLE: dict[Role, tuple[str, ...]] = {
@@ -77,8 +80,13 @@ class StandbyConfig:
     origin_name: str
     health_path: str
     failover_ttl: int
-    failover_proxied: bool
+    failover_via: Via
+    check_allowed_cidrs: tuple[str, ...]
+    """Who reaches the hosts through the VPS while the tunnel serves them: the operator's networks."""
     acme_email: str | None
+    acme_server: str
+    cloudflare_token: pulumi.Input[str]
+    """For the ACME DNS-01 challenge at Cloudflare: only ever handed to the ACME provider."""
     protect: bool
     adopt_records: Mapping[str, str]
     secondary_dns: bool
@@ -163,12 +171,16 @@ def read_stack_config(project: Project) -> StandbyConfig | RehearsalConfig:
     tokens_present = {
         key for key, (env_var, _) in PROVIDER_TOKENS.items() if get_config(key) or os.environ.get(env_var)
     }
+    cloudflare_token = pulumi.Config("cloudflare").get_secret("apiToken") or pulumi.Output.secret(
+        os.environ.get("CLOUDFLARE_API_TOKEN", "")
+    )
     return parse_stack_config(
         values,
         stack=pulumi.get_stack(),
         ssh_private_key=config.get_secret("sshPrivateKey"),
         tokens_present=tokens_present,
         project=project,
+        cloudflare_token=cloudflare_token,
     )
 
 
@@ -179,6 +191,7 @@ def parse_stack_config(
     ssh_private_key: pulumi.Input[str] | None,
     tokens_present: set[str],
     project: Project,
+    cloudflare_token: pulumi.Input[str] = "",
 ) -> StandbyConfig | RehearsalConfig:
     """Check every value; raise one InputError naming every problem and the command that fixes it."""
     read = _Reader(values, stack)
@@ -226,7 +239,7 @@ def parse_stack_config(
         raise_if_any(read.problems)
         return RehearsalConfig(stack, zone, prod_stack, hosts, ssh_private_key or "", ssh_user, failover_ttl)
 
-    standby = _standby(read, stack, zone, services, ssh_private_key or "", ssh_user, failover_ttl)
+    standby = _standby(read, stack, zone, services, ssh_private_key or "", ssh_user, failover_ttl, cloudflare_token)
     raise_if_any(read.problems)
     return standby
 
@@ -239,6 +252,7 @@ def _standby(
     ssh_private_key: pulumi.Input[str],
     ssh_user: str,
     failover_ttl: int,
+    cloudflare_token: pulumi.Input[str],
 ) -> StandbyConfig:
     """The standby's own keys; only returned when the reader found no problem."""
     mode = read.text("mode", "tunnel")
@@ -315,7 +329,28 @@ def _standby(
             f"{cloudflare_zone_id!r} is not a Cloudflare zone id (32 hex digits)",
             "pulumi config set cloudflareZoneId $(pulumi stack output cloudflareZoneId)",
         )
+    failover_via = read.text("failoverVia", "edge")
+    if failover_via and failover_via not in VIAS:
+        read.problem(
+            "failoverVia",
+            f"{failover_via!r} is not a way to fail over: the allowed values are {' and '.join(VIAS)}",
+            set_command("failoverVia", "edge") + "  (through Cloudflare's edge; or dns: DNS-only)",
+        )
+    acme_server = read.text("acmeServer", "https://acme-v02.api.letsencrypt.org/directory")
+    if acme_server and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", acme_server):
+        read.problem(
+            "acmeServer",
+            f"{acme_server!r} is not an ACME directory URL",
+            set_command("acmeServer", "https://acme-v02.api.letsencrypt.org/directory"),
+        )
     cloudflare_reachable = read.boolean("cloudflareReachable")
+    if not cloudflare_reachable and mode == "failover" and failover_via == "edge":
+        read.problem(
+            "failoverVia",
+            "is edge, and Cloudflare is marked unreachable: the way through the edge is Cloudflare's",
+            set_command("failoverVia", "dns") + "  (then the registrar's nameserver switch: see emergencyCutover)",
+        )
+    ssh_allowed = _cidrs(read, "sshAllowedCidrs", "SSH")
     if not cloudflare_reachable and not cloudflare_zone_id:
         read.problem(
             "cloudflareZoneId",
@@ -335,15 +370,19 @@ def _standby(
         ssh_public_key=ssh_public_key,
         ssh_private_key=ssh_private_key,
         ssh_user=ssh_user,
-        ssh_allowed_cidrs=_cidrs(read),
+        ssh_allowed_cidrs=ssh_allowed,
+        # Who may check the standby: by default, who may log in to it.
+        check_allowed_cidrs=_cidrs(read, "checkAllowedCidrs", "the inventory hosts", required=False) or ssh_allowed,
         wireguard=_wireguard_network(read),
         macmini_public_key=macmini_public_key,
         macmini_private_key_path=read.text("macMiniPrivateKeyPath", "/etc/wireguard/client_private.key"),
         origin_name=origin_name,
         health_path=health_path,
         failover_ttl=failover_ttl,
-        failover_proxied=read.boolean("failoverProxied"),
+        failover_via=cast(Via, failover_via),
         acme_email=acme_email,
+        acme_server=acme_server,
+        cloudflare_token=cloudflare_token,
         protect=read.boolean("protect"),
         adopt_records=_adopt_records(read, {s.host for s in services}),
         secondary_dns=read.boolean("secondaryDns"),
@@ -352,26 +391,26 @@ def _standby(
     )
 
 
-def _cidrs(read: _Reader) -> tuple[str, ...]:
-    fix = "pulumi config set --path 'sshAllowedCidrs[0]' 198.51.100.7/32   (one index per network)"
-    raw, entries = read.optional("sshAllowedCidrs"), read.json("sshAllowedCidrs")
+def _cidrs(read: _Reader, key: str, what: str, *, required: bool = True) -> tuple[str, ...]:
+    """A list of the operator's networks: never the whole internet. Optional lists may be empty."""
+    fix = f"pulumi config set --path '{key}[0]' 198.51.100.7/32   (one index per network)"
+    raw, entries = read.optional(key), read.json(key)
     if not raw or entries == []:
-        read.problem("sshAllowedCidrs", "is not set: name the networks allowed to reach SSH on the VPS", fix)
+        if required:
+            read.problem(key, f"is not set: name the networks allowed to reach {what} on the VPS", fix)
         return ()
     if not isinstance(entries, list) or not entries or not all(isinstance(entry, str) for entry in entries):
-        read.problem("sshAllowedCidrs", f"{raw!r} is not a list of networks", fix)
+        read.problem(key, f"{raw!r} is not a list of networks", fix)
         return ()
     cidrs: list[str] = []
     for entry in entries:
         try:
             network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
-            read.problem("sshAllowedCidrs", f"{entry!r} is not a network (expected e.g. 198.51.100.7/32)", fix)
+            read.problem(key, f"{entry!r} is not a network (expected e.g. 198.51.100.7/32)", fix)
             continue
         if network.prefixlen == 0:
-            read.problem(
-                "sshAllowedCidrs", f"{entry} opens SSH to the whole internet", "name your own networks instead: " + fix
-            )
+            read.problem(key, f"{entry} opens {what} to the whole internet", "name your own networks instead: " + fix)
             continue
         cidrs.append(str(network))
     return tuple(cidrs)

@@ -15,6 +15,12 @@ from typing import Literal
 Mode = Literal["tunnel", "failover"]
 MODES: tuple[Mode, ...] = ("tunnel", "failover")
 
+Via = Literal["edge", "dns"]
+"""The two ways to fail over: through Cloudflare's edge (records stay proxied, pointing at the VPS's
+origin name; the tunnel alone is down), or DNS-only (records point at the VPS directly; Cloudflare's
+proxy is down too, or the account)."""
+VIAS: tuple[Via, ...] = ("edge", "dns")
+
 Role = Literal["standby", "rehearsal"]
 ROLES: tuple[Role, ...] = ("standby", "rehearsal")
 

@@ -36,6 +36,17 @@ from .project import PROJECT, Project, qualified
 OFFLINE_IPV4 = "203.0.113.10"
 OFFLINE_IPV6 = "2001:db8::1"
 OFFLINE_IPV6_NETWORK = "2001:db8::/64"
+# The certificates' ends: Cloudflare's Origin CA signs for 15 years, Let's Encrypt for 90 days.
+OFFLINE_ORIGIN_CA_EXPIRY = "2041-11-24T12:00:00Z"
+OFFLINE_PUBLIC_EXPIRY = "2027-02-26T12:00:00Z"
+# Cloudflare's published ranges (cloudflare.com/ips), what get_ip_ranges answers offline.
+CLOUDFLARE_IP_RANGES: tuple[tuple[str, ...], tuple[str, ...]] = (
+    ("173.245.48.0/20", "103.21.244.0/22", "103.22.200.0/22", "103.31.4.0/22", "141.101.64.0/18",
+     "108.162.192.0/18", "190.93.240.0/20", "188.114.96.0/20", "197.234.240.0/22", "198.41.128.0/17",
+     "162.158.0.0/15", "104.16.0.0/13", "104.24.0.0/14", "172.64.0.0/13", "131.0.72.0/22"),
+    ("2400:cb00::/32", "2606:4700::/32", "2803:f800::/32", "2405:b500::/32", "2405:8100::/32", "2a06:98c0::/29",
+     "2c0f:f248::/32"),
+)  # fmt: skip
 # Hetzner's DNS nameservers, as its API assigns them to a primary zone.
 OFFLINE_HETZNER_NAMESERVERS = ("hydrogen.ns.hetzner.com.", "oxygen.ns.hetzner.com.", "helium.ns.hetzner.de.")
 OFFLINE_MARK = "OFFLINE PLAN: placeholder keys and documentation addresses (203.0.113.0/24, 2001:db8::/32); not for use"
@@ -45,6 +56,9 @@ _SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
 ARTIFACT_NAMES = ("Caddyfile", "cloud-init.yaml", "wg0-server.conf", "wg0-macmini.conf")
+# The remote commands whose stdin is an artifact (the others carry certificates, which are secrets).
+CADDY_COMMAND = "caddy-apply"
+REHEARSAL_COMMAND = "rehearsal-caddy-apply"
 
 
 @dataclass(frozen=True)
@@ -151,6 +165,16 @@ def stack_config(
     return values, sorted(set(secret_keys)), used
 
 
+def _secret(value: str) -> dict[str, Any]:
+    """A value the provider marks secret (additionalSecretOutputs), which the mock engine would not."""
+    return {_SIG_KEY: _SECRET_SIG, "value": value}
+
+
+def _offline_pem(kind: str, name: str) -> str:
+    body = base64.b64encode(f"{OFFLINE_MARK} ({name})".encode()).decode()
+    return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
+
+
 def _stable_number(name: str) -> str:
     return str(int(hashlib.sha256(name.encode()).hexdigest()[:7], 16))
 
@@ -165,6 +189,8 @@ class OfflineClouds(pulumi_mocks.Mocks):
         secret_outputs: Sequence[str] = (),
         zone_records: Sequence[Mapping[str, Any]] = (),
         ssh_keys: Sequence[Mapping[str, Any]] = (),
+        ssl_mode: str = "strict",
+        ip_ranges: tuple[Sequence[str], Sequence[str]] = CLOUDFLARE_IP_RANGES,
     ) -> None:
         self.referenced_outputs = dict(referenced_outputs or {})
         self.secret_outputs = list(secret_outputs)
@@ -172,6 +198,9 @@ class OfflineClouds(pulumi_mocks.Mocks):
         self.zone_records = [dict(record) for record in zone_records]
         # The Hetzner project's SSH keys: none offline, unless a test uploads some.
         self.ssh_keys = [dict(key) for key in ssh_keys]
+        # The zone's SSL/TLS mode and Cloudflare's published networks, as the provider would read them.
+        self.ssl_mode = ssl_mode
+        self.ip_ranges = ip_ranges
         self.calls: list[str] = []
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -186,13 +215,26 @@ class OfflineClouds(pulumi_mocks.Mocks):
             state.update(ipv4Address=OFFLINE_IPV4, ipv6Address=OFFLINE_IPV6, status="running")
         elif args.typ == "random:index/randomBytes:RandomBytes":
             raw = hashlib.sha256(f"mana-infra offline key {args.name}".encode()).digest()[: int(args.inputs["length"])]
-            # The provider returns these as secrets (additionalSecretOutputs); the mock engine would not.
-            state["base64"] = {_SIG_KEY: _SECRET_SIG, "value": base64.b64encode(raw).decode()}
-            state["hex"] = {_SIG_KEY: _SECRET_SIG, "value": raw.hex()}
+            state.update(base64=_secret(base64.b64encode(raw).decode()), hex=_secret(raw.hex()))
         elif args.typ == "command:remote:Command":
             state.update(stdout="(offline plan: not run)", stderr="")
         elif args.typ == "hcloud:index/zone:Zone":
             state["authoritativeNameservers"] = {"assigneds": list(OFFLINE_HETZNER_NAMESERVERS)}
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            state["privateKeyPem"] = _secret(_offline_pem("PRIVATE KEY", args.name))
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            state["certRequestPem"] = _offline_pem("CERTIFICATE REQUEST", args.name)
+        elif args.typ == "cloudflare:index/originCaCertificate:OriginCaCertificate":
+            state.update(certificate=_offline_pem("CERTIFICATE", args.name), expiresOn=OFFLINE_ORIGIN_CA_EXPIRY)
+        elif args.typ == "acme:index/registration:Registration":
+            state["accountKeyPem"] = _secret(_offline_pem("PRIVATE KEY", args.name))
+        elif args.typ == "acme:index/certificate:Certificate":
+            state.update(
+                certificatePem=_offline_pem("CERTIFICATE", args.name),
+                issuerPem=_offline_pem("CERTIFICATE", f"{args.name} issuer"),
+                privateKeyPem=_secret(_offline_pem("PRIVATE KEY", args.name)),
+                certificateNotAfter=OFFLINE_PUBLIC_EXPIRY,
+            )
         return resource_id, state
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]  # the mock engine wants a plain dict
@@ -205,6 +247,10 @@ class OfflineClouds(pulumi_mocks.Mocks):
             return {"results": self.zone_records}
         if args.token == "hcloud:index/getSshKeys:getSshKeys":
             return {"sshKeys": self.ssh_keys}
+        if args.token == "cloudflare:index/getZoneSetting:getZoneSetting":
+            return {"id": args.args["settingId"], "settingId": args.args["settingId"], "value": self.ssl_mode}
+        if args.token == "cloudflare:index/getIpRanges:getIpRanges":
+            return {"ipv4Cidrs": list(self.ip_ranges[0]), "ipv6Cidrs": list(self.ip_ranges[1])}
         return {}
 
 
@@ -337,8 +383,9 @@ def _artifacts(resources: list[Recorded], revealed_outputs: Mapping[str, Any]) -
     """The files the program renders, taken from what it hands the engine, each marked as offline.
     The rehearsal stack renders one: its site file."""
     by_type = {resource.type: resource.revealed or {} for resource in resources}
+    stdin = {resource.name: (resource.revealed or {}).get("stdin", "") for resource in resources}
     if "hcloud:index/server:Server" not in by_type:
-        return {SITE_FILE: _mark(by_type["command:remote:Command"]["stdin"])}
+        return {SITE_FILE: _mark(stdin[REHEARSAL_COMMAND])}
     user_data = by_type["hcloud:index/server:Server"]["userData"]
     wireguard_server = next(
         item["content"]
@@ -346,7 +393,7 @@ def _artifacts(resources: list[Recorded], revealed_outputs: Mapping[str, Any]) -
         if item["path"] == "/etc/wireguard/wg0.conf"
     )
     return {
-        "Caddyfile": _mark(by_type["command:remote:Command"]["stdin"]),
+        "Caddyfile": _mark(stdin[CADDY_COMMAND]),
         "cloud-init.yaml": _mark(user_data),
         "wg0-server.conf": _mark(wireguard_server),
         "wg0-macmini.conf": _mark(revealed_outputs["macminiWireguardConfig"]),

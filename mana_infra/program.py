@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_cloudflare as cloudflare
 
 from .components.caddy import CaddyConfig
+from .components.certificates import Certificates
 from .components.dns import FailoverDns, lookup_zone_id, read_zone_records
 from .components.rehearsal import SITE_FILE, RehearsalSites
 from .components.secondary_dns import SecondaryDns
@@ -17,8 +19,8 @@ from .errors import InputError, Problem
 from .mirror import Unmirrored, mirror_extra_records
 from .model import DnsRecord, tunnel_target
 from .project import Project
-from .records import inventory_record
-from .render.caddyfile import CaddySpec, render_caddyfile
+from .records import cutover_budget, inventory_record
+from .render.caddyfile import ORIGIN_CERTIFICATE, PUBLIC_CERTIFICATE, CaddySpec, render_caddyfile
 from .render.cloud_init import render_cloud_init
 from .render.wireguard import render_macmini_config, render_server_config
 
@@ -31,6 +33,9 @@ class Standby:
     server: StandbyServer
     dns: FailoverDns
     caddy: CaddyConfig
+    certificates: Certificates
+    ssl_mode: str
+    """The zone's SSL/TLS mode at Cloudflare ("strict" is what the edge way needs), or why it is unknown."""
     caddyfile: str
     records: tuple[DnsRecord, ...]
     user_data: pulumi.Output[str]
@@ -102,50 +107,96 @@ def build(config: StandbyConfig) -> Standby:
         inventory_record(
             service,
             config.mode,
+            via=config.failover_via,
             tunnel_id=config.tunnel_id,
             origin_name=config.origin_name,
             failover_ttl=config.failover_ttl,
-            failover_proxied=config.failover_proxied,
         )
         for service in config.services
     )
     # With Cloudflare unreachable the program must make no Cloudflare call: the zone id comes from config.
     zone_id = config.cloudflare_zone_id or lookup_zone_id(config.zone)
-    dns = FailoverDns(
-        "dns",
+    ssl_mode = zone_ssl_mode(config, zone_id)
+
+    certificates = Certificates(
+        "certificates",
         {
+            "zone": config.zone,
             "zone_id": zone_id,
-            "origin_name": config.origin_name,
-            "origin_ipv4": server.ipv4_address,
-            "origin_ipv6": server.ipv6_address,
-            "origin_ttl": config.failover_ttl,
-            "inventory": records,
-            "adopt": config.adopt_records,
+            "acme_server": config.acme_server,
+            "acme_email": config.acme_email,
+            "cloudflare_token": config.cloudflare_token,
         },
     )
+    certificate_files = [
+        CaddyConfig(
+            f"certificate-{kind}",
+            {
+                "host": server.ipv4_address,
+                "user": config.ssh_user,
+                "private_key": config.ssh_private_key,
+                "content": content,
+                "target": target,
+                # A new server gets them again.
+                "triggers": [server.server_id],
+                "after": [server],
+            },
+        )
+        for kind, target, content in (
+            ("public", PUBLIC_CERTIFICATE, certificates.public_pem),
+            ("origin", ORIGIN_CERTIFICATE, certificates.origin_pem),
+        )
+    ]
 
     caddyfile = render_caddyfile(
         CaddySpec(
             mode=config.mode,
+            via=config.failover_via,
             services=config.services,
             macmini_address=str(network.macmini_address),
             origin_name=config.origin_name,
             health_path=config.health_path,
-            acme_email=config.acme_email,
+            allowed_networks=allowed_networks(config, zone_id),
         )
     )
-    caddy = CaddyConfig(
-        "caddy",
-        {
-            "host": server.ipv4_address,
-            "user": config.ssh_user,
-            "private_key": config.ssh_private_key,
-            "content": caddyfile,
-            # A flip re-runs the command even if the Caddyfile were the same; a new server gets it again.
-            "triggers": [config.mode, server.server_id],
-        },
-        pulumi.ResourceOptions(depends_on=[server]),
-    )
+
+    def caddy_config(after: list[pulumi.Resource]) -> CaddyConfig:
+        return CaddyConfig(
+            "caddy",
+            {
+                "host": server.ipv4_address,
+                "user": config.ssh_user,
+                "private_key": config.ssh_private_key,
+                "content": caddyfile,
+                # A flip re-runs the command even if the Caddyfile were the same; a new server gets it again.
+                "triggers": [config.mode, server.server_id],
+                "after": [server, *certificate_files, *after],
+            },
+        )
+
+    def failover_dns(after: list[pulumi.Resource]) -> FailoverDns:
+        return FailoverDns(
+            "dns",
+            {
+                "zone_id": zone_id,
+                "origin_name": config.origin_name,
+                "origin_ipv4": server.ipv4_address,
+                "origin_ipv6": server.ipv6_address,
+                "origin_ttl": config.failover_ttl,
+                "inventory": records,
+                "adopt": config.adopt_records,
+                "after": after,
+            },
+        )
+
+    # The order follows the mode: on a cut-over the VPS serves every host before DNS sends anyone
+    # there; on the way back DNS leaves the VPS before it stops serving the public.
+    if config.mode == "failover":
+        caddy = caddy_config([])
+        dns = failover_dns([caddy])
+    else:
+        dns = failover_dns([])
+        caddy = caddy_config([dns])
 
     secondary, unmirrored = build_secondary_dns(config, server, zone_id) if config.secondary_dns else (None, ())
 
@@ -154,6 +205,8 @@ def build(config: StandbyConfig) -> Standby:
         server=server,
         dns=dns,
         caddy=caddy,
+        certificates=certificates,
+        ssl_mode=ssl_mode,
         caddyfile=caddyfile,
         records=records,
         user_data=user_data,
@@ -162,6 +215,55 @@ def build(config: StandbyConfig) -> Standby:
         secondary=secondary,
         unmirrored=unmirrored,
     )
+
+
+def zone_ssl_mode(config: StandbyConfig, zone_id: str) -> str:
+    """The zone's SSL/TLS mode, read (never changed: it is zone-wide). The edge way needs Full (strict):
+    a cut-over through the edge is refused without it, and the outputs always say what it is."""
+    if not config.cloudflare_reachable:
+        return "unknown (Cloudflare is marked unreachable)"
+    cutting_over_via_edge = config.mode == "failover" and config.failover_via == "edge"
+    try:
+        mode = str(cloudflare.get_zone_setting(zone_id=zone_id, setting_id="ssl").value)
+    except Exception as exc:  # the invoke's error: only fatal when the edge way depends on the answer
+        if cutting_over_via_edge:
+            raise InputError(
+                [
+                    Problem(
+                        f"zone {config.zone}",
+                        f"its SSL/TLS mode cannot be read ({exc}): the way through the edge needs Full (strict)",
+                        "give the token Zone Settings:Read, or fail over DNS-only: pulumi config set failoverVia dns",
+                    )
+                ]
+            ) from None
+        return "unknown (the token cannot read the zone's settings)"
+    if cutting_over_via_edge and mode != "strict":
+        raise InputError(
+            [
+                Problem(
+                    f"zone {config.zone}",
+                    f"its SSL/TLS mode is {mode!r}: through the edge, Cloudflare must verify the VPS's Origin CA "
+                    "certificate, which only Full (strict) does (mana-infra never changes zone-wide settings)",
+                    f"Cloudflare dashboard -> {config.zone} -> SSL/TLS -> Overview -> Full (strict), or "
+                    f"curl -X PATCH https://api.cloudflare.com/client/v4/zones/{zone_id}/settings/ssl "
+                    "-H 'Authorization: Bearer <token>' --json '{\"value\": \"strict\"}'; "
+                    "or fail over DNS-only: pulumi config set failoverVia dns",
+                )
+            ]
+        )
+    return mode
+
+
+def allowed_networks(config: StandbyConfig, zone_id: str) -> tuple[str, ...]:
+    """Who reaches the inventory hosts on the VPS in this mode: the operator's networks while the tunnel
+    serves them; through the edge, Cloudflare's published ranges (as the provider reads them) too;
+    DNS-only, everyone (empty)."""
+    if config.mode == "tunnel":
+        return config.check_allowed_cidrs
+    if config.failover_via == "dns":
+        return ()
+    ranges = cloudflare.get_ip_ranges()
+    return (*ranges.ipv4_cidrs, *ranges.ipv6_cidrs, *config.check_allowed_cidrs)
 
 
 def build_secondary_dns(
@@ -194,6 +296,7 @@ def build_secondary_dns(
 def export(config: StandbyConfig, standby: Standby) -> None:
     """The stack outputs: what the operator, `mana-infra check` and the rehearsal stack read."""
     pulumi.export("mode", config.mode)
+    pulumi.export("failoverVia", config.failover_via)
     pulumi.export("originName", config.origin_name)
     pulumi.export("originIpv4", standby.server.ipv4_address)
     pulumi.export("originIpv6", standby.server.ipv6_address)
@@ -209,8 +312,8 @@ def export(config: StandbyConfig, standby: Standby) -> None:
         standby.caddy.command_urn.apply(
             lambda urn: (
                 f"pulumi config set cloudflareZoneId {standby.zone_id} && "
-                "pulumi config set cloudflareReachable false && pulumi config set mode failover && "
-                f"pulumi up --target '{urn}'"
+                "pulumi config set cloudflareReachable false && pulumi config set failoverVia dns && "
+                f"pulumi config set mode failover && pulumi up --target '{urn}'"
             )
         ),
     )
@@ -231,6 +334,10 @@ def export(config: StandbyConfig, standby: Standby) -> None:
             ),
         )
     pulumi.export("caddyfileSha256", standby.caddy.content_sha256)
+    pulumi.export("zoneSslMode", standby.ssl_mode)
+    pulumi.export("originCertificateExpiresOn", standby.certificates.origin_expires_on)
+    pulumi.export("publicCertificateExpiresOn", standby.certificates.public_expires_on)
+    pulumi.export("cutoverBudget", cutover_budget(standby.records, config.failover_ttl))
     pulumi.export("zone", config.zone)
     pulumi.export("sshUser", config.ssh_user)
     services = {service.host: service for service in config.services}

@@ -2,16 +2,51 @@
 
 from __future__ import annotations
 
-from .model import AUTOMATIC_TTL, DnsRecord, Mode, Service, tunnel_target
+from collections.abc import Sequence
+from typing import Any
+
+from .model import AUTOMATIC_TTL, DnsRecord, Mode, Service, Via, tunnel_target
 
 
 def inventory_record(
-    service: Service, mode: Mode, *, tunnel_id: str, origin_name: str, failover_ttl: int, failover_proxied: bool
+    service: Service, mode: Mode, *, via: Via, tunnel_id: str, origin_name: str, failover_ttl: int
 ) -> DnsRecord:
     """Always a CNAME, whatever the mode: the flip is an in-place update of content, proxied and TTL,
     never a delete-and-create that leaves a moment without a record (and a cached NXDOMAIN), and never
-    an A record beside a CNAME (Cloudflare error 81053)."""
+    an A record beside a CNAME (Cloudflare error 81053).
+
+    Through the edge the record stays proxied: resolvers keep Cloudflare's addresses, so nothing waits
+    on a TTL, and Cloudflare follows the new target within seconds. DNS-only, resolvers wait out the
+    old records' TTL (300 s for proxied ones), then ask again every `failover_ttl` seconds."""
     if mode == "tunnel":
         return DnsRecord(service.host, "CNAME", tunnel_target(tunnel_id), AUTOMATIC_TTL, proxied=True)
-    ttl = AUTOMATIC_TTL if failover_proxied else failover_ttl
-    return DnsRecord(service.host, "CNAME", origin_name, ttl, proxied=failover_proxied)
+    if via == "edge":
+        return DnsRecord(service.host, "CNAME", origin_name, AUTOMATIC_TTL, proxied=True)
+    return DnsRecord(service.host, "CNAME", origin_name, failover_ttl, proxied=False)
+
+
+# What Cloudflare answers for a proxied name: its own addresses, with a fixed TTL of 300 s.
+PROXIED_TTL_SECONDS = 300
+# How soon Cloudflare's edge follows a proxied record's new target (its community reports: under 60 s).
+EDGE_APPLIES_SECONDS = 60
+
+
+def cutover_budget(records: Sequence[DnsRecord], failover_ttl: int) -> dict[str, Any]:
+    """How long a change of the inventory records takes to reach visitors in the real world, from the
+    records as they are now; no way waits on a certificate (they are installed beforehand)."""
+    answered_ttl = max((PROXIED_TTL_SECONDS if r.proxied else r.ttl for r in records), default=failover_ttl)
+    all_proxied = bool(records) and all(r.proxied for r in records)
+    held = (
+        f"resolvers hold Cloudflare's answers for proxied records up to {PROXIED_TTL_SECONDS} s (fixed)"
+        if all_proxied
+        else f"resolvers hold today's DNS-only answers up to their TTL, {answered_ttl} s"
+    )
+    edge: dict[str, Any] = {"seconds": answered_ttl, "why": held}
+    if all_proxied:
+        edge = {
+            "seconds": EDGE_APPLIES_SECONDS,
+            "why": "the records stay proxied: resolvers keep Cloudflare's addresses and nothing waits on a TTL; "
+            "Cloudflare follows the new target within a minute",
+        }
+    dns = {"seconds": answered_ttl, "why": f"{held}; afterwards changes take up to {failover_ttl} s (failoverTtl)"}
+    return {"edge": edge, "dns": dns, "certificates": "none to obtain: both are on the VPS before any cut-over"}

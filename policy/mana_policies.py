@@ -158,6 +158,16 @@ _TOKEN_SHAPES = (
         re.compile(_BOUNDARY_BEFORE + r"[A-Za-z0-9_-]{40}" + _BOUNDARY_AFTER),
     ),
 )
+# Certificates and their keys go to the server on purpose (the standby's TLS), as PEM: base64 lines of
+# 64 characters, which often look like a Hetzner token. Their blocks are not searched for shapes.
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
+
+
+def _without_pem(text: str) -> str:
+    """The text with every PEM block blanked out, its lines kept (line numbers stay right)."""
+    return _PEM_BLOCK.sub(lambda block: "\n" * block.group(0).count("\n"), text)
+
+
 # Known token values shorter than this are not searched for (an empty or placeholder value would match
 # everywhere); real Hetzner and Cloudflare tokens are 64 and 40 characters.
 MIN_KNOWN_TOKEN_LENGTH = 20
@@ -179,10 +189,11 @@ def token_findings(text: str, known_tokens: Iterable[str] = ()) -> Iterator[str]
             yield f"the value of a configured provider token at line {_line_of(text, offset)}"
     for match in _TOKEN_NAMES.finditer(text):
         yield f"the token name {match.group(0)!r} at line {_line_of(text, match.start())}"
+    outside_pem = _without_pem(text)
     for what, shape in _TOKEN_SHAPES:
-        for match in shape.finditer(text):
+        for match in shape.finditer(outside_pem):
             if _mixed(match.group(0)):
-                yield f"{what} at line {_line_of(text, match.start())}"
+                yield f"{what} at line {_line_of(outside_pem, match.start())}"
 
 
 def _texts(resource_type: str, props: Mapping[str, Any]) -> Iterator[tuple[str, str]]:

@@ -7,6 +7,7 @@ import copy
 import functools
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,15 +27,50 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 T = TypeVar("T")
 
 
-def plan_of(stack: str = "prod", mode: str | None = None) -> offline.PlanResult:
-    """The offline plan of a stack file as it is (in ``mode``): evaluated once per test run, each
-    caller gets its own copy, so nothing one test does reaches another."""
-    return copy.deepcopy(_evaluated_plan(stack, mode or PROJECT.stack_config(stack).get("mode")))
+def plan_of(stack: str = "prod", mode: str | None = None, **overrides: str) -> offline.PlanResult:
+    """The offline plan of a stack file as it is (in ``mode``, with config ``overrides``): evaluated once
+    per test run, each caller gets its own copy, so nothing one test does reaches another."""
+    mode = mode or PROJECT.stack_config(stack).get("mode")
+    return copy.deepcopy(_evaluated_plan(stack, mode, tuple(sorted(overrides.items()))))
 
 
 @functools.cache
-def _evaluated_plan(stack: str, mode: str | None) -> offline.PlanResult:
-    return offline.plan(stack, mode=mode, project=PROJECT)
+def _evaluated_plan(stack: str, mode: str | None, overrides: tuple[tuple[str, str], ...]) -> offline.PlanResult:
+    return offline.plan(stack, mode=mode, overrides=dict(overrides), project=PROJECT)
+
+
+# The standby's three states: what its Caddyfile is in each.
+STATES = {"tunnel": {"mode": "tunnel"}, "failover": {"mode": "failover"},
+          "failover-dns": {"mode": "failover", "failoverVia": "dns"}}  # fmt: skip
+
+
+def plan_in(state: str) -> offline.PlanResult:
+    overrides = dict(STATES[state])
+    return plan_of("prod", overrides.pop("mode"), **overrides)
+
+
+def etc_caddy(tmp_path: Path, files: dict[str, str], zone: str = "mana.how") -> Path:
+    """An /etc/caddy as the VPS has it: ``files`` (relative paths), and both certificates (a test CA's,
+    for the zone and *.zone) where the Caddyfile refers to them."""
+    from mana_infra.render.caddyfile import ORIGIN_CERTIFICATE, PUBLIC_CERTIFICATE
+    from mana_lab.standins import LocalCA
+
+    caddy_dir = tmp_path / "etc-caddy"
+    for folder in ("sites.d", "global.d", "certs"):
+        (caddy_dir / folder).mkdir(parents=True, exist_ok=True)
+    cert, key = LocalCA(tmp_path / "ca").issue("standby", [zone, f"*.{zone}"])
+    for path in (PUBLIC_CERTIFICATE, ORIGIN_CERTIFICATE):
+        (caddy_dir / path).write_text(cert.read_text() + key.read_text())
+    for name, text in files.items():
+        (caddy_dir / name).write_text(text)
+    return caddy_dir
+
+
+def caddy_with(caddy_dir: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """`caddy COMMAND` with ``caddy_dir`` as its /etc/caddy (in a mount namespace of its own)."""
+    require_root_and_tools("caddy", "unshare", "mount")
+    script = f"mkdir -p /etc/caddy && mount --bind {caddy_dir} /etc/caddy && caddy {command}"
+    return subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, timeout=60)
 
 
 def require_engine() -> str:

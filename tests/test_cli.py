@@ -75,7 +75,10 @@ def test_plan_mode_and_services_overrides(mana_infra: Callable[..., Run], tmp_pa
     assert document["mode"] == "failover"
     records = [r for r in document["resources"] if r["name"].startswith("dns-") and r["inputs"]["type"] == "CNAME"]
     assert [(r["inputs"]["name"], r["inputs"]["content"]) for r in records] == [("only.mana.how", "vps.mana.how")]
-    assert "only.mana.how {\n\treverse_proxy 10.0.0.2:8080 {" in document["artifacts"]["Caddyfile"]
+    assert (
+        "only.mana.how {\n\timport origin_certificate\n\timport elsewhere_refused\n\treverse_proxy 10.0.0.2:8080 {"
+        in (document["artifacts"]["Caddyfile"])
+    )
 
 
 def test_plan_table_lists_resources_outputs_and_placeholders(mana_infra: Callable[..., Run]) -> None:
@@ -104,11 +107,8 @@ def test_plan_diff_shows_what_the_flip_changes(mana_infra: Callable[..., Run]) -
     document = json.loads(result.stdout)
     assert (document["from"], document["to"]) == ("tunnel", "failover")
     chat = {c["field"]: (c["before"], c["after"]) for c in document["changes"] if c["resource"] == "dns-chat.mana.how"}
-    assert chat == {
-        "content": ("00000000-0000-4000-8000-000000000000.cfargotunnel.com", "vps.mana.how"),
-        "proxied": (True, False),
-        "ttl": (1, 60),
-    }
+    # Through the edge (the default way) only the target moves: still proxied, still automatic TTL.
+    assert chat == {"content": ("00000000-0000-4000-8000-000000000000.cfargotunnel.com", "vps.mana.how")}
     table = mana_infra("plan", "--diff", "--mode", "failover")
     assert table.returncode == 0 and "failover -> tunnel" in table.stdout and "dns-chat.mana.how" in table.stdout
 
@@ -152,11 +152,18 @@ def test_plan_against_a_saved_plan_shows_only_what_changed(mana_infra: Callable[
     inventory = tmp_path / "services.yaml"
     inventory.write_text((PROJECT_DIR / "services.yaml").read_text() + "  - host: new.mana.how\n    port: 6000\n")
     added = json.loads(mana_infra("plan", "--against", str(base), "--services", str(inventory), "--json").stdout)
-    # The new host's Cloudflare CNAME, and its CNAME in the Hetzner mirror.
-    assert {(c["resource"], c["field"], c["after"]) for c in added["changes"]} == {
-        ("dns-new.mana.how", "(resource)", "created"),
-        ("secondary-dns-new-cname", "(resource)", "created"),
+    # The new host's Cloudflare CNAME, its CNAME in the Hetzner mirror, and its site on the VPS (warm
+    # in tunnel mode too: a new Caddyfile, a new command).
+    assert {(c["resource"], c["field"]) for c in added["changes"]} == {
+        ("dns-new.mana.how", "(resource)"),
+        ("secondary-dns-new-cname", "(resource)"),
+        ("caddy-apply", "stdin"),
+        ("caddy-apply", "triggers[0]"),
     }
+    [site] = [c["after"] for c in added["changes"] if c["field"] == "stdin"]
+    assert (
+        "new.mana.how {\n\timport public_certificate\n\timport elsewhere_refused\n\treverse_proxy 10.0.0.2:6000" in site
+    )
     broken = tmp_path / "broken.json"
     broken.write_text("{}")
     result = mana_infra("plan", "--against", str(broken))

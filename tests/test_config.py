@@ -51,7 +51,8 @@ def test_the_prod_stack_with_its_placeholders_is_valid() -> None:
     assert config.server_type == "cx23" and config.location == "fsn1" and config.image == "ubuntu-24.04"
     assert str(config.wireguard.subnet) == "10.0.0.0/24"
     assert (str(config.wireguard.server_address), str(config.wireguard.macmini_address)) == ("10.0.0.1", "10.0.0.2")
-    assert config.failover_ttl == 60 and config.failover_proxied is False and config.protect is True
+    assert config.failover_ttl == 60 and config.failover_via == "edge" and config.protect is True
+    assert config.check_allowed_cidrs == config.ssh_allowed_cidrs == ("192.0.2.0/24",)
     assert len(config.services) == 27
 
 
@@ -69,7 +70,7 @@ def test_all_problems_at_once_each_with_its_fix() -> None:
             sshAllowedCidrs=None,
             failoverTtl="10",
             wireguardMacMiniAddress="10.9.9.9",
-            failoverProxied="yes",
+            failoverVia="proxy",
             zone="mana.how",
         ),
         ssh_private_key=None,
@@ -84,7 +85,7 @@ def test_all_problems_at_once_each_with_its_fix() -> None:
         "mana-infra:wireguardMacMiniAddress: 10.9.9.9 is not a host address": (
             "pulumi config set wireguardMacMiniAddress 10.0.0.2"
         ),
-        "mana-infra:failoverProxied: 'yes' is not true or false": "pulumi config set failoverProxied true",
+        "mana-infra:failoverVia: 'proxy' is not a way to fail over": "pulumi config set failoverVia edge",
         "hcloud:token: is not set": "pulumi config set --secret hcloud:token",
         "cloudflare:apiToken: is not set": "pulumi config set --secret cloudflare:apiToken",
     }

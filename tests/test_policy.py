@@ -48,10 +48,19 @@ def origin_name_of(stack: str) -> str:
 
 @functools.cache
 def recorded(stack: str, mode: str) -> tuple[offline.Recorded, ...]:
+    """The plan's resources; mode "failover-dns" is failover with the DNS-only way."""
+    if mode == "failover-dns":
+        return tuple(plan_of(stack, "failover", failoverVia="dns").resources)
     return tuple(plan_of(stack, mode).resources)
 
 
+# Each stack's Caddy command: what "the remote command" means below (prod has its certificates' too).
+CADDY_COMMAND = {"prod": "caddy-apply", "failover": "rehearsal-caddy-apply"}
+
+
 def one(stack: str, mode: str, resource_type: str, name: str | None = None) -> offline.Recorded:
+    if resource_type == policies.REMOTE_COMMAND and name is None:
+        name = CADDY_COMMAND[stack]
     matches = [r for r in recorded(stack, mode) if r.type == resource_type and (name is None or r.name == name)]
     assert len(matches) == 1, (resource_type, name, [r.name for r in matches])
     return copy.deepcopy(matches[0])
@@ -318,6 +327,28 @@ def random_wireguard_keys(count: int) -> Iterator[str]:
     yield "A" * 8 + "b3" * 17 + "c="
 
 
+def test_certificates_and_their_keys_are_not_tokens() -> None:
+    """The standby's certificates go to the server on purpose; their base64 lines often have a token's
+    shape, and must never block a deploy (a token's name or value in the same text still does)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = "".join(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+        for _ in range(20)
+    )
+    assert any(policies._TOKEN_SHAPES[0][1].search(line) for line in pem.splitlines())  # the shape is there
+    assert list(policies.token_findings(pem)) == []
+    last = pem.count("\n") + 1
+    findings = list(policies.token_findings(pem + f"export HCLOUD_TOKEN={FAKE_HCLOUD_TOKEN}\n"))
+    assert findings == [
+        f"the token name 'HCLOUD_TOKEN' at line {last}",
+        f"a 64-character Hetzner-token-shaped string at line {last}",
+    ]
+
+
 def test_wireguard_keys_and_digests_are_not_tokens() -> None:
     keys = list(random_wireguard_keys(3000))
     assert all(len(key) == 44 and key.endswith("=") for key in keys)
@@ -353,7 +384,7 @@ def test_an_inventory_record_that_changes_type_fails(mode: str, origin_name: str
 
 @pytest.mark.parametrize(("ttl", "fails"), [(60, False), (300, False), (301, True), (3600, True)])
 def test_a_dns_only_record_needs_a_short_ttl(ttl: int, fails: bool) -> None:
-    record = inventory_record("failover")
+    record = inventory_record("failover-dns")
     assert record.revealed["proxied"] is False
     record.revealed["ttl"] = ttl
     messages = run(policies.inventory_records_flip_in_place, record, origin_name="vps.mana.how")
@@ -369,7 +400,9 @@ def test_the_failover_ttl_config_is_checked_through_the_program() -> None:
     """The real program with `failoverTtl: 3600`: every inventory record fails, the origin records do not."""
     resources = [
         r
-        for r in offline.plan("prod", mode="failover", overrides={"failoverTtl": "3600"}).resources
+        for r in offline.plan(
+            "prod", mode="failover", overrides={"failoverTtl": "3600", "failoverVia": "dns"}
+        ).resources
         if r.type == policies.DNS_RECORD
     ]
     failing = [
@@ -532,7 +565,7 @@ def test_the_pack_reports_violations_as_mandatory(monkeypatch: pytest.MonkeyPatc
 
     firewall = one("prod", "failover", policies.FIREWALL)
     ssh_rule(firewall)["sourceIps"] = ["0.0.0.0/0"]
-    record = inventory_record("failover")
+    record = inventory_record("failover-dns")
     record.revealed["ttl"] = 3600
     for resource, policy_name in ((firewall, "ssh-not-open-to-the-world"), (record, "inventory-records-flip-in-place")):
         (diagnostic,) = servicer.Analyze(analyze_request(resource, "prod"), None).diagnostics

@@ -14,7 +14,7 @@ from mana_infra.inventory import load_inventory
 from mana_infra.program import Standby
 from mana_infra.render.remote import apply_script
 
-from .support import PROJECT_DIR, plan_of, require_tools, with_standby
+from .support import PROJECT_DIR, STATES, plan_in, plan_of, require_tools, with_standby
 
 SERVICES = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
 COMPONENTS = {"standby": "StandbyServer", "dns": "FailoverDns", "caddy": "CaddyConfig", "wireguard": "WireGuardKeys"}
@@ -25,9 +25,17 @@ def by_name(result: offline.PlanResult) -> dict[str, offline.Recorded]:
     return {resource.name: resource for resource in result.resources}
 
 
-@pytest.mark.parametrize("mode", ["tunnel", "failover"])
-def test_every_host_has_one_cname_for_its_mode(mode: str) -> None:
-    result = plan_of("prod", mode)
+RECORD = {
+    # state: an inventory record's (content, proxied, ttl)
+    "tunnel": (TUNNEL_TARGET, True, 1),
+    "failover": ("vps.mana.how", True, 1),  # through the edge: still proxied, only the target moves
+    "failover-dns": ("vps.mana.how", False, 60),
+}
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_every_host_has_one_cname_for_its_state(state: str) -> None:
+    result = plan_in(state)
     resources = by_name(result)
     for service in SERVICES:
         record = resources[f"dns-{service.host}"]
@@ -36,27 +44,9 @@ def test_every_host_has_one_cname_for_its_mode(mode: str) -> None:
         # The zone the program looked up by name, the one it reports for the emergency.
         assert record.inputs["zoneId"] == result.outputs["cloudflareZoneId"]
         assert "mana-infra" in record.inputs["comment"]
-        if mode == "tunnel":
-            assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == (
-                TUNNEL_TARGET,
-                True,
-                1,
-            )
-        else:
-            assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == (
-                "vps.mana.how",
-                False,
-                60,
-            )
+        assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == RECORD[state]
     dns_records = [r for r in resources.values() if r.type.endswith("DnsRecord")]
     assert len(dns_records) == len(SERVICES) + 2
-
-
-def test_failover_can_keep_the_records_proxied() -> None:
-    record = by_name(plan_of("prod", "failover"))["dns-auth.mana.how"]
-    assert record.inputs["proxied"] is False
-    proxied = by_name(plan_with(mode="failover", failoverProxied="true"))["dns-auth.mana.how"]
-    assert (proxied.inputs["content"], proxied.inputs["proxied"], proxied.inputs["ttl"]) == ("vps.mana.how", True, 1)
 
 
 def plan_with(**overrides: str) -> offline.PlanResult:
@@ -79,12 +69,16 @@ def test_origin_name_points_at_the_vps_dns_only_in_both_modes() -> None:
             )
 
 
-def test_the_flip_changes_only_dns_records_and_the_caddy_command() -> None:
-    tunnel, failover = plan_of("prod", "tunnel"), plan_of("prod", "failover")
+@pytest.mark.parametrize(
+    ("state", "fields"), [("failover", ("content",)), ("failover-dns", ("content", "proxied", "ttl"))]
+)
+def test_the_flip_changes_only_dns_records_and_the_caddy_command(state: str, fields: tuple[str, ...]) -> None:
+    """Through the edge only the records' target moves; DNS-only, their proxying and TTL too."""
+    tunnel, failover = plan_in("tunnel"), plan_in(state)
     changes = offline.diff(tunnel, failover)
     changed = {(change["resource"], change["field"]) for change in changes}
     inventory = {f"dns-{service.host}" for service in SERVICES}
-    expected = {(name, field) for name in inventory for field in ("content", "proxied", "ttl")}
+    expected = {(name, field) for name in inventory for field in fields}
     expected |= {("caddy-apply", "stdin"), ("caddy-apply", "triggers[0]"), ("caddy-apply", "triggers[1]")}
     assert changed == expected
     # Same resources on both sides, and no record changes type.
@@ -109,12 +103,33 @@ def test_resource_options_as_the_engine_receives_them() -> None:
         # Unassigned until the server takes it: no assignee_type the API would answer differently.
         assert resources[name].inputs["autoDelete"] is False and "assigneeType" not in resources[name].inputs
     assert all(not r.options["ignoreChanges"] and not r.options["importId"] for r in resources.values())
-    assert resources["caddy"].options["dependsOn"]  # the command waits for the server
     for name in COMPONENTS:
         assert resources[name].type == f"mana-infra:index:{COMPONENTS[name]}"
     for resource in resources.values():
         if not resource.type.startswith("mana-infra:"):
             assert resource.parent_type.startswith("mana-infra:index:"), resource.name
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_the_order_follows_the_mode(state: str) -> None:
+    """On a cut-over the VPS serves every host before DNS sends anyone there; on the way back DNS leaves
+    the VPS before it stops serving the public. The certificates are in place before any Caddyfile."""
+    resources = by_name(plan_in(state))
+    name_of = {r.urn: r.name for r in resources.values()}
+
+    def waits_for(name: str) -> set[str]:
+        return {name_of[urn] for urn in resources[name].options["dependsOn"]}
+
+    inventory = {f"dns-{service.host}" for service in SERVICES}
+    certificates = {"certificate-public-apply", "certificate-origin-apply"}
+    assert waits_for("caddy-apply") >= {"standby-server", *certificates}
+    assert all(waits_for(name) >= {"standby-server"} for name in certificates)
+    if state == "tunnel":
+        assert waits_for("caddy-apply") >= inventory
+        assert not any("caddy-apply" in waits_for(name) for name in inventory)
+    else:
+        assert all("caddy-apply" in waits_for(name) for name in inventory)
+        assert not waits_for("caddy-apply") & inventory
 
 
 def test_protection_is_config() -> None:
@@ -212,7 +227,13 @@ def test_secrets_stay_secret_in_what_the_engine_receives() -> None:
     assert result.outputs["macminiWireguardConfig"] == offline.SECRET
     assert result.outputs["wireguardServerPublicKey"] != offline.SECRET
     printed = json.dumps(result.as_json()["resources"]) + json.dumps(result.outputs)
-    for secret in ("PrivateKey", "offline-placeholder-ssh-private-key", "offline-placeholder-token"):
+    # WireGuard keys, certificate keys, the SSH key and the tokens: never in what the plan prints.
+    for secret in (
+        "PrivateKey = ",
+        "PRIVATE KEY-----",
+        "offline-placeholder-ssh-private-key",
+        "offline-placeholder-token",
+    ):
         assert secret not in printed
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from mana_infra.inventory import load_inventory
 from mana_infra.program import PROD_OUTPUTS_READ
 from mana_infra.render.remote import caddy_command
 
-from .support import PROJECT_DIR, plan_of, require_root_and_tools
+from .support import PROJECT_DIR, caddy_with, etc_caddy, plan_of
 
 INVENTORY = {service.host for service in load_inventory(PROJECT_DIR / "services.yaml", "mana.how")}
 
@@ -42,7 +41,8 @@ def test_rehearsal_builds_records_and_a_site_file_and_no_server() -> None:
     assert command.inputs["create"] == caddy_command(SITE_FILE)
     assert command.inputs["delete"] == caddy_command(SITE_FILE, "remove")
     assert command.options["deleteBeforeReplace"] is True and command.inputs["connection"] == offline.SECRET
-    assert "failover-test.mana.how {\n\treverse_proxy 10.0.0.2:5000 {\n\t\timport mac_mini" in command.inputs["stdin"]
+    site = "failover-test.mana.how {\n\timport public_certificate\n\treverse_proxy 10.0.0.2:5000 {\n\t\timport mac_mini"
+    assert site in command.inputs["stdin"]
     assert list(result.artifacts) == [SITE_FILE]
 
 
@@ -102,23 +102,18 @@ def test_the_default_rehearsal_host_is_failover_test_to_the_landing_page() -> No
 
 
 def test_the_site_file_validates_with_prods_tunnel_caddyfile(tmp_path: Path) -> None:
-    """The site goes live while prod is in tunnel mode: Caddy must accept the two together."""
-    require_root_and_tools("caddy", "unshare", "mount")
-    caddy_dir = tmp_path / "caddy"
-    (caddy_dir / "sites.d").mkdir(parents=True)
-    (caddy_dir / "global.d").mkdir()
-    (caddy_dir / "Caddyfile").write_text(plan_of("prod", "tunnel").artifacts["Caddyfile"])
-    (caddy_dir / SITE_FILE).write_text(plan_of("failover").artifacts[SITE_FILE])
-
-    # /etc/caddy is what the files import: give Caddy a private one in a mount namespace.
-    def caddy(command: str) -> subprocess.CompletedProcess[str]:
-        script = f"mkdir -p /etc/caddy && mount --bind {caddy_dir} /etc/caddy && caddy {command}"
-        return subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, timeout=60)
-
-    validated = caddy("validate --config /etc/caddy/Caddyfile --adapter caddyfile")
+    """The site goes live while prod is in tunnel mode: Caddy must accept the two together, and the test
+    hostname serves the public certificate a DNS-only cut-over serves (no ACME for it either)."""
+    files = {
+        "Caddyfile": plan_of("prod", "tunnel").artifacts["Caddyfile"],
+        SITE_FILE: plan_of("failover").artifacts[SITE_FILE],
+    }
+    caddy_dir = etc_caddy(tmp_path, files)
+    validated = caddy_with(caddy_dir, "validate --config /etc/caddy/Caddyfile --adapter caddyfile")
     assert validated.returncode == 0, validated.stderr[-2000:]
-    adapted = caddy("adapt --config /etc/caddy/Caddyfile --adapter caddyfile")
+    adapted = caddy_with(caddy_dir, "adapt --config /etc/caddy/Caddyfile --adapter caddyfile")
     assert "failover-test.mana.how" in adapted.stdout and "10.0.0.2:5000" in adapted.stdout
+    assert "failover-test.mana.how {\n\timport public_certificate\n" in files[SITE_FILE]
 
 
 def test_check_reads_the_rehearsal_outputs_as_failover_hosts(

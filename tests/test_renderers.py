@@ -11,29 +11,39 @@ import pytest
 import yaml
 
 from mana_infra import plan as offline
+from mana_infra.plan import CLOUDFLARE_IP_RANGES
 from mana_infra.wgkeys import wireguard_public_key
 
-from .support import PROJECT_DIR, plan_of, require_tools
+from .support import PROJECT_DIR, STATES, caddy_with, etc_caddy, plan_in, plan_of, require_tools
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.fixture(scope="module")
 def artifacts() -> dict[str, dict[str, str]]:
-    """The offline plan's artifacts for both modes: what the real program renders, with offline keys."""
-    return {mode: plan_of("prod", mode).artifacts for mode in ("tunnel", "failover")}
+    """The offline plan's artifacts in the standby's three states: what the real program renders, with
+    offline keys."""
+    return {state: plan_in(state).artifacts for state in STATES}
 
 
-@pytest.mark.parametrize(
-    "mode, name", [(mode, name) for mode in ("tunnel", "failover") for name in offline.ARTIFACT_NAMES]
-)
-def test_artifacts_match_their_reviewed_golden_copy(artifacts: dict[str, dict[str, str]], mode: str, name: str) -> None:
-    golden = GOLDEN / f"{mode}.{name}"
+# Only the Caddyfile differs between the two ways of failing over.
+GOLDEN_FILES = [(state, name) for state in ("tunnel", "failover") for name in offline.ARTIFACT_NAMES]
+GOLDEN_FILES.append(("failover-dns", "Caddyfile"))
+
+
+@pytest.mark.parametrize("state, name", GOLDEN_FILES)
+def test_artifacts_match_their_reviewed_golden_copy(
+    artifacts: dict[str, dict[str, str]], state: str, name: str
+) -> None:
+    golden = GOLDEN / f"{state}.{name}"
     if os.environ.get("UPDATE_GOLDEN"):
-        golden.write_text(artifacts[mode][name], encoding="utf-8")
-    assert artifacts[mode][name] == golden.read_text(encoding="utf-8"), (
+        golden.write_text(artifacts[state][name], encoding="utf-8")
+    assert artifacts[state][name] == golden.read_text(encoding="utf-8"), (
         f"regenerate with UPDATE_GOLDEN=1 and review {golden}"
     )
+    if state == "failover-dns":
+        assert artifacts[state].keys() == artifacts["failover"].keys()
+        assert all(artifacts[state][n] == artifacts["failover"][n] for n in offline.ARTIFACT_NAMES if n != name)
 
 
 def test_every_artifact_is_marked_as_offline(artifacts: dict[str, dict[str, str]]) -> None:
@@ -43,22 +53,43 @@ def test_every_artifact_is_marked_as_offline(artifacts: dict[str, dict[str, str]
             assert offline.OFFLINE_MARK in text
 
 
-def test_failover_caddyfile_routes_every_host_and_tunnel_caddyfile_none(artifacts: dict[str, dict[str, str]]) -> None:
+SERVED = {
+    # state: the certificate the inventory hosts serve, who else reaches them (None: everyone), health
+    "tunnel": ("public_certificate", ("192.0.2.0/24",), "ok mode=tunnel"),
+    "failover": ("origin_certificate", (*CLOUDFLARE_IP_RANGES[0], *CLOUDFLARE_IP_RANGES[1], "192.0.2.0/24"),
+                 "ok mode=failover via=edge"),
+    "failover-dns": ("public_certificate", None, "ok mode=failover via=dns"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_every_host_is_served_warm_in_every_state(artifacts: dict[str, dict[str, str]], state: str) -> None:
+    """Every inventory host has its site at all times, with an installed certificate (no ACME anywhere):
+    only who gets through changes. While the tunnel serves the hosts: the operator's networks (the
+    placeholder sshAllowedCidrs); through the edge: Cloudflare's and the operator's; DNS-only: everyone."""
     from mana_infra.inventory import load_inventory
 
-    services = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
-    failover, tunnel = artifacts["failover"]["Caddyfile"], artifacts["tunnel"]["Caddyfile"]
-    for service in services:
-        assert (
-            f"\n{service.host} {{\n\treverse_proxy 10.0.0.2:{service.port} {{\n\t\timport mac_mini\n\t}}\n}}"
-            in failover
-        )
-        assert f"\n{service.host} {{" not in tunnel
-    assert "(mac_mini) {\n\ttransport http {\n\t\tdial_timeout 3s" in failover
-    for caddyfile, mode in ((failover, "failover"), (tunnel, "tunnel")):
-        assert f'vps.mana.how {{\n\thandle /healthz {{\n\t\trespond "ok mode={mode}" 200' in caddyfile
-        assert caddyfile.rstrip().endswith("import /etc/caddy/sites.d/*.caddy")
-        assert "\timport /etc/caddy/global.d/*.caddy" in caddyfile
+    caddyfile = artifacts[state]["Caddyfile"]
+    certificate, allowed, health = SERVED[state]
+    refused = "\timport elsewhere_refused\n" if allowed else ""
+    for service in load_inventory(PROJECT_DIR / "services.yaml", "mana.how"):
+        site = (f"\n{service.host} {{\n\timport {certificate}\n{refused}\treverse_proxy 10.0.0.2:{service.port} "
+                "{\n\t\timport mac_mini\n\t}\n}")  # fmt: skip
+        assert site in caddyfile, service.host
+    if allowed:
+        assert f"\t@elsewhere not remote_ip {' '.join(allowed)}\n\trespond @elsewhere" in caddyfile
+    else:
+        assert "elsewhere" not in caddyfile
+    assert (
+        f'vps.mana.how {{\n\timport public_certificate\n\thandle /healthz {{\n\t\trespond "{health}" 200' in caddyfile
+    )
+    assert "(public_certificate) {\n\ttls /etc/caddy/certs/public.pem /etc/caddy/certs/public.pem\n}" in caddyfile
+    assert "(origin_certificate) {\n\ttls /etc/caddy/certs/origin.pem /etc/caddy/certs/origin.pem\n}" in caddyfile
+    assert "(mac_mini) {\n\ttransport http {\n\t\tdial_timeout 3s" in caddyfile
+    assert caddyfile.rstrip().endswith("import /etc/caddy/sites.d/*.caddy")
+    assert "\timport /etc/caddy/global.d/*.caddy" in caddyfile and "acme" not in caddyfile.lower().replace(
+        "no site asks acme", ""
+    )
 
 
 def test_cloud_init_writes_wireguard_and_hardens_ssh(artifacts: dict[str, dict[str, str]]) -> None:
@@ -99,26 +130,28 @@ def parse_wireguard(text: str) -> dict[str, dict[str, str]]:
 # The real tools, on the real rendered files.
 
 
-def caddy_validate(path: Path) -> subprocess.CompletedProcess[str]:
-    command = ["caddy", "validate", "--config", str(path), "--adapter", "caddyfile"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+VALIDATE = "validate --config /etc/caddy/Caddyfile --adapter caddyfile"
 
 
-def test_caddy_validates_both_caddyfiles(artifacts: dict[str, dict[str, str]], tmp_path: Path) -> None:
-    require_tools("caddy")
-    for mode, files in artifacts.items():
-        path = tmp_path / f"{mode}.Caddyfile"
-        path.write_text(files["Caddyfile"])
-        result = caddy_validate(path)
-        assert result.returncode == 0, result.stderr[-2000:]
+@pytest.mark.parametrize("state", list(STATES))
+def test_caddy_validates_the_caddyfile_of_every_state(
+    artifacts: dict[str, dict[str, str]], state: str, tmp_path: Path
+) -> None:
+    """With the certificates where the VPS has them (Caddy loads them as it validates)."""
+    result = caddy_with(etc_caddy(tmp_path, {"Caddyfile": artifacts[state]["Caddyfile"]}), VALIDATE)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_caddy_rejects_a_broken_caddyfile(tmp_path: Path) -> None:
-    require_tools("caddy")
-    path = tmp_path / "Caddyfile"
-    path.write_text("example.org {\n\treverse_prox 10.0.0.2:1\n}\n")
-    result = caddy_validate(path)
+def test_caddy_rejects_a_broken_caddyfile_and_a_missing_certificate(
+    artifacts: dict[str, dict[str, str]], tmp_path: Path
+) -> None:
+    broken = etc_caddy(tmp_path, {"Caddyfile": "example.org {\n\treverse_prox 10.0.0.2:1\n}\n"})
+    result = caddy_with(broken, VALIDATE)
     assert result.returncode != 0 and "reverse_prox" in result.stderr
+    without = etc_caddy(tmp_path, {"Caddyfile": artifacts["tunnel"]["Caddyfile"]})
+    (without / "certs" / "public.pem").unlink()
+    result = caddy_with(without, VALIDATE)
+    assert result.returncode != 0 and "public.pem" in result.stderr
 
 
 def test_cloud_init_schema_accepts_the_user_data(artifacts: dict[str, dict[str, str]], tmp_path: Path) -> None:

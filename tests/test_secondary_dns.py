@@ -12,6 +12,7 @@ from mana_infra.errors import InputError
 from mana_infra.inventory import load_inventory
 from mana_infra.mirror import cloudflare_record
 from mana_infra.model import txt_data
+from mana_lab.inputs import parse_emergency
 
 from .support import PROJECT_DIR, plan_of
 
@@ -104,14 +105,15 @@ def test_zone_file_values() -> None:
 
 def test_the_cut_over_without_cloudflare_changes_nothing_at_cloudflare() -> None:
     before = plan_of("prod", "tunnel")
-    emergency, clouds = with_zone(mode="failover", cloudflareReachable="false", cloudflareZoneId=ZONE_ID)
+    # The configuration exactly as the stack's emergencyCutover output sets it.
+    command = before.outputs["emergencyCutover"]
+    overrides, urn = parse_emergency(command)
+    assert overrides == {"cloudflareZoneId": before.outputs["cloudflareZoneId"], "cloudflareReachable": "false",
+                         "failoverVia": "dns", "mode": "failover"}  # fmt: skip
+    emergency, clouds = with_zone(**{**overrides, "cloudflareZoneId": ZONE_ID})
     # 1. The run asks Cloudflare nothing, so an API that is down or a revoked token cannot stop it.
     assert not [call for call in clouds.calls if call.startswith("cloudflare:")]
     # 2. The command the operator runs targets the Caddy command alone.
-    command = before.outputs["emergencyCutover"]
-    urn = command.split("--target '")[1].rstrip("'")
-    assert command.startswith(f"pulumi config set cloudflareZoneId {before.outputs['cloudflareZoneId']} && ")
-    assert "pulumi config set cloudflareReachable false && pulumi config set mode failover" in command
     [target] = [r for r in emergency.resources if r.urn == urn]
     assert target.type == "command:remote:Command" and target.name == "caddy-apply"
     # 3. Of everything the flip would change, the target lets through only the Caddy command, and
@@ -119,7 +121,10 @@ def test_the_cut_over_without_cloudflare_changes_nothing_at_cloudflare() -> None
     before_zone = {r.name: r for r in before.resources}
     changes = offline.diff(before, emergency)
     assert {c["field"] for c in changes if c["resource"] == target.name} >= {"stdin", "triggers[1]"}
-    assert "import mac_mini" in target.inputs["stdin"] and "# Mode: failover" in target.inputs["stdin"]
+    # The DNS-only Caddyfile: every visitor served (nobody refused), with the public certificate.
+    caddyfile = target.inputs["stdin"]
+    assert "# mode=failover via=dns." in caddyfile and "elsewhere" not in caddyfile
+    assert "auth.mana.how {\n\timport public_certificate\n\treverse_proxy 10.0.0.2:3001 {" in caddyfile
     cloudflare_changes = {c["resource"] for c in changes if before_zone.get(c["resource"]) and
                           before_zone[c["resource"]].type.startswith("cloudflare:")}  # fmt: skip
     assert cloudflare_changes and target.name not in cloudflare_changes

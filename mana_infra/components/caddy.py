@@ -26,9 +26,16 @@ class CaddyConfigArgs(TypedDict):
     content: pulumi.Input[str]
     """The file's text."""
     target: NotRequired[str]
-    """The file, relative to /etc/caddy: the Caddyfile (default), or a site file in sites.d/."""
+    """The file, relative to /etc/caddy: the Caddyfile (default), a certificate in certs/, or a site file
+    in sites.d/."""
     triggers: NotRequired[Sequence[pulumi.Input[Any]]]
     """Changes that re-run the command as a new one, such as the mode or the server's id."""
+    remove_on_delete: NotRequired[bool]
+    """Remove the file when the command is deleted (a site file, with its stack). Never for the Caddyfile
+    or what it refers to: a replaced command's delete runs after the new one's create."""
+    after: NotRequired[Sequence[pulumi.Resource]]
+    """What must be done before the file goes live (the certificates before the Caddyfile; on the way
+    back to the tunnel, the DNS records before the VPS stops serving the public)."""
 
 
 class CaddyConfig(pulumi.ComponentResource):
@@ -49,18 +56,22 @@ class CaddyConfig(pulumi.ComponentResource):
             # A new server takes a minute or two to boot and start sshd: keep dialling.
             dial_error_limit=60,
         )
-        if target == CADDYFILE:
+        after = list(args.get("after", []))
+        if not args.get("remove_on_delete", False):
             # A trigger change replaces the command: the new one's create runs before the old one's
-            # delete, which is why the Caddyfile's command has no delete step that could undo it.
+            # delete, which is why this command has no delete step that could undo it. The Caddyfile's
+            # own text is a trigger: a new file is a new command; any other file's new text is an update
+            # (the create runs again with it).
+            triggers = [self.content_sha256] if target == CADDYFILE else []
             command = remote.Command(
                 f"{name}-apply",
                 connection=connection,
                 # Ubuntu's sshd accepts no environment but LANG and LC_*: don't send the last output along.
                 add_previous_output_in_env=False,
-                create=caddy_command(),
+                create=caddy_command(target),
                 stdin=args["content"],
-                triggers=[self.content_sha256, *args.get("triggers", [])],
-                opts=pulumi.ResourceOptions(parent=self),
+                triggers=[*triggers, *args.get("triggers", [])],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
             )
         else:
             # A site file is removed with its stack. A changed file is an update (the create runs again,
@@ -73,7 +84,7 @@ class CaddyConfig(pulumi.ComponentResource):
                 delete=caddy_command(target, "remove"),
                 stdin=args["content"],
                 triggers=list(args.get("triggers", [])),
-                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=after),
             )
         self.stdout = command.stdout
         self.command_urn = command.urn

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_cloudflare as cloudflare
@@ -53,6 +53,8 @@ class FailoverDnsArgs(TypedDict):
     """One CNAME per inventory host, in the stack's mode."""
     adopt: Mapping[str, str]
     """Hosts whose existing record is adopted in this run: host -> `<zoneId>/<recordId>`."""
+    after: NotRequired[Sequence[pulumi.Resource]]
+    """What the inventory records wait for: on a cut-over, the VPS serving every host."""
 
 
 class FailoverDns(pulumi.ComponentResource):
@@ -62,7 +64,8 @@ class FailoverDns(pulumi.ComponentResource):
         super().__init__("mana-infra:index:FailoverDns", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        # DNS-only in both modes: Let's Encrypt, WireGuard and SSH must reach the VPS itself.
+        # DNS-only in both modes: checks, WireGuard and SSH reach the VPS itself, and so does Cloudflare's
+        # edge when a proxied record points at this name.
         for record_type, address in (("A", args["origin_ipv4"]), ("AAAA", args["origin_ipv6"])):
             cloudflare.DnsRecord(
                 f"{name}-origin-{record_type.lower()}",
@@ -76,12 +79,15 @@ class FailoverDns(pulumi.ComponentResource):
                 opts=child,
             )
 
+        after = list(args.get("after", []))
         for spec in args["inventory"]:
             import_id = args["adopt"].get(spec.name)
             options = (
-                child
+                pulumi.ResourceOptions(parent=self, depends_on=after)
                 if import_id is None
-                else pulumi.ResourceOptions(parent=self, import_=import_id, ignore_changes=ADOPTION_IGNORED_FIELDS)
+                else pulumi.ResourceOptions(
+                    parent=self, depends_on=after, import_=import_id, ignore_changes=ADOPTION_IGNORED_FIELDS
+                )
             )
             cloudflare.DnsRecord(
                 f"{name}-{spec.name}",

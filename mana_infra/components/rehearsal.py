@@ -66,6 +66,7 @@ class RehearsalSites(pulumi.ComponentResource):
                 "private_key": args["ssh_private_key"],
                 "content": self.site_file,
                 "target": SITE_FILE,
+                "remove_on_delete": True,
             },
             child,
         )

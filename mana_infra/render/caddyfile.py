@@ -1,12 +1,25 @@
-"""The standby VPS's Caddyfile."""
+"""The standby VPS's Caddyfile, and the rehearsal's site file.
+
+Warm in both modes: every inventory host has its site on the VPS at all times, serving a certificate
+installed before any incident (no ACME at cut-over), so a cut-over changes who may reach the sites,
+not what the VPS can serve. While the tunnel serves the hosts, only the operator's networks reach
+them here (the daily pre-flight); through Cloudflare's edge, Cloudflare's networks and the operator's,
+with the Origin CA certificate the edge trusts; DNS-only, everyone, with the publicly trusted one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..model import Mode, Service
+from ..model import Mode, Service, Via
 from .remote import CADDY_DIR
+
+# The certificates on the VPS, relative to /etc/caddy: each one PEM file with the chain and its key.
+PUBLIC_CERTIFICATE = "certs/public.pem"
+"""Publicly trusted (ACME, DNS-01), for the zone and *.zone: DNS-only visitors, the origin name, checks."""
+ORIGIN_CERTIFICATE = "certs/origin.pem"
+"""Cloudflare Origin CA, for the zone and *.zone: what Cloudflare's edge verifies in Full (strict)."""
 
 
 @dataclass(frozen=True)
@@ -14,11 +27,13 @@ class CaddySpec:
     """Everything the Caddyfile depends on."""
 
     mode: Mode
+    via: Via
     services: Sequence[Service]
     macmini_address: str
     origin_name: str
     health_path: str
-    acme_email: str | None = None
+    allowed_networks: Sequence[str]
+    """Who reaches the inventory hosts here in this mode; empty: everyone."""
 
 
 # How Caddy reaches the Mac Mini through WireGuard. When the tunnel is down, an idle pooled connection
@@ -36,49 +51,90 @@ MAC_MINI_TRANSPORT = """\
 }"""
 
 
-def mac_mini_site(host: str, macmini_address: str, port: int) -> str:
+def _certificate_snippet(name: str, path: str) -> str:
+    full = f"{CADDY_DIR}/{path}"
+    return f"({name}) {{\n\ttls {full} {full}\n}}"
+
+
+def _served(spec: CaddySpec) -> tuple[str, str]:
+    """The certificate snippet the inventory hosts serve, and whom the others are told to use."""
+    if spec.mode == "tunnel":
+        return "public_certificate", "served through Cloudflare"
+    if spec.via == "edge":
+        return "origin_certificate", "served through Cloudflare's proxy"
+    return "public_certificate", ""
+
+
+def mac_mini_site(host: str, macmini_address: str, port: int, certificate: str, restricted: bool) -> str:
     """A site that proxies a hostname to the Mac Mini port behind it, through WireGuard."""
-    return f"{host} {{\n\treverse_proxy {macmini_address}:{port} {{\n\t\timport mac_mini\n\t}}\n}}"
+    lines = [f"{host} {{", f"\timport {certificate}"]
+    if restricted:
+        lines.append("\timport elsewhere_refused")
+    lines += [f"\treverse_proxy {macmini_address}:{port} {{", "\t\timport mac_mini", "\t}", "}"]
+    return "\n".join(lines)
+
+
+def _state(spec: CaddySpec) -> str:
+    return f"mode={spec.mode}" if spec.mode == "tunnel" else f"mode=failover via={spec.via}"
 
 
 def render_caddyfile(spec: CaddySpec) -> str:
-    global_options = []
-    if spec.acme_email:
-        global_options.append(f"\temail {spec.acme_email}")
-    # Host-local global options (the lab's internal CA, for one) live beside the file, so they
-    # survive every reload of a newly rendered Caddyfile.
-    global_options.append(f"\timport {CADDY_DIR}/global.d/*.caddy")
-
+    certificate, elsewhere = _served(spec)
+    restricted = bool(spec.allowed_networks)
+    if spec.mode == "tunnel":
+        summary = (
+            "Inventory hosts resolve to the Cloudflare Tunnel; every one is served here all the same, warm, "
+            "to the operator's networks only (the daily pre-flight)."
+        )
+    elif spec.via == "edge":
+        summary = (
+            "Inventory hosts stay proxied and point here: Cloudflare's edge connects with the Origin CA "
+            "certificate it trusts (SSL Full (strict)); only its networks and the operator's get through."
+        )
+    else:
+        summary = "Inventory hosts point here, DNS-only: every visitor is served, with the public certificate."
     blocks = [
         "# Managed by mana-infra (Pulumi) through apply-caddyfile.sh: edits on the server are overwritten.\n"
-        f"# Mode: {spec.mode}. "
-        + (
-            "Every inventory host is served here, through WireGuard to the Mac Mini."
-            if spec.mode == "failover"
-            else "Inventory hosts resolve to the Cloudflare Tunnel, so none is served here "
-            "(their certificate challenges would fail and be retried)."
-        ),
-        "{\n" + "\n".join(global_options) + "\n}",
+        f"# {_state(spec)}. {summary}\n"
+        "# No site asks ACME for anything: the certificates are installed before they are needed.",
+        # Host-local global options live beside the file, so they survive every reload of a new one.
+        f"{{\n\timport {CADDY_DIR}/global.d/*.caddy\n}}",
+        MAC_MINI_TRANSPORT,
+        _certificate_snippet("public_certificate", PUBLIC_CERTIFICATE),
+        _certificate_snippet("origin_certificate", ORIGIN_CERTIFICATE),
+    ]
+    if restricted:
+        blocks.append(
+            "(elsewhere_refused) {\n"
+            f"\t@elsewhere not remote_ip {' '.join(spec.allowed_networks)}\n"
+            f'\trespond @elsewhere "mana-infra standby: {{host}} is {elsewhere}" 403\n'
+            "}"
+        )
+    blocks.append(
         f"{spec.origin_name} {{\n"
+        "\timport public_certificate\n"
         f"\thandle {spec.health_path} {{\n"
-        f'\t\trespond "ok mode={spec.mode}" 200\n'
+        f'\t\trespond "ok {_state(spec)}" 200\n'
         "\t}\n"
         "\thandle {\n"
         '\t\trespond "mana-infra standby" 404\n'
         "\t}\n"
-        "}",
-        MAC_MINI_TRANSPORT,
-    ]
-    if spec.mode == "failover":
-        blocks.extend(mac_mini_site(service.host, spec.macmini_address, service.port) for service in spec.services)
+        "}"
+    )
+    blocks.extend(
+        mac_mini_site(service.host, spec.macmini_address, service.port, certificate, restricted)
+        for service in spec.services
+    )
     blocks.append(f"# Rehearsal and other extra sites.\nimport {CADDY_DIR}/sites.d/*.caddy")
     return "\n\n".join(blocks) + "\n"
 
 
 def render_rehearsal_site(sites: Sequence[tuple[str, int]], macmini_address: str) -> str:
-    """sites.d/ file of the rehearsal stack: its test hostnames, each to a Mac Mini port."""
+    """sites.d/ file of the rehearsal stack: its test hostnames, each to a Mac Mini port, with the public
+    certificate a DNS-only cut-over serves (the rehearsal proves that path, certificate included)."""
     header = (
         "# Managed by mana-infra's rehearsal stack (Pulumi): `pulumi destroy -s failover` removes it.\n"
         "# Test hostnames served through WireGuard while production stays on the tunnel."
     )
-    return "\n\n".join([header, *(mac_mini_site(host, macmini_address, port) for host, port in sites)]) + "\n"
+    sites_text = (mac_mini_site(host, macmini_address, port, "public_certificate", False) for host, port in sites)
+    return "\n\n".join([header, *sites_text]) + "\n"

@@ -7,8 +7,9 @@
 # never put live: the running configuration keeps serving and this script fails with Caddy's message.
 #
 # Settings, as shell variables set on lines before this text (SSH passes no environment):
-#   CADDY_TARGET  the file, relative to /etc/caddy: Caddyfile (default), or a site file such as
-#                 sites.d/rehearsal.caddy that the Caddyfile imports
+#   CADDY_TARGET  the file, relative to /etc/caddy: Caddyfile (default), a certificate with its key
+#                 such as certs/public.pem, or a site file such as sites.d/rehearsal.caddy that the
+#                 Caddyfile imports
 #   CADDY_ACTION  install (default: the file comes on stdin) or remove (the file goes away)
 #
 # The standby's Caddyfile command has no delete step: when the Caddyfile changes, Pulumi creates the
@@ -43,7 +44,7 @@ if command -v cloud-init >/dev/null 2>&1 && [ -d /var/lib/cloud/instance ]; then
 fi
 
 command -v caddy >/dev/null 2>&1 || fail "caddy is not installed"
-mkdir -p "$caddy_dir/sites.d" "$caddy_dir/global.d"
+mkdir -p "$caddy_dir/sites.d" "$caddy_dir/global.d" "$caddy_dir/certs"
 
 validate() {
     if ! report=$(caddy validate --config "$1" --adapter caddyfile 2>&1); then
@@ -65,7 +66,20 @@ restore() {
 }
 
 case "$action" in
-    install) cat >"$next" ;;
+    install)
+        case "$target" in
+            "$caddy_dir"/certs/*)
+                # A certificate and its key: readable by root and Caddy's group alone, from the start; a
+                # file that is not both is refused here, whether or not the live Caddyfile uses it yet.
+                (umask 077 && cat >"$next")
+                chgrp caddy "$next" 2>/dev/null && chmod 0640 "$next"
+                if command -v openssl >/dev/null 2>&1 && ! { openssl x509 -noout -in "$next" 2>/dev/null \
+                        && openssl pkey -noout -in "$next" 2>/dev/null; }; then
+                    rm -f "$next"
+                    fail "$target is not a certificate with its key: not installed"
+                fi ;;
+            *) cat >"$next" ;;
+        esac ;;
     remove) [ -f "$target" ] || { echo "apply-caddyfile: $target is already gone"; exit 0; } ;;
     *) fail "CADDY_ACTION must be install or remove, not $action" ;;
 esac
@@ -80,18 +94,29 @@ elif [ "$target" = "$live" ]; then
     rm -f "$previous"
     [ -f "$live" ] && cp -p "$live" "$previous"
     mv -f "$next" "$live"
+elif [ ! -f "$live" ]; then
+    # A new server's certificates come before its first Caddyfile: in place, for it to refer to.
+    case "$target" in
+        "$caddy_dir"/certs/*) ;;
+        *) rm -f "$next"; fail "$live is missing: the standby's Caddyfile must be installed first" ;;
+    esac
+    [ "$action" = install ] && mv -f "$next" "$target"
+    echo "apply-caddyfile: $target is in place, for the Caddyfile to come"
+    exit 0
 else
-    # A file the Caddyfile imports can only be validated as part of it: swap it in (Caddy is not
-    # reloaded yet), validate the whole, and put the old file back if Caddy refuses.
-    [ -f "$live" ] || fail "$live is missing: the standby's Caddyfile must be installed first"
+    # A file the Caddyfile imports or refers to can only be validated as part of it: swap it in (Caddy
+    # is not reloaded yet), validate the whole, and put the old file back if Caddy refuses.
     rm -f "$previous"
     [ -f "$target" ] && cp -p "$target" "$previous"
     if [ "$action" = install ]; then mv -f "$next" "$target"; else rm -f "$target"; fi
     validate "$live" || { restore; fail "the configuration with this change is invalid: not installed, the running configuration keeps serving"; }
 fi
 
-# Reloaded even when unchanged: that also starts a Caddy that is not running.
-if systemctl is-active --quiet caddy; then
+# Reloaded even when unchanged: that also starts a Caddy that is not running, and a renewed
+# certificate is served at once.
+if [ ! -f "$live" ]; then
+    :  # nothing to serve yet (an unchanged certificate of a new server)
+elif systemctl is-active --quiet caddy; then
     systemctl reload caddy || { restore; fail "caddy refused the reload: the previous configuration keeps serving (journalctl -u caddy)"; }
 else
     systemctl enable --now caddy || { restore; fail "caddy did not start (journalctl -u caddy)"; }

@@ -1,0 +1,114 @@
+"""The standby's certificates, obtained before any incident, so no cut-over waits on a certificate.
+
+- For the way through Cloudflare's edge: a Cloudflare Origin CA certificate for the zone and *.zone
+  (15 years, trusted by Cloudflare's edge alone, which verifies it in SSL mode Full (strict)). Its key
+  is made here and kept in the (encrypted) state; Cloudflare signs the request.
+- For the DNS-only way: a publicly trusted certificate for the zone and *.zone from an ACME CA (Let's
+  Encrypt), validated by DNS-01 at Cloudflare. `pulumi up` renews it when fewer than 30 days are left
+  (the scheduled workflow runs it); one wildcard order uses one of Let's Encrypt's 50 certificates a
+  week, however many hosts there are, and nothing is ordered during a cut-over. The Cloudflare token
+  stays with the ACME provider here: the VPS never sees it.
+
+Both go to the VPS as one PEM file each (chain and key), through the same validate-swap-reload path as
+the Caddyfile.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+import pulumi_tls as tls
+import pulumiverse_acme as acme
+
+# Cloudflare's longest Origin CA validity: 15 years.
+ORIGIN_CA_VALIDITY_DAYS = 5475
+RENEW_WHEN_DAYS_LEFT = 30
+
+
+class CertificatesArgs(TypedDict):
+    zone: str
+    """The zone: both certificates are for the zone and *.zone (one level: every inventory host)."""
+    zone_id: str
+    """The Cloudflare zone's id (Origin CA certificates belong to the zone)."""
+    acme_server: str
+    """The ACME directory (Let's Encrypt's, or a staging or test CA's)."""
+    acme_email: str | None
+    """Contact for the ACME account (expiry notices), optional."""
+    cloudflare_token: pulumi.Input[str]
+    """For the DNS-01 challenge's TXT record at Cloudflare (secret)."""
+
+
+class Certificates(pulumi.ComponentResource):
+    """The Origin CA certificate and the public certificate, each as one PEM (chain, then key)."""
+
+    origin_pem: pulumi.Output[str]
+    origin_expires_on: pulumi.Output[str]
+    public_pem: pulumi.Output[str]
+    public_expires_on: pulumi.Output[str]
+
+    def __init__(self, name: str, args: CertificatesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mana-infra:index:Certificates", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        zone = args["zone"]
+        names = [zone, f"*.{zone}"]
+
+        origin_key = tls.PrivateKey(f"{name}-origin-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        request = tls.CertRequest(
+            f"{name}-origin-request",
+            private_key_pem=origin_key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=zone, organization="mana-infra standby"),
+            dns_names=names,
+            opts=child,
+        )
+        origin = cloudflare.OriginCaCertificate(
+            f"{name}-origin",
+            csr=request.cert_request_pem,
+            hostnames=names,
+            request_type="origin-ecc",
+            requested_validity=ORIGIN_CA_VALIDITY_DAYS,
+            opts=child,
+        )
+
+        provider = acme.Provider(f"{name}-acme", server_url=args["acme_server"], opts=child)
+        acme_child = pulumi.ResourceOptions(parent=self, provider=provider)
+        account = acme.Registration(
+            f"{name}-acme-account",
+            account_key_algorithm="ECDSA",
+            account_key_ecdsa_curve="P256",
+            email_address=args["acme_email"],
+            opts=acme_child,
+        )
+        public = acme.Certificate(
+            f"{name}-public",
+            account_key_pem=account.account_key_pem,
+            common_name=zone,
+            subject_alternative_names=names[1:],
+            key_type="P256",
+            min_days_remaining=RENEW_WHEN_DAYS_LEFT,
+            dns_challenges=[
+                acme.CertificateDnsChallengeArgs(
+                    provider="cloudflare",
+                    config={"CF_DNS_API_TOKEN": pulumi.Output.secret(args["cloudflare_token"])},
+                )
+            ],
+            opts=acme_child,
+        )
+
+        self.origin_pem = pulumi.Output.secret(
+            pulumi.Output.all(origin.certificate, origin_key.private_key_pem).apply(_pem)
+        )
+        self.origin_expires_on = origin.expires_on
+        self.public_pem = pulumi.Output.secret(
+            pulumi.Output.all(public.certificate_pem, public.issuer_pem, public.private_key_pem).apply(_pem)
+        )
+        self.public_expires_on = public.certificate_not_after
+        self.register_outputs(
+            {"origin_expires_on": self.origin_expires_on, "public_expires_on": self.public_expires_on}
+        )
+
+
+def _pem(parts: list[str]) -> str:
+    """One PEM file: the certificate chain, then the key (Caddy reads both from it)."""
+    return "".join(part.strip() + "\n" for part in parts)
