@@ -52,15 +52,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     plan_parser.set_defaults(handler=_plan)
 
-    adopt_parser = commands.add_parser("adopt", help="adopt the zone's existing records on the first `pulumi up`")
+    adopt_parser = commands.add_parser(
+        "adopt",
+        help="adopt the zone's existing records on the first `pulumi up`",
+        description="Check the zone's saved records against the plan: per inventory host adopt, create or "
+        "conflict, what the first `pulumi up` and the run after it change, and the `pulumi config set` "
+        "commands that fill adoptRecords. Exit 0: the first `pulumi up` is safe; 1: conflicts to resolve "
+        "first; 2: bad input.",
+    )
     adopt_parser.add_argument("--stack", default="prod", help="stack whose Pulumi.<stack>.yaml is used (default prod)")
     _project_dir_argument(adopt_parser)
     adopt_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
     adopt_parser.add_argument(
         "--records",
         metavar="FILE",
+        nargs="+",
         required=True,
-        help="the zone's records as Cloudflare's API lists them (GET /zones/<id>/dns_records)",
+        help="Cloudflare's answers to GET /zones/<zone id>/dns_records?page=N&per_page=M, every page",
+    )
+    adopt_parser.add_argument(
+        "--zone-id",
+        metavar="ID",
+        help="the zone's id (default: the stack's cloudflareZoneId; the records no longer carry it)",
     )
     adopt_parser.set_defaults(handler=_adopt)
 
@@ -235,10 +248,13 @@ def _short(value: Any) -> str:
 
 
 def _adopt(args: argparse.Namespace) -> int:
-    from .adopt import adoption_report
+    from .adopt import adopt  # imports the DNS component (Pulumi): only when adopting
 
-    print(adoption_report(Project.find(args.project_dir), args.stack, args.records, args.services))
-    return 0
+    report = adopt(
+        Project.find(args.project_dir), args.stack, args.records, services_file=args.services, zone_id=args.zone_id
+    )
+    print(report.text)
+    return report.exit_code
 
 
 if __name__ == "__main__":
