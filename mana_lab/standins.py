@@ -3,8 +3,9 @@ plain HTTP backends and a tiny DNS server, all on 127.0.0.0/8 only.
 
     python -m mana_lab.standins [--hosts 27] [--rounds 5]
 
-prints the wall time of `run_check` against 27 hosts (DNS, HTTPS through the "tunnel", HTTPS straight
-to the "VPS" in failover mode, the health URL) and exits 1 when the median is over the 3 s goal.
+prints the wall time of `run_check` against 27 hosts (DNS, HTTPS through the path DNS gives, HTTPS
+straight to the "VPS" with each host's name, the health URL) and exits 1 when the median is over the
+3 s goal.
 """
 
 from __future__ import annotations
@@ -152,11 +153,13 @@ class _Server(ThreadingHTTPServer):
 class Site:
     """An HTTP(S) server on ip:port. With ``certs`` (hostname -> (cert, key)), HTTPS with SNI: each
     hostname gets its own certificate, others the first one. Answers ``status`` (per host, or
-    ``default_status``) with a body ``<label> host=<host> path=<path>``, or ``bodies[(host, path)]``."""
+    ``default_status``) with a body ``<label> host=<host> path=<path>``, or ``bodies[(host, path)]``,
+    or ``default_body`` when set (e.g. Cloudflare's ``error code: 1033`` for a dead tunnel)."""
 
     def __init__(self, ip: str, port: int, label: str, certs: Mapping[str, tuple[Path, Path]] | None = None) -> None:
         self.label = label
         self.default_status = 200
+        self.default_body: str | None = None
         self.status: dict[str, int] = {}
         self.bodies: dict[tuple[str, str], str] = {}
         self.httpd = _Server((ip, port), _Handler)
@@ -186,7 +189,8 @@ class Site:
 
     def answer(self, host: str, path: str) -> tuple[int, str]:
         status = self.status.get(host, self.default_status)
-        body = self.bodies.get((host, path), f"{self.label} host={host} path={path}")
+        default = self.default_body if self.default_body is not None else f"{self.label} host={host} path={path}"
+        body = self.bodies.get((host, path), default)
         return status, body
 
     def close(self) -> None:

@@ -1,7 +1,9 @@
 """`mana-infra check` against real servers on 127.0.0.0/8: knotd serves the zones, Caddy (local CA)
-is the VPS, Python TLS servers are the Cloudflare edge and a stray server, plain HTTP servers are the
-Mac Mini. The VPS script runs through a local shell (the injectable runner) with a stub `wg`.
-The SSH transport itself is left to the network-namespace lab."""
+is the VPS and serves every inventory host in both modes, Python TLS servers are the Cloudflare edge
+and a stray server, plain HTTP servers are the Mac Mini, a small HTTP server is Cloudflare's API (its
+token check, reached through CLOUDFLARE_BASE_URL). The VPS script (WireGuard's handshake) runs through
+a local shell (the injectable runner) with a stub `wg`. The SSH transport itself is left to the
+network-namespace lab."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,7 +26,7 @@ import pytest
 from mana_infra.check import JSON_SCHEMA
 from mana_infra.check import cli as check
 from mana_infra.check.cli import Reach
-from mana_infra.check.core import Endpoints, classify
+from mana_infra.check.core import Endpoints, classify, tunnel_error
 from mana_infra.check.probes import (
     DnsAnswer,
     RunResult,
@@ -32,6 +35,7 @@ from mana_infra.check.probes import (
     parse_vps_output,
     run_vps_script,
 )
+from mana_infra.check.view import shell_lines
 from mana_lab.standins import LocalCA, Site, free_port
 
 ZONE = "mana.test"
@@ -40,7 +44,16 @@ TUNNEL_TARGET = f"{TUNNEL_ID}.cfargotunnel.com"
 EDGE_IP, VPS_IP, MINI_IP, STRAY_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
 TUNNEL_HOSTS = ("mana.test", "auth.mana.test", "chat.mana.test")
 FAILOVER_HOSTS = ("todo.mana.test", "clock.mana.test")
+SOON = f"soon.{ZONE}"  # the VPS serves it a certificate with 15 days left
+GONE = f"gone.{ZONE}"  # no DNS record; the VPS proxies it to a Mac Mini port where nothing listens
 PROJECT = Path(__file__).resolve().parent.parent
+GOOD_TOKEN = "good-token-" + "x" * 40
+BAD_TOKEN = "revoked-token-" + "y" * 40
+EMERGENCY = (
+    "pulumi config set cloudflareZoneId 0123456789abcdef0123456789abcdef && pulumi config set cloudflareReachable "
+    "false && pulumi config set mode failover && pulumi up --target "
+    "'urn:pulumi:prod::mana-infra::mana-infra:index:CaddyConfig$command:remote:Command::caddy-apply'"
+)
 
 
 def _require(tool: str) -> str:
@@ -79,20 +92,18 @@ def _zone_files(directory: Path) -> None:
     head = (
         "$TTL 60\n@ 60 IN SOA ns.{z}. hostmaster.{z}. 1 3600 600 86400 60\n@ 60 IN NS ns.{z}.\nns 60 IN A 127.0.0.1\n"
     )
-    mana = (
-        head.format(z=ZONE)
-        + "".join(
-            [
-                f"{ZONE}. 60 IN A {EDGE_IP}\n",  # the apex: Cloudflare flattens its CNAME to the edge's address
-                *(f"{h}. 60 IN CNAME {TUNNEL_TARGET}.\n" for h in TUNNEL_HOSTS[1:]),
-                f"untrusted.{ZONE}. 60 IN CNAME {TUNNEL_TARGET}.\n",
-                f"wrong.{ZONE}. 60 IN CNAME old-server.{ZONE}.\n",
-                f"old-server.{ZONE}. 60 IN A {STRAY_IP}\n",
-                *(f"{h}. 60 IN CNAME vps.{ZONE}.\n" for h in FAILOVER_HOSTS),
-                f"vps.{ZONE}. 60 IN A {VPS_IP}\n",
-                f"vpsf.{ZONE}. 60 IN A {VPS_IP}\n",
-            ]
-        )
+    mana = head.format(z=ZONE) + "".join(
+        [
+            # The apex: Cloudflare flattens its CNAME to the edge's address, with the TTL of proxied records.
+            f"{ZONE}. 300 IN A {EDGE_IP}\n",
+            *(f"{h}. 60 IN CNAME {TUNNEL_TARGET}.\n" for h in (*TUNNEL_HOSTS[1:], SOON)),
+            f"untrusted.{ZONE}. 60 IN CNAME {TUNNEL_TARGET}.\n",
+            f"wrong.{ZONE}. 60 IN CNAME old-server.{ZONE}.\n",
+            f"old-server.{ZONE}. 60 IN A {STRAY_IP}\n",
+            *(f"{h}. 60 IN CNAME vps.{ZONE}.\n" for h in FAILOVER_HOSTS),
+            f"vps.{ZONE}. 60 IN A {VPS_IP}\n",
+            f"vpsf.{ZONE}. 60 IN A {VPS_IP}\n",
+        ]
     )
     (directory / f"{ZONE}.zone").write_text(mana)
     tunnel = head.format(z="cfargotunnel.com") + f"{TUNNEL_TARGET}. 60 IN A {EDGE_IP}\n"
@@ -107,6 +118,31 @@ class _Hook(BaseHTTPRequestHandler):
         type(self).received.append(json.loads(self.rfile.read(length)))
         self.send_response(204)
         self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _CloudflareApi(BaseHTTPRequestHandler):
+    """Cloudflare's token check as the API answers it: GOOD_TOKEN is active, any other is refused
+    (401, code 1000); every other path is Cloudflare's 400 "No route for that URI"."""
+
+    seen: ClassVar[list[str]] = []  # the Authorization headers received
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.headers.get("Authorization", ""))
+        if self.path != "/client/v4/user/tokens/verify":
+            status, body = 400, {"success": False, "errors": [{"code": 7000, "message": "No route for that URI"}]}
+        elif self.headers.get("Authorization") == f"Bearer {GOOD_TOKEN}":
+            status, body = 200, {"success": True, "errors": [], "result": {"id": "ab12", "status": "active"}}
+        else:
+            status, body = 401, {"success": False, "errors": [{"code": 1000, "message": "Invalid API Token"}]}
+        data = json.dumps({"messages": [], "result": None, **body}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -138,23 +174,37 @@ class World:
         )
         self._spawn([knotd, "-c", str(dns_dir / "knot.conf")], "knotd")
 
-        # The Mac Mini: one plain HTTP backend per inventory port.
+        # The Mac Mini: one plain HTTP backend per inventory port (none on GONE's).
         self.ports = {
             host: free_port([MINI_IP])
-            for host in (*TUNNEL_HOSTS, *FAILOVER_HOSTS, f"untrusted.{ZONE}", f"wrong.{ZONE}")
+            for host in (*TUNNEL_HOSTS, *FAILOVER_HOSTS, SOON, GONE, f"untrusted.{ZONE}", f"wrong.{ZONE}")
         }
-        for port in self.ports.values():
-            self.sites.append(Site(MINI_IP, port, f"mini port={port}"))
+        for host, port in self.ports.items():
+            if host != GONE:
+                self.sites.append(Site(MINI_IP, port, f"mini port={port}"))
 
-        # The VPS: Caddy with its internal CA, the two health names, and failover sites.
+        # The certificates of the edge, the stray server and the VPS's health names and SOON.
+        ca = LocalCA(self.tmp / "ca")
+        rogue = LocalCA(self.tmp / "rogue", name="rogue CA")
+        good = ca.issue("edge", [*TUNNEL_HOSTS, SOON, f"wrong.{ZONE}"])
+        health = ca.issue("health", [f"vps.{ZONE}", f"vpsf.{ZONE}"])
+        soon = ca.issue("soon", [SOON], days=15)
+
+        # The VPS: Caddy serving the two health names, and every inventory host in both modes (as the
+        # program's Caddyfile does now), with its internal CA; SOON with a certificate of its own.
         caddy_dir = self.tmp / "caddy"
         caddy_dir.mkdir()
+        tls = "\ttls {} {}\n"
         sites = [
-            f"vps.{ZONE} {{\n\tbind {VPS_IP}\n"
-            '\trespond /healthz "ok mode=tunnel" 200\n\trespond "mana-infra standby" 404\n}',
-            f'vpsf.{ZONE} {{\n\tbind {VPS_IP}\n\trespond /healthz "ok mode=failover" 200\n}}',
+            f"vps.{ZONE} {{\n\tbind {VPS_IP}\n" + tls.format(*health) + '\trespond /healthz "ok mode=tunnel" 200\n'
+            '\trespond "mana-infra standby" 404\n}',
+            f"vpsf.{ZONE} {{\n\tbind {VPS_IP}\n" + tls.format(*health) + '\trespond /healthz "ok mode=failover" 200\n}',
         ]
-        sites += [f"{h} {{\n\tbind {VPS_IP}\n\treverse_proxy {MINI_IP}:{self.ports[h]}\n}}" for h in FAILOVER_HOSTS]
+        self.served = (*TUNNEL_HOSTS, *FAILOVER_HOSTS, GONE)
+        sites += [f"{h} {{\n\tbind {VPS_IP}\n\treverse_proxy {MINI_IP}:{self.ports[h]}\n}}" for h in self.served]
+        sites.append(
+            f"{SOON} {{\n\tbind {VPS_IP}\n" + tls.format(*soon) + f"\treverse_proxy {MINI_IP}:{self.ports[SOON]}\n}}"
+        )
         (caddy_dir / "Caddyfile").write_text(
             f"{{\n\tadmin off\n\tlocal_certs\n\tskip_install_trust\n\thttps_port {self.port}\n"
             f"\thttp_port {free_port([VPS_IP])}\n\tauto_https disable_redirects\n"
@@ -170,11 +220,8 @@ class World:
             [caddy, "run", "--config", str(caddy_dir / "Caddyfile"), "--adapter", "caddyfile"], "caddy", env=env
         )
 
-        # The Cloudflare edge and a stray server: Python TLS servers with a test CA; one host gets a
+        # The Cloudflare edge and a stray server: Python TLS servers with the test CA; one host gets a
         # certificate from a CA nobody trusts.
-        ca = LocalCA(self.tmp / "ca")
-        rogue = LocalCA(self.tmp / "rogue", name="rogue CA")
-        good = ca.issue("edge", [*TUNNEL_HOSTS, f"wrong.{ZONE}"])
         self.edge = Site(
             EDGE_IP,
             self.port,
@@ -185,9 +232,7 @@ class World:
 
         # Ready: knotd answers, Caddy has its certificates.
         caddy_root = caddy_dir / "data" / "pki" / "authorities" / "local" / "root.crt"
-        leaves = [
-            caddy_dir / "data" / "certificates" / "local" / h / f"{h}.crt" for h in ("vps." + ZONE, *FAILOVER_HOSTS)
-        ]
+        leaves = [caddy_dir / "data" / "certificates" / "local" / h / f"{h}.crt" for h in self.served]
         _wait(
             lambda: caddy_root.exists() and all(p.exists() for p in leaves), "caddy", caddy_proc, self.tmp / "caddy.log"
         )
@@ -208,6 +253,8 @@ class World:
 
         self.hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
         threading.Thread(target=self.hook.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.api = ThreadingHTTPServer(("127.0.0.1", 0), _CloudflareApi)
+        threading.Thread(target=self.api.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -224,9 +271,10 @@ class World:
     def stop(self) -> None:
         for site in self.sites:
             site.close()
-        if hasattr(self, "hook"):
-            self.hook.shutdown()
-            self.hook.server_close()
+        for server in (getattr(self, "hook", None), getattr(self, "api", None)):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
         for proc in self.procs:
             proc.terminate()
         for proc in self.procs:
@@ -246,7 +294,15 @@ class World:
         shell = ["env", f"WG_AGE={wg_age}", f"PATH={self.stub_dir}:/usr/bin:/bin", "bash"]
         return Reach(https_port=self.port, vps_runner=command_runner(shell))
 
-    def argv(self, *hosts: str, mode: str = "tunnel", extra: tuple[str, ...] = ()) -> list[str]:
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api.server_address[1]}/client/v4"
+
+    def argv(
+        self, *hosts: str, mode: str = "tunnel", extra: tuple[str, ...] = (), warn_days: str | None = "0"
+    ) -> list[str]:
+        """Flags for ``hosts``; warn_days "0" (the default) turns the certificates' warning off: Caddy's
+        internal CA issues 12-hour certificates. None: check's own default."""
         return [
             "--no-pulumi",
             "--mode",
@@ -269,10 +325,7 @@ class World:
             str(self.ca_file),
             "--timeout",
             "2",
-            "--macmini-address",
-            MINI_IP,
-            "--cert-warn-days",
-            "0",
+            *(["--cert-warn-days", warn_days] if warn_days is not None else []),
             *extra,
         ]
 
@@ -286,8 +339,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w.stop()
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str], reach: Reach) -> tuple[int, str, str]:
-    code = check.main(check.parse_args(argv), reach=reach)
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Cloudflare token or terminal width from the machine running the tests."""
+    for name in ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_BASE_URL", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(
+    argv: list[str], capsys: pytest.CaptureFixture[str], reach: Reach, sleep: Any = time.sleep
+) -> tuple[int, str, str]:
+    code = check.main(check.parse_args(argv), sleep=sleep, reach=reach)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -295,6 +357,55 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str], reach: Reach) -> tu
 def run_json(argv: list[str], capsys: pytest.CaptureFixture[str], reach: Reach) -> tuple[int, dict[str, Any]]:
     code, out, _ = run([*argv, "--json"], capsys, reach)
     return code, json.loads(out)
+
+
+def flat(text: str) -> str:
+    """The text with every run of whitespace one space: what rich wrapped reads as one line again."""
+    return " ".join(text.split())
+
+
+def outputs_file(world: World, path: Path, hosts: tuple[str, ...] = TUNNEL_HOSTS, **changes: Any) -> Path:
+    """The prod stack's outputs in tunnel mode, as `pulumi stack output --json` gives them."""
+    outputs: dict[str, Any] = {
+        "mode": "tunnel",
+        "originName": f"vps.{ZONE}",
+        "originIpv4": VPS_IP,
+        "originIpv6": "[secret]",
+        "healthUrl": f"https://vps.{ZONE}/healthz",
+        "tunnelTarget": TUNNEL_TARGET,
+        "zone": ZONE,
+        "emergencyCutover": EMERGENCY,
+        "hosts": [
+            {"host": h, "port": world.ports[h], "type": "CNAME", "target": TUNNEL_TARGET, "proxied": True, "ttl": 1}
+            for h in hosts
+        ],
+    }
+    outputs.update(changes)
+    path.write_text(json.dumps({k: v for k, v in outputs.items() if v is not None}))
+    return path
+
+
+def outputs_argv(world: World, path: Path, *extra: str) -> list[str]:
+    return ["--outputs", str(path), "--resolver", f"127.0.0.1:{world.dns_port}", "--ca-file", str(world.ca_file),
+            "--timeout", "2", "--cert-warn-days", "0", *extra]  # fmt: skip
+
+
+class SilentResolver:
+    """A DNS server that never answers: every name times out."""
+
+    def __enter__(self) -> str:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+
+def replace(argv: list[str], flag: str, value: str) -> list[str]:
+    argv = list(argv)
+    argv[argv.index(flag) + 1] = value
+    return argv
 
 
 # ------------------------------------------------------------------------------------- the paths
@@ -311,12 +422,46 @@ def test_all_healthy_in_tunnel_mode(world: World, capsys: pytest.CaptureFixture[
     assert hosts["mana.test"]["dns"]["path"] == "tunnel"  # the flattened apex: the tunnel's address
     for host in hosts.values():
         assert host["live"]["ok"] and host["live"]["status"] == 200 and host["live"]["cert_trusted"]
-        assert 80 < host["live"]["cert_days_left"] <= 90
-        assert host["standby"]["kind"] == "wireguard-port" and host["standby"]["ok"], host["standby"]
-        assert host["standby"]["proven"] and "certificate" in host["standby"]["unproven"]
+        assert host["live"]["address"] == EDGE_IP and 80 < host["live"]["cert_days_left"] <= 90
     assert report["vps"]["health"]["ok"] and report["vps"]["health"]["served_mode"] == "tunnel"
     assert report["vps"]["wireguard"]["ok"] and report["vps"]["wireguard"]["age_seconds"] <= 10
+    assert report["public_path"] == {"state": "up", "total": 3, "failed": 0, "failures": {}}
+    assert report["diagnosis"] == {
+        "way": None,
+        "why": "every host answers through the tunnel: nothing to cut over",
+        "command": None,
+    }
+    assert report["tunnel_down"] is False
     assert report["seconds"] < 3
+
+
+def test_the_standby_is_proven_through_the_vps_in_tunnel_mode(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """The pre-flight: in tunnel mode too, each host through the VPS's address with its own name (SNI,
+    Host, the certificate the VPS serves) and its health path across WireGuard to the Mac Mini."""
+    code, report = run_json(world.argv(*TUNNEL_HOSTS), capsys, world.reach())
+    assert code == 0, report["problems"]
+    for host in report["hosts"]:
+        standby = host["standby"]
+        assert standby["kind"] == "https-via-vps" and standby["ok"], standby
+        assert standby["address"] == VPS_IP and standby["status"] == 200 and standby["cert_trusted"] is True
+        assert (
+            standby["proven"]
+            == "the VPS serves this host over HTTPS: its Caddy site, certificate, WireGuard, the Mac Mini"
+        )
+        assert standby["unproven"] == "DNS to the VPS (it comes with the cut-over)"
+    assert report["paths"]["standby"] == {"state": "up", "total": 3, "failed": 0, "kind": "https-via-vps"}
+
+    # A host whose Mac Mini port is closed (Caddy answers 502), one the VPS has no site for (no certificate).
+    code, report = run_json(world.argv("auth.mana.test", GONE, f"untrusted.{ZONE}"), capsys, world.reach())
+    assert code == 1
+    hosts = {h["host"]: h["standby"] for h in report["hosts"]}
+    assert hosts[GONE]["ok"] is False and hosts[GONE]["error"] == "HTTP 502" and hosts[GONE]["failure"] == "http_5xx"
+    assert hosts[GONE]["cert_trusted"] is True  # the VPS has its certificate; WireGuard's far end fails
+    assert hosts[f"untrusted.{ZONE}"]["failure"] == "tls_error"
+    [problem] = [p for p in report["problems"] if p.startswith("standby path")]
+    prefix = "standby path (HTTPS straight to the VPS) down: 2 of 3 fail: "
+    assert problem.startswith(f"{prefix}{GONE} (HTTP 502); untrusted.{ZONE} (TLS handshake"), problem
+    assert report["budget"]["acme"] == [f"untrusted.{ZONE}"]
 
 
 def test_all_healthy_in_failover_mode(world: World, capsys: pytest.CaptureFixture[str]) -> None:
@@ -326,7 +471,9 @@ def test_all_healthy_in_failover_mode(world: World, capsys: pytest.CaptureFixtur
         assert host["dns"]["path"] == "origin" and host["dns"]["detail"] == f"CNAME to vps.{ZONE}"
         assert host["live"]["ok"] and host["live"]["address"] == VPS_IP
         assert host["standby"]["kind"] == "https-via-vps" and host["standby"]["ok"], host["standby"]
+        assert host["standby"]["unproven"] == ""
     assert report["vps"]["health"]["served_mode"] == "failover"
+    assert report["diagnosis"]["way"] is None and report["diagnosis"]["why"].startswith("mode failover:")
 
 
 def test_tunnel_down(world: World, capsys: pytest.CaptureFixture[str]) -> None:
@@ -338,31 +485,255 @@ def test_tunnel_down(world: World, capsys: pytest.CaptureFixture[str]) -> None:
         code, report = run_json(world.argv(*TUNNEL_HOSTS), capsys, world.reach())
         assert report["tunnel_down"] and report["paths"]["live_tunnel"]["state"] == "down"
         assert report["paths"]["standby"]["state"] == "up"  # the standby path is still fine
+        assert report["public_path"]["state"] == "down"
+        assert report["hosts"][0]["live"]["error"] == "HTTP 530 (Cloudflare's origin error)"
     finally:
         world.edge.default_status = 200
 
 
-def test_watch_alerts_after_k_tunnel_failures(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dns_failing_for_every_host_alerts_once_with_the_dns_only_command(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DNS times out for every host, 4 rounds: after 2 the alert (once) names what failed and the
+    DNS-only way; the webhook gets the same. (Before, only HTTPS failures through the tunnel counted.)"""
     _Hook.received.clear()
     url = f"http://127.0.0.1:{world.hook.server_address[1]}/alert"
+    with SilentResolver() as silent:
+        argv = world.argv(*TUNNEL_HOSTS, extra=("--watch", "0.01", "--rounds", "4", "--alert-after", "2"))
+        argv = replace(replace(argv, "--resolver", silent), "--timeout", "0.3")
+        code, out, err = run([*argv, "--webhook", url, "--json"], capsys, world.reach())
+    assert code == 1
+    reports = [json.loads(line) for line in out.splitlines()]
+    assert len(reports) == 4 and all(r["tunnel_down"] for r in reports)
+    failures = {"dns_timeout": list(TUNNEL_HOSTS)}
+    assert reports[0]["public_path"] == {"state": "down", "total": 3, "failed": 3, "failures": failures}
+    assert reports[0]["diagnosis"] == {
+        "way": "dns",
+        "why": "DNS for the names fails (DNS timeout: 3 hosts)",
+        "command": "mana-infra cutover --via dns",
+    }
+    assert err.count("ALERT") == 1
+    assert err == (
+        "ALERT: the public path failed 2 checks in a row (3 of 3 hosts fail):\n"
+        "    DNS timeout: 3 hosts (mana.test, auth.mana.test, chat.mana.test)\n"
+        "Cut over DNS-only: DNS for the names fails (DNS timeout: 3 hosts)\n"
+        "    mana-infra cutover --via dns\n"
+    )
+    [payload] = _Hook.received
+    assert {k: payload[k] for k in ("event", "kind", "way", "command", "failures", "counts", "standby_ready")} == {
+        "event": "public_path_down",
+        "kind": "dns_timeout",
+        "way": "dns",
+        "command": "mana-infra cutover --via dns",
+        "failures": failures,
+        "counts": {"dns_timeout": 3},
+        "standby_ready": True,
+    }
+    assert payload["consecutive_failures"] == 2 and payload["problems"] == reports[1]["problems"]
+
+
+def test_tunnel_errors_alert_with_the_edge_command_once_per_outage(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The edge answers 530 "error code: 1033" (Cloudflare's page for a tunnel without cloudflared): the
+    edge way fits. Down, down (alert), up (recovery), down, down (alert again): two alerts."""
+    _Hook.received.clear()
+    url = f"http://127.0.0.1:{world.hook.server_address[1]}/alert"
+    states = [530, 530, 200, 530, 530]
+    rounds = iter(states[1:])
+
+    def next_round(_seconds: float) -> None:
+        world.edge.default_status = next(rounds)
+
+    world.edge.default_status, world.edge.default_body = states[0], "error code: 1033"
+    try:
+        argv = world.argv(*TUNNEL_HOSTS, extra=("--watch", "0.01", "--rounds", "5", "--alert-after", "2"))
+        code, out, err = run([*argv, "--webhook", url], capsys, world.reach(), sleep=next_round)
+    finally:
+        world.edge.default_status, world.edge.default_body = 200, None
+    assert code == 1, err
+    lines = out.splitlines()
+    assert lines.count("ALERT: the public path failed 2 checks in a row (3 of 3 hosts fail):") == 2
+    assert lines.count("    tunnel error: 3 hosts (mana.test, auth.mana.test, chat.mana.test)") == 2
+    # Each down round's table says what fits; the alert comes twice.
+    fits = "Fits: through Cloudflare's edge — the edge answers over TLS, the tunnel behind it fails"
+    fits += " (tunnel error: 3 hosts):"
+    assert flat(out).count(f"{fits} mana-infra cutover --via edge") == 4
+    assert (
+        flat(out).count(
+            "Cut over through Cloudflare's edge: the edge answers over TLS, the tunnel behind it fails "
+            "(tunnel error: 3 hosts) mana-infra cutover --via edge"
+        )
+        == 2
+    )
+    assert (
+        "Error 1033" not in out
+        and "HTTP 530 (Cloudflare error 1033: the tunnel has no cloudflared connection)" in flat(out)
+    )
+    assert len(_Hook.received) == 2
+    for payload in _Hook.received:
+        assert payload["event"] == "public_path_down" and payload["kind"] == "tunnel_error"
+        assert payload["way"] == "edge" and payload["command"] == "mana-infra cutover --via edge"
+        assert payload["failures"] == {"tunnel_error": list(TUNNEL_HOSTS)} and payload["standby_ready"] is True
+
+
+def test_a_refused_api_token_means_the_emergency_path(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With CLOUDFLARE_API_TOKEN set, check asks the API (CLOUDFLARE_BASE_URL) whether it takes the token:
+    refused, no record can change at Cloudflare, so the command is the stack's emergencyCutover."""
+    _CloudflareApi.seen.clear()
+    _Hook.received.clear()
+    monkeypatch.setenv("CLOUDFLARE_BASE_URL", world.api_url)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", BAD_TOKEN)
+    argv = outputs_argv(world, outputs_file(world, tmp_path / "outputs.json"))
+    world.edge.default_status, world.edge.default_body = 530, "error code: 1033"
+    try:
+        code, report = run_json(argv, capsys, world.reach())
+        code_text, out, err = run(argv, capsys, world.reach())
+        url = f"http://127.0.0.1:{world.hook.server_address[1]}/alert"
+        watch = ("--watch", "0.01", "--rounds", "1", "--alert-after", "1", "--webhook", url)
+        _, watched, watch_err = run([*argv, *watch], capsys, world.reach())
+    finally:
+        world.edge.default_status, world.edge.default_body = 200, None
+    assert code == 1 and code_text == 1
+    jsonschema.validate(report, JSON_SCHEMA)
+    assert _CloudflareApi.seen and set(_CloudflareApi.seen) == {f"Bearer {BAD_TOKEN}"}
+    assert report["cloudflare_api"] == {
+        "checked": True,
+        "ok": False,
+        "state": "refused",
+        "error": "HTTP 401: 1000 Invalid API Token",
+        "why_not_checked": None,
+        "url": f"{world.api_url}/user/tokens/verify",
+        "seconds": report["cloudflare_api"]["seconds"],
+    }
+    assert report["diagnosis"] == {
+        "way": "emergency",
+        "why": "the Cloudflare API refuses the token (HTTP 401: 1000 Invalid API Token), so no record can change "
+        "at Cloudflare; the public path fails (tunnel error: 3 hosts)",
+        "command": EMERGENCY,
+    }
+    assert (
+        "the Cloudflare API refuses the token (HTTP 401: 1000 Invalid API Token): no record can change at "
+        "Cloudflare, a cut-over would have to take the emergency path"
+    ) in report["problems"]
+    # The table: the command in lines a shell reads as the one command, none wider than the pipe's 100.
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Fits: the emergency path — "))
+    end = next(i for i in range(start, len(lines)) if lines[i].strip().startswith("'urn:"))
+    command = [line for line in lines[start + 1 : end + 1] if line.startswith("    ")]
+    assert " ".join(line.strip().removesuffix(" \\") for line in command) == EMERGENCY
+    assert all(line.endswith(" \\") for line in command[:-1]) and max(map(len, lines)) <= 100
+    [payload] = _Hook.received
+    assert payload["way"] == "emergency" and payload["command"] == EMERGENCY and payload["cloudflare_api"] == "refused"
+    assert "Cut over by the emergency path: the Cloudflare API refuses the token" in flat(watched)
+    for text in (json.dumps(report), out, err, watched, watch_err, json.dumps(payload)):
+        assert BAD_TOKEN not in text  # never shown
+
+    # The token taken: the edge way again; the API unreachable: the emergency path.
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", GOOD_TOKEN)
+    code, report = run_json(argv, capsys, world.reach())
+    assert code == 0 and report["cloudflare_api"]["state"] == "ok" and report["cloudflare_api"]["ok"] is True
+    monkeypatch.setenv("CLOUDFLARE_BASE_URL", f"http://127.0.0.1:{free_port(['127.0.0.1'])}/client/v4")
     world.edge.default_status = 502
     try:
-        code, out, err = run(
-            world.argv(
-                *TUNNEL_HOSTS, extra=("--watch", "0.01", "--rounds", "3", "--alert-after", "2", "--webhook", url)
-            ),
-            capsys,
-            world.reach(),
-        )
+        code, report = run_json(argv, capsys, world.reach())
     finally:
         world.edge.default_status = 200
-    assert code == 1, err
-    assert out.count("ALERT: the tunnel path failed 2 checks in a row") == 1
-    assert "pulumi config set mode failover && pulumi up" in out
-    assert len(_Hook.received) == 1
-    payload = _Hook.received[0]
-    assert payload["event"] == "tunnel_path_down" and payload["consecutive_failures"] == 2
-    assert payload["command"] == "pulumi config set mode failover && pulumi up" and payload["standby_ready"]
+    api = report["cloudflare_api"]
+    assert code == 1 and api["state"] == "unreachable" and "Connection refused" in api["error"], api
+    assert report["diagnosis"]["way"] == "emergency" and report["diagnosis"]["command"] == EMERGENCY
+
+
+def test_the_edge_failing_itself_means_dns_only(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """5xx that are not tunnel errors (Cloudflare-wide 503) and TLS failing at the edge: the edge itself
+    fails, so records must point at the VPS directly."""
+    world.edge.status = {"mana.test": 503, "auth.mana.test": 503}
+    try:
+        code, report = run_json(world.argv(*TUNNEL_HOSTS, f"untrusted.{ZONE}"), capsys, world.reach())
+    finally:
+        world.edge.status = {}
+    assert code == 1
+    assert report["public_path"]["failures"] == {
+        "cert_untrusted": [f"untrusted.{ZONE}"],
+        "http_5xx": ["mana.test", "auth.mana.test"],
+    }
+    assert report["public_path"]["state"] == "down" and report["tunnel_down"] is True
+    assert report["diagnosis"] == {
+        "way": "dns",
+        "why": "the edge itself fails (certificate not trusted: 1 host; HTTP 5xx: 2 hosts)",
+        "command": "mana-infra cutover --via dns",
+    }
+
+
+def test_the_budget_in_plain_words(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """From today's answers: the edge way seconds; DNS-only the longest TTL (the proxied apex: 300 s);
+    certificates the VPS would still have to obtain."""
+    code, report = run_json(world.argv(*TUNNEL_HOSTS), capsys, world.reach())
+    assert code == 0
+    assert {k: report["budget"][k] for k in ("edge_seconds", "dns_seconds", "acme")} == {
+        "edge_seconds": 60,
+        "dns_seconds": 300,
+        "acme": "none",
+    }
+    _, out, _ = run(world.argv(*TUNNEL_HOSTS), capsys, world.reach())
+    assert (
+        "Budget: edge way seconds (Cloudflare applies a record change within a minute); DNS-only up to 300 s "
+        "(the old records' TTL); certificates: none to obtain"
+    ) in flat(out)
+    code, report = run_json(world.argv("auth.mana.test", f"untrusted.{ZONE}"), capsys, world.reach())
+    assert report["budget"]["dns_seconds"] == 60 and report["budget"]["acme"] == [f"untrusted.{ZONE}"]
+    assert report["budget"]["text"]["certificates"] == f"to obtain for untrusted.{ZONE}"
+
+
+def test_a_certificate_under_21_days_is_a_problem_when_watching(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The VPS serves SOON a certificate with 15 days left: fine for one check (7 days), a problem with
+    --watch (21 days: time to renew before a cut-over needs it)."""
+    code, report = run_json(world.argv(SOON, warn_days=None), capsys, world.reach())
+    assert code == 0 and report["problems"] == [], report["problems"]
+    assert 14.9 < report["hosts"][0]["standby"]["cert_days_left"] <= 15
+    argv = world.argv(SOON, warn_days=None, extra=("--watch", "0.01", "--rounds", "1"))
+    code, out, _ = run([*argv, "--json"], capsys, world.reach())
+    report = json.loads(out)
+    assert code == 1
+    assert report["problems"] == [f"the VPS's certificate expires within 21 days (15 days left) for 1 host: {SOON}"]
+    assert report["hosts"][0]["standby"]["cert_expiring"] is True
+
+
+def test_certificates_dated_by_the_outputs(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    now = datetime.now(UTC)
+    origin, public = now + timedelta(days=10, hours=1), now + timedelta(days=200)
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    path = outputs_file(  # SOON: the one host with a certificate for more than Caddy's internal 12 hours
+        world,
+        tmp_path / "outputs.json",
+        (SOON,),
+        originCertificateExpiresOn=origin.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),  # as Cloudflare's API has it
+        publicCertificateExpiresOn=public.strftime(stamp),
+    )
+    argv = outputs_argv(world, path)
+    argv.remove("--cert-warn-days")
+    argv.remove("0")
+    code, report = run_json(argv, capsys, world.reach())
+    assert code == 0, report["problems"]
+    jsonschema.validate(report, JSON_SCHEMA)
+    certificates = report["certificates"]
+    assert set(certificates) == {"origin", "public"}
+    assert (
+        certificates["origin"]["output"] == "originCertificateExpiresOn"
+        and 10 < certificates["origin"]["days_left"] < 10.1
+    )
+    assert certificates["public"]["expiring"] is False and certificates["public"]["expired"] is False
+    code, out, _ = run([*argv, "--watch", "0.01", "--rounds", "1", "--json"], capsys, world.reach())
+    expires = origin.replace(microsecond=0).isoformat()
+    assert code == 1 and json.loads(out)["problems"] == [
+        f"the VPS's certificate expires within 21 days (15 days left) for 1 host: {SOON}",
+        "originCertificateExpiresOn: the Cloudflare Origin CA certificate (the edge way) expires within 21 days "
+        f"(10 days left, on {expires})",
+    ]
 
 
 def test_wrong_dns_target_is_other(world: World, capsys: pytest.CaptureFixture[str]) -> None:
@@ -373,7 +744,7 @@ def test_wrong_dns_target_is_other(world: World, capsys: pytest.CaptureFixture[s
     assert wrong["dns"]["chain"] == [f"wrong.{ZONE}", f"old-server.{ZONE}"]
     assert any("(other)" in p and f"wrong.{ZONE}" in p for p in report["problems"]), report["problems"]
     code, out, _ = run(world.argv("auth.mana.test", f"wrong.{ZONE}"), capsys, world.reach())
-    assert "other: CNAME to old-server.mana.test" in out
+    assert "│ other: CNAME to " in out and "│ old-server.mana.test -> " in out  # the table's DNS cell
 
 
 def test_untrusted_certificate(world: World, capsys: pytest.CaptureFixture[str]) -> None:
@@ -381,28 +752,61 @@ def test_untrusted_certificate(world: World, capsys: pytest.CaptureFixture[str])
     assert code == 1
     bad = next(h for h in report["hosts"] if h["host"] == f"untrusted.{ZONE}")
     assert bad["dns"]["path"] == "tunnel"
-    assert bad["live"]["cert_trusted"] is False and not bad["live"]["ok"]
+    assert bad["live"]["cert_trusted"] is False and not bad["live"]["ok"] and bad["live"]["failure"] == "cert_untrusted"
     assert bad["live"]["error"].startswith("certificate not trusted")
     assert bad["live"]["cert_days_left"] is not None  # read from the untrusted certificate all the same
     assert any("certificate not trusted" in p and f"untrusted.{ZONE}" in p for p in report["problems"])
 
 
-def test_wireguard_stale_and_mini_port_closed(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    world.ports["gone.mana.test"] = free_port([MINI_IP])  # nothing listens there
-    code, report = run_json(world.argv("auth.mana.test", "gone.mana.test"), capsys, world.reach(wg_age=500))
+def test_wireguard_stale(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = run_json(world.argv("auth.mana.test"), capsys, world.reach(wg_age=500))
     assert code == 1
-    assert report["vps"]["wireguard"]["ok"] is False and report["vps"]["wireguard"]["age_seconds"] >= 500
-    assert any(p.startswith("WireGuard down: last handshake 8 min ago") for p in report["problems"]), report["problems"]
-    gone = next(h for h in report["hosts"] if h["host"] == "gone.mana.test")
-    assert gone["standby"]["ok"] is False and "unreachable from the VPS" in gone["standby"]["error"]
-    assert any(p.startswith("standby path (VPS -> WireGuard -> Mac Mini)") for p in report["problems"])
+    # 499 when the stub's clock ticks between the script's `now` and its `wg` line.
+    assert report["vps"]["wireguard"]["ok"] is False and report["vps"]["wireguard"]["age_seconds"] >= 499
+    assert report["problems"] == ["WireGuard down: last handshake 8 min ago (stale after 180 s)"]
 
 
-def test_no_ssh_leaves_the_standby_path_unchecked(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_skipped_checks_say_so_and_why(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every check that did not run is a note with its reason, in the JSON and the table."""
     code, report = run_json([*world.argv(*TUNNEL_HOSTS), "--no-ssh"], capsys, world.reach())
     assert code == 0
-    assert report["paths"]["standby"]["state"] == "unchecked" and report["paths"]["wireguard"]["state"] == "unchecked"
-    assert any("not checked" in n for n in report["notes"])
+    assert report["paths"]["wireguard"]["state"] == "unchecked" and report["paths"]["standby"]["state"] == "up"
+    assert report["notes"] == [
+        "Hetzner mirror not checked: no stack outputs were read, so no secondaryDnsNameservers "
+        "(give --mirror-nameserver IP)",
+        "WireGuard not checked: skipped: --no-ssh",
+        "Cloudflare API not asked: CLOUDFLARE_API_TOKEN is not set (the edge and DNS-only ways need the API to "
+        "take it)",
+    ]
+    assert report["cloudflare_api"]["checked"] is False and report["cloudflare_api"]["why_not_checked"].startswith(
+        "CLOUDFLARE_API_TOKEN is not set"
+    )
+    _, out, _ = run([*world.argv(*TUNNEL_HOSTS), "--no-ssh"], capsys, world.reach())
+    for note in report["notes"]:
+        assert f"note: {note}" in flat(out)
+
+    # No address to SSH to (no runner, no --ssh-host, no outputs).
+    _, report = run_json(world.argv("auth.mana.test"), capsys, Reach(https_port=world.port))
+    assert (
+        "WireGuard not checked: no address to SSH to (give --ssh-host, or read the stack's outputs)" in report["notes"]
+    )
+
+    # From the stack's outputs: --no-ssh says so (not "give --ssh-host"); the mirror's three reasons.
+    path = outputs_file(world, tmp_path / "outputs.json", secondaryDnsNameservers=["hydrogen.ns.mirror.test"])
+    code, out, _ = run([*outputs_argv(world, path), "--no-ssh", "--no-mirror", "--json"], capsys, world.reach())
+    notes = json.loads(out)["notes"]
+    assert notes[:2] == ["Hetzner mirror not checked: skipped: --no-mirror", "WireGuard not checked: skipped: --no-ssh"]
+    assert "give --ssh-host" not in out
+    _, report = run_json(outputs_argv(world, path), capsys, world.reach())
+    assert report["notes"][0] == (
+        "Hetzner mirror not checked: its nameservers' names did not resolve: hydrogen.ns.mirror.test "
+        "(DNS error REFUSED for hydrogen.ns.mirror.test)"
+    )
+    path = outputs_file(world, tmp_path / "outputs.json")
+    _, report = run_json(outputs_argv(world, path), capsys, world.reach())
+    assert report["notes"][0] == (
+        "Hetzner mirror not checked: the outputs have no secondaryDnsNameservers (the stack's secondaryDns is off)"
+    )
 
 
 def test_ssh_failure_is_one_problem(world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -413,9 +817,9 @@ def test_ssh_failure_is_one_problem(world: World, capsys: pytest.CaptureFixture[
     assert code == 1
     assert report["vps"]["ssh"]["checked"] and report["vps"]["ssh"]["via"] == "ssh root@127.0.0.1"
     assert "Connection refused" in report["vps"]["ssh"]["error"], report["vps"]["ssh"]
-    assert report["paths"]["wireguard"]["state"] == "unchecked" and report["paths"]["standby"]["state"] == "unchecked"
+    assert report["paths"]["wireguard"]["state"] == "unchecked" and report["paths"]["standby"]["state"] == "up"
     assert len(report["problems"]) == 1 and report["problems"][0].startswith(
-        "SSH to the VPS failed, so WireGuard and the standby path went unchecked: "
+        "SSH to the VPS failed, so WireGuard went unchecked: "
     )
 
 
@@ -423,27 +827,37 @@ def test_json_shape(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (
         world.argv(*TUNNEL_HOSTS),
         world.argv(*FAILOVER_HOSTS, mode="failover"),
-        world.argv("auth.mana.test", f"wrong.{ZONE}", f"untrusted.{ZONE}"),
+        world.argv("auth.mana.test", f"wrong.{ZONE}", f"untrusted.{ZONE}", GONE),
     ):
         _, report = run_json(argv, capsys, world.reach())
         jsonschema.validate(report, JSON_SCHEMA)
         assert report["exit_code"] == (0 if report["healthy"] else 1)
-    assert [h["host"] for h in report["hosts"]] == ["auth.mana.test", f"wrong.{ZONE}", f"untrusted.{ZONE}"]
+    assert [h["host"] for h in report["hosts"]] == ["auth.mana.test", f"wrong.{ZONE}", f"untrusted.{ZONE}", GONE]
+    assert report["public_path"]["failures"] == {"dns_nxdomain": [GONE], "cert_untrusted": [f"untrusted.{ZONE}"]}
+
+
+def test_the_table_fits_the_pipe(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a pipe: 100 columns (not 160), or COLUMNS; no line wider."""
+    argv = world.argv("auth.mana.test", f"wrong.{ZONE}", f"untrusted.{ZONE}", GONE)
+    _, out, _ = run(argv, capsys, world.reach())
+    assert max(map(len, out.splitlines())) <= 100
+    assert any(len(line) > 90 for line in out.splitlines())  # it does use the width
+    monkeypatch.setenv("COLUMNS", "72")
+    _, out, _ = run(argv, capsys, world.reach())
+    assert max(map(len, out.splitlines())) <= 72
 
 
 def test_timeouts_are_results(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a resolver that never answers
-    silent.bind(("127.0.0.1", 0))
-    try:
+    with SilentResolver() as silent:
         argv = world.argv("auth.mana.test", extra=("--no-ssh",))
-        argv[argv.index("--resolver") + 1] = f"127.0.0.1:{silent.getsockname()[1]}"
-        argv[argv.index("--timeout") + 1] = "0.3"
+        argv = replace(replace(argv, "--resolver", silent), "--timeout", "0.3")
         started = time.monotonic()
         code, report = run_json(argv, capsys, world.reach())
-    finally:
-        silent.close()
     assert code == 1 and time.monotonic() - started < 2
     assert report["hosts"][0]["dns"]["path"] == "error" and "timeout" in report["hosts"][0]["dns"]["error"]
+    assert report["hosts"][0]["dns"]["failure"] == "dns_timeout"
     assert any(p.startswith("DNS fails for 1 host") for p in report["problems"])
 
 
@@ -455,7 +869,7 @@ def test_timeouts_are_results(world: World, capsys: pytest.CaptureFixture[str]) 
     [
         (("--services", "/nonexistent/services.yaml"), "cannot read the inventory"),
         (("--resolver", "dns.example"), "is not IP[:port]"),
-        (("--origin-ip", "not-an-ip"), "'not-an-ip' is not an IP address"),
+        (("--origin-ip", "not-an-ip"), "--origin-ip: 'not-an-ip' is not an IP address"),
         (("--timeout", "0"), "--timeout: 0 is not in (0, 120] seconds"),
         (("--webhook", "ftp://x"), "is not an http(s) URL"),
     ],
@@ -472,6 +886,49 @@ def test_bad_input_exits_2(
     code, out, err = run(argv, capsys, world.reach())
     assert code == 2 and out == ""
     assert err.startswith("mana-infra: ") and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--rounds", "3"), "--rounds: has no effect without --watch (a single check runs once)\n"
+         "    fix: add --watch N (e.g. --watch 60), or drop --rounds"),
+        (("--alert-after", "2"), "--alert-after: has no effect without --watch (the alert counts rounds of the "
+         "watch loop)\n    fix: add --watch N (e.g. --watch 60), or drop --alert-after"),
+        (("--webhook", "http://127.0.0.1:9/x"), "--webhook: has no effect without --watch (only the watch loop "
+         "alerts)\n    fix: add --watch N (e.g. --watch 60), or drop --webhook"),
+        (("--no-mirror", "--mirror-nameserver", "127.0.0.1"), "--mirror-nameserver: cannot take effect with "
+         "--no-mirror (the mirror is skipped)\n    fix: drop --mirror-nameserver or --no-mirror"),
+        (("--no-ssh", "--ssh-host", "127.0.0.1"), "--ssh-host: cannot take effect with --no-ssh (nothing is asked "
+         "over SSH)\n    fix: drop --ssh-host or --no-ssh"),
+        (("--no-ssh", "--wg-interface", "wg1"), "--wg-interface: cannot take effect with --no-ssh"),
+        (("--macmini-address", "10.0.0.2"), "--macmini-address: no longer has an effect: the standby path is "
+         "checked over HTTPS through the VPS"),
+    ],
+)  # fmt: skip
+def test_flags_that_cannot_take_effect_are_refused(
+    world: World, capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], message: str
+) -> None:
+    code, out, err = run([*world.argv(*TUNNEL_HOSTS), *flags], capsys, world.reach())
+    assert code == 2 and out == ""
+    assert err.startswith("mana-infra: 1 problem in the input") and f"  - {message}" in err, err
+
+
+def test_bad_outputs_are_blamed_on_the_file_not_a_flag(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = outputs_file(world, tmp_path / "outputs.json", originIpv4="x", originCertificateExpiresOn="soon")
+    code, out, err = run(outputs_argv(world, path), capsys, world.reach())
+    assert code == 2 and out == ""
+    assert (
+        f"  - {path}: originIpv4: 'x' is not an IP address\n"
+        f"    fix: save fresh outputs (`pulumi stack output --json > {path}`), or give --origin-ip\n"
+    ) in err
+    assert f"  - {path}: originCertificateExpiresOn: 'soon' is not an RFC 3339 timestamp\n" in err
+    assert "--origin-ip: 'x'" not in err
+    # The flag overrides the bad output.
+    code, _, err = run([*outputs_argv(world, path), "--origin-ip", VPS_IP], capsys, world.reach())
+    assert code == 2 and "originIpv4" not in err and "originCertificateExpiresOn" in err
 
 
 def test_bad_input_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -512,20 +969,7 @@ def test_outputs_file_gives_the_endpoints(world: World, tmp_path: Path, capsys: 
     }  # fmt: skip
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
-    argv = [
-        "--outputs",
-        str(path),
-        "--resolver",
-        f"127.0.0.1:{world.dns_port}",
-        "--ca-file",
-        str(world.ca_file),
-        "--timeout",
-        "2",
-        "--cert-warn-days",
-        "0",
-        "--no-ssh",
-    ]
-    code, report = run_json(argv, capsys, world.reach())
+    code, report = run_json(outputs_argv(world, path, "--no-ssh"), capsys, world.reach())
     assert code == 0, report["problems"]
     assert [h["host"] for h in report["hosts"]] == list(TUNNEL_HOSTS)
     # check needs nothing but the outputs: each host's health path comes from them too.
@@ -553,7 +997,26 @@ def test_stack_outputs_come_from_the_pulumi_cli_when_present(monkeypatch: pytest
     assert endpoints.mode == "failover" and endpoints.origin_ips == ("203.0.113.10",)
     assert endpoints.services[0].host == "chat.mana.how" and endpoints.proxied == {"chat.mana.how": False}
     assert options.runner is not None and options.runner_note == "root@203.0.113.10".join(("ssh ", ""))
-    assert check.cutover_command("prod") == "pulumi config set mode failover --stack prod && pulumi up --stack prod"
+    assert endpoints.emergency_command is None
+
+
+def test_the_commands_of_the_three_ways() -> None:
+    assert check.cutover_command("edge", None) == "mana-infra cutover --via edge"
+    assert check.cutover_command("edge", "prod") == "mana-infra cutover --via edge --stack prod"
+    assert check.cutover_command("dns", "prod") == "mana-infra cutover --via dns --stack prod"
+    assert check.cutover_command("emergency", "prod", EMERGENCY) == EMERGENCY
+    assert check.cutover_command("emergency", None) == "pulumi stack output emergencyCutover"
+    assert check.cutover_command("emergency", "prod") == "pulumi stack output emergencyCutover --stack prod"
+
+
+def test_tunnel_errors_are_read_from_cloudflare_answers() -> None:
+    assert tunnel_error(530, "error code: 1033") == "Cloudflare error 1033: the tunnel has no cloudflared connection"
+    assert tunnel_error(530, "<title>Cloudflare Tunnel error | example</title>") == "Cloudflare Tunnel error"
+    assert tunnel_error(530, '<span class="cf-error-code">1016</span>') == "Cloudflare error 1016: origin DNS error"
+    assert tunnel_error(502, "Bad gateway") == "bad gateway behind the edge (cloudflared)"
+    assert tunnel_error(504, "") == "gateway timeout behind the edge (cloudflared)"
+    assert tunnel_error(503, "Service Unavailable") is None and tunnel_error(500, "") is None
+    assert tunnel_error(404, "error code: 1033") is None
 
 
 def test_classify_cloudflare_proxied_addresses() -> None:
@@ -574,17 +1037,38 @@ def test_parse_resolver_and_vps_output() -> None:
     assert str(parse_resolver("[::1]:5300")) == "[::1]:5300"
     with pytest.raises(ValueError):
         parse_resolver("127.0.0.1:0")
-    report = parse_vps_output("now 1000\nwg key= 990\nport 3001 200\nport 3002 000\nport 3003 open\n")
-    assert report.handshakes == {"key=": 990} and report.ports == {3001: "200", 3002: "000", 3003: "open"}
+    report = parse_vps_output("now 1000\nwg key= 990\nwg other= 0\n")
+    assert report.now == 1000 and report.handshakes == {"key=": 990, "other=": 0}
+    assert parse_vps_output("now 5\nwgerr Unable to access interface\n").wg_error == "Unable to access interface"
     failed = run_vps_script(
         lambda script, timeout: RunResult(255, "", "ssh: connect to host x port 22: Connection refused"), "true", 1
     )
     assert failed.error == "the VPS script did not run (ssh: connect to host x port 22: Connection refused)"
 
 
+def test_shell_lines_keep_one_command() -> None:
+    assert shell_lines("mana-infra cutover --via dns", 100) == ["    mana-infra cutover --via dns"]
+    lines = shell_lines(EMERGENCY, 100)
+    assert lines == [
+        "    pulumi config set cloudflareZoneId 0123456789abcdef0123456789abcdef \\",
+        "    && pulumi config set cloudflareReachable false \\",
+        "    && pulumi config set mode failover \\",
+        "    && pulumi up --target \\",
+        "    'urn:pulumi:prod::mana-infra::mana-infra:index:CaddyConfig$command:remote:Command::caddy-apply'",
+    ]
+    assert " ".join(line.strip().removesuffix(" \\") for line in lines) == EMERGENCY
+
+
 def test_the_flags_parse() -> None:
     args = check.parse_args(["--json", "--watch", "5", "--resolver", "127.0.0.1:53"])
-    assert args.json and args.watch == 5.0 and args.alert_after == 3 and args.resolver == ["127.0.0.1:53"]
+    assert args.json and args.watch == 5.0 and args.resolver == ["127.0.0.1:53"]
+    # Defaults applied later, so that a flag given without effect can be refused: --alert-after 3,
+    # --cert-warn-days 7 (21 with --watch).
+    assert args.alert_after is None and args.cert_warn_days is None
+    _, options = check.build(check.parse_args(["--no-pulumi", "--mode", "failover", "--origin-name", "vps.mana.how",
+                                               "--services", str(PROJECT / "services.yaml"), "--resolver", "127.0.0.1",
+                                               "--no-ssh", "--watch", "60"]))  # fmt: skip
+    assert options.cert_warn_days == 21
 
 
 def test_the_mirror_is_asked_directly_and_differences_are_named(

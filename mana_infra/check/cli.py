@@ -1,11 +1,13 @@
-"""`mana-infra check` from the command line: the arguments, the endpoints they and the stack's outputs
-give, and the watch loop with its alert. The probing is in .core, the view in .view."""
+"""`mana-infra check` from the command line: the arguments (refusing those that cannot take effect), the
+endpoints they, the stack's outputs and the environment give (a bad output is blamed on its file and
+name), and the watch loop with its alert. The probing and the verdict are in .core, the view in .view."""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -13,8 +15,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,8 +25,10 @@ from urllib.parse import urlsplit
 from ..errors import InputError, Problem
 from ..inventory import load_inventory
 from ..model import MODES, Service, hostname_problem
-from .core import CLOUDFLARE_EDGE, Endpoints, Options
+from .core import CERTIFICATE_OUTPUTS, CLOUDFLARE_EDGE, Endpoints, Options, cutover_command, kinds_text
 from .probes import (
+    CLOUDFLARE_API,
+    CloudflareApi,
     Nameserver,
     VpsRunner,
     command_runner,
@@ -32,9 +37,14 @@ from .probes import (
     ssh_argv,
     system_nameservers,
 )
-from .view import check_once, console_for, render
+from .view import check_once, console_for, print_command, render
+
+__all__ = ["Reach", "add_arguments", "build", "cli", "cutover_command", "main", "parse_args"]
 
 EXIT_OK, EXIT_DEGRADED, EXIT_INPUT = 0, 1, 2
+ALERT_AFTER = 3  # --alert-after's default
+CERT_WARN_DAYS, WATCH_CERT_WARN_DAYS = 7.0, 21.0  # --cert-warn-days's default, once and with --watch
+SSH_FLAGS = ("ssh_host", "ssh_user", "ssh_key", "ssh_port", "ssh_option", "wg_interface", "handshake_max_age")
 
 StackOutputsReader = Callable[[str | None], dict[str, Any]]
 
@@ -90,7 +100,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="IP[:PORT]",
         help="DNS server to ask (repeatable; default: /etc/resolv.conf's)",
     )
-    net.add_argument("--ca-file", help="trust only these CA certificates (PEM) instead of the system's")
+    net.add_argument(
+        "--ca-file",
+        help="trust only these CA certificates (PEM) instead of the system's (the Cloudflare API's too)",
+    )
     net.add_argument(
         "--mirror-nameserver",
         action="append",
@@ -104,11 +117,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     net.add_argument(
         "--cert-warn-days",
         type=float,
-        default=7.0,
-        help="degraded when a certificate expires sooner (default 7; 0 turns it off)",
+        help=f"degraded when a certificate expires sooner (default {CERT_WARN_DAYS:g}, with --watch "
+        f"{WATCH_CERT_WARN_DAYS:g}: time to renew; 0 turns it off)",
     )
 
-    vps = parser.add_argument_group("the VPS over SSH (WireGuard, and the standby path in tunnel mode)")
+    vps = parser.add_argument_group("the VPS over SSH (WireGuard's latest handshake)")
     vps.add_argument("--ssh-host", help="default: the outputs' originIpv4")
     vps.add_argument("--ssh-user", help="default: the outputs' sshUser, else root")
     vps.add_argument("--ssh-key", help="private key file for ssh -i")
@@ -116,15 +129,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vps.add_argument(
         "--ssh-option", action="append", default=[], metavar="OPT", help="extra ssh -o option (repeatable)"
     )
-    vps.add_argument("--no-ssh", action="store_true", help="skip the SSH probes")
-    vps.add_argument(
-        "--macmini-address",
-        help="the Mac Mini's WireGuard address (default: the outputs' macminiAddress, else 10.0.0.2)",
-    )
-    vps.add_argument("--wg-interface", default="wg0", help="WireGuard interface on the VPS (default wg0)")
-    vps.add_argument(
-        "--handshake-max-age", type=int, default=180, help="seconds until a handshake is stale (default 180)"
-    )
+    vps.add_argument("--no-ssh", action="store_true", help="skip SSH (WireGuard's handshake goes unchecked)")
+    # No longer used (the standby path is checked over HTTPS through the VPS): refused with the reason.
+    vps.add_argument("--macmini-address", help=argparse.SUPPRESS)
+    vps.add_argument("--wg-interface", help="WireGuard interface on the VPS (default wg0)")
+    vps.add_argument("--handshake-max-age", type=int, help="seconds until a handshake is stale (default 180)")
 
     out = parser.add_argument_group("output and watching")
     out.add_argument("--json", action="store_true", help="one JSON report on stdout (one per line with --watch)")
@@ -132,9 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--alert-after",
         type=int,
-        default=3,
         metavar="K",
-        help="with --watch: after K consecutive tunnel-path failures print the cut-over command (default 3)",
+        help="with --watch: after K rounds in a row with the public path down, print what failed and the "
+        f"cut-over command that fits (default {ALERT_AFTER})",
     )
     out.add_argument("--webhook", metavar="URL", help="with --watch: POST the alert as JSON to this URL")
     out.add_argument("--rounds", type=int, metavar="N", help="with --watch: stop after N checks")
@@ -143,9 +152,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mana-infra check",
-        description="Check every inventory host through the path DNS gives today and through the standby path, "
-        "plus the VPS's health and WireGuard. Exit 0 healthy, 1 degraded, 2 bad input. Endpoints come from "
-        "`pulumi stack output` when the Pulumi CLI is there, flags override them.",
+        description="Check every inventory host through the path DNS gives today (the public path) and through "
+        "the standby VPS, plus the VPS's health, WireGuard, the Hetzner mirror and the Cloudflare API (with "
+        "CLOUDFLARE_API_TOKEN); say which way to fail over fits and what each takes. Exit 0 healthy, 1 "
+        "degraded, 2 bad input. Endpoints come from `pulumi stack output` when the Pulumi CLI is there, flags "
+        "override them.",
     )
     add_arguments(parser)
     return parser.parse_args(argv)
@@ -199,16 +210,101 @@ def _outputs_json(text: str, where: str) -> dict[str, Any]:
 
 
 def build(
-    args: argparse.Namespace, outputs_reader: StackOutputsReader = read_stack_outputs, reach: Reach = Reach()
+    args: argparse.Namespace,
+    outputs_reader: StackOutputsReader = read_stack_outputs,
+    reach: Reach = Reach(),
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[Endpoints, Options]:
-    """Endpoints and options from the outputs and flags; InputError names every problem."""
+    """Endpoints and options from the outputs, flags and environment (CLOUDFLARE_API_TOKEN,
+    CLOUDFLARE_BASE_URL); InputError names every problem."""
     problems: list[Problem] = []
+    _refuse_idle_flags(args, problems)
     outputs, source = _read_outputs(args, outputs_reader, problems)
-    endpoints = _endpoints(args, outputs, source, problems)
-    options = _options(args, outputs, endpoints, reach, problems)
+    values = _Outputs(outputs, source, args.outputs is not None, problems)
+    endpoints = _endpoints(args, values, problems)
+    options = _options(args, values, endpoints, reach, os.environ if environ is None else environ, problems)
     if problems or endpoints is None:
         raise InputError(problems)
     return endpoints, options
+
+
+def _refuse_idle_flags(args: argparse.Namespace, problems: list[Problem]) -> None:
+    """Flags that cannot take effect with the others given: refused, so nothing is silently ignored."""
+    if args.watch is None:
+        for flag, given, why in (
+            ("--rounds", args.rounds is not None, "a single check runs once"),
+            ("--alert-after", args.alert_after is not None, "the alert counts rounds of the watch loop"),
+            ("--webhook", args.webhook is not None, "only the watch loop alerts"),
+        ):
+            if given:
+                problems.append(
+                    Problem(
+                        flag,
+                        f"has no effect without --watch ({why})",
+                        f"add --watch N (e.g. --watch 60), or drop {flag}",
+                    )
+                )
+    if args.no_mirror and args.mirror_nameserver:
+        problems.append(
+            Problem(
+                "--mirror-nameserver",
+                "cannot take effect with --no-mirror (the mirror is skipped)",
+                "drop --mirror-nameserver or --no-mirror",
+            )
+        )
+    if args.no_ssh:
+        for name in SSH_FLAGS:
+            if getattr(args, name) not in (None, []):
+                flag = "--" + name.replace("_", "-")
+                problems.append(
+                    Problem(
+                        flag, "cannot take effect with --no-ssh (nothing is asked over SSH)", f"drop {flag} or --no-ssh"
+                    )
+                )
+    if args.macmini_address is not None:
+        problems.append(
+            Problem(
+                "--macmini-address",
+                "no longer has an effect: the standby path is checked over HTTPS through the VPS (its Caddy "
+                "reaches the Mac Mini across WireGuard), and SSH only reads WireGuard's handshake",
+                "drop --macmini-address",
+            )
+        )
+
+
+class _Outputs:
+    """The stack's outputs, each value with the place to blame when it is bad: `<source>: <output>`
+    (the file given with --outputs, or the Pulumi CLI's command), the fix being fresh outputs or the flag."""
+
+    def __init__(self, outputs: dict[str, Any], source: str, from_file: bool, problems: list[Problem]) -> None:
+        self.outputs, self.source, self.from_file, self.problems = outputs, source, from_file, problems
+
+    def __bool__(self) -> bool:
+        return bool(self.outputs)
+
+    def get(self, key: str) -> Any:
+        return self.outputs.get(key)
+
+    def where(self, key: str) -> str:
+        return f"{self.source}: {key}"
+
+    def refresh(self, flag: str | None) -> str:
+        fresh = (
+            f"save fresh outputs (`pulumi stack output --json > {self.source}`)"
+            if self.from_file
+            else "refresh the outputs (`pulumi up`)"
+        )
+        return f"{fresh}, or give {flag}" if flag else fresh
+
+    def text(self, key: str, flag: str | None) -> str | None:
+        """A string output; absent, empty or "[secret]" is None; another type is blamed."""
+        value = self.outputs.get(key)
+        if value is None or value == "" or value == "[secret]":
+            return None
+        if not isinstance(value, str):
+            self.problems.append(Problem(self.where(key), f"{value!r} is not a string", self.refresh(flag)))
+            return None
+        return value
 
 
 def _read_outputs(
@@ -246,63 +342,85 @@ def _read_outputs(
     return {}, "flags"
 
 
-def _endpoints(
-    args: argparse.Namespace, outputs: dict[str, Any], source: str, problems: list[Problem]
-) -> Endpoints | None:
-    """Where the two paths are: flags first, then the outputs."""
+def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Problem]) -> Endpoints | None:
+    """Where the two paths are: flags first, then the outputs. A bad value is blamed where it came
+    from: the flag, or the outputs' file and output."""
 
-    def bad(flag: str, message: str, fix: str) -> None:
-        problems.append(Problem(flag, message, fix))
+    def pick(flag_value: str | None, key: str, flag: str) -> tuple[str | None, str]:
+        if flag_value:
+            return flag_value, flag
+        return outputs.text(key, flag), outputs.where(key)
+
+    def bad(where: str, flag: str, message: str, fix: str) -> None:
+        problems.append(Problem(where, message, fix if where == flag else outputs.refresh(flag)))
 
     unknown = (
-        f"is not known (not in the outputs from {source})"
+        f"is not known (not in the outputs from {outputs.source})"
         if outputs
         else "is not known (no stack outputs were read: "
         + ("--no-pulumi" if args.no_pulumi else "the Pulumi CLI is not installed")
         + ")"
     )
-    mode = args.mode or _text(outputs.get("mode"))
+    mode, where = pick(args.mode, "mode", "--mode")
     if not mode:
-        bad("--mode", unknown, "give --mode tunnel or --mode failover")
+        bad("--mode", "--mode", unknown, "give --mode tunnel or --mode failover")
     elif mode not in MODES:
-        bad("--mode", f"{mode!r} is not a mode", "use tunnel or failover")
+        bad(where, "--mode", f"{mode!r} is not a mode", "use tunnel or failover")
+        mode = None
 
-    origin_name = (args.origin_name or _text(outputs.get("originName")) or "").lower().rstrip(".")
+    origin_name, where = pick(args.origin_name, "originName", "--origin-name")
+    origin_name = (origin_name or "").lower().rstrip(".")
     if not origin_name:
-        bad("--origin-name", unknown, "give --origin-name vps.<zone>")
+        bad("--origin-name", "--origin-name", unknown, "give --origin-name vps.<zone>")
     elif reason := hostname_problem(origin_name):
-        bad("--origin-name", reason, "give the VPS's DNS name, e.g. vps.mana.how")
+        bad(where, "--origin-name", reason, "give the VPS's DNS name, e.g. vps.mana.how")
 
-    tunnel_target = (args.tunnel_target or _text(outputs.get("tunnelTarget")) or "").lower().rstrip(".")
+    tunnel_target, where = pick(args.tunnel_target, "tunnelTarget", "--tunnel-target")
+    tunnel_target = (tunnel_target or "").lower().rstrip(".")
     if not tunnel_target and mode != "failover":
         # Only the tunnel path needs it; the rehearsal stack (always failover) has no tunnel.
-        bad("--tunnel-target", unknown, "give --tunnel-target <tunnelId>.cfargotunnel.com")
+        bad("--tunnel-target", "--tunnel-target", unknown, "give --tunnel-target <tunnelId>.cfargotunnel.com")
     elif tunnel_target and (reason := hostname_problem(tunnel_target)):
-        bad("--tunnel-target", reason, "give <tunnelId>.cfargotunnel.com")
+        bad(where, "--tunnel-target", reason, "give <tunnelId>.cfargotunnel.com")
 
-    origin_ips = list(args.origin_ip) or [
-        ip for ip in (_text(outputs.get("originIpv4")), _text(outputs.get("originIpv6"))) if ip
+    given_ips = [(ip, "--origin-ip") for ip in args.origin_ip] or [
+        (ip, outputs.where(key)) for key in ("originIpv4", "originIpv6") if (ip := outputs.text(key, "--origin-ip"))
     ]
-    for ip in origin_ips:
+    origin_ips = []
+    for ip, where in given_ips:
         try:
             ipaddress.ip_address(ip)
         except ValueError:
-            bad("--origin-ip", f"{ip!r} is not an IP address", "give the VPS's IPv4 or IPv6 address")
+            bad(where, "--origin-ip", f"{ip!r} is not an IP address", "give the VPS's IPv4 or IPv6 address")
+        else:
+            origin_ips.append(ip)
 
-    health_url = args.health_url or _text(outputs.get("healthUrl"))
+    health_url, where = pick(args.health_url, "healthUrl", "--health-url")
     if health_url and (urlsplit(health_url).scheme != "https" or not urlsplit(health_url).hostname):
-        bad("--health-url", f"{health_url!r} is not an https:// URL", "e.g. https://vps.mana.how/healthz")
+        bad(where, "--health-url", f"{health_url!r} is not an https:// URL", "e.g. https://vps.mana.how/healthz")
 
     parent = origin_name.split(".", 1)[1] if "." in origin_name else ""
-    zone = (args.zone or _text(outputs.get("zone")) or parent).lower().rstrip(".")
-    services, proxied = _services(args, outputs, zone, source, problems)
+    zone, _ = pick(args.zone, "zone", "--zone")
+    zone = (zone or parent).lower().rstrip(".")
+    services, proxied = _services(args, outputs.outputs, zone, outputs.source, problems)
 
     edge_networks: list[Any] = [ipaddress.ip_network(cidr) for cidr in CLOUDFLARE_EDGE]
     for cidr in args.edge_cidr:
         try:
             edge_networks.append(ipaddress.ip_network(cidr, strict=False))
         except ValueError:
-            bad("--edge-cidr", f"{cidr!r} is not a network", "e.g. --edge-cidr 198.51.100.0/24")
+            bad("--edge-cidr", "--edge-cidr", f"{cidr!r} is not a network", "e.g. --edge-cidr 198.51.100.0/24")
+
+    certificates: dict[str, datetime] = {}
+    for key, (output, _what) in CERTIFICATE_OUTPUTS.items():
+        text = outputs.text(output, None)
+        if text is None:
+            continue
+        expires = parse_timestamp(text)
+        if expires is None:
+            bad(outputs.where(output), "", f"{text!r} is not an RFC 3339 timestamp", "")
+            continue
+        certificates[key] = expires
     if not mode:
         return None
     return Endpoints(
@@ -315,8 +433,23 @@ def _endpoints(
         proxied=proxied,
         edge_networks=tuple(edge_networks),
         stack=args.stack,
-        vps_stack=_text(outputs.get("prodStack")),
+        vps_stack=outputs.text("prodStack", None),
+        emergency_command=outputs.text("emergencyCutover", None),
+        certificates=certificates,
     )
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """RFC 3339 (`2026-08-01T12:00:00Z`), or the form Cloudflare's Origin CA API gives its expires_on in
+    (Go's `2041-02-03 04:05:06 +0000 UTC`); None when it is neither or has no time zone."""
+    try:
+        stamp = datetime.fromisoformat(text.strip())
+    except ValueError:
+        try:
+            stamp = datetime.strptime(text.strip().removesuffix(" UTC"), "%Y-%m-%d %H:%M:%S %z")
+        except ValueError:
+            return None
+    return stamp if stamp.tzinfo is not None else None
 
 
 def _nameservers(flag: str, texts: Sequence[str], example: str, problems: list[Problem]) -> list[Nameserver]:
@@ -331,12 +464,13 @@ def _nameservers(flag: str, texts: Sequence[str], example: str, problems: list[P
 
 def _options(
     args: argparse.Namespace,
-    outputs: dict[str, Any],
+    outputs: _Outputs,
     endpoints: Endpoints | None,
     reach: Reach,
+    environ: Mapping[str, str],
     problems: list[Problem],
 ) -> Options:
-    """How to probe: resolvers, the mirror, trust, timing, the VPS over SSH."""
+    """How to probe: resolvers, the mirror, trust, timing, the VPS over SSH, the Cloudflare API."""
 
     def bad(flag: str, message: str, fix: str) -> None:
         problems.append(Problem(flag, message, fix))
@@ -346,12 +480,6 @@ def _options(
         resolvers = system_nameservers()
         if not resolvers:
             bad("--resolver", "no DNS server: /etc/resolv.conf names none", "give --resolver IP[:port]")
-    mirror = _nameservers("--mirror-nameserver", args.mirror_nameserver, "192.0.2.54", problems)
-    if not args.mirror_nameserver and not args.no_mirror and resolvers:
-        # The stack's own mirror: its nameservers by name, resolved the ordinary way.
-        for name in outputs.get("secondaryDnsNameservers") or []:
-            answer = resolve(str(name), resolvers, args.timeout)
-            mirror.extend(Nameserver(address) for address in answer.addresses[:1])
 
     if args.ca_file and not Path(args.ca_file).is_file():
         bad("--ca-file", f"{args.ca_file} is not a file", "give a PEM file of CA certificates")
@@ -359,34 +487,23 @@ def _options(
         bad("--timeout", f"{args.timeout:g} is not in (0, 120] seconds", "e.g. --timeout 3")
     if args.watch is not None and args.watch <= 0:
         bad("--watch", f"{args.watch:g} is not a positive number of seconds", "e.g. --watch 30")
-    if args.alert_after < 1:
+    if args.alert_after is not None and args.alert_after < 1:
         bad("--alert-after", f"{args.alert_after} is less than 1", "e.g. --alert-after 3")
     if args.webhook and (urlsplit(args.webhook).scheme not in ("http", "https") or not urlsplit(args.webhook).hostname):
         bad("--webhook", f"{args.webhook!r} is not an http(s) URL", "e.g. --webhook https://hooks.example/alert")
     if args.rounds is not None and args.rounds < 1:
         bad("--rounds", f"{args.rounds} is less than 1", "e.g. --rounds 10")
-
-    macmini_address = args.macmini_address or _text(outputs.get("macminiAddress")) or "10.0.0.2"
-    try:
-        ipaddress.ip_address(macmini_address)
-    except ValueError:
-        bad("--macmini-address", f"{macmini_address!r} is not an IP address", "e.g. --macmini-address 10.0.0.2")
+    cert_warn_days = args.cert_warn_days
+    if cert_warn_days is None:
+        cert_warn_days = WATCH_CERT_WARN_DAYS if args.watch is not None else CERT_WARN_DAYS
+    elif cert_warn_days < 0:
+        bad("--cert-warn-days", f"{cert_warn_days:g} is negative", "e.g. --cert-warn-days 21 (0 turns it off)")
     if args.ssh_key and not Path(args.ssh_key).is_file():
         bad("--ssh-key", f"{args.ssh_key} is not a file", "give the private key matching the stack's sshPublicKey")
 
-    runner, runner_note = reach.vps_runner, "the given VPS runner"
-    if args.no_ssh:
-        runner, runner_note = None, ""
-    elif runner is None:
-        ssh_host = args.ssh_host
-        if not ssh_host and outputs and endpoints:  # the stack's VPS, when the endpoints come from its outputs
-            ssh_host = next((ip for ip in endpoints.origin_ips if ":" not in ip), None)
-        if ssh_host:
-            user = args.ssh_user or _text(outputs.get("sshUser")) or "root"
-            argv = ssh_argv(ssh_host, user, args.ssh_key, args.ssh_port, args.timeout, args.ssh_option)
-            runner, runner_note = command_runner(argv), f"ssh {user}@{ssh_host}"
-        else:
-            runner_note = ""
+    mirror, mirror_skipped = _mirror(args, outputs, resolvers, problems)
+    runner, runner_note, ssh_skipped = _ssh(args, outputs, endpoints, reach)
+    cloudflare, cloudflare_skipped = _cloudflare(environ, problems)
     return Options(
         resolvers=resolvers,
         timeout=args.timeout,
@@ -394,16 +511,98 @@ def _options(
         ca_file=args.ca_file,
         runner=runner,
         runner_note=runner_note,
-        macmini_address=macmini_address,
-        wg_interface=args.wg_interface,
-        handshake_max_age=args.handshake_max_age,
-        cert_warn_days=args.cert_warn_days,
+        ssh_skipped=ssh_skipped,
+        wg_interface=args.wg_interface or "wg0",
+        handshake_max_age=180 if args.handshake_max_age is None else args.handshake_max_age,
+        cert_warn_days=cert_warn_days,
         mirror=tuple(mirror),
+        mirror_skipped=mirror_skipped,
+        cloudflare=cloudflare,
+        cloudflare_skipped=cloudflare_skipped,
     )
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value and value != "[secret]" else None
+def _mirror(
+    args: argparse.Namespace, outputs: _Outputs, resolvers: Sequence[Nameserver], problems: list[Problem]
+) -> tuple[list[Nameserver], str | None]:
+    """The Hetzner mirror's nameservers to ask (the flags', else the stack's secondaryDnsNameservers
+    resolved the ordinary way), and why it is not (or only partly) asked."""
+    if args.no_mirror:
+        return [], "skipped: --no-mirror"
+    if args.mirror_nameserver:
+        return _nameservers("--mirror-nameserver", args.mirror_nameserver, "192.0.2.54", problems), None
+    if not outputs:
+        return [], "no stack outputs were read, so no secondaryDnsNameservers (give --mirror-nameserver IP)"
+    names = outputs.get("secondaryDnsNameservers")
+    if names is None:
+        return [], "the outputs have no secondaryDnsNameservers (the stack's secondaryDns is off)"
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and not hostname_problem(n.rstrip(".")) for n in names
+    ):
+        problems.append(
+            Problem(
+                outputs.where("secondaryDnsNameservers"),
+                f"{names!r} is not a list of nameserver names",
+                outputs.refresh("--mirror-nameserver"),
+            )
+        )
+        return [], None
+    if not resolvers:
+        return [], "no DNS resolver to resolve its nameservers' names"
+    mirror, failed = [], []
+    for name in names:
+        answer = resolve(name, resolvers, args.timeout)
+        if answer.addresses:
+            mirror.append(Nameserver(answer.addresses[0]))
+        else:
+            failed.append(f"{name.rstrip('.')} ({answer.error})")
+    if not failed:
+        return mirror, None
+    what = "its nameservers' names did not resolve" if not mirror else "some nameservers' names did not resolve"
+    return mirror, f"{what}: {'; '.join(failed)}"
+
+
+def _ssh(
+    args: argparse.Namespace, outputs: _Outputs, endpoints: Endpoints | None, reach: Reach
+) -> tuple[VpsRunner | None, str, str]:
+    """The VPS runner for WireGuard's handshake, what it is, and why there is none."""
+    if args.no_ssh:
+        return None, "", "skipped: --no-ssh"
+    if reach.vps_runner is not None:
+        return reach.vps_runner, "the given VPS runner", ""
+    ssh_host = args.ssh_host
+    if not ssh_host and outputs and endpoints:  # the stack's VPS, when the endpoints come from its outputs
+        ssh_host = next((ip for ip in endpoints.origin_ips if ":" not in ip), None)
+    if not ssh_host:
+        why = (
+            "no address to SSH to (the outputs have no originIpv4; give --ssh-host)"
+            if outputs
+            else "no address to SSH to (give --ssh-host, or read the stack's outputs)"
+        )
+        return None, "", why
+    user = args.ssh_user or outputs.text("sshUser", "--ssh-user") or "root"
+    argv = ssh_argv(ssh_host, user, args.ssh_key, args.ssh_port, args.timeout, args.ssh_option)
+    return command_runner(argv), f"ssh {user}@{ssh_host}", ""
+
+
+def _cloudflare(environ: Mapping[str, str], problems: list[Problem]) -> tuple[CloudflareApi | None, str]:
+    """Whether to ask Cloudflare's API if it takes the token: only with CLOUDFLARE_API_TOKEN set, at
+    CLOUDFLARE_BASE_URL (what the Pulumi provider reads) or the public API."""
+    token = environ.get("CLOUDFLARE_API_TOKEN", "").strip()
+    if not token:
+        return None, "CLOUDFLARE_API_TOKEN is not set (the edge and DNS-only ways need the API to take it)"
+    base = environ.get("CLOUDFLARE_BASE_URL", "").strip() or CLOUDFLARE_API
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.append(
+            Problem(
+                "CLOUDFLARE_BASE_URL",
+                f"{base!r} is not an http(s) URL",
+                f"unset it (the API is {CLOUDFLARE_API}), or give the stand-in's http://HOST:PORT/client/v4",
+            )
+        )
+        return None, "CLOUDFLARE_BASE_URL is not a URL"
+    return CloudflareApi(base, token), ""
 
 
 def _services(
@@ -455,11 +654,6 @@ def _services(
     return tuple(services), proxied
 
 
-def cutover_command(stack: str | None) -> str:
-    suffix = f" --stack {stack}" if stack else ""
-    return f"pulumi config set mode failover{suffix} && pulumi up{suffix}"
-
-
 # ------------------------------------------------------------------------------------ watch and alert
 
 
@@ -480,19 +674,55 @@ def post_webhook(url: str, payload: dict[str, Any], timeout: float) -> str | Non
     return None
 
 
-def alert_payload(report: dict[str, Any], failures: int) -> dict[str, Any]:
+def standby_ready(report: dict[str, Any]) -> bool:
+    """The VPS could take over: it serves every host (HTTPS through it), its health path answers, and
+    WireGuard is not known to be down."""
+    states = {name: str(path["state"]) for name, path in report["paths"].items()}
+    return states["standby"] == "up" and states["vps"] == "up" and states["wireguard"] != "down"
+
+
+def alert_payload(report: dict[str, Any], rounds: int) -> dict[str, Any]:
+    """What the webhook gets: what failed (by kind), the way that fits and its command, the standby."""
+    public = report["public_path"]
+    failures: dict[str, list[str]] = public["failures"]
+    diagnosis = report["diagnosis"]
     return {
-        "event": "tunnel_path_down",
-        "consecutive_failures": failures,
-        "command": cutover_command(report["stack"]),
-        "standby_ready": report["paths"]["standby"]["state"] in ("up", "unchecked")
-        and report["paths"]["vps"]["state"] == "up",
+        "event": "public_path_down",
+        "kind": max(failures, key=lambda kind: len(failures[kind])) if failures else None,
+        "way": diagnosis["way"],
+        "command": diagnosis["command"],
+        "why": diagnosis["why"],
+        "failures": failures,
+        "counts": {kind: len(hosts) for kind, hosts in failures.items()},
+        "failed": public["failed"],
+        "total": public["total"],
+        "consecutive_failures": rounds,
+        "standby_ready": standby_ready(report),
+        "cloudflare_api": report["cloudflare_api"]["state"],
+        "budget": report["budget"],
         "mode": report["mode"],
         "stack": report["stack"],
         "checked_at": report["checked_at"],
         "problems": report["problems"],
         "paths": report["paths"],
     }
+
+
+ALERT_WAYS = {"edge": "through Cloudflare's edge", "dns": "DNS-only", "emergency": "by the emergency path"}
+
+
+def alert_lines(payload: dict[str, Any]) -> tuple[str, list[str], str, str | None, str | None]:
+    """(heading, one line per failure kind, the way's line, its command, a warning or None)."""
+    heading = (
+        f"ALERT: the public path failed {payload['consecutive_failures']} "
+        f"check{'s' * (payload['consecutive_failures'] != 1)} in a row "
+        f"({payload['failed']} of {payload['total']} hosts fail):"
+    )
+    kinds = [kinds_text({kind: hosts}, hosts=True) for kind, hosts in payload["failures"].items()]
+    way = payload["way"]
+    fits = f"Cut over {ALERT_WAYS.get(way, way)}: {payload['why']}" if way else f"No cut-over fits: {payload['why']}"
+    warning = None if payload["standby_ready"] else "warning: the standby is not ready either (see the problems above)"
+    return heading, kinds, fits, payload["command"], warning
 
 
 def main(
@@ -508,6 +738,7 @@ def main(
         return EXIT_INPUT
     show_progress = not args.json and sys.stderr.isatty()
     console = console_for()
+    alert_after = ALERT_AFTER if args.alert_after is None else args.alert_after
     failures = 0
     rounds = 0
     code = EXIT_OK
@@ -526,10 +757,11 @@ def main(
                 if args.watch:
                     console.rule(f"check {rounds} at {report['checked_at']}", style="dim")
                 render(report, console)
-            if not args.watch:
+            if args.watch is None:
                 return code
+            # Once per outage: the count restarts only after a round with the public path not down.
             failures = failures + 1 if report["tunnel_down"] else 0
-            if failures == args.alert_after:
+            if failures == alert_after:
                 _alert(report, failures, args, options, console)
             if args.rounds is not None and rounds >= args.rounds:
                 return code
@@ -540,19 +772,22 @@ def main(
 
 def _alert(report: dict[str, Any], failures: int, args: argparse.Namespace, options: Options, console: Any) -> None:
     payload = alert_payload(report, failures)
-    stream = sys.stderr if args.json else None
-    lines = [
-        f"ALERT: the tunnel path failed {failures} checks in a row. Cut over to the standby VPS:",
-        f"    {payload['command']}",
-    ]
-    if not payload["standby_ready"]:
-        lines.append("    warning: the standby path is not healthy either; see the problems above")
-    if stream is not None:
-        print("\n".join(lines), file=stream, flush=True)
+    heading, kinds, fits, command, warning = alert_lines(payload)
+    if args.json:  # stdout is for the reports; the alert goes to stderr, one line each
+        lines = [heading, *(f"    {k}" for k in kinds), fits, *([f"    {command}"] if command else [])]
+        lines += [f"    {warning}"] if warning else []
+        print("\n".join(lines), file=sys.stderr, flush=True)
     else:
         from rich.markup import escape
 
-        console.print("[bold red]" + escape(lines[0]) + "[/]\n" + "\n".join(escape(line) for line in lines[1:]))
+        console.print(f"[bold red]{escape(heading)}[/]")
+        for kind in kinds:
+            console.print(f"    {escape(kind)}")
+        console.print(f"[bold]{escape(fits)}[/]")
+        if command:
+            print_command(console, command)
+        if warning:
+            console.print(f"    [yellow]{escape(warning)}[/]")
     if args.webhook:
         error = post_webhook(args.webhook, payload, options.timeout)
         if error:

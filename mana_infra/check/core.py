@@ -1,12 +1,14 @@
 """What `mana-infra check` checks, and how the results add up to healthy or degraded.
 
 `run_check(endpoints, options)` probes everything in parallel and returns a plain dict (the JSON
-report); `evaluate` turns the probe results into path states and problems. No printing here.
+report); `evaluate` turns the probe results into path states, problems, the public path's state, the
+way to fail over that fits (`diagnose`) and the time each way takes (the budget). No printing here.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +19,8 @@ from urllib.parse import urlsplit
 
 from ..model import MODES, TUNNEL_DOMAIN, Service
 from .probes import (
+    ApiResult,
+    CloudflareApi,
     DnsAnswer,
     HttpsResult,
     Nameserver,
@@ -26,10 +30,11 @@ from .probes import (
     resolve,
     run_vps_script,
     tls_context,
+    verify_token,
     vps_script,
 )
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 # Cloudflare's published edge ranges (cloudflare.com/ips): a proxied record resolves to these, never to
@@ -61,6 +66,36 @@ CLOUDFLARE_EDGE = (
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# What a failing host failed at (the probes' kinds, and the verdict's two for HTTP answers), in the
+# order reports list them, with the words for people.
+KIND_LABELS: dict[str, str] = {
+    "dns_timeout": "DNS timeout",
+    "dns_nxdomain": "NXDOMAIN",
+    "dns_error": "DNS error",
+    "connect_timeout": "connect timeout",
+    "connect_refused": "connection refused",
+    "connect_error": "cannot connect",
+    "tls_error": "TLS error",
+    "cert_untrusted": "certificate not trusted",
+    "http_error": "no HTTP answer",
+    "http_5xx": "HTTP 5xx",
+    "tunnel_error": "tunnel error",
+}
+# The only kind that proves the edge works (it answered, over TLS) while the tunnel behind it fails.
+EDGE_WAY_KINDS = frozenset({"tunnel_error"})
+DNS_FAILURE_KINDS = frozenset({"dns_timeout", "dns_nxdomain", "dns_error"})
+
+# The three ways to fail over (`mana-infra cutover --via edge|dns`, the stack's emergencyCutover).
+WAYS: dict[str, str] = {"edge": "through Cloudflare's edge", "dns": "DNS-only", "emergency": "the emergency path"}
+EDGE_SECONDS = 60  # Cloudflare applies a record change within a minute
+EDGE_BUDGET = "seconds (Cloudflare applies a record change within a minute)"
+
+# Certificate expiry dates the stack's outputs may carry: key -> (output, what it is).
+CERTIFICATE_OUTPUTS: dict[str, tuple[str, str]] = {
+    "origin": ("originCertificateExpiresOn", "the Cloudflare Origin CA certificate (the edge way)"),
+    "public": ("publicCertificateExpiresOn", "the publicly trusted certificate (the DNS-only way)"),
+}
+
 
 @dataclass(frozen=True)
 class Endpoints:
@@ -78,6 +113,10 @@ class Endpoints:
     # The stack whose VPS this is, when it is not this stack's own (a rehearsal's prodStack): its Caddy
     # serves that stack's mode, so the health path's mode is not compared with this stack's.
     vps_stack: str | None = None
+    # The stack's emergencyCutover output: the command when Cloudflare's API cannot be used.
+    emergency_command: str | None = None
+    # Expiry of the certificates the outputs name (keys of CERTIFICATE_OUTPUTS).
+    certificates: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def expected_path(self) -> str:
@@ -92,20 +131,24 @@ class Options:
     ca_file: str | None = None
     runner: VpsRunner | None = None
     runner_note: str = ""
-    macmini_address: str = "10.0.0.2"
+    ssh_skipped: str = "no SSH to the VPS was given"  # why, when runner is None
     wg_interface: str = "wg0"
     handshake_max_age: int = 180
     cert_warn_days: float = 7.0
     workers: int = 64
     # The Hetzner mirror's authoritative nameservers: asked directly, each host must get its failover answer.
     mirror: Sequence[Nameserver] = ()
+    mirror_skipped: str | None = None  # why the mirror is not (or only partly) asked
+    cloudflare: CloudflareApi | None = None  # ask whether the API takes the token
+    cloudflare_skipped: str = "no Cloudflare API token was given"  # why, when cloudflare is None
 
 
 Progress = Callable[[str], None]
 
 
 def run_check(endpoints: Endpoints, options: Options, progress: Progress | None = None) -> dict[str, Any]:
-    """Probe both paths and the VPS, all at once; return the report (see JSON_SCHEMA)."""
+    """Probe the public path, the standby path through the VPS, the VPS and the Cloudflare API, all
+    at once; return the report (see JSON_SCHEMA)."""
     started = time.monotonic()
     context = tls_context(options.ca_file)
     timeout = options.timeout
@@ -144,14 +187,19 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
     def vps_ssh() -> VpsReport | None:
         if options.runner is None:
             return None
-        probes = sorted({(s.port, s.health) for s in endpoints.services}) if endpoints.mode == "tunnel" else []
-        script = vps_script(options.macmini_address, probes, options.wg_interface, timeout)
-        # The session itself gets more time: ssh's connect, then the parallel probes.
-        report = run_vps_script(options.runner, script, timeout * 2 + 2)
+        # The session itself gets more time: ssh's connect, then `wg show`.
+        report = run_vps_script(options.runner, vps_script(options.wg_interface), timeout * 2 + 2)
         done("VPS over SSH")
         return report
 
-    workers = max(4, min(options.workers, 3 * len(endpoints.services) + 4))
+    def cloudflare_api() -> ApiResult | None:
+        if options.cloudflare is None:
+            return None
+        result = verify_token(options.cloudflare, context, timeout)
+        done("Cloudflare API")
+        return result
+
+    workers = max(4, min(options.workers, 3 * len(endpoints.services) + 6))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
         origin_answer_future: Future[DnsAnswer] | None = None
         if not endpoints.origin_ips:
@@ -162,11 +210,10 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
             else None
         )
         ssh_future = pool.submit(vps_ssh)
+        api_future = pool.submit(cloudflare_api)
         health_future = pool.submit(vps_health)
         live_futures = [pool.submit(host_live, s) for s in endpoints.services]
-        standby_futures = (
-            [pool.submit(standby_https, s) for s in endpoints.services] if endpoints.mode == "failover" else []
-        )
+        standby_futures = [pool.submit(standby_https, s) for s in endpoints.services]
         mirror_futures = [pool.submit(resolve, s.host, options.mirror, timeout) for s in endpoints.services]
         mirror_futures = mirror_futures if options.mirror else []
         tunnel_addresses = tunnel_future.result().addresses if tunnel_future else []
@@ -176,8 +223,10 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
         mirrors = [f.result() for f in mirror_futures]
         health_url, health = health_future.result()
         ssh = ssh_future.result()
+        api = api_future.result()
 
     origin_ips = set(endpoints.origin_ips) | set(origin_answer.addresses if origin_answer else [])
+    warn_days = options.cert_warn_days
     report: dict[str, Any] = {
         "version": REPORT_VERSION,
         "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -210,39 +259,31 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
                 "addresses": answer.addresses,
                 "ttl": answer.ttl,
                 "error": answer.error,
+                "failure": (answer.error_kind or "dns_error") if path == "error" else None,
                 "ms": round(answer.seconds * 1000, 1),
             },
             "live": _https_json(
-                live, path, options.cert_warn_days, "no address to connect to" if live is None else None
+                live,
+                path,
+                warn_days,
+                "no address to connect to" if live is None else None,
+                failure=answer.error_kind,
+                behind_edge=path == "tunnel",
             ),
+            "standby": _standby_json(standbys[index], endpoints.mode, warn_days),
         }
-        if endpoints.mode == "failover":
-            standby = standbys[index]
-            host["standby"] = {
-                "kind": "https-via-vps",
-                **_https_json(
-                    standby,
-                    "origin",
-                    options.cert_warn_days,
-                    "the VPS's address is unknown" if standby is None else None,
-                ),
-                "proven": "the VPS serves this host over HTTPS (Caddy site, certificate, WireGuard, Mac Mini)",
-                "unproven": "",
-            }
-        else:
-            host["standby"] = _wireguard_port(service, ssh, options)
         if mirrors:
             # What the mirror answers must be the failover form: the origin, whatever the stack's mode.
             mirror_path, mirror_detail = classify(mirrors[index], endpoints, set(), origin_ips)
             host["mirror"] = {"path": mirror_path, "detail": mirror_detail, "ok": mirror_path == "origin"}
         report["hosts"].append(host)
     report["vps"] = {
-        "health": _health_json(
-            health_url, health, None if endpoints.vps_stack else endpoints.mode, options.cert_warn_days
-        ),
+        "health": _health_json(health_url, health, None if endpoints.vps_stack else endpoints.mode, warn_days),
         "wireguard": _wireguard_json(ssh, options),
         "ssh": _ssh_json(ssh, options),
     }
+    report["cloudflare_api"] = _api_json(api, options)
+    report["certificates"] = _certificates_json(endpoints, warn_days)
     evaluate(report, endpoints, options)
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
@@ -302,7 +343,44 @@ def status_ok(status: int | None) -> bool:
     return status is not None and 200 <= status < 500
 
 
-def _https_json(result: HttpsResult | None, path: str, warn_days: float, missing: str | None) -> dict[str, Any]:
+_TUNNEL_CODE = re.compile(r"(?:error code:?|error|cf-error-code\">)\s*(1033|1016)\b", re.IGNORECASE)
+_TUNNEL_WORDS = re.compile(r"\b(?:argo|cloudflare) tunnel error\b", re.IGNORECASE)
+
+
+def tunnel_error(status: int | None, body: str) -> str | None:
+    """What Cloudflare's edge says when the tunnel behind it fails (the edge itself works: it answered
+    over TLS), or None: error 1033 (no cloudflared connected; "Argo/Cloudflare Tunnel error"), 1016
+    (origin DNS error), any 530, and the 502/504 of cloudflared."""
+    if status is None or status < 500:
+        return None
+    code = _TUNNEL_CODE.search(body)
+    if code and code.group(1) == "1016":
+        return "Cloudflare error 1016: origin DNS error"
+    if code:
+        return "Cloudflare error 1033: the tunnel has no cloudflared connection"
+    if _TUNNEL_WORDS.search(body):
+        return "Cloudflare Tunnel error"
+    if status == 530:
+        return "Cloudflare's origin error"
+    if status == 502:
+        return "bad gateway behind the edge (cloudflared)"
+    if status == 504:
+        return "gateway timeout behind the edge (cloudflared)"
+    return None
+
+
+def _https_json(
+    result: HttpsResult | None,
+    path: str,
+    warn_days: float,
+    missing: str | None,
+    *,
+    failure: str | None = None,
+    behind_edge: bool = False,
+) -> dict[str, Any]:
+    """One HTTPS probe as JSON. failure: the kind when there is no result (the DNS failure that
+    left no address); behind_edge: the host was reached through Cloudflare's edge, so its 5xx can
+    be a tunnel error."""
     if result is None:
         return {
             "path": path,
@@ -314,10 +392,13 @@ def _https_json(result: HttpsResult | None, path: str, warn_days: float, missing
             "cert_trusted": None,
             "cert_expiring": False,
             "error": missing,
+            "failure": failure or "connect_error",
         }
-    error = result.error
+    error, kind = result.error, result.error_kind
     if error is None and not status_ok(result.status):
-        error = f"HTTP {result.status}"
+        detail = tunnel_error(result.status, result.body) if behind_edge else None
+        error = f"HTTP {result.status}" + (f" ({detail})" if detail else "")
+        kind = "tunnel_error" if detail else ("http_5xx" if (result.status or 0) >= 500 else "http_error")
     expiring = result.cert_days_left is not None and result.cert_days_left < warn_days
     return {
         "path": path,
@@ -329,6 +410,21 @@ def _https_json(result: HttpsResult | None, path: str, warn_days: float, missing
         "cert_trusted": result.cert_trusted,
         "cert_expiring": expiring,
         "error": error,
+        "failure": None if error is None else (kind or "http_error"),
+    }
+
+
+def _standby_json(result: HttpsResult | None, mode: str, warn_days: float) -> dict[str, Any]:
+    """The standby path for one host: HTTPS to the VPS's address with the host's name (SNI, Host,
+    verification), in both modes; in tunnel mode the VPS serves the hosts to the operator's networks."""
+    base = _https_json(result, "origin", warn_days, "the VPS's address is unknown" if result is None else None)
+    return {
+        "kind": "https-via-vps",
+        **base,
+        "proven": "the VPS serves this host over HTTPS: its Caddy site, certificate, WireGuard, the Mac Mini"
+        if base["ok"]
+        else "",
+        "unproven": "DNS to the VPS (it comes with the cut-over)" if mode == "tunnel" else "",
     }
 
 
@@ -344,6 +440,7 @@ def _health_json(url: str | None, result: HttpsResult | None, mode: str | None, 
     base["served_mode"] = served_mode
     if base["ok"] and (result is None or result.status != 200 or not body.startswith("ok")):
         base["ok"] = False
+        base["failure"] = "http_error"
         expected = f"ok mode={mode}" if mode else "ok mode=<the VPS's mode>"
         base["error"] = f"HTTP {result.status if result else None} {body[:60]!r}, expected 200 '{expected}'"
     base["mode_matches"] = served_mode == mode if served_mode is not None and mode is not None else None
@@ -352,13 +449,21 @@ def _health_json(url: str | None, result: HttpsResult | None, mode: str | None, 
 
 def _ssh_json(ssh: VpsReport | None, options: Options) -> dict[str, Any]:
     if ssh is None:
-        return {"checked": False, "ok": None, "error": None, "via": options.runner_note, "seconds": None}
+        return {
+            "checked": False,
+            "ok": None,
+            "error": None,
+            "via": options.runner_note,
+            "seconds": None,
+            "why_not_checked": options.ssh_skipped,
+        }
     return {
         "checked": True,
         "ok": ssh.error is None,
         "error": ssh.error,
         "via": options.runner_note,
         "seconds": ssh.seconds,
+        "why_not_checked": None,
     }
 
 
@@ -398,41 +503,46 @@ def _wireguard_json(ssh: VpsReport | None, options: Options) -> dict[str, Any]:
     return base
 
 
-def _wireguard_port(service: Service, ssh: VpsReport | None, options: Options) -> dict[str, Any]:
-    unproven = "the Caddy site and certificate for this host (they come at cut-over: mode failover)"
-    base: dict[str, Any] = {
-        "kind": "wireguard-port",
-        "ok": None,
-        "target": f"{options.macmini_address}:{service.port}",
-        "result": None,
-        "error": None,
-        "proven": "",
-        "unproven": unproven,
+def _api_json(result: ApiResult | None, options: Options) -> dict[str, Any]:
+    """Whether Cloudflare's API takes the token (it must, for the edge and DNS-only ways)."""
+    if options.cloudflare is None or result is None:
+        return {
+            "checked": False,
+            "ok": None,
+            "state": "not_checked",
+            "error": None,
+            "why_not_checked": options.cloudflare_skipped,
+            "url": None,
+            "seconds": None,
+        }
+    return {
+        "checked": True,
+        "ok": result.state == "ok",
+        "state": result.state,
+        "error": result.error,
+        "why_not_checked": None,
+        "url": options.cloudflare.verify_url,
+        "seconds": result.seconds,
     }
-    if ssh is None:
-        base["error"] = "not checked (no SSH to the VPS: give --ssh-host, or the stack's originIpv4)"
-        base["unproven"] = "the whole standby path: " + unproven
-        return base
-    if ssh.error:  # reported once, as the SSH problem
-        base.update(error=f"not checked: {ssh.error}")
-        return base
-    outcome = ssh.ports.get(service.port)
-    base["result"] = outcome
-    if outcome is None:
-        base.update(ok=False, error="the probe gave no answer")
-    elif outcome == "open":
-        base.update(ok=True, proven="VPS -> WireGuard -> Mac Mini port accepts TCP")
-    elif outcome.isdigit() and outcome != "000":
-        code = int(outcome)
-        ok = code < 500
-        base.update(
-            ok=ok,
-            proven=f"VPS -> WireGuard -> Mac Mini answers HTTP {code} on {service.health}" if ok else "",
-            error=None if ok else f"the Mac Mini answers HTTP {code} across WireGuard",
-        )
-    else:
-        base.update(ok=False, error=f"{options.macmini_address}:{service.port} unreachable from the VPS")
-    return base
+
+
+def _certificates_json(endpoints: Endpoints, warn_days: float) -> dict[str, Any]:
+    """The certificates the outputs date (originCertificateExpiresOn, publicCertificateExpiresOn)."""
+    certificates: dict[str, Any] = {}
+    for key, (output, what) in CERTIFICATE_OUTPUTS.items():
+        expires = endpoints.certificates.get(key)
+        if expires is None:
+            continue
+        days = round((expires - datetime.now(UTC)).total_seconds() / 86400, 2)
+        certificates[key] = {
+            "output": output,
+            "what": what,
+            "expires_on": expires.isoformat(),
+            "days_left": days,
+            "expired": days <= 0,
+            "expiring": 0 < days < warn_days,
+        }
+    return certificates
 
 
 def _age(seconds: int) -> str:
@@ -443,9 +553,25 @@ def _age(seconds: int) -> str:
     return f"{seconds // 3600} h"
 
 
-def _names(hosts: Sequence[dict[str, Any]], limit: int = 4) -> str:
-    names = [h["host"] for h in hosts]
+def days_text(days: float) -> str:
+    """14.99 -> "15 days", 0.5 -> "12 hours"."""
+    if abs(days) < 1:
+        hours = round(days * 24)
+        return f"{hours} hour{'s' * (hours != 1)}"
+    whole = round(days)
+    return f"{whole} day{'s' * (whole != 1)}"
+
+
+def names_text(names: Sequence[str], limit: int = 4) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _names(hosts: Sequence[dict[str, Any]], limit: int = 4) -> str:
+    return names_text([h["host"] for h in hosts], limit)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
 
 
 def _grouped(hosts: Sequence[dict[str, Any]], part: str) -> str:
@@ -456,6 +582,14 @@ def _grouped(hosts: Sequence[dict[str, Any]], part: str) -> str:
     return "; ".join(f"{_names(members)} ({error})" for error, members in groups.items())
 
 
+def kinds_text(failures: dict[str, list[str]], *, hosts: bool = False) -> str:
+    """`DNS timeout: 3 hosts; tunnel error: 1 host` (with hosts: `... (a, b, c)`)."""
+    return "; ".join(
+        f"{KIND_LABELS.get(kind, kind)}: {_plural(len(names), 'host')}" + (f" ({names_text(names)})" if hosts else "")
+        for kind, names in failures.items()
+    )
+
+
 def _path_state(total: int, failed: int) -> str:
     if total == 0:
         return "unused"
@@ -464,26 +598,114 @@ def _path_state(total: int, failed: int) -> str:
     return "down" if failed * 2 >= total else "degraded"
 
 
+def public_path(hosts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Whatever DNS gives today, for every host: does it answer? A host fails for any reason (DNS,
+    connect, TLS, a 5xx, a tunnel error); down when at least half of the hosts fail."""
+    by_kind: dict[str, list[str]] = {}
+    for host in hosts:
+        if host["dns"]["path"] == "error":
+            kind = host["dns"]["failure"] or "dns_error"
+        elif not host["live"]["ok"]:
+            kind = host["live"]["failure"] or "http_error"
+        else:
+            continue
+        by_kind.setdefault(kind, []).append(host["host"])
+    order = list(KIND_LABELS)
+    failures = {k: by_kind[k] for k in sorted(by_kind, key=lambda k: order.index(k) if k in order else len(order))}
+    failed = sum(len(names) for names in failures.values())
+    return {"state": _path_state(len(hosts), failed), "total": len(hosts), "failed": failed, "failures": failures}
+
+
+def cutover_command(way: str, stack: str | None, emergency: str | None = None) -> str:
+    """The command for a way: `mana-infra cutover --via edge|dns`, or the stack's emergencyCutover."""
+    suffix = f" --stack {stack}" if stack else ""
+    if way == "emergency":
+        return emergency or f"pulumi stack output emergencyCutover{suffix}"
+    return f"mana-infra cutover --via {way}{suffix}"
+
+
+def diagnose(report: dict[str, Any], endpoints: Endpoints) -> dict[str, Any]:
+    """Which way to fail over fits what failed: the edge (the edge answers with tunnel errors), DNS-only
+    (the edge itself fails), the emergency path (Cloudflare's API refuses the token or is unreachable);
+    none when every host answers, or when the hosts are on the VPS already (mode failover)."""
+    failures: dict[str, list[str]] = report["public_path"]["failures"]
+    api = report["cloudflare_api"]
+    api_blocked = api["state"] in ("refused", "unreachable")
+    api_text = (
+        f"the Cloudflare API {'refuses the token' if api['state'] == 'refused' else 'is unreachable'} ({api['error']})"
+    )
+
+    def fits(way: str | None, why: str) -> dict[str, Any]:
+        command = cutover_command(way, endpoints.stack, endpoints.emergency_command) if way else None
+        return {"way": way, "why": why, "command": command}
+
+    if endpoints.mode != "tunnel":
+        failing = f" (the public path fails: {kinds_text(failures)})" if failures else ""
+        return fits(None, f"mode {endpoints.mode}: the hosts are on the VPS already, no cut-over applies{failing}")
+    if not failures:
+        later = f"; should it fail, only the emergency path fits: {api_text}" if api_blocked else ""
+        return fits(None, f"every host answers through the tunnel: nothing to cut over{later}")
+    if api_blocked:
+        return fits(
+            "emergency",
+            f"{api_text}, so no record can change at Cloudflare; the public path fails ({kinds_text(failures)})",
+        )
+    # NXDOMAIN is Cloudflare's DNS answering (a record is missing, and either way writes it): it does
+    # not speak against the edge when tunnel errors show the edge answering for the other hosts.
+    if set(failures) & EDGE_WAY_KINDS and set(failures) <= EDGE_WAY_KINDS | {"dns_nxdomain"}:
+        return fits("edge", f"the edge answers over TLS, the tunnel behind it fails ({kinds_text(failures)})")
+    edge_side = {k: v for k, v in failures.items() if k not in EDGE_WAY_KINDS}
+    what = "DNS for the names fails" if set(edge_side) <= DNS_FAILURE_KINDS else "the edge itself fails"
+    tunnel = {k: v for k, v in failures.items() if k in EDGE_WAY_KINDS}
+    also = f"; also {kinds_text(tunnel)}" if tunnel else ""
+    return fits("dns", f"{what} ({kinds_text(edge_side)}{also})")
+
+
+def budget(hosts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What each way takes in the real world, from today's answers: the edge way seconds; DNS-only
+    the longest TTL the answers carry (resolvers keep the old records that long); certificates the
+    VPS would still have to obtain (hosts it serves no valid one for)."""
+    ttls = [h["dns"]["ttl"] for h in hosts if h["dns"]["ttl"] is not None]
+    dns_seconds: int | None = max(ttls) if ttls else None
+    acme = [
+        h["host"] for h in hosts if not (h["standby"]["cert_trusted"] and (h["standby"]["cert_days_left"] or 0) > 0)
+    ]
+    return {
+        "edge_seconds": EDGE_SECONDS,
+        "dns_seconds": dns_seconds,
+        "acme": acme or "none",
+        "text": {
+            "edge": EDGE_BUDGET,
+            "dns": f"up to {dns_seconds} s (the old records' TTL)"
+            if dns_seconds is not None
+            else "unknown (no DNS answer carried a TTL)",
+            "certificates": f"to obtain for {names_text(acme)}" if acme else "none to obtain",
+        },
+    }
+
+
 def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> None:
-    """Fill in report["paths"], ["problems"], ["notes"], ["healthy"] and ["exit_code"]."""
+    """Fill in report["paths"], ["problems"], ["notes"], ["public_path"], ["diagnosis"], ["budget"],
+    ["healthy"], ["exit_code"] and ["tunnel_down"]."""
     hosts = report["hosts"]
     problems: list[str] = []
     notes: list[str] = []
     paths: dict[str, dict[str, Any]] = {}
+    warn_days = options.cert_warn_days
 
     # DNS: every host should resolve to the path of the stack's mode.
     dns_failed = [h for h in hosts if h["dns"]["path"] == "error"]
     misplaced = [h for h in hosts if h["dns"]["path"] not in ("error", h["dns"]["expected"])]
     if dns_failed:
         problems.append(
-            f"DNS fails for {len(dns_failed)} host{'s' * (len(dns_failed) != 1)}: {_names(dns_failed)}"
+            f"DNS fails for {_plural(len(dns_failed), 'host')}: {_names(dns_failed)}"
             f"{' (' + dns_failed[0]['dns']['error'] + ')' if dns_failed[0]['dns']['error'] else ''}"
         )
     for path in ("other", "tunnel", "origin"):
         wrong = [h for h in misplaced if h["dns"]["path"] == path]
         if wrong:
             problems.append(
-                f"DNS: {len(wrong)} host{'s' * (len(wrong) != 1)} resolve{'s' * (len(wrong) == 1)} to "
+                f"DNS: {_plural(len(wrong), 'host')} resolve{'s' * (len(wrong) == 1)} to "
                 f"{'neither path (other)' if path == 'other' else 'the ' + path + ' path'} while the "
                 f"stack's mode is {endpoints.mode}: {_names(wrong)} ({wrong[0]['dns']['detail']})"
             )
@@ -509,40 +731,33 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
     expiring = [h for h in hosts if h["live"]["cert_expiring"]]
     if expiring:
         days = min(h["live"]["cert_days_left"] for h in expiring)
-        problems.append(
-            f"certificate expires within {options.cert_warn_days:g} days ({days:g} left): {_names(expiring)}"
-        )
+        problems.append(f"certificate expires within {warn_days:g} days ({days:g} left): {_names(expiring)}")
 
-    # The standby path.
-    standby = [h["standby"] for h in hosts]
-    checked = [s for s in standby if s["ok"] is not None]
-    failed_standby = [h for h in hosts if h["standby"]["ok"] is False]
-    state = _path_state(len(checked), len(failed_standby)) if checked else "unchecked"
-    paths["standby"] = {
-        "state": state,
-        "total": len(checked),
-        "failed": len(failed_standby),
-        "kind": "https-via-vps" if endpoints.mode == "failover" else "wireguard-port",
-    }
+    # The standby path: HTTPS straight to the VPS with each host's name, in both modes.
+    failed_standby = [h for h in hosts if not h["standby"]["ok"]]
+    state = _path_state(len(hosts), len(failed_standby))
+    paths["standby"] = {"state": state, "total": len(hosts), "failed": len(failed_standby), "kind": "https-via-vps"}
     if failed_standby:
-        what = (
-            "standby path (HTTPS straight to the VPS)"
-            if endpoints.mode == "failover"
-            else "standby path (VPS -> WireGuard -> Mac Mini)"
+        unreached = {"connect_timeout", "connect_refused", "connect_error", "tls_error"}
+        hint = (
+            " (in tunnel mode the VPS serves the inventory hosts only to the networks allowed to check it: "
+            "is this machine in them?)"
+            if endpoints.mode == "tunnel"
+            and len(failed_standby) == len(hosts)
+            and all(h["standby"]["failure"] in unreached for h in failed_standby)
+            else ""
         )
         problems.append(
-            f"{what} {state}: {len(failed_standby)} of {len(checked)} fail: {_grouped(failed_standby, 'standby')}"
+            f"standby path (HTTPS straight to the VPS) {state}: {len(failed_standby)} of {len(hosts)} fail: "
+            f"{_grouped(failed_standby, 'standby')}{hint}"
         )
-    if endpoints.mode == "tunnel":
-        if not checked and not report["vps"]["ssh"]["checked"]:
-            notes.append("standby path not checked: no SSH to the VPS (give --ssh-host, or --vps-shell)")
-        elif not checked:
-            notes.append("standby path not checked: the SSH session failed")
-        else:
-            notes.append(
-                "standby path in tunnel mode: proven up to the Mac Mini's ports across WireGuard; not proven: "
-                "the VPS's Caddy sites and certificates for the inventory hosts (they come at cut-over)"
-            )
+    soon = [h for h in hosts if h["standby"]["cert_expiring"]]
+    if soon:
+        days = min(h["standby"]["cert_days_left"] for h in soon)
+        problems.append(
+            f"the VPS's certificate expires within {warn_days:g} days ({days_text(days)} left) for "
+            f"{_plural(len(soon), 'host')}: {_names(soon)}"
+        )
 
     # The Hetzner mirror, when asked: every host in failover form there, ready for the nameserver switch.
     mirrored = [h for h in hosts if "mirror" in h]
@@ -555,9 +770,13 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
         }
         if differ:
             problems.append(
-                f"the Hetzner mirror differs from failover for {len(differ)} host{'s' * (len(differ) != 1)}: "
+                f"the Hetzner mirror differs from failover for {_plural(len(differ), 'host')}: "
                 f"{_names(differ)} ({differ[0]['mirror']['detail']}); `pulumi up` rewrites it"
             )
+        if options.mirror_skipped:
+            notes.append(f"Hetzner mirror partly checked: {options.mirror_skipped}")
+    else:
+        notes.append(f"Hetzner mirror not checked: {options.mirror_skipped or 'no nameserver of it was given'}")
 
     # The VPS itself.
     vps = report["vps"]
@@ -577,19 +796,51 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
     if wireguard["checked"] and not wireguard["ok"]:
         problems.append(f"WireGuard down: {wireguard['error']}")
     if vps["ssh"]["checked"] and not vps["ssh"]["ok"]:
+        problems.append(f"SSH to the VPS failed, so WireGuard went unchecked: {vps['ssh']['error']}")
+    if not vps["ssh"]["checked"]:
+        notes.append(f"WireGuard not checked: {vps['ssh']['why_not_checked']}")
+
+    # Cloudflare's API: the edge and DNS-only ways change records through it.
+    api = report["cloudflare_api"]
+    if api["state"] == "refused":
         problems.append(
-            f"SSH to the VPS failed, so WireGuard{' and the standby path' * (endpoints.mode == 'tunnel')} "
-            f"went unchecked: {vps['ssh']['error']}"
+            f"the Cloudflare API refuses the token ({api['error']}): no record can change at Cloudflare, "
+            "a cut-over would have to take the emergency path"
         )
+    elif api["state"] == "unreachable":
+        problems.append(
+            f"the Cloudflare API is unreachable ({api['error']}): no record can change at Cloudflare, "
+            "a cut-over would have to take the emergency path"
+        )
+    elif api["state"] == "error":
+        problems.append(f"the Cloudflare API's token check failed: {api['error']}")
+    elif not api["checked"]:
+        notes.append(f"Cloudflare API not asked: {api['why_not_checked']}")
+
+    # The certificates the outputs date.
+    for certificate in report["certificates"].values():
+        if certificate["expired"]:
+            problems.append(f"{certificate['output']}: {certificate['what']} expired on {certificate['expires_on']}")
+        elif certificate["expiring"]:
+            problems.append(
+                f"{certificate['output']}: {certificate['what']} expires within {warn_days:g} days "
+                f"({days_text(certificate['days_left'])} left, on {certificate['expires_on']})"
+            )
 
     report["paths"] = paths
+    report["public_path"] = public_path(hosts)
+    report["diagnosis"] = diagnose(report, endpoints)
+    report["budget"] = budget(hosts)
     report["problems"] = problems
     report["notes"] = notes
     report["healthy"] = not problems
     report["exit_code"] = 0 if not problems else 1
-    # What --watch counts towards the cut-over: at least half of the tunnel-path hosts fail.
-    report["tunnel_down"] = endpoints.mode == "tunnel" and paths["live_tunnel"]["state"] == "down"
+    # Kept for compatibility: what --watch counts towards the alert, the public path down in tunnel mode.
+    report["tunnel_down"] = endpoints.mode == "tunnel" and report["public_path"]["state"] == "down"
 
+
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_KINDS = list(KIND_LABELS)
 
 JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -604,7 +855,12 @@ JSON_SCHEMA: dict[str, Any] = {
         "endpoints",
         "hosts",
         "vps",
+        "cloudflare_api",
+        "certificates",
         "paths",
+        "public_path",
+        "diagnosis",
+        "budget",
         "problems",
         "notes",
         "healthy",
@@ -616,7 +872,7 @@ JSON_SCHEMA: dict[str, Any] = {
         "checked_at": {"type": "string"},
         "seconds": {"type": "number"},
         "mode": {"enum": list(MODES)},
-        "stack": {"type": ["string", "null"]},
+        "stack": _NULLABLE_STRING,
         "endpoints": {
             "type": "object",
             "required": [
@@ -639,22 +895,41 @@ JSON_SCHEMA: dict[str, Any] = {
                     "port": {"type": "integer"},
                     "dns": {
                         "type": "object",
-                        "required": ["path", "expected", "detail", "chain", "addresses", "ttl", "error", "ms"],
+                        "required": [
+                            "path",
+                            "expected",
+                            "detail",
+                            "chain",
+                            "addresses",
+                            "ttl",
+                            "error",
+                            "failure",
+                            "ms",
+                        ],
                         "properties": {
                             "path": {"enum": ["tunnel", "origin", "other", "error"]},
                             "expected": {"enum": ["tunnel", "origin"]},
                             "chain": {"type": "array", "items": {"type": "string"}},
                             "addresses": {"type": "array", "items": {"type": "string"}},
+                            "ttl": {"type": ["integer", "null"]},
+                            "failure": {"enum": [*_KINDS, None]},
                         },
                     },
                     "live": {"$ref": "#/$defs/https"},
                     "standby": {
+                        "allOf": [
+                            {"$ref": "#/$defs/https"},
+                            {
+                                "type": "object",
+                                "required": ["kind", "proven", "unproven"],
+                                "properties": {"kind": {"const": "https-via-vps"}},
+                            },
+                        ]
+                    },
+                    "mirror": {
                         "type": "object",
-                        "required": ["kind", "ok", "error", "proven", "unproven"],
-                        "properties": {
-                            "kind": {"enum": ["https-via-vps", "wireguard-port"]},
-                            "ok": {"type": ["boolean", "null"]},
-                        },
+                        "required": ["path", "detail", "ok"],
+                        "properties": {"ok": {"type": "boolean"}},
                     },
                 },
             },
@@ -681,7 +956,36 @@ JSON_SCHEMA: dict[str, Any] = {
                         "error",
                     ],
                 },
-                "ssh": {"type": "object", "required": ["checked", "ok", "error", "via", "seconds"]},
+                "ssh": {
+                    "type": "object",
+                    "required": ["checked", "ok", "error", "via", "seconds", "why_not_checked"],
+                    "properties": {"why_not_checked": _NULLABLE_STRING},
+                },
+            },
+        },
+        "cloudflare_api": {
+            "type": "object",
+            "required": ["checked", "ok", "state", "error", "why_not_checked", "url", "seconds"],
+            "properties": {
+                "checked": {"type": "boolean"},
+                "ok": {"type": ["boolean", "null"]},
+                "state": {"enum": ["ok", "refused", "unreachable", "error", "not_checked"]},
+                "error": _NULLABLE_STRING,
+                "why_not_checked": _NULLABLE_STRING,
+            },
+        },
+        "certificates": {
+            "type": "object",
+            "propertyNames": {"enum": list(CERTIFICATE_OUTPUTS)},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["output", "what", "expires_on", "days_left", "expired", "expiring"],
+                "properties": {
+                    "output": {"enum": [output for output, _ in CERTIFICATE_OUTPUTS.values()]},
+                    "days_left": {"type": "number"},
+                    "expired": {"type": "boolean"},
+                    "expiring": {"type": "boolean"},
+                },
             },
         },
         "paths": {
@@ -691,6 +995,37 @@ JSON_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "required": ["state"],
                 "properties": {"state": {"enum": ["up", "degraded", "down", "unused", "unchecked"]}},
+            },
+        },
+        "public_path": {
+            "type": "object",
+            "required": ["state", "total", "failed", "failures"],
+            "properties": {
+                "state": {"enum": ["up", "degraded", "down", "unused"]},
+                "failures": {
+                    "type": "object",
+                    "propertyNames": {"enum": _KINDS},
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                },
+            },
+        },
+        "diagnosis": {
+            "type": "object",
+            "required": ["way", "why", "command"],
+            "properties": {
+                "way": {"enum": [*WAYS, None]},
+                "why": {"type": "string"},
+                "command": _NULLABLE_STRING,
+            },
+        },
+        "budget": {
+            "type": "object",
+            "required": ["edge_seconds", "dns_seconds", "acme", "text"],
+            "properties": {
+                "edge_seconds": {"type": "integer"},
+                "dns_seconds": {"type": ["integer", "null"]},
+                "acme": {"oneOf": [{"const": "none"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
+                "text": {"type": "object", "required": ["edge", "dns", "certificates"]},
             },
         },
         "problems": {"type": "array", "items": {"type": "string"}},
@@ -712,6 +1047,7 @@ JSON_SCHEMA: dict[str, Any] = {
                 "cert_trusted",
                 "cert_expiring",
                 "error",
+                "failure",
             ],
             "properties": {
                 "ok": {"type": "boolean"},
@@ -719,7 +1055,8 @@ JSON_SCHEMA: dict[str, Any] = {
                 "latency_ms": {"type": ["number", "null"]},
                 "cert_days_left": {"type": ["number", "null"]},
                 "cert_trusted": {"type": ["boolean", "null"]},
-                "error": {"type": ["string", "null"]},
+                "error": _NULLABLE_STRING,
+                "failure": {"enum": [*_KINDS, None]},
             },
         },
     },

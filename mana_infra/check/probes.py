@@ -1,18 +1,23 @@
-"""The probes of `mana-infra check`: DNS with CNAME chains, HTTPS to a chosen address, and the VPS script.
+"""The probes of `mana-infra check`: DNS with CNAME chains, HTTPS to a chosen address, the Cloudflare
+API's token check, and the VPS script (WireGuard's handshake).
 
 Every probe returns a result and never raises for a network failure: a check that crashes tells the
-operator less than one that says what failed.
+operator less than one that says what failed. Each failure also carries a kind (``DNS_KINDS``,
+``HTTPS_KINDS``): what the verdict groups by and picks the way to fail over from.
 """
 
 from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
 import shlex
 import socket
 import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +34,10 @@ from cryptography import x509
 
 MAX_CHAIN = 12
 BODY_LIMIT = 4096
+
+# What a failed probe was, for grouping and for the diagnosis (see core.KIND_LABELS).
+DNS_KINDS = ("dns_timeout", "dns_nxdomain", "dns_error")
+HTTPS_KINDS = ("connect_timeout", "connect_refused", "connect_error", "tls_error", "cert_untrusted", "http_error")
 
 
 # ---------------------------------------------------------------------------------------------- DNS
@@ -84,8 +93,9 @@ def system_nameservers() -> list[Nameserver]:
 class DnsAnswer:
     chain: list[str] = field(default_factory=list)  # the asked name first, then each CNAME target
     addresses: list[str] = field(default_factory=list)
-    ttl: int | None = None  # of the first record of the answer
+    ttl: int | None = None  # of the first record of the answer (the record a cut-over changes)
     error: str | None = None
+    error_kind: str | None = None  # one of DNS_KINDS when error
     seconds: float = 0.0
 
 
@@ -114,14 +124,18 @@ def resolve(name: str, servers: Sequence[Nameserver], timeout: float) -> DnsAnsw
                 break
         if not answer.addresses and answer.error is None:
             answer.error = "no address (the name has no A or AAAA record at the end of its chain)"
+            answer.error_kind = "dns_error"
     except _DnsError as exc:
         answer.error = str(exc)
+        answer.error_kind = exc.kind
     answer.seconds = round(time.monotonic() - started, 4)
     return answer
 
 
 class _DnsError(Exception):
-    pass
+    def __init__(self, message: str, kind: str = "dns_error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def _follow(answer: DnsAnswer, servers: Sequence[Nameserver], rdtype: dns.rdatatype.RdataType, deadline: float) -> None:
@@ -134,7 +148,7 @@ def _follow(answer: DnsAnswer, servers: Sequence[Nameserver], rdtype: dns.rdatat
         response = _ask_any(servers, current, rdtype, deadline)
         rcode = response.rcode()
         if rcode == dns.rcode.NXDOMAIN and current == answer.chain[0]:
-            raise _DnsError(f"NXDOMAIN: {current} does not exist")
+            raise _DnsError(f"NXDOMAIN: {current} does not exist", "dns_nxdomain")
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             raise _DnsError(f"DNS error {dns.rcode.to_text(rcode)} for {current}")
         records = {(rrset.name.to_text(omit_final_dot=True).lower(), rrset.rdtype): rrset for rrset in response.answer}
@@ -156,7 +170,7 @@ def _follow(answer: DnsAnswer, servers: Sequence[Nameserver], rdtype: dns.rdatat
             answer.addresses = sorted({rdata.address for rdata in final})
             return
         if rcode == dns.rcode.NXDOMAIN:
-            raise _DnsError(f"NXDOMAIN: {current} (CNAME target of {answer.chain[0]}) does not exist")
+            raise _DnsError(f"NXDOMAIN: {current} (CNAME target of {answer.chain[0]}) does not exist", "dns_nxdomain")
     raise _DnsError(f"CNAME chain longer than {MAX_CHAIN}")
 
 
@@ -166,6 +180,7 @@ def _ask_any(
     if not servers:
         raise _DnsError("no DNS resolver (none in /etc/resolv.conf; give --resolver IP[:port])")
     errors = []
+    timeouts = 0
     for server in servers:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -174,9 +189,13 @@ def _ask_any(
             return _query(server, name, rdtype, left)
         except dns.exception.Timeout:
             errors.append(f"{server}: timeout")
+            timeouts += 1
         except (OSError, dns.exception.DNSException) as exc:
             errors.append(f"{server}: {exc}")
-    raise _DnsError("no DNS answer for " + name + (" (" + "; ".join(errors) + ")" if errors else " (timeout)"))
+    raise _DnsError(
+        "no DNS answer for " + name + (" (" + "; ".join(errors) + ")" if errors else " (timeout)"),
+        "dns_timeout" if timeouts == len(errors) else "dns_error",
+    )
 
 
 # -------------------------------------------------------------------------------------------- HTTPS
@@ -191,6 +210,7 @@ class HttpsResult:
     cert_trusted: bool | None = None
     body: str = ""
     error: str | None = None
+    error_kind: str | None = None  # one of HTTPS_KINDS when error
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
@@ -210,6 +230,11 @@ def https_get(host: str, address: str, port: int, path: str, context: ssl.SSLCon
         sock = socket.create_connection((address, port), timeout=timeout)
     except OSError as exc:
         result.error = f"cannot connect to {_hostport(address, port)}: {_reason(exc)}"
+        result.error_kind = (
+            "connect_timeout"
+            if isinstance(exc, socket.timeout | TimeoutError)
+            else ("connect_refused" if isinstance(exc, ConnectionRefusedError) else "connect_error")
+        )
         return result
     try:
         try:
@@ -217,10 +242,12 @@ def https_get(host: str, address: str, port: int, path: str, context: ssl.SSLCon
         except ssl.SSLCertVerificationError as exc:
             result.cert_trusted = False
             result.error = f"certificate not trusted: {exc.verify_message or exc.reason}"
+            result.error_kind = "cert_untrusted"
             result.cert_days_left = _unverified_days_left(host, address, port, timeout)
             return result
         except (OSError, ssl.SSLError) as exc:
             result.error = f"TLS handshake with {_hostport(address, port)} failed: {_reason(exc)}"
+            result.error_kind = "tls_error"
             return result
         sock = tls
         result.cert_trusted = True
@@ -240,6 +267,7 @@ def https_get(host: str, address: str, port: int, path: str, context: ssl.SSLCon
         result.body = response.read(BODY_LIMIT).decode("utf-8", errors="replace")
     except (OSError, http.client.HTTPException) as exc:
         result.error = f"HTTPS request to {_hostport(address, port)} failed: {_reason(exc)}"
+        result.error_kind = "http_error"
     finally:
         sock.close()
     return result
@@ -316,14 +344,11 @@ def ssh_argv(
     return [*argv, f"{user}@{host}", "bash", "-s"]
 
 
-def vps_script(macmini_address: str, probes: Sequence[tuple[int, str]], wg_interface: str, timeout: float) -> str:
-    """One script, one SSH session: the WireGuard handshake and every Mac Mini port, in parallel.
+def vps_script(wg_interface: str) -> str:
+    """One script, one SSH session: WireGuard's latest handshake with each peer.
 
-    Output lines: ``now <epoch>``, ``wg <peer> <epoch>`` (per peer) or ``wgerr <text>``, and
-    ``port <n> <http status|open|closed|000>`` per port. curl when present (an HTTP answer proves the
-    service), else bash's /dev/tcp (a TCP accept proves the port)."""
-    per_probe = max(1.0, timeout)
-    host = f"[{macmini_address}]" if ":" in macmini_address else macmini_address
+    Output lines: ``now <epoch>``, then ``wg <peer> <epoch>`` per peer, or ``wgerr <text>``. (The
+    standby path itself is checked over HTTPS through the VPS, not from inside it.)"""
     lines = [
         "set +e",
         'echo "now $(date +%s)"',
@@ -332,19 +357,7 @@ def vps_script(macmini_address: str, probes: Sequence[tuple[int, str]], wg_inter
         "else",
         '  echo "wgerr $(printf \'%s\' "$out" | head -n 1)"',
         "fi",
-        "probe() {",
-        "  if command -v curl >/dev/null 2>&1; then",
-        f"    code=$(curl -s -o /dev/null -w '%{{http_code}}' --max-time {per_probe:g} \"http://{host}:$1$2\")",
-        '    echo "port $1 ${code:-000}"',
-        f'  elif timeout {per_probe:g} bash -c "exec 3<>/dev/tcp/{macmini_address}/$1" 2>/dev/null; then',
-        '    echo "port $1 open"',
-        "  else",
-        '    echo "port $1 closed"',
-        "  fi",
-        "}",
     ]
-    lines += [f"probe {port} {shlex.quote(path)} &" for port, path in probes]
-    lines.append("wait")
     return "\n".join(lines) + "\n"
 
 
@@ -355,7 +368,6 @@ class VpsReport:
     now: int | None = None
     handshakes: dict[str, int] = field(default_factory=dict)  # peer public key -> epoch (0: never)
     wg_error: str | None = None
-    ports: dict[int, str] = field(default_factory=dict)  # port -> "200", "open", "closed", "000"
     seconds: float = 0.0
 
 
@@ -371,8 +383,6 @@ def parse_vps_output(text: str) -> VpsReport:
             report.handshakes[parts[1]] = int(parts[2])
         elif parts[0] == "wgerr":
             report.wg_error = line[len("wgerr") :].strip() or "wg failed"
-        elif parts[0] == "port" and len(parts) == 3 and parts[1].isdigit():
-            report.ports[int(parts[1])] = parts[2]
     return report
 
 
@@ -389,3 +399,74 @@ def run_vps_script(runner: VpsRunner, script: str, timeout: float) -> VpsReport:
             report = VpsReport(error=f"the VPS script did not run ({detail})")
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+# ------------------------------------------------------------------------------- the Cloudflare API
+
+CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
+
+
+@dataclass(frozen=True)
+class CloudflareApi:
+    """Where to ask whether Cloudflare's API takes the token: ``CLOUDFLARE_BASE_URL`` (what the Pulumi
+    provider reads too) or the public API. The token is never shown (repr, report, messages)."""
+
+    base_url: str
+    token: str = field(repr=False)
+
+    @property
+    def verify_url(self) -> str:
+        return self.base_url.rstrip("/") + "/user/tokens/verify"
+
+
+@dataclass
+class ApiResult:
+    state: str  # "ok", "refused" (401/403, success false, token not active), "unreachable", "error"
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def verify_token(api: CloudflareApi, context: ssl.SSLContext, timeout: float) -> ApiResult:
+    """``GET {base}/user/tokens/verify`` with the bearer token: does the API take it?"""
+    started = time.monotonic()
+    result = _verify_token(api, context, timeout)
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def _verify_token(api: CloudflareApi, context: ssl.SSLContext, timeout: float) -> ApiResult:
+    request = urllib.request.Request(
+        api.verify_url,
+        headers={
+            "Authorization": f"Bearer {api.token}",
+            "User-Agent": "mana-infra-check",
+            "Accept": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            status, raw = response.status, response.read(BODY_LIMIT)
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read(BODY_LIMIT)
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        return ApiResult(
+            "unreachable", f"{api.verify_url}: {_reason(reason) if isinstance(reason, BaseException) else reason}"
+        )
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    answer = body if isinstance(body, dict) else {}
+    errors = "; ".join(f"{e.get('code')} {e.get('message')}" for e in answer.get("errors") or [] if isinstance(e, dict))
+    detail = f"HTTP {status}" + (f": {errors}" if errors else "")
+    if status in (401, 403) or answer.get("success") is False:
+        return ApiResult("refused", detail)
+    if status >= 500:
+        return ApiResult("unreachable", f"{detail} from {api.verify_url}")
+    if not 200 <= status < 300 or body is None:
+        return ApiResult("error", f"{detail} from {api.verify_url}" + ("" if body is not None else " (not JSON)"))
+    token_status = (answer.get("result") or {}).get("status") if isinstance(answer.get("result"), dict) else None
+    if answer.get("success") is True and token_status == "active":
+        return ApiResult("ok")
+    return ApiResult("refused", f"the token is {token_status or 'not active'}")

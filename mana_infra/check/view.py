@@ -1,11 +1,15 @@
-"""The human view of check's report: one row per host, the VPS, what is wrong; progress while probing."""
+"""The human view of check's report: one row per host, the VPS, the way that fits, the budget, what
+is wrong; progress while probing. The width is the terminal's, or in a pipe COLUMNS (else 100)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
-from .core import Endpoints, Options, run_check
+from .core import WAYS, Endpoints, Options, kinds_text, run_check
+
+PIPE_WIDTH = 100  # in a pipe (no terminal to ask), unless COLUMNS says otherwise
 
 
 def _status_style(ok: bool | None) -> str:
@@ -24,15 +28,70 @@ def _https_cell(part: dict[str, Any]) -> str:
                 else f"cert {part['cert_days_left'] * 24:.0f} h"
             )
         text = " ".join(b for b in bits if b)
-        if part["error"] and part["error"] != f"HTTP {part['status']}":
-            text += f" {part['error']}"
+        error = part["error"] or ""
+        if error.startswith(f"HTTP {part['status']}"):  # the status is shown already: only what it means
+            error = error[len(f"HTTP {part['status']}") :].strip()
+        if error:
+            text += f" {error}"
     else:
         text = part["error"] or "-"
     return f"[{_status_style(part['ok'])}]{escape(text)}[/]"
 
 
+def shell_lines(command: str, width: int, indent: int = 4) -> list[str]:
+    """``command`` indented, as lines of at most ``width`` where its words allow: one line when it fits,
+    else a line per `&&` step, long steps broken between words; never inside quotes, each break a
+    backslash-newline, so that pasted into a shell it is still the one command."""
+    pad = " " * indent
+    if len(pad) + len(command) <= width:
+        return [pad + command]
+    steps: list[list[str]] = [[]]
+    for word in _shell_words(command):
+        if word == "&&" and steps[-1]:
+            steps.append([])
+        steps[-1].append(word)
+    lines: list[str] = []
+    for step in steps:
+        current = ""
+        for word in step:
+            if not current:
+                current = pad + word
+            elif len(current) + 1 + len(word) + len(" \\") > width:
+                lines.append(current)
+                current = pad + word
+            else:
+                current += " " + word
+        lines.append(current)
+    return [line + " \\" for line in lines[:-1]] + lines[-1:]
+
+
+def _shell_words(command: str) -> list[str]:
+    """The words of a command as written (quotes kept), split at spaces outside quotes."""
+    words, word, quote = [], "", ""
+    for char in command:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == " ":
+            if word:
+                words.append(word)
+            word = ""
+            continue
+        word += char
+    return [*words, word] if word else words
+
+
+def print_command(console: Any, command: str, indent: int = 4) -> None:
+    """A command to copy: never wrapped by rich in the middle of a word (see shell_lines)."""
+    from rich.markup import escape
+
+    for line in shell_lines(command, console.width, indent):
+        console.print(f"[bold]{escape(line)}[/]", no_wrap=True, overflow="ignore", crop=False, soft_wrap=False)
+
+
 def render(report: dict[str, Any], console: Any) -> None:
-    """The human view: one row per host, then the VPS, then what is wrong."""
+    """The human view: one row per host, then the VPS, the way that fits, the budget, what is wrong."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -45,27 +104,16 @@ def render(report: dict[str, Any], console: Any) -> None:
     table.add_column("host")
     table.add_column("DNS now")
     table.add_column("HTTPS via DNS")
-    table.add_column("standby" + (" (via VPS)" if report["mode"] == "failover" else " (VPS->WG->Mac Mini)"))
+    table.add_column("standby (via VPS)")
     for host in report["hosts"]:
         dns = host["dns"]
         dns_ok = dns["path"] == dns["expected"]
         dns_text = dns["path"] + ("" if dns_ok else f": {dns['detail']}")
-        standby = host["standby"]
-        if standby["kind"] == "https-via-vps":
-            standby_text = _https_cell(standby)
-        else:
-            result = standby["result"]
-            text = (
-                f"{standby['target']} " + (f"HTTP {result}" if result and result.isdigit() else (result or ""))
-                if standby["ok"]
-                else (standby["error"] or "-")
-            )
-            standby_text = f"[{_status_style(standby['ok'])}]{escape(text)}[/]"
         table.add_row(
             escape(host["host"]),
             f"[{_status_style(dns_ok)}]{escape(dns_text)}[/]",
             _https_cell(host["live"]),
-            standby_text,
+            _https_cell(host["standby"]),
         )
     console.print(table)
 
@@ -76,36 +124,92 @@ def render(report: dict[str, Any], console: Any) -> None:
         + (f" [dim]{escape(health['body'][:40])}[/]" if health["body"] else "")
     )
     wireguard = report["vps"]["wireguard"]
-    if not wireguard["checked"]:
-        reason = "the SSH session failed" if report["vps"]["ssh"]["checked"] else "no SSH to the VPS"
-        console.print(f"WireGuard: [yellow]not checked[/] ({reason})")
-    elif wireguard["ok"]:
-        console.print(f"WireGuard {wireguard['interface']}: [green]last handshake {wireguard['age_seconds']} s ago[/]")
-    else:
-        console.print(f"WireGuard {wireguard['interface']}: [red]{escape(wireguard['error'] or 'down')}[/]")
+    if wireguard["checked"]:
+        if wireguard["ok"]:
+            console.print(
+                f"WireGuard {wireguard['interface']}: [green]last handshake {wireguard['age_seconds']} s ago[/]"
+            )
+        else:
+            console.print(f"WireGuard {wireguard['interface']}: [red]{escape(wireguard['error'] or 'down')}[/]")
+    elif report["vps"]["ssh"]["checked"]:
+        console.print("WireGuard: [yellow]not checked[/] (the SSH session failed)")
     if "mirror" in report["paths"]:
         mirror = report["paths"]["mirror"]
         style = _status_style(mirror["failed"] == 0)
         console.print(
             f"Hetzner mirror: [{style}]{mirror['total'] - mirror['failed']}/{mirror['total']} hosts in failover form[/]"
         )
+    api = report["cloudflare_api"]
+    if api["checked"]:
+        text = "takes the token" if api["ok"] else f"{api['state']}: {api['error']}"
+        console.print(f"Cloudflare API: [{_status_style(api['ok'])}]{escape(text)}[/]")
+    for certificate in report["certificates"].values():
+        ok = not certificate["expired"] and not certificate["expiring"]
+        console.print(
+            f"{certificate['output']}: [{_status_style(ok)}]{certificate['days_left']:.0f} days left[/] — "
+            f"{escape(certificate['what'])}"
+        )
+
+    public = report["public_path"]
+    if public["state"] != "up":
+        console.print(
+            f"Public path: [red]{public['state']}[/] ({public['failed']} of {public['total']} hosts fail: "
+            f"{escape(kinds_text(public['failures'], hosts=True))})"
+        )
+    _fits(report["diagnosis"], console)
+    text = report["budget"]["text"]
+    console.print(
+        escape(f"Budget: edge way {text['edge']}; DNS-only {text['dns']}; certificates: {text['certificates']}")
+    )
     for note in report["notes"]:
-        console.print(f"[dim]note: {escape(note)}[/]")
+        _hanging(console, "[dim]note:[/]", f"[dim]{escape(note)}[/]")
     if report["problems"]:
         console.print(
             f"[bold red]DEGRADED[/] ({len(report['problems'])} problem{'s' * (len(report['problems']) != 1)}):"
         )
         for problem in report["problems"]:
-            console.print(f"  [red]-[/] {escape(problem)}")
+            _hanging(console, "  [red]-[/]", escape(problem))
     else:
         console.print("[bold green]HEALTHY[/]: every path answers")
 
 
+def _hanging(console: Any, label: str, text: str) -> None:
+    """``label text``, the text's wrapped lines indented under its first."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    grid.add_row(label, text)
+    console.print(grid)
+
+
+def _fits(diagnosis: dict[str, Any], console: Any) -> None:
+    """`Fits: <way> — <why>: <command>`, on one line when it fits; else the command below it."""
+    from rich.markup import escape
+
+    if diagnosis["way"] is None:
+        console.print(escape(f"Fits: no cut-over — {diagnosis['why']}"))
+        return
+    head = f"Fits: {WAYS[diagnosis['way']]} — {diagnosis['why']}:"
+    command = diagnosis["command"]
+    if len(head) + 1 + len(command) <= console.width:
+        console.print(f"[bold]{escape(head)} {escape(command)}[/]", no_wrap=True, crop=False)
+    else:
+        console.print(f"[bold]{escape(head)}[/]")
+        print_command(console, command)
+
+
 def console_for(stderr: bool = False) -> Any:
+    """A console on stdout (or stderr): the terminal's width, or in a pipe COLUMNS (else PIPE_WIDTH)."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    return Console(file=stream, width=None if stream.isatty() else 160, highlight=False)
+    width = None
+    if not stream.isatty():
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() and int(columns) >= 40 else PIPE_WIDTH
+    return Console(file=stream, width=width, highlight=False)
 
 
 def check_once(endpoints: Endpoints, options: Options, *, show_progress: bool) -> dict[str, Any]:
@@ -113,7 +217,7 @@ def check_once(endpoints: Endpoints, options: Options, *, show_progress: bool) -
         return run_check(endpoints, options)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    total = len(endpoints.services) * (2 if endpoints.mode == "failover" else 1) + 1 + (options.runner is not None)
+    total = len(endpoints.services) * 2 + 1 + (options.runner is not None) + (options.cloudflare is not None)
     with Progress(
         TextColumn("checking"),
         BarColumn(),
