@@ -360,14 +360,16 @@ def plan(
     services: str | None = None,
     overrides: Mapping[str, str] | None = None,
     project: Project | None = None,
+    clouds: OfflineClouds | None = None,
 ) -> PlanResult:
-    """The plan of a stack; `mode` and `services` override the stack's, `overrides` any config key."""
+    """The plan of a stack; `mode` and `services` override the stack's, `overrides` any config key;
+    `clouds` what the clouds answer (the lab's, for one: its edge stands in for Cloudflare's)."""
     overrides = dict(overrides or {})
     if mode is not None:
         overrides["mode"] = mode
     if services is not None:
         overrides["services"] = services
-    evaluation = evaluate(stack, project=project, overrides=overrides)
+    evaluation = evaluate(stack, project=project, overrides=overrides, clouds=clouds)
     resources = evaluation.monitor.recorded()
     return PlanResult(
         stack=stack,
