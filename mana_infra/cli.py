@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from .errors import InputError, Problem
+from .files import read_json
 from .model import MODES
+from .plan_view import print_changes, print_plan
 from .project import Project, find_project_dir
 
 # Sub-commands with a parser of their own, imported only when used: the plan's start-up stays short.
@@ -38,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     parser = argparse.ArgumentParser(prog="mana-infra", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mana-infra {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     plan_parser = commands.add_parser("plan", help="evaluate the Pulumi program offline and show what it would build")
@@ -88,6 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mana-infra")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def _lab(arguments: list[str]) -> int:
     """The lab is a development tool of the repository, not of this package: it is imported from the
     project folder (the one around the working directory, or --project-dir)."""
@@ -121,13 +130,39 @@ def _project_dir_argument(parser: argparse.ArgumentParser) -> None:
 def _plan(args: argparse.Namespace) -> int:
     from . import plan as offline  # imports Pulumi and the providers: only when planning
 
+    if args.against and args.diff:
+        raise InputError(
+            [
+                Problem(
+                    "--diff",
+                    "cannot be combined with --against: --against compares with a saved plan, --diff with the "
+                    "other mode, and one table cannot show both",
+                    f"one at a time: `mana-infra plan --against {args.against}`, then `mana-infra plan --diff`",
+                )
+            ]
+        )
+    saved = _read_saved_plan(args.against) if args.against else None
     project = Project.find(args.project_dir)
     # A flag's file is the operator's, relative to where they stand; the stack's is the project's.
     services = str(Path(args.services).resolve()) if args.services else None
     result = offline.plan(args.stack, mode=args.mode, services=services, project=project)
-    if args.against:
-        base = offline.PlanResult.from_json(_read_json(args.against))
-        changes = offline.diff(base, result)
+    if saved is not None:
+        problems = [
+            Problem(
+                args.against,
+                f"is a plan of {what} {saved[what]}, this one of {what} {mine}: a comparison would show every "
+                "resource as changed",
+                fix,
+            )
+            for what, mine, fix in (
+                ("stack", args.stack, f"compare like with like: --stack {saved['stack']}"),
+                ("mode", result.mode, f"--mode {saved['mode']} (what the flip changes: --diff)"),
+            )
+            if saved[what] != mine
+        ]
+        if problems:
+            raise InputError(problems)
+        changes = offline.diff(offline.PlanResult.from_json(saved), result)
         if args.json:
             print(
                 json.dumps(
@@ -135,7 +170,7 @@ def _plan(args: argparse.Namespace) -> int:
                 )
             )
         else:
-            _print_changes(f"changes against {args.against} (mode {result.mode})", changes)
+            print_changes(f"changes against {args.against} (stack {args.stack}, mode {result.mode})", changes)
         return 0
     if args.diff:
         other_mode = "failover" if result.mode == "tunnel" else "tunnel"
@@ -146,105 +181,22 @@ def _plan(args: argparse.Namespace) -> int:
                 json.dumps({"stack": args.stack, "from": result.mode, "to": other_mode, "changes": changes}, indent=2)
             )
         else:
-            _print_changes(f"flipping mode {result.mode} -> {other_mode} changes {len(changes)} fields", changes)
+            count = f"{len(changes)} field{'s' * (len(changes) != 1)}"
+            print_changes(f"flipping mode {result.mode} -> {other_mode} changes {count}", changes)
         return 0
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
         return 0
-    _print_plan(result)
+    print_plan(result)
     return 0
 
 
-def _print_plan(result: Any) -> None:
-    console = Console(width=max(Console().width, 120))
-    table = Table(title=f"mana-infra plan: stack {result.stack}, mode {result.mode} (offline)", show_lines=False)
-    for column in ("resource", "type", "key inputs"):
-        table.add_column(column, overflow="fold")
-    for resource in result.resources:
-        provider, kind = resource.type.split(":")[0], resource.type.split(":")[-1].split("/")[-1]
-        table.add_row(resource.name, f"{provider}:{kind}", _summary(resource.type, resource.inputs))
-    console.print(table)
-    outputs = Table(title="stack outputs")
-    outputs.add_column("output")
-    outputs.add_column("value", overflow="fold")
-    for name, value in sorted(result.outputs.items()):
-        if name != "hosts":
-            outputs.add_row(name, str(value))
-    console.print(outputs)
-    if result.placeholders:
-        console.print("[bold]Placeholders[/bold] (not set in the stack; `pulumi up` stops until they are):")
-        for placeholder in result.placeholders:
-            shown = "[secret]" if placeholder.secret else placeholder.value
-            console.print(f"  {placeholder.key} = {shown}   ({placeholder.why})", markup=False)
-    console.print(
-        f"Artifacts: {', '.join(result.artifacts)} (see them with --json); --diff shows what the flip changes."
-    )
-
-
-def _summary(resource_type: str, inputs: dict[str, Any]) -> str:
-    kind = resource_type.split(":")[-1]
-    if kind == "DnsRecord":
-        proxied = "proxied" if inputs.get("proxied") else "DNS-only"
-        return (
-            f"{inputs.get('name')} {inputs.get('type')} -> {inputs.get('content')} ({proxied}, ttl {inputs.get('ttl')})"
-        )
-    if kind == "Server":
-        where = f"{inputs.get('serverType')} {inputs.get('image')} in {inputs.get('location')}"
-        return f"{where}, user_data {inputs.get('userData')}"
-    if kind == "PrimaryIp":
-        return f"{inputs.get('type')} in {inputs.get('location')}, auto_delete {inputs.get('autoDelete')}"
-    if kind == "Firewall":
-        return "; ".join(
-            f"{rule.get('protocol')}/{rule.get('port', '*')} from {', '.join(rule.get('sourceIps', []))}"
-            for rule in inputs.get("rules", [])
-        )
-    if kind == "Command":
-        return f"apply-caddyfile.sh over SSH, triggers {inputs.get('triggers')}"
-    if kind == "RandomBytes":
-        return f"{inputs.get('length')} random bytes (WireGuard private key)"
-    if kind == "SshKey":
-        return str(inputs.get("name"))
-    if kind == "Zone":
-        return f"{inputs.get('name')} ({inputs.get('mode')}, ttl {inputs.get('ttl')})"
-    if kind == "ZoneRrset":
-        values = ", ".join(str(record.get("value")) for record in inputs.get("records", []))
-        return f"{inputs.get('name')} {inputs.get('type')} {values} (ttl {inputs.get('ttl')})"
-    return ""
-
-
-def _read_json(path: str) -> dict[str, Any]:
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(
-            [Problem(path, f"cannot read the saved plan: {exc}", "save one with `mana-infra plan --json > plan.json`")]
-        ) from None
+def _read_saved_plan(path: str) -> dict[str, Any]:
+    fix = "save one with `mana-infra plan --json > plan.json`"
+    document = read_json(path, "the saved plan", fix)
     if not isinstance(document, dict) or not {"stack", "mode", "resources", "artifacts"} <= document.keys():
-        raise InputError(
-            [
-                Problem(
-                    path,
-                    "is not the output of `mana-infra plan --json`",
-                    "save one with `mana-infra plan --json > plan.json`",
-                )
-            ]
-        )
+        raise InputError([Problem(path, "is not the output of `mana-infra plan --json`", fix)])
     return document
-
-
-def _print_changes(title: str, changes: list[dict[str, Any]]) -> None:
-    console = Console(width=max(Console().width, 120))
-    table = Table(title=title)
-    for column in ("resource", "field", "before", "after"):
-        table.add_column(column, overflow="fold")
-    for change in changes:
-        table.add_row(change["resource"], change["field"], _short(change["before"]), _short(change["after"]))
-    console.print(table)
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _adopt(args: argparse.Namespace) -> int:

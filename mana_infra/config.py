@@ -9,6 +9,7 @@ prod VPS, read through a StackReference).
 from __future__ import annotations
 
 import base64
+import difflib
 import ipaddress
 import json
 import os
@@ -18,11 +19,23 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
-from pulumi.runtime.config import get_config
+from pulumi.runtime.config import CONFIG, get_config, is_config_secret
 
 from .errors import InputError, Problem, raise_if_any
 from .inventory import load_inventory
-from .model import MODES, ROLES, VIAS, Mode, Role, Service, Via, WireGuardNetwork, hostname_problem, in_zone
+from .model import (
+    MODES,
+    PROVIDER_TOKENS,
+    ROLES,
+    VIAS,
+    Mode,
+    Role,
+    Service,
+    Via,
+    WireGuardNetwork,
+    hostname_problem,
+    in_zone,
+)
 from .project import PROJECT, Project
 
 # Keys read as plain text; `sshPrivateKey` is read apart, as a secret.
@@ -35,14 +48,6 @@ PLAIN_KEYS = (
 )  # fmt: skip
 SECRET_KEYS = ("sshPrivateKey",)
 
-# Provider credentials: set in the stack config as secrets, or in the environment.
-PROVIDER_TOKENS = {
-    "hcloud:token": ("HCLOUD_TOKEN", "a Hetzner Cloud API token (read & write)"),
-    "cloudflare:apiToken": (
-        "CLOUDFLARE_API_TOKEN",
-        "a Cloudflare API token for the zone with DNS:Edit, SSL and Certificates:Edit and Zone Settings:Read",
-    ),
-}
 # The rehearsal stack creates nothing at Hetzner.
 TOKENS_BY_ROLE: dict[Role, tuple[str, ...]] = {
     "standby": ("hcloud:token", "cloudflare:apiToken"),
@@ -171,6 +176,7 @@ def read_stack_config(project: Project) -> StandbyConfig | RehearsalConfig:
     tokens_present = {
         key for key, (env_var, _) in PROVIDER_TOKENS.items() if get_config(key) or os.environ.get(env_var)
     }
+    config_keys = {key: is_config_secret(key) for key in CONFIG.get()}
     cloudflare_token = pulumi.Config("cloudflare").get_secret("apiToken") or pulumi.Output.secret(
         os.environ.get("CLOUDFLARE_API_TOKEN", "")
     )
@@ -181,6 +187,7 @@ def read_stack_config(project: Project) -> StandbyConfig | RehearsalConfig:
         tokens_present=tokens_present,
         project=project,
         cloudflare_token=cloudflare_token,
+        config_keys=config_keys,
     )
 
 
@@ -192,9 +199,13 @@ def parse_stack_config(
     tokens_present: set[str],
     project: Project,
     cloudflare_token: pulumi.Input[str] = "",
+    config_keys: Mapping[str, bool] | None = None,
 ) -> StandbyConfig | RehearsalConfig:
-    """Check every value; raise one InputError naming every problem and the command that fixes it."""
+    """Check every value; raise one InputError naming every problem and the command that fixes it.
+    config_keys: every key the stack's config sets, and whether it is a secret (unknown keys of this
+    project and provider tokens in plaintext are refused)."""
     read = _Reader(values, stack)
+    _check_keys(read, project, config_keys or {})
 
     role = read.text("role", "standby")
     if role and role not in ROLES:
@@ -522,6 +533,38 @@ def _rehearsal_hosts(read: _Reader, zone: str, services: tuple[Service, ...]) ->
             continue
         hosts.append(RehearsalHost(host, service))
     return tuple(hosts)
+
+
+# Keys this project had, and what took their place: a stack file that still sets one is told so.
+RENAMED_KEYS = {"failoverProxied": "failoverVia (edge keeps the records proxied, dns makes them DNS-only)"}
+
+
+def _check_keys(read: _Reader, project: Project, config_keys: Mapping[str, bool]) -> None:
+    """A key this project does not declare would be ignored (its default silently applies); a provider
+    token in plaintext sits readable in the committed stack file."""
+    declared = sorted(project.declared)
+    for key, secret in sorted(config_keys.items()):
+        namespace, _, name = key.partition(":")
+        if namespace == PROJECT and name not in project.declared:
+            if name in RENAMED_KEYS:
+                message, fix = f"was renamed: use {RENAMED_KEYS[name]}", f"pulumi config rm {name}"
+            else:
+                lowered = {known.lower(): known for known in declared}
+                nearest = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+                guess = lowered[nearest[0]] if nearest else None
+                message = "is not a key of this project: it would be ignored" + (
+                    f" (did you mean `{guess}`?)" if guess else ""
+                )
+                fix = f"pulumi config rm {name}" + (f" && pulumi config set {guess} <value>" if guess else "")
+            read.problems.append(Problem(f"{read.where}: {key}", message, fix))
+        elif key in PROVIDER_TOKENS and not secret:
+            read.problems.append(
+                Problem(
+                    f"{read.where}: {key}",
+                    "is in plaintext: a provider token must be a secret (the stack file is committed)",
+                    f"pulumi config rm {key} && pulumi config set --secret {key} <token>",
+                )
+            )
 
 
 def _is_key_blob(public_key: str) -> bool:

@@ -24,6 +24,15 @@ VIAS: tuple[Via, ...] = ("edge", "dns")
 Role = Literal["standby", "rehearsal"]
 ROLES: tuple[Role, ...] = ("standby", "rehearsal")
 
+# Provider credentials: set in the stack config as secrets, or in the environment.
+PROVIDER_TOKENS = {
+    "hcloud:token": ("HCLOUD_TOKEN", "a Hetzner Cloud API token (read & write)"),
+    "cloudflare:apiToken": (
+        "CLOUDFLARE_API_TOKEN",
+        "a Cloudflare API token for the zone with DNS:Edit, SSL and Certificates:Edit and Zone Settings:Read",
+    ),
+}
+
 TUNNEL_DOMAIN = "cfargotunnel.com"
 # Cloudflare's "automatic" TTL, the only one a proxied record takes.
 AUTOMATIC_TTL = 1

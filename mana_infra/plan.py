@@ -28,9 +28,9 @@ from pulumi.runtime.sync_await import _sync_await
 
 from . import program
 from .components.rehearsal import SITE_FILE
-from .config import PROVIDER_TOKENS, TOKENS_BY_ROLE
+from .config import TOKENS_BY_ROLE
 from .errors import InputError
-from .model import ROLES
+from .model import PROVIDER_TOKENS, ROLES
 from .project import PROJECT, Project, qualified
 
 OFFLINE_IPV4 = "203.0.113.10"
@@ -124,13 +124,20 @@ class PlanResult:
             Recorded(type=r["type"], name=r["name"], inputs=r["inputs"], revealed=None, options={}, parent_type="")
             for r in document["resources"]
         ]
-        return cls(document["stack"], document["mode"], resources, {}, [], document["artifacts"])
+        return cls(
+            document["stack"], document["mode"], resources, document.get("outputs") or {}, [], document["artifacts"]
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
             "mode": self.mode,
             "resources": [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in self.resources],
+            # As the engine would show them: secrets as "[secret]".
+            "outputs": self.outputs,
+            "placeholders": [
+                {"key": p.key, "value": SECRET if p.secret else p.value, "why": p.why} for p in self.placeholders
+            ],
             "artifacts": self.artifacts,
         }
 

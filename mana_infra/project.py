@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import InputError, Problem
 from .files import read_yaml_mapping
+from .model import PROVIDER_TOKENS
 
 PROJECT = "mana-infra"
 PROJECT_FILE = "Pulumi.yaml"
@@ -164,6 +165,20 @@ class Project:
                         f"{path.name}: {name}",
                         f"{stack_values[name]!r} is not of type {kind}: the Pulumi CLI refuses it",
                         f"pulumi config set {'--path ' if kind in ('array', 'object') else ''}{key} <{kind}>",
+                    )
+                )
+        reported = {problem.where for problem in problems}
+        for name, value in stack_values.items():
+            if name in secure or f"{path.name}: {name}" in reported:
+                continue
+            if name in PROVIDER_TOKENS or "PRIVATE KEY-----" in str(value):
+                key = name.removeprefix(f"{PROJECT}:")
+                what = "a provider token" if name in PROVIDER_TOKENS else "a private key"
+                problems.append(
+                    Problem(
+                        f"{path.name}: {name}",
+                        f"is {what} in plaintext: anyone who reads the repository has it",
+                        f"pulumi config rm {key} && pulumi config set --secret {key} <value>   (then rotate it)",
                     )
                 )
         return problems

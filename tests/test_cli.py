@@ -59,7 +59,7 @@ def test_plan_json_has_exactly_the_documented_shape(mana_infra: Callable[..., Ru
     result = mana_infra("plan", "--stack", "prod", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert list(document) == ["stack", "mode", "resources", "artifacts"]
+    assert list(document) == ["stack", "mode", "resources", "outputs", "placeholders", "artifacts"]
     assert (document["stack"], document["mode"]) == ("prod", "tunnel")
     assert all(list(resource) == ["type", "name", "inputs"] for resource in document["resources"])
     assert list(document["artifacts"]) == list(offline.ARTIFACT_NAMES)

@@ -23,8 +23,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import InputError, Problem
+from ..files import read_text
 from ..inventory import load_inventory
 from ..model import MODES, Service, hostname_problem
+from ..terminal import console_for
 from .core import CERTIFICATE_OUTPUTS, CLOUDFLARE_EDGE, Endpoints, Options, cutover_command, kinds_text
 from .probes import (
     CLOUDFLARE_API,
@@ -37,7 +39,7 @@ from .probes import (
     ssh_argv,
     system_nameservers,
 )
-from .view import check_once, console_for, print_command, render
+from .view import check_once, print_command, render
 
 __all__ = ["Reach", "add_arguments", "build", "cli", "cutover_command", "main", "parse_args"]
 
@@ -313,18 +315,8 @@ def _read_outputs(
     """The stack's outputs (from --outputs, or the Pulumi CLI unless the flags say everything) and
     where they came from."""
     if args.outputs:
-        try:
-            text = Path(args.outputs).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(
-                [
-                    Problem(
-                        args.outputs,
-                        f"cannot read: {exc.strerror}",
-                        "save the outputs with `pulumi stack output --json > FILE`",
-                    )
-                ]
-            ) from None
+        fix = "save the outputs with `pulumi stack output --json > FILE`"
+        text = read_text(args.outputs, "the stack's outputs", fix)
         return _outputs_json(text, args.outputs), args.outputs
     flags_say_everything = args.mode and args.origin_name and args.tunnel_target and args.services
     if args.no_pulumi or (flags_say_everything and not args.stack):

@@ -3,13 +3,10 @@ is wrong; progress while probing. The width is the terminal's, or in a pipe COLU
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
+from ..terminal import console_for
 from .core import WAYS, Endpoints, Options, kinds_text, run_check
-
-PIPE_WIDTH = 100  # in a pipe (no terminal to ask), unless COLUMNS says otherwise
 
 
 def _status_style(ok: bool | None) -> str:
@@ -198,18 +195,6 @@ def _fits(diagnosis: dict[str, Any], console: Any) -> None:
     else:
         console.print(f"[bold]{escape(head)}[/]")
         print_command(console, command)
-
-
-def console_for(stderr: bool = False) -> Any:
-    """A console on stdout (or stderr): the terminal's width, or in a pipe COLUMNS (else PIPE_WIDTH)."""
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    width = None
-    if not stream.isatty():
-        columns = os.environ.get("COLUMNS", "")
-        width = int(columns) if columns.isdigit() and int(columns) >= 40 else PIPE_WIDTH
-    return Console(file=stream, width=width, highlight=False)
 
 
 def check_once(endpoints: Endpoints, options: Options, *, show_progress: bool) -> dict[str, Any]:

@@ -1,0 +1,110 @@
+"""The offline plan as the operator reads it: resources, outputs, placeholders, and changes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from .terminal import console_for
+
+SECRET = "[secret]"
+
+
+def print_plan(result: Any) -> None:
+    console = console_for()
+    table = Table(title=f"mana-infra plan: stack {result.stack}, mode {result.mode} (offline)")
+    for column in ("resource", "type", "key inputs"):
+        table.add_column(column, overflow="fold")
+    for resource in result.resources:
+        provider, kind = resource.type.split(":")[0], resource.type.split(":")[-1].split("/")[-1]
+        table.add_row(Text(resource.name), Text(f"{provider}:{kind}"), Text(summary(resource.type, resource.inputs)))
+    console.print(table)
+    outputs = Table(title="stack outputs")
+    outputs.add_column("output")
+    outputs.add_column("value", overflow="fold")
+    for name, value in sorted(result.outputs.items()):
+        # As text, not markup: "[secret]" is a value here, not a style.
+        outputs.add_row(Text(name), Text(output_text(name, value)))
+    console.print(outputs)
+    if result.placeholders:
+        console.print("Placeholders (not set in the stack; `pulumi up` stops until they are):", markup=False)
+        for placeholder in result.placeholders:
+            shown = SECRET if placeholder.secret else placeholder.value
+            console.print(f"  {placeholder.key} = {shown}   ({placeholder.why})", markup=False)
+    console.print(
+        f"Artifacts: {', '.join(result.artifacts)} (see them with --json); --diff shows what the flip changes.",
+        markup=False,
+    )
+
+
+def output_text(name: str, value: Any) -> str:
+    """An output as one cell: secrets as [secret], the hosts as one line each, other structures as JSON."""
+    if name == "hosts" and isinstance(value, list):
+        return "\n".join(
+            f"{host.get('host')} -> {host.get('target')} ({'proxied' if host.get('proxied') else 'DNS-only'}, "
+            f"ttl {host.get('ttl')}), port {host.get('port')}"
+            for host in value
+            if isinstance(host, dict)
+        )
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def summary(resource_type: str, inputs: Mapping[str, Any]) -> str:
+    kind = resource_type.split(":")[-1]
+    if kind == "DnsRecord":
+        proxied = "proxied" if inputs.get("proxied") else "DNS-only"
+        return (
+            f"{inputs.get('name')} {inputs.get('type')} -> {inputs.get('content')} ({proxied}, ttl {inputs.get('ttl')})"
+        )
+    if kind == "Server":
+        where = f"{inputs.get('serverType')} {inputs.get('image')} in {inputs.get('location')}"
+        return f"{where}, user_data {inputs.get('userData')}"
+    if kind == "PrimaryIp":
+        return f"{inputs.get('type')} in {inputs.get('location')}, auto_delete {inputs.get('autoDelete')}"
+    if kind == "Firewall":
+        return "; ".join(
+            f"{rule.get('protocol')}/{rule.get('port', '*')} from {', '.join(rule.get('sourceIps', []))}"
+            for rule in inputs.get("rules", [])
+        )
+    if kind == "Command":
+        return f"apply-caddyfile.sh over SSH, triggers {inputs.get('triggers')}"
+    if kind == "RandomBytes":
+        return f"{inputs.get('length')} random bytes (WireGuard private key)"
+    if kind == "SshKey":
+        return str(inputs.get("name"))
+    if kind == "Zone":
+        return f"{inputs.get('name')} ({inputs.get('mode')}, ttl {inputs.get('ttl')})"
+    if kind == "ZoneRrset":
+        values = ", ".join(str(record.get("value")) for record in inputs.get("records", []))
+        return f"{inputs.get('name')} {inputs.get('type')} {values} (ttl {inputs.get('ttl')})"
+    if kind == "OriginCaCertificate":
+        return f"{', '.join(inputs.get('hostnames', []))}, {inputs.get('requestedValidity')} days (Origin CA)"
+    if kind == "Certificate":
+        names = [inputs.get("commonName"), *inputs.get("subjectAlternativeNames", [])]
+        return f"{', '.join(str(n) for n in names)} by DNS-01, renewed {inputs.get('minDaysRemaining')} days ahead"
+    return ""
+
+
+def print_changes(title: str, changes: Sequence[Mapping[str, Any]]) -> None:
+    console = console_for()
+    if not changes:
+        console.print(f"{title}: No changes.", markup=False)
+        return
+    table = Table(title=title)
+    for column in ("resource", "field", "before", "after"):
+        table.add_column(column, overflow="fold")
+    for change in changes:
+        table.add_row(*(Text(text) for text in (change["resource"], change["field"], short(change["before"]),
+                                                  short(change["after"]))))  # fmt: skip
+    console.print(table)
+
+
+def short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
