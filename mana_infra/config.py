@@ -283,7 +283,7 @@ def _standby(
         )
 
     hetzner: dict[str, str] = {}
-    for key, example in (("serverType", "cx23"), ("location", "fsn1"), ("image", "ubuntu-24.04")):
+    for key, example in (("serverType", "cx23"), ("location", "nbg1"), ("image", "ubuntu-24.04")):
         hetzner[key] = read.text(key, example)
         if hetzner[key] and not _SLUG.match(hetzner[key]):
             read.problem(
@@ -519,7 +519,7 @@ def _rehearsal_hosts(read: _Reader, zone: str, services: tuple[Service, ...]) ->
             read.problem(
                 key,
                 f"{host} collides with the inventory host {host}: a rehearsal must not move a production name",
-                f"pick a name of its own, e.g. failover-test.{zone}",
+                f"pick a name of its own, e.g. {_free_test_name(zone, {*by_host, *seen, host})}",
             )
         if host in seen:
             read.problem(key, f"duplicate rehearsal host {host}", "remove one of the two entries")
@@ -565,6 +565,12 @@ def _check_keys(read: _Reader, project: Project, config_keys: Mapping[str, bool]
                     f"pulumi config rm {key} && pulumi config set --secret {key} <token>",
                 )
             )
+
+
+def _free_test_name(zone: str, taken: set[str]) -> str:
+    """A test hostname that is nobody's yet."""
+    candidates = (f"failover-test{'' if n == 1 else f'-{n}'}.{zone}" for n in range(1, len(taken) + 2))
+    return next(name for name in candidates if name not in taken)
 
 
 def _is_key_blob(public_key: str) -> bool:

@@ -96,7 +96,10 @@ def _parse_entry(
     port = entry.get("port")
     if port is None:
         problems.append(Problem(label, "has no `port`", "add `port: <1-65535>`, the Mac Mini port"))
-    elif isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+    elif isinstance(port, bool):
+        # YAML reads yes/no/on/off/true as booleans: say what the file says, not Python's True.
+        problems.append(Problem(label, "port is a yes/no value, not a port number", "set a port from 1 to 65535"))
+    elif not isinstance(port, int) or not 1 <= port <= 65535:
         problems.append(Problem(label, f"port {port!r} is not an integer in 1-65535", "set a port from 1 to 65535"))
 
     name = entry.get("name")

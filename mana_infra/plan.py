@@ -196,6 +196,7 @@ class OfflineClouds(pulumi_mocks.Mocks):
         secret_outputs: Sequence[str] = (),
         zone_records: Sequence[Mapping[str, Any]] = (),
         ssh_keys: Sequence[Mapping[str, Any]] = (),
+        zone_rrsets: Sequence[Mapping[str, Any]] = (),
         ssl_mode: str = "strict",
         ip_ranges: tuple[Sequence[str], Sequence[str]] = CLOUDFLARE_IP_RANGES,
     ) -> None:
@@ -205,6 +206,8 @@ class OfflineClouds(pulumi_mocks.Mocks):
         self.zone_records = [dict(record) for record in zone_records]
         # The Hetzner project's SSH keys: none offline, unless a test uploads some.
         self.ssh_keys = [dict(key) for key in ssh_keys]
+        # The Hetzner zone's RRSets as its API lists them: none offline, unless a test has some.
+        self.zone_rrsets = [dict(rrset) for rrset in zone_rrsets]
         # The zone's SSL/TLS mode and Cloudflare's published networks, as the provider would read them.
         self.ssl_mode = ssl_mode
         self.ip_ranges = ip_ranges
@@ -254,6 +257,8 @@ class OfflineClouds(pulumi_mocks.Mocks):
             return {"results": self.zone_records}
         if args.token == "hcloud:index/getSshKeys:getSshKeys":
             return {"sshKeys": self.ssh_keys}
+        if args.token == "hcloud:index/getZoneRrsets:getZoneRrsets":
+            return {"rrsets": self.zone_rrsets}
         if args.token == "cloudflare:index/getZoneSetting:getZoneSetting":
             return {"id": args.args["settingId"], "settingId": args.args["settingId"], "value": self.ssl_mode}
         if args.token == "cloudflare:index/getIpRanges:getIpRanges":

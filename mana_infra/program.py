@@ -11,7 +11,7 @@ from .components.caddy import CaddyConfig
 from .components.certificates import Certificates
 from .components.dns import FailoverDns, lookup_zone_id, read_zone_records
 from .components.rehearsal import SITE_FILE, RehearsalSites
-from .components.secondary_dns import SecondaryDns
+from .components.secondary_dns import SecondaryDns, read_mirrored_records
 from .components.standby_server import StandbyServer
 from .components.wireguard import WireGuardKeys
 from .config import RehearsalConfig, StandbyConfig, read_stack_config
@@ -269,13 +269,16 @@ def allowed_networks(config: StandbyConfig, zone_id: str) -> tuple[str, ...]:
 def build_secondary_dns(
     config: StandbyConfig, server: StandbyServer, zone_id: str
 ) -> tuple[SecondaryDns, tuple[Unmirrored, ...]]:
-    """The Hetzner mirror; its extra records are read from Cloudflare only while Cloudflare answers."""
-    extra: list[DnsRecord] = []
+    """The Hetzner mirror. Its extra records are read from Cloudflare while Cloudflare answers; without
+    Cloudflare, the mirror's own copy is declared as it is, so no `pulumi up` deletes the records of the
+    zone that is live after the registrar's switch (mail among them)."""
     unmirrored: list[Unmirrored] = []
     if config.cloudflare_reachable:
         extra, unmirrored = mirror_extra_records(
             read_zone_records(zone_id), config.zone, [s.host for s in config.services], config.origin_name
         )
+    else:
+        extra = read_mirrored_records(config.zone)
     secondary = SecondaryDns(
         "secondary-dns",
         {

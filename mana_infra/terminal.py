@@ -20,3 +20,8 @@ def console_for(stderr: bool = False) -> Any:
         columns = os.environ.get("COLUMNS", "")
         width = int(columns) if columns.isdigit() and int(columns) >= 40 else PIPE_WIDTH
     return Console(file=stream, width=width, highlight=False)
+
+
+def count(number: int, noun: str) -> str:
+    """`1 host`, `2 hosts`."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

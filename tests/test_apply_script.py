@@ -27,16 +27,18 @@ class Vps:
         self.namespace, self.caddy_dir, self.run_dir = namespace, caddy_dir, run_dir
 
     def push(
-        self, content: str, target: str = "Caddyfile", action: str = "install"
+        self, content: str, target: str = "Caddyfile", action: str = "install", *, first_boot: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["ip", "netns", "exec", self.namespace, "sh", "-c", caddy_command(target, action)],
-            input=content,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=vps_environment(self.run_dir),
-        )
+        """first_boot: a folder of stub commands (cloud-init, wg) first on PATH, and a /var/lib of its own
+        with cloud-init's instance folder: how a server looks right after its first boot."""
+        argv = ["ip", "netns", "exec", self.namespace, "sh", "-c", caddy_command(target, action)]
+        env = vps_environment(self.run_dir)
+        if first_boot is not None:
+            (first_boot / "var-lib" / "cloud" / "instance").mkdir(parents=True, exist_ok=True)
+            mount = f'mount --bind {first_boot / "var-lib"} /var/lib && exec "$@"'
+            argv = ["unshare", "--mount", "sh", "-c", mount, "sh", *argv]
+            env["PATH"] = f"{first_boot}:{env['PATH']}"
+        return subprocess.run(argv, input=content, capture_output=True, text=True, timeout=60, env=env)
 
     def get(self, port: int) -> str:
         command = [
@@ -122,6 +124,27 @@ def test_site_files_install_reject_and_remove(vps: Vps) -> None:
     assert vps.get(8081) == "unreachable" and vps.get(8080) == "main"
     assert not (vps.caddy_dir / site).exists()
     assert "already gone" in vps.push("", site, "remove").stdout
+
+
+def stub(folder: Path, name: str, script: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("#!/bin/sh\n" + script)
+    (folder / name).chmod(0o755)
+
+
+def test_a_failed_first_boot_does_not_block_caddy_for_good(vps: Vps, tmp_path: Path) -> None:
+    """cloud-init's verdict is final for the server's life: one apt glitch at first boot and it says
+    error forever. The apply goes on when what it needs is there, and says what is wrong."""
+    boot = tmp_path / "first-boot"
+    stub(boot, "cloud-init", 'case "$*" in\n  "status --long") echo "status: error"\n'
+         '    echo "errors: Failed to install packages: [unattended-upgrades]";;\nesac\nexit 1\n')  # fmt: skip
+    stub(boot, "wg", "exit 1\n")  # wg0 is not up
+    result = vps.push(caddyfile(vps, "served"), first_boot=boot)
+    assert result.returncode == 0, result.stderr
+    assert "/etc/caddy/Caddyfile is live" in result.stdout and vps.get(8080) == "served"
+    assert "warning: cloud-init finished with errors (exit 1)" in result.stderr
+    assert "Failed to install packages: [unattended-upgrades]" in result.stderr
+    assert "warning: WireGuard wg0 is not up" in result.stderr
 
 
 def test_a_site_file_needs_the_caddyfile_first(vps: Vps) -> None:

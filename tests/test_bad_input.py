@@ -90,7 +90,7 @@ def test_a_key_given_twice_names_both_lines(checkout: Path, capsys: pytest.Captu
     stack = checkout / "Pulumi.prod.yaml"
     shutil.copy(PROJECT_DIR / "services.yaml", services)
     stack.write_text(stack.read_text() + "  mana-infra:mode: failover\n")
-    assert "the key 'mana-infra:mode' is given twice (lines 5 and 12)" in refused(capsys, "plan")
+    assert "the key 'mana-infra:mode' is given twice (lines 5 and 11)" in refused(capsys, "plan")
 
 
 @pytest.mark.parametrize(

@@ -414,7 +414,9 @@ def replace(argv: list[str], flag: str, value: str) -> list[str]:
 def test_all_healthy_in_tunnel_mode(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(world.argv(*TUNNEL_HOSTS), capsys, world.reach())
     assert code == 0, out + err
-    assert "HEALTHY" in out
+    assert "HEALTHY" in out and f" - {len(TUNNEL_HOSTS)} hosts in " in out
+    code, out, err = run(world.argv("auth.mana.test"), capsys, world.reach())
+    assert code == 0 and " - 1 host in " in out, out + err  # not "1 hosts"
     code, report = run_json(world.argv(*TUNNEL_HOSTS), capsys, world.reach())
     assert code == 0 and report["healthy"] and report["problems"] == []
     hosts = {h["host"]: h for h in report["hosts"]}

@@ -48,7 +48,7 @@ def problems(values: dict[str, str | None], **kwargs) -> list[str]:
 def test_the_prod_stack_with_its_placeholders_is_valid() -> None:
     config = parse(prod_values())
     assert config.mode == "tunnel" and config.zone == "mana.how" and config.origin_name == "vps.mana.how"
-    assert config.server_type == "cx23" and config.location == "fsn1" and config.image == "ubuntu-24.04"
+    assert config.server_type == "cx23" and config.location == "nbg1" and config.image == "ubuntu-24.04"
     assert str(config.wireguard.subnet) == "10.0.0.0/24"
     assert (str(config.wireguard.server_address), str(config.wireguard.macmini_address)) == ("10.0.0.1", "10.0.0.2")
     assert config.failover_ttl == 60 and config.failover_via == "edge" and config.protect is True

@@ -67,7 +67,7 @@ def test_every_problem_is_reported_at_once_with_file_line_and_entry() -> None:
         ("services.yaml:9: entry 5 (-x.mana.how)", "port 'eighty' is not an integer", ""),
         ("services.yaml:11: entry 6", "invalid label '" + "a" * 64 + "'", ""),
         ("services.yaml:13: entry 7 (c.mana.how)", "port 0 is not an integer in 1-65535", ""),
-        ("services.yaml:15: entry 8 (d.mana.how)", "port True is not an integer", ""),
+        ("services.yaml:15: entry 8 (d.mana.how)", "port is a yes/no value, not a port number", ""),
     ]
     assert len(problems) == len(expected)
     for problem, (where, what, fix) in zip(problems, expected, strict=True):

@@ -196,7 +196,7 @@ def test_firewall_opens_ssh_only_to_the_configured_networks() -> None:
 def test_server_uses_its_primary_ips_firewall_and_key() -> None:
     resources = by_name(plan_of("prod"))
     server = resources["standby-server"].inputs
-    assert (server["serverType"], server["location"], server["image"]) == ("cx23", "fsn1", "ubuntu-24.04")
+    assert (server["serverType"], server["location"], server["image"]) == ("cx23", "nbg1", "ubuntu-24.04")
     [public_net] = server["publicNets"]
     # Hetzner's numeric ids of the resources the program made for it.
     assert public_net["ipv4"] == int(resources["standby-ipv4"].id)

@@ -94,6 +94,19 @@ def test_bad_rehearsal_hosts_are_named(hosts: list[dict[str, object]], message: 
     assert message in str(caught.value) and "rehearsalHosts[" in str(caught.value)
 
 
+def test_a_clash_suggests_a_name_that_is_free(tmp_path: Path) -> None:
+    """The default test hostname is an inventory host here: the hint must not suggest it again."""
+    inventory = tmp_path / "services.yaml"
+    inventory.write_text(
+        "services:\n  - host: mana.how\n    port: 5000\n  - host: failover-test.mana.how\n    port: 1\n"
+    )
+    with pytest.raises(InputError) as caught:
+        offline.plan("failover", overrides={"services": str(inventory)})
+    [problem] = caught.value.problems
+    assert "failover-test.mana.how collides with the inventory host" in problem.message
+    assert problem.fix == "pick a name of its own, e.g. failover-test-2.mana.how"
+
+
 def test_the_default_rehearsal_host_is_failover_test_to_the_landing_page() -> None:
     outputs = offline.plan("failover", overrides={"rehearsalHosts": "[]"}).outputs
     assert [(h["host"], h["service"], h["port"]) for h in outputs["hosts"]] == [

@@ -19,6 +19,7 @@ from .support import PROJECT_DIR, plan_of
 SERVICES = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
 ZONE_FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "cloudflare-zone-mana.how.json").read_text())["results"]
 ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
+RRSET = "hcloud:index/zoneRrset:ZoneRrset"
 
 
 def rrsets(result: offline.PlanResult) -> dict[tuple[str, str], tuple[list[str], int]]:
@@ -131,6 +132,29 @@ def test_the_cut_over_without_cloudflare_changes_nothing_at_cloudflare() -> None
     # 4. Every Cloudflare record is still registered (nothing would be deleted), against the same zone.
     records = [r for r in emergency.resources if r.type == "cloudflare:index/dnsRecord:DnsRecord"]
     assert len(records) == len(SERVICES) + 2 and {r.inputs["zoneId"] for r in records} == {ZONE_ID}
+
+
+def test_without_cloudflare_no_pulumi_up_deletes_a_record_of_the_mirror() -> None:
+    """After the registrar's switch the Hetzner zone is the live one: with Cloudflare unreachable the
+    program cannot read Cloudflare's zone, so it declares the mirror's copies as Hetzner holds them. An
+    untargeted `pulumi up` then deletes nothing (today's mail, SPF, DKIM, CAA stay)."""
+    reachable, _ = with_zone()
+    copied = [
+        r for r in reachable.resources if r.type == RRSET and r.inputs["labels"].get("copied-from") == "cloudflare"
+    ]
+    assert len(copied) >= 7  # MX, TXT, CAA, SRV, ... from the fixture
+    hetzner = [{"id": f"{r.inputs['name']}/{r.inputs['type']}", "zone": "mana.how", "name": r.inputs["name"],
+                "type": r.inputs["type"], "ttl": r.inputs["ttl"], "records": r.inputs["records"],
+                "labels": r.inputs["labels"], "changeProtection": False} for r in copied]  # fmt: skip
+    clouds = offline.OfflineClouds(zone_rrsets=hetzner)
+    evaluation = offline.evaluate("prod", overrides={"cloudflareReachable": "false", "cloudflareZoneId": ZONE_ID},
+                                  clouds=clouds)  # fmt: skip
+    unreachable = offline.PlanResult("prod", "", evaluation.monitor.recorded(), {}, [])
+    assert "hcloud:index/getZoneRrsets:getZoneRrsets" in clouds.calls
+    assert not [call for call in clouds.calls if call.startswith("cloudflare:")]
+    mirror = {r.name: r.inputs for r in unreachable.resources if r.type == RRSET}
+    assert all(mirror[r.name] == r.inputs for r in copied)
+    assert not [c for c in offline.diff(reachable, unreachable) if c["field"] == "(resource)"]  # nothing deleted
 
 
 def test_unreachable_cloudflare_needs_the_zone_id() -> None:

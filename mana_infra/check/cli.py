@@ -26,7 +26,7 @@ from ..errors import InputError, Problem
 from ..files import read_text
 from ..inventory import load_inventory
 from ..model import MODES, Service, hostname_problem
-from ..terminal import console_for
+from ..terminal import console_for, count
 from .core import CERTIFICATE_OUTPUTS, CLOUDFLARE_EDGE, Endpoints, Options, cutover_command, kinds_text
 from .probes import (
     CLOUDFLARE_API,
@@ -708,7 +708,7 @@ def alert_lines(payload: dict[str, Any]) -> tuple[str, list[str], str, str | Non
     heading = (
         f"ALERT: the public path failed {payload['consecutive_failures']} "
         f"check{'s' * (payload['consecutive_failures'] != 1)} in a row "
-        f"({payload['failed']} of {payload['total']} hosts fail):"
+        f"({payload['failed']} of {count(payload['total'], 'host')} fail):"
     )
     kinds = [kinds_text({kind: hosts}, hosts=True) for kind, hosts in payload["failures"].items()]
     way = payload["way"]

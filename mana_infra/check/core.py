@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..model import MODES, TUNNEL_DOMAIN, Service
+from ..terminal import count
 from .probes import (
     ApiResult,
     CloudflareApi,
@@ -727,7 +728,9 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
                 if path == "tunnel"
                 else ("origin path (the VPS, live)" if path == "origin" else "path of the misplaced hosts")
             )
-            problems.append(f"{label} {state}: {len(failed)} of {len(on_path)} hosts fail: {_grouped(failed, 'live')}")
+            problems.append(
+                f"{label} {state}: {len(failed)} of {count(len(on_path), 'host')} fail: {_grouped(failed, 'live')}"
+            )
     expiring = [h for h in hosts if h["live"]["cert_expiring"]]
     if expiring:
         days = min(h["live"]["cert_days_left"] for h in expiring)

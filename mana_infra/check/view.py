@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..terminal import console_for
+from ..terminal import console_for, count
 from .core import WAYS, Endpoints, Options, kinds_text, run_check
 
 
@@ -95,7 +95,7 @@ def render(report: dict[str, Any], console: Any) -> None:
     title = (
         f"mana-infra check - mode {report['mode']}"
         + (f", stack {report['stack']}" if report["stack"] else "")
-        + f" - {len(report['hosts'])} hosts in {report['seconds']:.2f} s"
+        + f" - {count(len(report['hosts']), 'host')} in {report['seconds']:.2f} s"
     )
     table = Table(title=title, title_justify="left", expand=False)
     table.add_column("host")
@@ -134,7 +134,8 @@ def render(report: dict[str, Any], console: Any) -> None:
         mirror = report["paths"]["mirror"]
         style = _status_style(mirror["failed"] == 0)
         console.print(
-            f"Hetzner mirror: [{style}]{mirror['total'] - mirror['failed']}/{mirror['total']} hosts in failover form[/]"
+            f"Hetzner mirror: [{style}]{mirror['total'] - mirror['failed']} of {count(mirror['total'], 'host')} "
+            "in failover form[/]"
         )
     api = report["cloudflare_api"]
     if api["checked"]:
@@ -150,7 +151,7 @@ def render(report: dict[str, Any], console: Any) -> None:
     public = report["public_path"]
     if public["state"] != "up":
         console.print(
-            f"Public path: [red]{public['state']}[/] ({public['failed']} of {public['total']} hosts fail: "
+            f"Public path: [red]{public['state']}[/] ({public['failed']} of {count(public['total'], 'host')} fail: "
             f"{escape(kinds_text(public['failures'], hosts=True))})"
         )
     _fits(report["diagnosis"], console)

@@ -10,7 +10,20 @@ import pulumi
 import pulumi_hcloud as hcloud
 
 from ..mirror import rrsets
-from ..model import DnsRecord, fqdn, relative_name
+from ..model import DnsRecord, absolute_name, fqdn, relative_name
+
+# The label on the RRSets copied from Cloudflare: what the mirror holds besides the failover records.
+COPIED = ("copied-from", "cloudflare")
+
+
+def read_mirrored_records(zone: str) -> list[DnsRecord]:
+    """The records the Hetzner zone holds as copies of Cloudflare's, as they are now."""
+    found = hcloud.get_zone_rrsets(zone=zone, with_selector=f"{COPIED[0]}={COPIED[1]}")
+    return [
+        DnsRecord(absolute_name(rrset.name, zone), rrset.type, record.value, rrset.ttl)
+        for rrset in found.rrsets
+        for record in rrset.records
+    ]
 
 
 class SecondaryDnsArgs(TypedDict):
@@ -53,7 +66,9 @@ class SecondaryDns(pulumi.ComponentResource):
         )
         child = pulumi.ResourceOptions(parent=self)
 
-        def rrset(record_name: str, kind: str, values: Sequence[pulumi.Input[str]], record_ttl: int) -> None:
+        def rrset(
+            record_name: str, kind: str, values: Sequence[pulumi.Input[str]], record_ttl: int, copied: bool = False
+        ) -> None:
             hcloud.ZoneRrset(
                 f"{name}-{'apex' if record_name == '@' else record_name}-{kind.lower()}",
                 zone=zone.name,
@@ -61,7 +76,7 @@ class SecondaryDns(pulumi.ComponentResource):
                 type=kind,
                 records=[hcloud.ZoneRrsetRecordArgs(value=value) for value in values],
                 ttl=record_ttl,
-                labels=dict(args["labels"]),
+                labels={**args["labels"], **dict([COPIED] if copied else [])},
                 opts=child,
             )
 
@@ -75,7 +90,7 @@ class SecondaryDns(pulumi.ComponentResource):
             if host != zone_name:
                 rrset(relative_name(host, zone_name), "CNAME", [fqdn(args["origin_name"])], ttl)
         for record_name, kind, values, record_ttl in rrsets(args["extra"]):
-            rrset(relative_name(record_name, zone_name), kind, values, record_ttl)
+            rrset(relative_name(record_name, zone_name), kind, values, record_ttl, copied=True)
 
         self.nameservers = zone.authoritative_nameservers.apply(lambda servers: list(servers.assigneds or []))
         self.register_outputs({"nameservers": self.nameservers})

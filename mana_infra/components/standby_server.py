@@ -29,7 +29,7 @@ class StandbyServerArgs(TypedDict):
     server_type: str
     """Hetzner server type, e.g. cx23. Changes in place (with a reboot)."""
     location: str
-    """Hetzner location, e.g. fsn1. The primary IPs live there too."""
+    """Hetzner location, e.g. nbg1. The primary IPs live there too."""
     image: str
     """OS image, e.g. ubuntu-24.04. A change replaces the server."""
     ssh_public_key: str
