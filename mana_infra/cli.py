@@ -18,6 +18,8 @@ from .project import Project, find_project_dir
 
 # Sub-commands with a parser of their own, imported only when used: the plan's start-up stays short.
 DELEGATED = {
+    "cutover": "cut over to the standby VPS (--via edge|dns): pre-flight, pulumi up, every host green, timed",
+    "failback": "fail back to the Cloudflare Tunnel: pulumi up, every host green through the tunnel, timed",
     "check": "health of both paths: DNS, the tunnel, the standby VPS, WireGuard",
     "lab": "the failover lab in network namespaces (Linux, root, a checkout of the repository): up, down, drill",
 }
@@ -32,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check(arguments[1:])
         if arguments[:1] == ["lab"]:
             return _lab(arguments[1:])
+        if arguments[:1] in (["cutover"], ["failback"]):
+            return _switch(arguments[0], arguments[1:])
     except InputError as error:
         print(error, file=sys.stderr)
         return 2
@@ -86,6 +90,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(error, file=sys.stderr)
         return 2
+
+
+def _switch(command: str, arguments: list[str]) -> int:
+    """cutover/failback: their own flags; every other flag is check's (resolver, CA, SSH key, ...)."""
+    from . import cutover
+
+    parser = argparse.ArgumentParser(
+        prog=f"mana-infra {command}",
+        description=(cutover.__doc__ or "").split("\n\n")[0]
+        + " Other flags are `mana-infra check`'s, for the pre-flight and the checks after.",
+    )
+    parser.add_argument("--stack", default="prod", help="the stack to switch (default prod)")
+    _project_dir_argument(parser)
+    if command == "cutover":
+        parser.add_argument(
+            "--via", choices=("edge", "dns"), default="edge", help="through Cloudflare's edge (default) or DNS-only"
+        )
+        parser.add_argument("--force", action="store_true", help="cut over even when the pre-flight is not green")
+    parser.add_argument("--preview", action="store_true", help="show what would change; change nothing")
+    parser.add_argument("--yes", action="store_true", help="do not ask before `pulumi up`")
+    parser.add_argument("--within", type=float, metavar="SECONDS",
+                        help="time limit for every host to be green (default: the way's budget + 60 s)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="the verdict as JSON on stdout (progress on stderr)")
+    args, check_arguments = parser.parse_known_args(arguments)
+    if not args.preview and not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError([Problem("--yes", "is needed without a terminal to ask", f"mana-infra {command} --yes")])
+        answer = input(f"{command} stack {args.stack} now? `pulumi up` changes DNS and the VPS [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing changed", file=sys.stderr)
+            return 1
+    switch = cutover.Switch("failover", args.via) if command == "cutover" else cutover.Switch("tunnel")
+    engine = cutover.AutomationEngine(args.stack, find_project_dir(args.project_dir))
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
+    verdict = cutover.run(
+        engine,
+        cutover.check_with(["--stack", args.stack, *check_arguments]),
+        switch,
+        preview=args.preview,
+        force=getattr(args, "force", False),
+        within=args.within,
+        log=log,
+    )
+    if args.json:
+        print(json.dumps(verdict.to_dict(), indent=2))
+    else:
+        cutover.print_verdict(verdict)
+    return verdict.exit_code
 
 
 def _version() -> str:

@@ -1,0 +1,315 @@
+"""`mana-infra cutover [--via edge|dns]` and `mana-infra failback`: the seed's checklist as one command.
+
+Stages, each shown as it happens and timed: the pre-flight (`mana-infra check` on the stack as it is:
+the standby must be green, unless --force), the configuration (`mode`, and for a cut-over
+`failoverVia`), `pulumi up` through Pulumi's Automation API (every resource step printed as the
+engine reports it), then `mana-infra check` again until every host is green through the new path, or
+the time limit passes. Exit 0 only when every host is green. `--preview` changes nothing: it sets the
+configuration, previews, and puts the configuration back.
+
+The engine and the check are seams (`Engine`, `Checker`): the operator's are Pulumi's Automation API
+and the real check; the tests and the lab put their own behind them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import InputError, Problem
+from .model import Mode, Via
+from .project import PROJECT, Project
+
+EXIT_GREEN, EXIT_NOT_GREEN, EXIT_INPUT = 0, 1, 2
+
+# What check's report says of the standby before a cut-over: its path through the VPS, the VPS, WireGuard.
+STANDBY_PARTS = ("standby", "vps", "wireguard")
+# Time limits when the outputs carry no budget: Cloudflare follows a proxied record within a minute;
+# resolvers keep a proxied record's answers for 300 s.
+DEFAULT_WITHIN = {"edge": 120.0, "dns": 360.0, "tunnel": 360.0}
+
+
+class Engine(Protocol):
+    """What the command needs of Pulumi for one stack."""
+
+    def get_config(self, key: str) -> str | None: ...
+
+    def set_config(self, values: Mapping[str, str | None]) -> None:
+        """Set (a value) or remove (None) project config keys."""
+
+    def preview(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
+        """Preview; on_step(op, resource name) per step; the count of each op."""
+
+    def up(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
+        """Update; on_step(op, resource name) per step; the count of each op."""
+
+    def outputs(self) -> dict[str, Any]:
+        """The stack's outputs, secrets left out."""
+
+
+Checker = Callable[[Mapping[str, Any]], dict[str, Any]]
+"""Runs `mana-infra check` on a stack's outputs: the JSON report."""
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Verdict:
+    target: str
+    stages: list[Stage] = field(default_factory=list)
+    green: bool = False
+    previewed: bool = False
+    hosts: int = 0
+    green_hosts: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_GREEN if self.green or self.previewed else EXIT_NOT_GREEN
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "green": self.green,
+            "previewed": self.previewed,
+            "hosts": self.hosts,
+            "green_hosts": self.green_hosts,
+            "stages": [{"name": s.name, "seconds": s.seconds, "ok": s.ok, "detail": s.detail} for s in self.stages],
+        }
+
+
+@dataclass
+class Switch:
+    """Where the command takes the stack."""
+
+    mode: Mode
+    via: Via | None = None  # None: keep the stack's way (a fail-back)
+
+    @property
+    def label(self) -> str:
+        return (
+            "fail back to the tunnel"
+            if self.mode == "tunnel"
+            else f"cut over {'through the edge' if self.via == 'edge' else 'DNS-only'}"
+        )
+
+    def config(self) -> dict[str, str]:
+        values: dict[str, str] = {"mode": self.mode}
+        if self.via is not None:
+            values["failoverVia"] = self.via
+        return values
+
+
+def standby_problems(report: Mapping[str, Any]) -> list[str]:
+    """What keeps the standby from taking over, from check's report: its own parts, not the public path
+    (which is down, or the command would not be run)."""
+    paths = report.get("paths", {})
+    broken = [
+        f"{part}: {paths[part]['state']}"
+        for part in STANDBY_PARTS
+        if part in paths and paths[part].get("state") not in ("up", "unchecked", "unused")
+    ]
+    problems = [p for p in report.get("problems", []) if any(word in p for word in ("standby", "VPS", "WireGuard"))]
+    return broken + problems if broken else []
+
+
+def green_hosts(report: Mapping[str, Any]) -> int:
+    """Hosts whose DNS gives the path of the stack's mode and that answer through it."""
+    return sum(
+        1 for host in report.get("hosts", []) if host["dns"]["path"] == host["dns"]["expected"] and host["live"]["ok"]
+    )
+
+
+def run(
+    engine: Engine,
+    checker: Checker,
+    switch: Switch,
+    *,
+    preview: bool = False,
+    force: bool = False,
+    within: float | None = None,
+    interval: float = 2.0,
+    log: Callable[[str], None] = print,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verdict:
+    """The stages; what failed stops the command with its verdict."""
+    verdict = Verdict(target=switch.label)
+
+    def stage(name: str, started: float, ok: bool, detail: str = "") -> Stage:
+        done = Stage(name, round(clock() - started, 2), ok, detail)
+        verdict.stages.append(done)
+        log(f"[{'ok' if ok else 'FAIL'}] {name} ({done.seconds:.1f} s){': ' + detail if detail else ''}")
+        return done
+
+    # 1. The pre-flight: the stack as it is.
+    started = clock()
+    before = engine.outputs()
+    report = checker(before)
+    verdict.hosts = len(report.get("hosts", []))
+    problems = standby_problems(report) if switch.mode == "failover" else []
+    if switch.mode == "failover" and switch.via == "edge" and before.get("zoneSslMode") not in (None, "strict"):
+        problems.append(
+            f"the zone's SSL/TLS mode is {before['zoneSslMode']!r}: the way through the edge needs Full (strict) "
+            "(set it in the dashboard: SSL/TLS -> Overview), or cut over --via dns"
+        )
+    if problems and not force:
+        stage("pre-flight", started, False, "; ".join(problems) + " (--force cuts over all the same)")
+        return verdict
+    stage(
+        "pre-flight", started, True, "the standby is green" if not problems else "forced past: " + "; ".join(problems)
+    )
+
+    # 2. The configuration, and 3. the engine.
+    previous = {key: engine.get_config(key) for key in switch.config()}
+    started = clock()
+    engine.set_config(switch.config())
+    stage("configuration", started, True, ", ".join(f"{k}={v}" for k, v in switch.config().items()))
+
+    def step(op: str, name: str) -> None:
+        log(f"    {op:<8} {name}")
+
+    started = clock()
+    if preview:
+        try:
+            counts = engine.preview(step)
+        finally:
+            engine.set_config(previous)
+        stage("preview", started, True, _counts(counts) + "; the configuration is back as it was")
+        verdict.previewed = True
+        return verdict
+    try:
+        counts = engine.up(step)
+    except Exception as exc:  # the engine's own error: said as it is, the verdict says where it stopped
+        stage("pulumi up", started, False, f"{exc}".strip().splitlines()[-1] if str(exc).strip() else repr(exc))
+        return verdict
+    stage("pulumi up", started, True, _counts(counts))
+
+    # 4. Until green through the new path.
+    after = engine.outputs()
+    limit = within if within is not None else _within(after, switch)
+    started = clock()
+    while True:
+        report = checker(after)
+        verdict.hosts = len(report.get("hosts", []))
+        verdict.green_hosts = green_hosts(report)
+        if report.get("exit_code") == 0 and verdict.green_hosts == verdict.hosts:
+            verdict.green = True
+            stage("every host green", started, True, f"{verdict.green_hosts} of {verdict.hosts}")
+            return verdict
+        if clock() - started + interval > limit:
+            detail = f"{verdict.green_hosts} of {verdict.hosts} green after {limit:g} s: " + "; ".join(
+                report.get("problems", [])[:3]
+            )
+            stage("every host green", started, False, detail)
+            return verdict
+        sleep(interval)
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    changed = {op: n for op, n in counts.items() if op != "same" and n}
+    return ", ".join(f"{n} {op}" for op, n in sorted(changed.items())) or "no changes"
+
+
+def _within(outputs: Mapping[str, Any], switch: Switch) -> float:
+    """The time limit: the way's budget from the outputs (as the records were), and a minute more."""
+    way = "tunnel" if switch.mode == "tunnel" else str(switch.via or outputs.get("failoverVia") or "edge")
+    budget = outputs.get("cutoverBudget") or {}
+    seconds = (budget.get(way) or {}).get("seconds") if isinstance(budget, dict) and way in ("edge", "dns") else None
+    return float(seconds) + 60 if isinstance(seconds, int | float) else DEFAULT_WITHIN[way]
+
+
+# --------------------------------------------------------------------------------- the operator's seams
+
+
+class AutomationEngine:
+    """Pulumi's Automation API on the project's stack (the Pulumi CLI does the work)."""
+
+    def __init__(self, stack: str, project_dir: Path) -> None:
+        from pulumi import automation
+
+        self._automation = automation
+        self._project, self._stack_name = Project.at(project_dir), stack
+        try:
+            self.stack = automation.select_stack(stack_name=stack, work_dir=str(project_dir))
+        except Exception as exc:  # no CLI, no login, no such stack: the CLI's own words
+            raise InputError(
+                [
+                    Problem(
+                        f"stack {stack}",
+                        f"cannot be selected: {str(exc).strip().splitlines()[-1]}",
+                        "install the Pulumi CLI, `pulumi login`, and run this in the project folder",
+                    )
+                ]
+            ) from None
+
+    def get_config(self, key: str) -> str | None:
+        """The stack file's own value (None: not set there, Pulumi.yaml's default applies): what a
+        preview puts back."""
+        value = self._project.stack_config(self._stack_name).stack_values.get(f"{PROJECT}:{key}")
+        return None if value is None else str(value)
+
+    def set_config(self, values: Mapping[str, str | None]) -> None:
+        for key, value in values.items():
+            if value is None:
+                self.stack.remove_config(f"{PROJECT}:{key}")
+            else:
+                self.stack.set_config(f"{PROJECT}:{key}", self._automation.ConfigValue(value))
+
+    def _on_event(self, on_step: Callable[[str, str], None]) -> Callable[[Any], None]:
+        def handle(event: Any) -> None:
+            pre = event.resource_pre_event
+            if pre is not None and str(pre.metadata.op.value) != "same":
+                on_step(str(pre.metadata.op.value), pre.metadata.urn.split("::")[-1])
+
+        return handle
+
+    def preview(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
+        result = self.stack.preview(on_event=self._on_event(on_step))
+        return {str(op.value): n for op, n in result.change_summary.items()}
+
+    def up(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
+        result = self.stack.up(on_event=self._on_event(on_step))
+        return {
+            str(op.value if hasattr(op, "value") else op): n
+            for op, n in (result.summary.resource_changes or {}).items()
+        }
+
+    def outputs(self) -> dict[str, Any]:
+        return {name: output.value for name, output in self.stack.outputs().items() if not output.secret}
+
+
+def check_with(arguments: Sequence[str]) -> Checker:
+    """The real check, with the operator's own check flags (resolver, CA, SSH key, ...), on outputs."""
+    from .check import cli as check
+    from .check.view import check_once
+
+    def run_check(outputs: Mapping[str, Any]) -> dict[str, Any]:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="mana-infra-outputs-") as file:
+            json.dump(dict(outputs), file)
+            file.flush()
+            args = check.parse_args([*arguments, "--outputs", file.name])
+            endpoints, options = check.build(args)
+            return check_once(endpoints, options, show_progress=False)
+
+    return run_check
+
+
+def print_verdict(verdict: Verdict, stream: Any = None) -> None:
+    out = stream or sys.stdout
+    total = sum(stage.seconds for stage in verdict.stages)
+    word = "PREVIEWED, nothing changed" if verdict.previewed else ("GREEN" if verdict.green else "NOT GREEN")
+    print(f"{verdict.target}: {word}, {verdict.green_hosts} of {verdict.hosts} hosts, {total:.1f} s", file=out)
+    for stage in verdict.stages:
+        print(f"  {stage.name:<18} {stage.seconds:7.1f} s  {'ok' if stage.ok else 'FAILED'}", file=out)

@@ -1,0 +1,208 @@
+"""`mana-infra cutover` and `failback`: the checklist as one command, stage by stage, green or not."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mana_infra import cli, cutover
+
+from .support import PROJECT_DIR, require_engine
+
+
+class FakeEngine:
+    """The stack's config and outputs as Pulumi would keep them; `up` makes the outputs follow the mode."""
+
+    def __init__(self, outputs: dict[str, Any], config: dict[str, str] | None = None, fail: str = "") -> None:
+        self.config = dict(config or {"mode": "tunnel"})
+        self._outputs, self.fail, self.calls = outputs, fail, []  # type: list[str]
+
+    def get_config(self, key: str) -> str | None:
+        return self.config.get(key)
+
+    def set_config(self, values: Mapping[str, str | None]) -> None:
+        self.calls.append(f"set {dict(values)}")
+        for key, value in values.items():
+            if value is None:
+                self.config.pop(key, None)
+            else:
+                self.config[key] = value
+
+    def preview(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
+        self.calls.append("preview")
+        on_step("update", "dns-auth.mana.how")
+        return {"update": 28, "same": 40}
+
+    def up(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
+        self.calls.append("up")
+        if self.fail:
+            raise RuntimeError(f"error: {self.fail}")
+        on_step("update", "caddy-apply")
+        on_step("update", "dns-auth.mana.how")
+        self._outputs = {**self._outputs, "mode": self.config["mode"]}
+        return {"update": 28, "same": 40}
+
+    def outputs(self) -> dict[str, Any]:
+        return dict(self._outputs)
+
+
+def report(*, hosts: int = 3, green: int = 3, standby: str = "up", problems: tuple[str, ...] = ()) -> dict[str, Any]:
+    """check's report, as much of it as the command reads."""
+    rows = [
+        {"host": f"h{i}.mana.how", "dns": {"path": "origin", "expected": "origin"}, "live": {"ok": i < green}}
+        for i in range(hosts)
+    ]
+    return {
+        "hosts": rows,
+        "paths": {"standby": {"state": standby}, "vps": {"state": "up"}, "wireguard": {"state": "up"}},
+        "problems": list(problems),
+        "exit_code": 0 if green == hosts and not problems else 1,
+    }
+
+
+class Checks:
+    """Answers check's reports in turn; the last one repeats."""
+
+    def __init__(self, *reports: dict[str, Any]) -> None:
+        self.reports, self.seen = list(reports), []  # type: list[Mapping[str, Any]]
+
+    def __call__(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        self.seen.append(dict(outputs))
+        return self.reports.pop(0) if len(self.reports) > 1 else self.reports[0]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+OUTPUTS = {"mode": "tunnel", "failoverVia": "edge", "zoneSslMode": "strict",
+           "cutoverBudget": {"edge": {"seconds": 60}, "dns": {"seconds": 300}}}  # fmt: skip
+
+
+def switch_with(engine: FakeEngine, checks: Checks, target: cutover.Switch, **options: Any) -> tuple[Any, list[str]]:
+    lines: list[str] = []
+    clock = Clock()
+    verdict = cutover.run(engine, checks, target, log=lines.append, clock=clock, sleep=clock.sleep, **options)
+    return verdict, lines
+
+
+def test_a_cut_over_through_the_edge_stage_by_stage_until_every_host_is_green() -> None:
+    engine = FakeEngine(dict(OUTPUTS))
+    checks = Checks(report(green=0, standby="up"), report(green=1), report(green=3))
+    verdict, lines = switch_with(engine, checks, cutover.Switch("failover", "edge"))
+    assert verdict.exit_code == 0 and verdict.green and (verdict.green_hosts, verdict.hosts) == (3, 3)
+    assert [s.name for s in verdict.stages] == ["pre-flight", "configuration", "pulumi up", "every host green"]
+    assert engine.config == {"mode": "failover", "failoverVia": "edge"}
+    assert engine.calls == ["set {'mode': 'failover', 'failoverVia': 'edge'}", "up"]
+    assert "    update   caddy-apply" in lines and "    update   dns-auth.mana.how" in lines  # as they happen
+    assert lines[0].startswith("[ok] pre-flight") and "the standby is green" in lines[0]
+    assert checks.seen[-1]["mode"] == "failover"  # checked on the new outputs
+    assert verdict.stages[-1].seconds == 2.0  # green at the second check after the update, 2 s later
+
+
+def test_a_standby_that_is_not_green_is_not_cut_over_to_unless_forced() -> None:
+    broken = report(green=0, standby="down", problems=("standby path (HTTPS straight to the VPS) down: 3 of 3 fail",))
+    engine = FakeEngine(dict(OUTPUTS))
+    verdict, lines = switch_with(engine, Checks(broken), cutover.Switch("failover", "dns"))
+    assert verdict.exit_code == 1 and engine.calls == [] and engine.config == {"mode": "tunnel"}
+    assert lines == [
+        "[FAIL] pre-flight (0.0 s): standby: down; standby path (HTTPS straight to the VPS) down: 3 of 3 fail "
+        "(--force cuts over all the same)"
+    ]
+    engine = FakeEngine(dict(OUTPUTS))
+    verdict, lines = switch_with(engine, Checks(broken, report()), cutover.Switch("failover", "dns"), force=True)
+    assert verdict.exit_code == 0 and "forced past: standby: down" in lines[0] and "up" in engine.calls
+
+
+def test_the_edge_way_without_full_strict_is_refused_saying_how() -> None:
+    engine = FakeEngine({**OUTPUTS, "zoneSslMode": "full"})
+    verdict, lines = switch_with(engine, Checks(report()), cutover.Switch("failover", "edge"))
+    assert verdict.exit_code == 1 and engine.calls == []
+    assert "the zone's SSL/TLS mode is 'full': the way through the edge needs Full (strict)" in lines[0]
+    assert "or cut over --via dns" in lines[0]
+
+
+def test_a_preview_changes_nothing_and_puts_the_configuration_back() -> None:
+    engine = FakeEngine(dict(OUTPUTS), config={"mode": "tunnel"})  # failoverVia unset before
+    verdict, lines = switch_with(engine, Checks(report()), cutover.Switch("failover", "dns"), preview=True)
+    assert verdict.exit_code == 0 and verdict.previewed and not verdict.green
+    assert engine.calls == ["set {'mode': 'failover', 'failoverVia': 'dns'}", "preview",
+                            "set {'mode': 'tunnel', 'failoverVia': None}"]  # fmt: skip
+    assert engine.config == {"mode": "tunnel"}
+    assert any("28 update; the configuration is back as it was" in line for line in lines)
+
+
+def test_not_green_within_the_ways_budget_is_a_failure_that_says_what_is_wrong() -> None:
+    engine = FakeEngine(dict(OUTPUTS))
+    stuck = report(green=1, problems=("DNS: 2 hosts resolve to the tunnel path",))
+    verdict, _ = switch_with(engine, Checks(report(), stuck), cutover.Switch("failover", "edge"))
+    assert verdict.exit_code == 1 and verdict.green_hosts == 1
+    last = verdict.stages[-1]
+    assert (last.name, last.ok) == ("every host green", False)
+    assert last.detail.startswith("1 of 3 green after 120 s: DNS: 2 hosts resolve to the tunnel path")  # 60 s + 60
+
+
+def test_an_engine_error_stops_the_command_with_the_engines_words() -> None:
+    engine = FakeEngine(dict(OUTPUTS), fail="update failed: dns-auth.mana.how: 81053 record already exists")
+    verdict, lines = switch_with(engine, Checks(report()), cutover.Switch("failover", "edge"))
+    assert verdict.exit_code == 1 and verdict.stages[-1].name == "pulumi up"
+    assert "81053 record already exists" in lines[-1]
+
+
+def test_a_fail_back_sets_the_mode_and_keeps_the_way() -> None:
+    engine = FakeEngine({**OUTPUTS, "mode": "failover"}, config={"mode": "failover", "failoverVia": "dns"})
+    tunnel = report()
+    for host in tunnel["hosts"]:
+        host["dns"].update(path="tunnel", expected="tunnel")
+    verdict, _ = switch_with(engine, Checks(report(standby="down"), tunnel), cutover.Switch("tunnel"))
+    assert verdict.exit_code == 0 and engine.config == {"mode": "tunnel", "failoverVia": "dns"}
+    assert verdict.stages[0].ok  # a fail-back needs no standby
+
+
+def test_without_a_terminal_the_command_wants_yes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert cli.main(["cutover", "--via", "dns"]) == 2
+    assert "--yes: is needed without a terminal to ask" in capsys.readouterr().err
+
+
+@pytest.fixture
+def real_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A stack of this project in a local backend, through the real Pulumi CLI."""
+    binary = require_engine()
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "services.yaml"):
+        shutil.copy(PROJECT_DIR / name, project / name)
+    (tmp_path / "state").mkdir()
+    monkeypatch.setenv("PATH", f"{Path(binary).parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path / 'state'}")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "mana-infra tests")
+    monkeypatch.setenv("PULUMI_SKIP_UPDATE_CHECK", "true")
+    from pulumi import automation
+
+    automation.create_stack("prod", work_dir=str(project))
+    yield project
+
+
+def test_the_automation_engine_sets_and_restores_config_with_the_real_cli(real_stack: Path) -> None:
+    engine = cutover.AutomationEngine("prod", real_stack)
+    assert engine.get_config("mode") == "tunnel" and engine.get_config("failoverVia") is None
+    engine.set_config({"mode": "failover", "failoverVia": "dns"})
+    assert "mana-infra:failoverVia: dns" in (real_stack / "Pulumi.prod.yaml").read_text()
+    engine.set_config({"mode": "tunnel", "failoverVia": None})
+    assert engine.get_config("mode") == "tunnel" and engine.get_config("failoverVia") is None
