@@ -213,17 +213,23 @@ def test_the_plan_report_compares_every_stack_and_mode_with_the_base(tmp_path: P
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
 def test_pulumi_up_only_behind_an_environment(path: Path) -> None:
+    """Started by a person or by the clock, never by a push or a pull request, and never without the
+    environment's approval."""
     for name, job in jobs(path).items():
         if runs_pulumi_up(job):
             assert job.get("environment"), f"{path.name}: job {name} runs `pulumi up` without an environment"
-            assert set(triggers(load(path))) == {"workflow_dispatch"}, f"{path.name} deploys on its own"
+            assert set(triggers(load(path))) <= {"workflow_dispatch", "schedule"}, f"{path.name} deploys on a push"
 
 
 def test_the_deploy_needs_the_production_environment() -> None:
     path = WORKFLOWS_DIR / "deploy.yml"
     (job,) = jobs(path).values()
     assert runs_pulumi_up(job) and job["environment"] == "production"
-    assert set(triggers(load(path))) == {"workflow_dispatch"}
+    assert set(triggers(load(path))) == {"workflow_dispatch", "schedule"}
+    # Weekly: the public certificate is renewed under 30 days left, well before its 90 run out.
+    [schedule] = triggers(load(path))["schedule"]
+    *_, day, month, weekday = schedule["cron"].split()
+    assert (day, month) == ("*", "*") and weekday.isdigit()
 
 
 def test_the_preview_runs_the_policy_pack_and_comments() -> None:
