@@ -30,6 +30,9 @@ def print_plan(result: Any) -> None:
         # As text, not markup: "[secret]" is a value here, not a style.
         outputs.add_row(Text(name), Text(output_text(name, value)))
     console.print(outputs)
+    budget = result.outputs.get("cutoverBudget")
+    if isinstance(budget, dict):
+        console.print(budget_text(budget, result.mode), markup=False)
     if result.placeholders:
         console.print("Placeholders (not set in the stack; `pulumi up` stops until they are):", markup=False)
         for placeholder in result.placeholders:
@@ -38,6 +41,17 @@ def print_plan(result: Any) -> None:
     console.print(
         f"Artifacts: {', '.join(result.artifacts)} (see them with --json); --diff shows what the flip changes.",
         markup=False,
+    )
+
+
+def budget_text(budget: Mapping[str, Any], mode: str) -> str:
+    """The real-world time of a switch from the records of this plan, in plain words."""
+    move = "Cut-over" if mode == "tunnel" else "Fail-back"
+    edge, dns = budget.get("edge", {}), budget.get("dns", {})
+    return (
+        f"{move} from these records, in the real world: through Cloudflare's edge within {edge.get('seconds')} s "
+        f"({edge.get('why')}); DNS-only up to {dns.get('seconds')} s ({dns.get('why')}); certificates: "
+        f"{budget.get('certificates')}."
     )
 
 

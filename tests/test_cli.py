@@ -101,6 +101,14 @@ def test_plan_table_lists_resources_outputs_and_placeholders(mana_infra: Callabl
     )
 
 
+def test_plan_table_says_how_long_the_switch_from_these_records_takes(mana_infra: Callable[..., Run]) -> None:
+    tunnel = mana_infra("plan").stdout
+    assert "Cut-over from these records, in the real world: through Cloudflare's edge within 60 s" in tunnel
+    assert "DNS-only up to 300 s" in tunnel
+    failover = mana_infra("plan", "--mode", "failover").stdout
+    assert "Fail-back from these records" in failover and "Cut-over from" not in failover
+
+
 def test_plan_diff_shows_what_the_flip_changes(mana_infra: Callable[..., Run]) -> None:
     result = mana_infra("plan", "--diff", "--json")
     assert result.returncode == 0, result.stderr
