@@ -339,6 +339,7 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     pulumi.export("caddyfileSha256", standby.caddy.content_sha256)
     pulumi.export("zoneSslMode", standby.ssl_mode)
     pulumi.export("originCertificateExpiresOn", standby.certificates.origin_expires_on)
+    pulumi.export("originCertificateSha256", standby.certificates.origin_sha256)
     pulumi.export("publicCertificateExpiresOn", standby.certificates.public_expires_on)
     pulumi.export("cutoverBudget", cutover_budget(standby.records, config.failover_ttl))
     pulumi.export("zone", config.zone)

@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 
 import jsonschema
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from mana_infra.check import JSON_SCHEMA
 from mana_infra.check import cli as check
@@ -29,11 +31,14 @@ from mana_infra.check.cli import Reach
 from mana_infra.check.core import Endpoints, classify, tunnel_error
 from mana_infra.check.probes import (
     DnsAnswer,
+    HttpsResult,
     RunResult,
     command_runner,
+    https_get,
     parse_resolver,
     parse_vps_output,
     run_vps_script,
+    tls_context,
 )
 from mana_infra.check.view import shell_lines
 from mana_lab.standins import LocalCA, Site, free_port
@@ -916,10 +921,44 @@ def test_flags_that_cannot_take_effect_are_refused(
     assert err.startswith("mana-infra: 1 problem in the input") and f"  - {message}" in err, err
 
 
+def test_the_standby_takes_the_stacks_own_origin_certificate_by_its_pin_and_nothing_else(tmp_path: Path) -> None:
+    """Through the edge the VPS serves the Origin CA certificate, which no trust store holds: check
+    takes it by the fingerprint in the outputs (originCertificateSha256), for the names it carries,
+    and only that one."""
+    trusted, origin_ca = LocalCA(tmp_path / "trusted"), LocalCA(tmp_path / "origin", name="Origin CA stand-in")
+    origin_leaf, origin_key = origin_ca.issue("origin", [ZONE, f"*.{ZONE}"])
+    site = Site("127.0.0.1", free_port(["127.0.0.1"]), "vps", certs={f"chat.{ZONE}": (origin_leaf, origin_key)})
+    try:
+        pin = x509.load_pem_x509_certificate(origin_leaf.read_bytes()).fingerprint(hashes.SHA256()).hex()
+        context = tls_context(str(trusted.cert_path))
+
+        def get(host: str, pinned: tuple[str, ...]) -> HttpsResult:
+            return https_get(host, "127.0.0.1", site.port, "/health", context, 2, pinned=pinned)
+
+        unpinned = get(f"chat.{ZONE}", ())
+        assert (unpinned.error_kind, unpinned.cert_trusted, unpinned.status) == ("cert_untrusted", False, None)
+        pinned = get(f"chat.{ZONE}", (pin,))
+        assert (pinned.error, pinned.status, pinned.cert_trusted, pinned.cert_pinned) == (None, 200, True, True)
+        assert pinned.body == f"vps host=chat.{ZONE} path=/health" and 89 < (pinned.cert_days_left or 0) <= 90
+        # Another fingerprint, or a name the certificate does not carry: not trusted.
+        assert get(f"chat.{ZONE}", ("0" * 64,)).error_kind == "cert_untrusted"
+        elsewhere = get("chat.elsewhere.org", (pin,))
+        assert (elsewhere.error_kind, elsewhere.cert_pinned) == ("cert_untrusted", False)
+        assert get(f"a.chat.{ZONE}", (pin,)).error_kind == "cert_untrusted"  # a wildcard is one label
+    finally:
+        site.close()
+
+
 def test_bad_outputs_are_blamed_on_the_file_not_a_flag(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = outputs_file(world, tmp_path / "outputs.json", originIpv4="x", originCertificateExpiresOn="soon")
+    path = outputs_file(
+        world,
+        tmp_path / "outputs.json",
+        originIpv4="x",
+        originCertificateExpiresOn="soon",
+        originCertificateSha256="AB:CD",
+    )
     code, out, err = run(outputs_argv(world, path), capsys, world.reach())
     assert code == 2 and out == ""
     assert (
@@ -927,6 +966,7 @@ def test_bad_outputs_are_blamed_on_the_file_not_a_flag(
         f"    fix: save fresh outputs (`pulumi stack output --json > {path}`), or give --origin-ip\n"
     ) in err
     assert f"  - {path}: originCertificateExpiresOn: 'soon' is not an RFC 3339 timestamp\n" in err
+    assert f"  - {path}: originCertificateSha256: 'AB:CD' is not a SHA-256 fingerprint in hex\n" in err
     assert "--origin-ip: 'x'" not in err
     # The flag overrides the bad output.
     code, _, err = run([*outputs_argv(world, path), "--origin-ip", VPS_IP], capsys, world.reach())

@@ -3,11 +3,17 @@ state needs, and an order that follows the mode. The real program under the mock
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from mana_infra import plan as offline
+from mana_infra.components.certificates import certificate_sha256
 from mana_infra.errors import InputError
 from mana_infra.program import Standby
 from mana_infra.render.caddyfile import ORIGIN_CERTIFICATE, PUBLIC_CERTIFICATE
@@ -78,6 +84,30 @@ def test_the_certificates_are_secret_and_their_ends_are_outputs() -> None:
     outputs = plan_of("prod").outputs
     assert outputs["originCertificateExpiresOn"] == offline.OFFLINE_ORIGIN_CA_EXPIRY
     assert outputs["publicCertificateExpiresOn"] == offline.OFFLINE_PUBLIC_EXPIRY
+
+
+def test_the_origin_certificate_is_pinned_by_its_fingerprint_in_the_outputs() -> None:
+    async def fingerprints(standby: Standby) -> tuple[str | None, str | None]:
+        served = await standby.certificates.origin_pem.future()
+        return certificate_sha256(served or ""), await standby.certificates.origin_sha256.future()
+
+    of_the_served_pem, exported = with_standby(fingerprints)
+    assert exported == of_the_served_pem and plan_of("prod").outputs["originCertificateSha256"] == exported
+
+
+def test_a_certificate_fingerprint_is_the_sha256_of_its_der() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mana.how")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    assert (
+        certificate_sha256(pem + "-----BEGIN PRIVATE KEY-----\n...") == certificate.fingerprint(hashes.SHA256()).hex()
+    )
 
 
 def plan_with_clouds(clouds: offline.OfflineClouds, **overrides: str) -> offline.PlanResult:

@@ -8,6 +8,7 @@ import argparse
 import ipaddress
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -413,6 +414,10 @@ def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Probl
             bad(outputs.where(output), "", f"{text!r} is not an RFC 3339 timestamp", "")
             continue
         certificates[key] = expires
+    pinned = outputs.text("originCertificateSha256", None)
+    if pinned is not None and not re.fullmatch(r"[0-9a-f]{64}", pinned):
+        bad(outputs.where("originCertificateSha256"), "", f"{pinned!r} is not a SHA-256 fingerprint in hex", "")
+        pinned = None
     if not mode:
         return None
     return Endpoints(
@@ -428,6 +433,7 @@ def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Probl
         vps_stack=outputs.text("prodStack", None),
         emergency_command=outputs.text("emergencyCutover", None),
         certificates=certificates,
+        pinned_certificates=(pinned,) if pinned else (),
     )
 
 

@@ -118,6 +118,9 @@ class Endpoints:
     emergency_command: str | None = None
     # Expiry of the certificates the outputs name (keys of CERTIFICATE_OUTPUTS).
     certificates: dict[str, datetime] = field(default_factory=dict)
+    # SHA-256 fingerprints the standby path takes without a CA: the stack's Origin CA certificate
+    # (originCertificateSha256), which the VPS serves through the edge and only Cloudflare trusts.
+    pinned_certificates: tuple[str, ...] = ()
 
     @property
     def expected_path(self) -> str:
@@ -168,7 +171,15 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
         result = (
             None
             if address is None
-            else https_get(service.host, address, options.https_port, service.health, context, timeout)
+            else https_get(
+                service.host,
+                address,
+                options.https_port,
+                service.health,
+                context,
+                timeout,
+                pinned=endpoints.pinned_certificates,
+            )
         )
         done(f"{service.host} via VPS")
         return result
@@ -391,6 +402,7 @@ def _https_json(
             "latency_ms": None,
             "cert_days_left": None,
             "cert_trusted": None,
+            "cert_pinned": False,
             "cert_expiring": False,
             "error": missing,
             "failure": failure or "connect_error",
@@ -409,6 +421,7 @@ def _https_json(
         "latency_ms": result.latency_ms,
         "cert_days_left": result.cert_days_left,
         "cert_trusted": result.cert_trusted,
+        "cert_pinned": result.cert_pinned,
         "cert_expiring": expiring,
         "error": error,
         "failure": None if error is None else (kind or "http_error"),
@@ -1048,6 +1061,7 @@ JSON_SCHEMA: dict[str, Any] = {
                 "latency_ms",
                 "cert_days_left",
                 "cert_trusted",
+                "cert_pinned",
                 "cert_expiring",
                 "error",
                 "failure",
@@ -1058,6 +1072,8 @@ JSON_SCHEMA: dict[str, Any] = {
                 "latency_ms": {"type": ["number", "null"]},
                 "cert_days_left": {"type": ["number", "null"]},
                 "cert_trusted": {"type": ["boolean", "null"]},
+                # Trusted by the stack's pinned Origin CA certificate (the standby path through the edge).
+                "cert_pinned": {"type": "boolean"},
                 "error": _NULLABLE_STRING,
                 "failure": {"enum": [*_KINDS, None]},
             },

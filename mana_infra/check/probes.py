@@ -8,6 +8,7 @@ operator less than one that says what failed. Each failure also carries a kind (
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import ipaddress
 import json
@@ -18,7 +19,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -208,6 +209,7 @@ class HttpsResult:
     latency_ms: float | None = None
     cert_days_left: float | None = None
     cert_trusted: bool | None = None
+    cert_pinned: bool = False  # trusted by its pinned fingerprint (see https_get), not by a CA
     body: str = ""
     error: str | None = None
     error_kind: str | None = None  # one of HTTPS_KINDS when error
@@ -222,35 +224,29 @@ def _days_left(not_after: datetime) -> float:
     return round((not_after - datetime.now(UTC)).total_seconds() / 86400, 2)
 
 
-def https_get(host: str, address: str, port: int, path: str, context: ssl.SSLContext, timeout: float) -> HttpsResult:
-    """GET https://host/path from ``address``: SNI, Host and verification are the hostname's."""
+def https_get(
+    host: str,
+    address: str,
+    port: int,
+    path: str,
+    context: ssl.SSLContext,
+    timeout: float,
+    pinned: Collection[str] = (),
+) -> HttpsResult:
+    """GET https://host/path from ``address``: SNI, Host and verification are the hostname's.
+
+    ``pinned``: SHA-256 fingerprints of certificates taken although no CA of ``context`` signed them,
+    while valid and for this name: the stack's own Origin CA certificate, which only Cloudflare's edge
+    trusts (no browser and no system store does), yet is what the VPS serves through the edge.
+    """
     result = HttpsResult(address=address)
     started = time.monotonic()
-    try:
-        sock = socket.create_connection((address, port), timeout=timeout)
-    except OSError as exc:
-        result.error = f"cannot connect to {_hostport(address, port)}: {_reason(exc)}"
-        result.error_kind = (
-            "connect_timeout"
-            if isinstance(exc, socket.timeout | TimeoutError)
-            else ("connect_refused" if isinstance(exc, ConnectionRefusedError) else "connect_error")
-        )
+    tls = _handshake(host, address, port, context, timeout, result)
+    if tls is None and result.error_kind == "cert_untrusted" and pinned:
+        tls = _pinned_handshake(host, address, port, timeout, pinned, result)
+    if tls is None:
         return result
     try:
-        try:
-            tls = context.wrap_socket(sock, server_hostname=host)
-        except ssl.SSLCertVerificationError as exc:
-            result.cert_trusted = False
-            result.error = f"certificate not trusted: {exc.verify_message or exc.reason}"
-            result.error_kind = "cert_untrusted"
-            result.cert_days_left = _unverified_days_left(host, address, port, timeout)
-            return result
-        except (OSError, ssl.SSLError) as exc:
-            result.error = f"TLS handshake with {_hostport(address, port)} failed: {_reason(exc)}"
-            result.error_kind = "tls_error"
-            return result
-        sock = tls
-        result.cert_trusted = True
         peer = tls.getpeercert(binary_form=True)
         if peer:
             result.cert_days_left = _days_left(x509.load_der_x509_certificate(peer).not_valid_after_utc)
@@ -269,18 +265,89 @@ def https_get(host: str, address: str, port: int, path: str, context: ssl.SSLCon
         result.error = f"HTTPS request to {_hostport(address, port)} failed: {_reason(exc)}"
         result.error_kind = "http_error"
     finally:
-        sock.close()
+        tls.close()
     return result
 
 
-def _unverified_days_left(host: str, address: str, port: int, timeout: float) -> float | None:
+def _handshake(
+    host: str, address: str, port: int, context: ssl.SSLContext, timeout: float, result: HttpsResult
+) -> ssl.SSLSocket | None:
+    """A TLS connection to ``address`` for ``host``, or None with ``result``'s error and kind set."""
+    try:
+        sock = socket.create_connection((address, port), timeout=timeout)
+    except OSError as exc:
+        result.error = f"cannot connect to {_hostport(address, port)}: {_reason(exc)}"
+        result.error_kind = (
+            "connect_timeout"
+            if isinstance(exc, socket.timeout | TimeoutError)
+            else ("connect_refused" if isinstance(exc, ConnectionRefusedError) else "connect_error")
+        )
+        return None
+    try:
+        tls = context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLCertVerificationError as exc:
+        sock.close()
+        result.cert_trusted = False
+        result.error = f"certificate not trusted: {exc.verify_message or exc.reason}"
+        result.error_kind = "cert_untrusted"
+        result.cert_days_left = _unverified_days_left(host, address, port, timeout)
+        return None
+    except (OSError, ssl.SSLError) as exc:
+        sock.close()
+        result.error = f"TLS handshake with {_hostport(address, port)} failed: {_reason(exc)}"
+        result.error_kind = "tls_error"
+        return None
+    result.cert_trusted = True
+    return tls
+
+
+def _pinned_handshake(
+    host: str, address: str, port: int, timeout: float, pinned: Collection[str], result: HttpsResult
+) -> ssl.SSLSocket | None:
+    """The connection again without a CA, kept only when the server shows a pinned certificate that is
+    valid now and names ``host``; ``result`` then says so instead of its verification error."""
+    tls = _handshake(host, address, port, _unverifying_context(), timeout, HttpsResult(address=address))
+    if tls is None:
+        return None
+    peer = tls.getpeercert(binary_form=True)
+    if not peer or hashlib.sha256(peer).hexdigest() not in pinned:
+        tls.close()
+        return None
+    certificate = x509.load_der_x509_certificate(peer)
+    now = datetime.now(UTC)
+    if not (certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc and _names(certificate, host)):
+        tls.close()
+        return None
+    result.cert_trusted, result.cert_pinned, result.error, result.error_kind = True, True, None, None
+    return tls
+
+
+def _names(certificate: x509.Certificate, host: str) -> bool:
+    """Does the certificate name ``host`` (exactly, or by a wildcard for one label)?"""
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    host = host.lower().rstrip(".")
+    parent = host.split(".", 1)[1] if "." in host else ""
+    for name in (n.lower().rstrip(".") for n in names.get_values_for_type(x509.DNSName)):
+        if name == host or (name.startswith("*.") and parent and name[2:] == parent):
+            return True
+    return False
+
+
+def _unverifying_context() -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _unverified_days_left(host: str, address: str, port: int, timeout: float) -> float | None:
     try:
         with (
             socket.create_connection((address, port), timeout=timeout) as sock,
-            context.wrap_socket(sock, server_hostname=host) as tls,
+            _unverifying_context().wrap_socket(sock, server_hostname=host) as tls,
         ):
             peer = tls.getpeercert(binary_form=True)
     except (OSError, ssl.SSLError):

@@ -24,6 +24,8 @@ def _https_cell(part: dict[str, Any]) -> str:
                 if part["cert_days_left"] >= 1
                 else f"cert {part['cert_days_left'] * 24:.0f} h"
             )
+        if part.get("cert_pinned"):
+            bits.append("(the stack's Origin CA cert)")
         text = " ".join(b for b in bits if b)
         error = part["error"] or ""
         if error.startswith(f"HTTP {part['status']}"):  # the status is shown already: only what it means

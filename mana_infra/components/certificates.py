@@ -15,6 +15,8 @@ the Caddyfile.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import TypedDict
 
 import pulumi
@@ -45,6 +47,7 @@ class Certificates(pulumi.ComponentResource):
 
     origin_pem: pulumi.Output[str]
     origin_expires_on: pulumi.Output[str]
+    origin_sha256: pulumi.Output[str]
     public_pem: pulumi.Output[str]
     public_expires_on: pulumi.Output[str]
 
@@ -100,13 +103,25 @@ class Certificates(pulumi.ComponentResource):
             pulumi.Output.all(origin.certificate, origin_key.private_key_pem).apply(_pem)
         )
         self.origin_expires_on = origin.expires_on
+        self.origin_sha256 = origin.certificate.apply(certificate_sha256)
         self.public_pem = pulumi.Output.secret(
             pulumi.Output.all(public.certificate_pem, public.issuer_pem, public.private_key_pem).apply(_pem)
         )
         self.public_expires_on = public.certificate_not_after
         self.register_outputs(
-            {"origin_expires_on": self.origin_expires_on, "public_expires_on": self.public_expires_on}
+            {
+                "origin_expires_on": self.origin_expires_on,
+                "origin_sha256": self.origin_sha256,
+                "public_expires_on": self.public_expires_on,
+            }
         )
+
+
+def certificate_sha256(pem: str) -> str:
+    """The SHA-256 fingerprint (hex) of the first certificate in ``pem``: what `mana-infra check` pins
+    the Origin CA certificate by, since no trust store it has holds Cloudflare's Origin CA."""
+    body = pem.split("-----BEGIN CERTIFICATE-----", 1)[1].split("-----END CERTIFICATE-----", 1)[0]
+    return hashlib.sha256(base64.b64decode("".join(body.split()))).hexdigest()
 
 
 def _pem(parts: list[str]) -> str:
