@@ -1,9 +1,11 @@
 """Benchmark hook for ``make bench``: one drill in the lab, its figures as a dict.
 
-``run()`` returns the cut-over and fail-back times (client-measured, from the push until every host
-answers from its own backend through the new path), the same for the rehearsal's test hostname and
-the nameserver switch to the Hetzner mirror, how long ``mana-infra check`` takes for the plan's 27
-hosts in the lab (wall time with process start, and check's own figure), or ``{"skipped": reason}``
+``run()`` returns both cut-overs' times (client-measured, from the DNS switch until every host answers
+from its own backend through the new path: through the edge, and DNS-only; also from the Caddyfile
+push), the preflight's (the standby proven warm in tunnel mode, the outsider refused), the fail-backs',
+the same for the rehearsal's test hostname and the nameserver switch to the Hetzner mirror, how long
+the lab's ACME order takes (lego at pebble, DNS-01), how long ``mana-infra check`` takes for the plan's
+27 hosts in the lab (wall time with process start, and check's own figure), or ``{"skipped": reason}``
 where the lab cannot run (not root, not Linux, tools missing).
 """
 
@@ -36,16 +38,24 @@ def run(stack: str = "prod", log: Callable[[str], None] = lambda _s: None) -> di
 
     with tempfile.TemporaryDirectory(prefix="mana-lab-bench-") as workdir:
         report = run_drill(inputs_from_plan(stack), workdir, log=log)
-    tunnel, cut_over = report.phase("tunnel"), report.phase("cut-over")
+    tunnel, preflight = report.phase("tunnel"), report.phase("preflight")
+    edge, dns = report.phase("cut-over-edge"), report.phase("cut-over")
     return {
         "ok": report.ok,
         "hosts": report.hosts,
         "lab_up_seconds": report.up_seconds,
-        "cutover_seconds": cut_over.seconds,
+        "acme_seconds": report.timings.get("acme"),  # the public certificate's one order, during up
+        "preflight_seconds": preflight.seconds,
+        "cutover_edge_seconds": edge.seconds,  # from the DNS switch (the edge following it)
+        "cutover_edge_from_push_seconds": edge.details["seconds_from_push"],
+        "cutover_dns_seconds": dns.seconds,  # from the DNS switch
+        "cutover_dns_from_push_seconds": dns.details["seconds_from_push"],
+        "acme_orders_in_cutovers": (edge.acme_orders or 0) + (dns.acme_orders or 0),
+        "failback_edge_seconds": report.phase("fail-back-edge").seconds,
         "failback_seconds": report.phase("fail-back").seconds,
         "check_seconds": tunnel.details["check_seconds"],  # tunnel mode, healthy; process start included
         "check_report_seconds": tunnel.details["check_report_seconds"],
-        "check_failover_seconds": cut_over.details["check_seconds"],
+        "check_failover_seconds": dns.details["check_seconds"],
         "wireguard_down_502_after_seconds": report.fault("wireguard-down").details["502_for_every_host_after"],
         "wireguard_recovery_seconds": report.fault("wireguard-down").seconds,
         "wan_change_recovery_seconds": report.fault("wan-change").seconds,

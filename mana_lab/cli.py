@@ -15,8 +15,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mana_infra.model import MODES
-
 DEFAULT_WORKDIR = "/tmp/mana-infra-lab"
 
 
@@ -37,7 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="build the lab from the stack's offline plan and leave it running")
     p_up.add_argument("--stack", default="prod", help=stack_help)
-    p_up.add_argument("--mode", default="tunnel", choices=MODES)
+    p_up.add_argument(
+        "--mode",
+        default="tunnel",
+        choices=("tunnel", "failover", "failover-dns"),
+        help="the standby's state to start in: tunnel (default), failover (through the edge), failover-dns",
+    )
     sub.add_parser("down", help="tear the lab down, including leftovers of crashed runs")
     sub.add_parser("status", help="namespaces and processes of the lab")
     p_drill = sub.add_parser("drill", help="run the failover drill in a fresh lab (torn down afterwards)")
@@ -52,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(list(argv) if argv is not None else None)
 
-    from .system import LabError, cleanup_leftovers, lab_namespaces, netns_pids
+    from .system import LabError, cleanup_leftovers
 
     try:
         if args.command == "up":
@@ -66,13 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             except BaseException:
                 lab.down()
                 raise
-            print(f"lab up in {seconds:.2f}s ({args.mode} mode, stack {args.stack}); CA bundle {lab.ca_bundle}")
+            print(f"lab up in {seconds:.2f}s ({args.mode}, stack {args.stack}); CA bundle {lab.ca_bundle}")
             print(f"ssh:   ip netns exec mlab-client {shlex.join(lab.ssh_argv())}")
-            print(
-                f"check: ip netns exec mlab-client {shlex.join(a for a in lab.check_argv(args.mode) if a != '--json')}"
-            )
+            argv = lab.check_argv(args.mode, mirror=lab.mirror_records is not None)
+            print(f"check: ip netns exec mlab-client {shlex.join(a for a in argv if a != '--json')}")
             if lab.mirror_records is not None:
-                print(f"mirror: the Hetzner zone on {MIRROR_DNS_IP} (check --mirror-nameserver {MIRROR_DNS_IP})")
+                print(f"mirror: the Hetzner zone on {MIRROR_DNS_IP} (the check above asks it too)")
+            print(f"acme:  pebble at {lab.acme_directory} ({lab.acme_orders()} order so far)")
             print("down:  mana-infra lab down")
             return 0
         if args.command == "down":
@@ -80,14 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(removed) or "nothing to remove")
             return 0
         if args.command == "status":
-            for ns in lab_namespaces():
-                print(ns, netns_pids(ns))
+            print(status_text())
             return 0
         if args.command == "drill":
             from .drill import run_drill
             from .inputs import inputs_from_plan
 
-            _log(f"drill: evaluating the offline plan of {args.stack} (both modes)")
+            _log(f"drill: evaluating the offline plan of {args.stack} (its three states)")
             report = run_drill(
                 inputs_from_plan(args.stack, project_dir=args.project_dir),
                 args.workdir,
@@ -98,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.json:
                 print(json.dumps(report.to_dict(), indent=2), flush=True)
             else:
-                print("drill", "passed" if report.ok else "FAILED")
+                failed = [p.name for p in report.phases if not p.ok] + [f.name for f in report.faults if not f.ok]
+                verdict = "passed" if report.ok else "FAILED (" + ", ".join(failed or ["see above"]) + ")"
+                print(f"drill {verdict} in {report.seconds:.1f} s", flush=True)
             return 0 if report.ok else 1
     except LabError as exc:
         _log(f"lab: {exc}")
@@ -107,6 +111,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log("lab: interrupted; cleaned up")
         return 130
     return 2
+
+
+def status_text() -> str:
+    """The lab's namespaces, each with the processes running in it (pid and name)."""
+    from .system import lab_namespaces, netns_pids
+
+    namespaces = lab_namespaces()
+    if not namespaces:
+        return "no lab is running (`mana-infra lab up` starts one)"
+    lines = []
+    for ns in namespaces:
+        processes = [f"{pid} {_process_name(pid)}" for pid in netns_pids(ns)]
+        lines.append(f"{ns}: " + (", ".join(processes) if processes else "no processes"))
+    return "\n".join(lines)
+
+
+def _process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "(gone)"
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """Zone files and configuration for the lab's authoritative DNS server (knotd).
 
 The caller hands over the records as the plan would create them at Cloudflare; the lab adds what
-Cloudflare keeps implicit (SOA, NS) and a tiny ``cfargotunnel.com`` zone whose ``<tunnelId>`` name
-points at the edge, so tunnel-mode CNAMEs resolve to the lab's stand-in for Cloudflare's edge.
+Cloudflare keeps implicit (SOA, NS) and answers as Cloudflare does: a proxied record with the edge's
+addresses (TTL 300), whatever its target, so visitors reach the lab's stand-in for Cloudflare's edge,
+which follows the target. A tiny ``cfargotunnel.com`` zone gives ``<tunnelId>`` the address of the
+tunnel's end at the edge, as Cloudflare gives it one that only its edge can reach.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +23,14 @@ def render_zone(
     serial: int,
     ns_ip: str,
     extra_lookup: Mapping[str, list[DnsRecord]] | None = None,
+    proxy_addresses: Sequence[str] = (),
 ) -> str:
     """A zone file for ``zone``.
 
     A CNAME at the apex is illegal next to SOA/NS; Cloudflare "flattens" it (answers with the
     target's addresses). The lab does the same from the records it knows (``extra_lookup`` holds the
-    other lab zones' records).
+    other lab zones' records). With ``proxy_addresses`` (the edge's), a proxied record is answered
+    with them instead, TTL 300, as Cloudflare's DNS answers every proxied name.
     """
     lines = [
         f"$ORIGIN {zone}.",
@@ -42,15 +47,28 @@ def render_zone(
             by_name.setdefault(name, []).extend(rs)
     if not any(r.name == f"ns.{zone}" for r in recs):
         lines.append(f"ns.{zone}. 300 IN A {ns_ip}")
+    proxied_names: set[str] = set()
     for r in recs:
         if r.name == zone and r.type in ("SOA", "NS"):
             continue  # the lab's own SOA/NS are authoritative here
+        if r.proxied and proxy_addresses and r.type in ("A", "AAAA", "CNAME"):
+            if r.name not in proxied_names:
+                proxied_names.add(r.name)
+                lines.extend(DnsRecord(r.name, address_type(a), a, PROXIED_TTL).zone_line() for a in proxy_addresses)
+            continue
         if r.name == zone and r.type == "CNAME":
             for target in _flatten(r.content.rstrip(".").lower(), by_name):
                 lines.append(DnsRecord(zone, target.type, target.content, r.ttl).zone_line())
             continue
         lines.append(r.zone_line())
     return "\n".join(lines) + "\n"
+
+
+PROXIED_TTL = 300  # what Cloudflare's DNS answers for a proxied record, whatever the record's TTL
+
+
+def address_type(address: str) -> str:
+    return "AAAA" if ipaddress.ip_address(address).version == 6 else "A"
 
 
 def _flatten(name: str, by_name: Mapping[str, list[DnsRecord]], depth: int = 0) -> list[DnsRecord]:
@@ -76,16 +94,26 @@ def rrset_records(rrsets: Iterable[Mapping[str, Any]], zone: str) -> list[DnsRec
     ]
 
 
-def tunnel_zone_records(tunnel_id: str, edge_ip: str) -> list[DnsRecord]:
-    return [DnsRecord(tunnel_target(tunnel_id).lower(), "A", edge_ip, 300)]
+def tunnel_zone_records(tunnel_id: str, address: str) -> list[DnsRecord]:
+    return [DnsRecord(tunnel_target(tunnel_id).lower(), address_type(address), address, 300)]
 
 
-def render_knot_conf(workdir: Path, listen_ip: str, zones: Iterable[str]) -> str:
+def render_knot_conf(
+    workdir: Path, listen_ip: str, zones: Iterable[str], updates: Mapping[str, Sequence[str]] | None = None
+) -> str:
     """knotd configuration: zone files are the source of truth, never written back, no journal.
 
     With ``zonefile-load: whole`` and no journal, ``knotc zone-reload`` simply re-reads the file.
+    updates: zone -> addresses allowed to change it by RFC 2136 dynamic update (unsigned; the lab's
+    ACME client writes its DNS-01 TXT records that way). Updates live in memory: a reload drops them.
     """
-    zone_lines = "\n".join(f"  - domain: {z}" for z in zones)
+    updates = updates or {}
+    acl_lines = "".join(
+        f"  - id: update-{index}\n    address: [{', '.join(addresses)}]\n    action: update\n"
+        for index, (_zone, addresses) in enumerate(sorted(updates.items()))
+    )
+    acl_ids = {zone: f"update-{index}" for index, zone in enumerate(sorted(updates))}
+    zone_lines = "\n".join(f"  - domain: {z}" + (f"\n    acl: {acl_ids[z]}" if z in acl_ids else "") for z in zones)
     return f"""server:
     listen: {listen_ip}@53
     rundir: {workdir}
@@ -96,7 +124,7 @@ database:
     storage: {workdir}
 control:
     listen: {workdir}/knot.sock
-template:
+{"acl:" + chr(10) + acl_lines if acl_lines else ""}template:
   - id: default
     storage: {workdir}
     file: "%s.zone"

@@ -1,18 +1,25 @@
 """The lab's inputs, taken from the offline plan: the lab runs exactly what the program renders.
 
-``inputs_from_plan(stack)`` evaluates ``plan.plan(stack, mode=m)`` for both modes and keeps, per mode,
-the rendered artifacts and the zone's DNS records (the plan's ``DnsRecord`` resources: name, type,
-content, ttl). The plan's keys are its deterministic offline keys; its addresses are the documentation
-addresses the lab's VPS has (203.0.113.10, 2001:db8::1). Shape::
+``inputs_from_plan(stack)`` evaluates ``plan.plan(stack, ...)`` in the standby's three states (tunnel;
+failover through Cloudflare's edge, ``failoverVia: edge``; DNS-only failover, ``failoverVia: dns``) with
+the lab's Cloudflare: ``OfflineClouds(ip_ranges=...)`` answers the edge's addresses as Cloudflare's
+published ranges, so the edge-way Caddyfile lets the lab's edge through. Per state it keeps the rendered
+artifacts, the zone's DNS records (the plan's ``DnsRecord`` resources: name, type, content, ttl,
+proxied), the Caddy command's text and the stack outputs. The plan's keys are its deterministic offline
+keys; its addresses are the documentation addresses the lab's VPS has (203.0.113.10, 2001:db8::1).
+Shape::
 
     {"stack": "prod", "zone": "mana.how", "tunnel_id": "...", "tunnel_target": "<id>.cfargotunnel.com",
      "origin_name": "vps.mana.how", "origin_ips": ["203.0.113.10", "2001:db8::1"],
      "health_url": "https://vps.mana.how/healthz", "services_file": "/abs/services.yaml",
      "services": [[host, port], ...],                         # from the plan's outputs (hosts)
-     "modes": {"tunnel":   {"Caddyfile", "cloud-init.yaml", "wg0-server.conf", "wg0-macmini.conf",
-                            "dns_records": [DnsRecord, ...],
-                            "caddy_command": "<the SSH command text of the Caddy command>"},
-               "failover": {...}},
+     "states": {"tunnel":       {"Caddyfile", "cloud-init.yaml", "wg0-server.conf", "wg0-macmini.conf",
+                                 "dns_records": [DnsRecord, ...], "outputs": {...},
+                                 "caddy_command": "<the SSH command text of the Caddy command>"},
+                "failover":     {...},                        # through the edge (failoverVia edge)
+                "failover-dns": {...}},                       # DNS-only (failoverVia dns)
+     "certificates": {"public": {"name", "target", "create"},  # the certificate commands: their create
+                      "origin": {...}},                       # text (stdin is what only the clouds know)
      "mirror": {"rrsets": [{"name", "type", "records": [{"value"}], "ttl"}, ...],   # the plan's ZoneRrsets
                 "nameservers": [...]},                        # secondaryDnsNameservers (names only)
      "emergency": {"commands": [...], "target": "<urn>",      # the emergencyCutover output, parsed
@@ -20,6 +27,8 @@ addresses the lab's VPS has (203.0.113.10, 2001:db8::1). Shape::
      "rehearsal": {"stack": "failover", "dns_records": [...], "create", "delete", "site_file",
                    "outputs": {...}}}                         # the rehearsal stack's plan (None without one)
 
+The plan installs both certificates before any Caddyfile (the Caddy command depends on both
+certificate commands, in every state): ``inputs_from_plan`` refuses a plan where it does not.
 ``mirror`` is absent when the stack has no ``secondaryDns``; ``emergency`` needs the mirror too.
 """
 
@@ -27,26 +36,48 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mana_infra.model import MODES, TUNNEL_DOMAIN, DnsRecord
+from mana_infra.model import TUNNEL_DOMAIN, DnsRecord
 from mana_infra.project import Project, find_project_dir
 
+from . import topology as topo
 from .system import LabError
+
+if TYPE_CHECKING:
+    from mana_infra.plan import OfflineClouds
 
 DNS_RECORD_TYPE = "cloudflare:index/dnsRecord:DnsRecord"
 COMMAND_TYPE = "command:remote:Command"
 RRSET_TYPE = "hcloud:index/zoneRrset:ZoneRrset"
 CADDY_COMMAND_NAME = "caddy-apply"
 REHEARSAL_COMMAND_NAME = "rehearsal-caddy-apply"
+CERTIFICATE_COMMANDS = {"public": "certificate-public-apply", "origin": "certificate-origin-apply"}
+
+# The standby's states: the config each one is (tests/support.py names them the same).
+STATES: dict[str, dict[str, str]] = {
+    "tunnel": {"mode": "tunnel"},
+    "failover": {"mode": "failover", "failoverVia": "edge"},
+    "failover-dns": {"mode": "failover", "failoverVia": "dns"},
+}
+
+
+def lab_clouds() -> OfflineClouds:
+    """What the clouds answer in the lab: Cloudflare's published ranges are the lab edge's addresses."""
+    from mana_infra.plan import OfflineClouds
+
+    v4 = tuple(n for n in topo.EDGE_NETWORKS if ":" not in n)
+    v6 = tuple(n for n in topo.EDGE_NETWORKS if ":" in n)
+    return OfflineClouds(ip_ranges=(v4, v6))
 
 
 def inputs_from_plan(
     stack: str = "prod", rehearsal_stack: str | None = "failover", project_dir: Path | None = None
 ) -> dict[str, Any]:
-    """The drill's inputs from the offline plan of ``stack`` (both modes, plus the emergency cut-over
+    """The drill's inputs from the offline plan of ``stack`` (its three states, plus the emergency cut-over
     its ``emergencyCutover`` output describes) and of ``rehearsal_stack`` when that stack file exists
     and rehearses ``stack``. Cached per process: the plan is deterministic, and evaluating it takes
     about a second per run. The project: the one around the working directory."""
@@ -93,39 +124,47 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path
     from mana_infra import plan as planning
 
     project = Project.at(project_dir)
-    modes: dict[str, Any] = {}
-    outputs: dict[str, dict[str, Any]] = {}
+    states: dict[str, Any] = {}
     rrsets: list[dict[str, Any]] = []
-    for mode in MODES:
-        result = planning.plan(stack, mode=mode, project=project)
+    certificates: dict[str, dict[str, str]] = {}
+    for state, settings in STATES.items():
+        overrides = dict(settings)
+        mode = overrides.pop("mode")
+        result = planning.plan(stack, mode=mode, overrides=overrides, project=project, clouds=lab_clouds())
+        what = f"the {state} plan of {stack}"
         records = _dns_records(result.resources)
         if not records:
-            raise LabError(f"the {mode} plan of {stack} has no DNS records")
+            raise LabError(f"{what} has no DNS records")
         # The SSH command text the program's Caddy command runs: the lab pushes through the same.
-        command = _command(result.resources, CADDY_COMMAND_NAME, f"the {mode} plan of {stack}")
-        modes[mode] = {
+        command = _command(result.resources, CADDY_COMMAND_NAME, what)
+        states[state] = {
             **result.artifacts,
             "dns_records": records,
             "caddy_command": command["create"],
+            "outputs": result.outputs,
         }
-        outputs[mode] = result.outputs
+        found = _certificate_commands(result.resources, what)
+        if certificates and found != certificates:
+            raise LabError(f"the certificate commands of {stack} differ between its states")
+        certificates = found
         mirror = [
             {k: r.inputs.get(k) for k in ("name", "type", "records", "ttl")}
             for r in result.resources
             if r.type == RRSET_TYPE
         ]
         if rrsets and mirror != rrsets:
-            raise LabError(f"the Hetzner mirror of {stack} differs between the modes (it is always failover form)")
+            raise LabError(f"the Hetzner mirror of {stack} differs between its states (it is always failover form)")
         rrsets = mirror
-    out = outputs["failover"]
+    out = states["failover"]["outputs"]
     tunnel_target = str(out["tunnelTarget"]).lower()
     suffix = "." + TUNNEL_DOMAIN
     if not tunnel_target.endswith(suffix):
         raise LabError(f"tunnelTarget {tunnel_target!r} is not <tunnelId>{suffix}")
     config = project.stack_config(stack)
     hosts = [[str(h["host"]).lower(), int(h["port"])] for h in out["hosts"]]
-    if hosts != [[str(h["host"]).lower(), int(h["port"])] for h in outputs["tunnel"]["hosts"]]:
-        raise LabError("the two modes' plans list different hosts")
+    for state, values in states.items():
+        if [[str(h["host"]).lower(), int(h["port"])] for h in values["outputs"]["hosts"]] != hosts:
+            raise LabError(f"the {state} plan of {stack} lists other hosts than its failover plan")
     inputs: dict[str, Any] = {
         "stack": stack,
         "zone": str(config.get("zone")).lower().rstrip("."),
@@ -136,7 +175,8 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path
         "health_url": out.get("healthUrl"),
         "services_file": str(project.path(config.get("services") or "").resolve()),
         "services": hosts,
-        "modes": modes,
+        "states": states,
+        "certificates": certificates,
     }
     if rrsets:
         inputs["mirror"] = {"rrsets": rrsets, "nameservers": list(out.get("secondaryDnsNameservers") or [])}
@@ -146,13 +186,33 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path
     return inputs
 
 
+def _certificate_commands(resources: list[Any], what: str) -> dict[str, dict[str, str]]:
+    """The certificate commands (name, the file they install, their create text), after checking that
+    the Caddy command comes after both: a Caddyfile that refers to a certificate not yet there is
+    refused by Caddy."""
+    commands: dict[str, dict[str, str]] = {}
+    urns = []
+    for key, name in CERTIFICATE_COMMANDS.items():
+        create = str(_command(resources, name, what)["create"])
+        target = re.match(r"CADDY_TARGET=(\S+)\n", create)
+        if target is None:
+            raise LabError(f"{what}: {name} installs no CADDY_TARGET")
+        commands[key] = {"name": name, "target": shlex.split(target.group(1))[0], "create": create}
+        urns += [r.urn for r in resources if r.type == COMMAND_TYPE and r.name == name]
+    caddy = next(r for r in resources if r.type == COMMAND_TYPE and r.name == CADDY_COMMAND_NAME)
+    missing = [urn for urn in urns if urn not in caddy.options.get("dependsOn", [])]
+    if missing:
+        raise LabError(f"{what}: {CADDY_COMMAND_NAME} does not wait for {missing}: the certificates must come first")
+    return commands
+
+
 def _emergency(project: Project, stack: str, text: str) -> dict[str, Any]:
     """What the emergency cut-over's targeted ``pulumi up`` runs: the plan under the config it sets,
     and of that plan only the targeted resource (the Caddy command)."""
     from mana_infra import plan as planning
 
     overrides, target = parse_emergency(text)
-    result = planning.plan(stack, overrides=overrides, project=project)
+    result = planning.plan(stack, overrides=overrides, project=project, clouds=lab_clouds())
     targeted = [r for r in result.resources if r.urn == target]
     if len(targeted) != 1 or targeted[0].type != COMMAND_TYPE:
         raise LabError(f"emergencyCutover targets {target!r}, which is not one Caddy command in the plan")

@@ -1,9 +1,11 @@
-"""The lab: network namespaces standing in for client, DNS, Cloudflare's edge, the VPS and the Mac Mini.
+"""The lab: network namespaces standing in for client, DNS, an ACME CA, Cloudflare's edge, the VPS, the
+Mac Mini and a visitor from elsewhere.
 
-Real software everywhere it matters: knotd serves the zone (a second knotd the Hetzner mirror), Caddy
+Real software everywhere it matters: knotd serves the zone (a second knotd the Hetzner mirror), pebble
+(Let's Encrypt's test CA) issues the public certificate that lego obtains by DNS-01 against knot, Caddy
 terminates TLS on the VPS and on the edge, wireguard-go carries the tunnel, OpenSSH's sshd receives
-the Caddyfile through the very script Pulumi's remote command runs. Only the Mac Mini's services are
-stubs.
+the certificates and the Caddyfile through the very script Pulumi's remote commands run. Only the Mac
+Mini's services are stubs.
 
 See topology.py for the addresses. Everything is torn down by down(), which also clears the
 leftovers of a crashed run (namespaces with the lab prefix and every process inside them).
@@ -11,6 +13,7 @@ leftovers of a crashed run (namespaces with the lab prefix and every process ins
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -28,9 +31,13 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from cryptography import x509
+
 from mana_infra.model import TUNNEL_DOMAIN, DnsRecord, tunnel_target
 from mana_infra.render.remote import caddy_command as caddy_command_text
 
+from . import certs
+from . import edge as edge_config
 from . import topology as topo
 from .dnszone import render_knot_conf, render_zone, rrset_records, tunnel_zone_records
 from .system import (
@@ -49,21 +56,42 @@ from .system import (
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 VPS_BIN = PACKAGE_DIR / "vps_bin"
-REQUIRED_TOOLS = ("ip", "caddy", "wg", "wg-quick", "wireguard-go", "knotd", "knotc", "sshd", "ssh", "ssh-keygen")
+REQUIRED_TOOLS = (
+    "ip",
+    "caddy",
+    "wg",
+    "wg-quick",
+    "wireguard-go",
+    "knotd",
+    "knotc",
+    "sshd",
+    "ssh",
+    "ssh-keygen",
+    "pebble",
+    "lego",
+    "openssl",
+    "curl",
+)
+# The certificates, in the order the plan installs them (before any Caddyfile).
+CERTIFICATES = ("public", "origin")
+ACME_LATENCY_MS = 25  # the CA is an internet away (see latency.py)
 
 # wg-quick with the userspace implementation (no kernel module on the lab host). The second variable
 # silences wireguard-go's "you should use the kernel module" banner.
 WG_ENV = {"WG_QUICK_USERSPACE_IMPLEMENTATION": "wireguard-go", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
 
 ARTIFACT_KEYS = ("Caddyfile", "wg0-server.conf", "wg0-macmini.conf")
+LAB_SUBDIRS = ("pids", "dns", "edge", "vps", "mini", "client", "acme", "pki")
 
 
 def vps_environment(run_dir: Path) -> dict[str, str]:
     """What every process on the lab's VPS sees: the lab's systemctl first on PATH (it runs Caddy the
-    way caddy.service does, keeping its pid and log in ``run_dir``), and Caddy's data beside it."""
+    way caddy.service does, keeping its pid and log in ``run_dir``), its wg (the standby's wg0 is the
+    lab's uniquely named interface), and Caddy's data beside it."""
     return {
         "PATH": f"{VPS_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "LAB_RUN_DIR": str(run_dir),
+        "LAB_WG_INTERFACE": topo.WG_SERVER_IF,
         "XDG_DATA_HOME": str(run_dir.parent / "xdg-data"),
         "XDG_CONFIG_HOME": str(run_dir.parent / "xdg-config"),
     }
@@ -93,9 +121,17 @@ class Lab:
     artifacts: the rendered files of the starting mode: "Caddyfile", "wg0-server.conf",
         "wg0-macmini.conf" (text). The Caddyfile is pushed through the apply script during up().
     services: (host, port) of every inventory host; port is the Mac Mini port behind it.
-    dns_records: the zone's records as the plan creates them.
-    origin_name, health_url, services_file: what ``check()`` hands ``mana-infra check`` (defaults:
-        vps.<zone>, check's own default, and an inventory the lab writes from ``services``).
+    dns_records: the zone's records as the plan creates them. Proxied ones are answered with the
+        edge's addresses, and the edge follows their targets (see edge.py).
+    certificate_commands: "public" and "origin": the create text of the plan's certificate commands
+        (default: the shipped script's, for certs/public.pem and certs/origin.pem). up() obtains both
+        certificates (see certs.py) and installs them through these before the first Caddyfile.
+    state_outputs: per state ("tunnel", "failover", "failover-dns"), the plan's stack outputs: what
+        ``check(state)`` hands ``mana-infra check`` (as ``--outputs``, with the lab's certificates'
+        dates); a state without outputs is checked with flags.
+    origin_name, health_url, services_file: what ``check()`` hands ``mana-infra check`` without
+        outputs (defaults: vps.<zone>, check's own default, and an inventory the lab writes from
+        ``services``).
     mirror_records: the Hetzner mirror zone's records (see dnszone.rrset_records); when given, a second
         knotd in the dns namespace serves them on MIRROR_DNS_IP. ``switch_nameservers()`` makes the
         client ask it instead of the Cloudflare zone's server (the registrar's nameserver switch).
@@ -122,6 +158,8 @@ class Lab:
         health_url: str | None = None,
         services_file: str | Path | None = None,
         mirror_records: Iterable[DnsRecord] | None = None,
+        certificate_commands: Mapping[str, str] | None = None,
+        state_outputs: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         missing = [k for k in ARTIFACT_KEYS if k not in artifacts]
         if missing:
@@ -143,6 +181,14 @@ class Lab:
         self.origin_name = (origin_name or f"vps.{self.zone}").lower().rstrip(".")
         self.health_url = health_url
         self._services_file = Path(services_file) if services_file else None
+        self.certificate_commands = dict(
+            certificate_commands or {k: caddy_command_text(f"certs/{k}.pem") for k in CERTIFICATES}
+        )
+        self.state_outputs = {k: dict(v) for k, v in (state_outputs or {}).items()}
+        # The lab's certificates, by up(): per name its description (certs.describe), "pem", and how
+        # its installation went; the public one also the ACME orders by then.
+        self.certificates: dict[str, dict[str, Any]] = {}
+        self.pki: certs.LabPki | None = None
         self.mini_wan_ip = topo.MINI_WAN_IPS[0]
         self.timings: dict[str, float] = {}
         self._serial = int(time.time())
@@ -159,6 +205,8 @@ class Lab:
         self.vps_dir = w / "vps"
         self.mini_dir = w / "mini"
         self.client_dir = w / "client"
+        self.acme_dir = w / "acme"
+        self.pki_dir = w / "pki"
         self.ca_bundle = self.client_dir / "ca-bundle.pem"
         self.client_key = self.client_dir / "id_ed25519"
         self.known_hosts = self.client_dir / "known_hosts"
@@ -166,11 +214,14 @@ class Lab:
         self.vps_caddy_real = self.vps_dir / "caddy"
         self.vps_caddy_data = self.vps_dir / "caddy-data"
         self.edge_caddy_data = self.edge_dir / "caddy-data"
+        self.lego_dir = self.acme_dir / "lego"
+        self.pebble_root = self.acme_dir / "pebble-root.pem"
 
     @classmethod
-    def from_inputs(cls, workdir: str | Path, inputs: Mapping[str, Any], mode: str = "tunnel", **kwargs: Any) -> Lab:
-        """A lab starting in ``mode`` from drill inputs (see inputs.py for the shape)."""
-        m = inputs["modes"][mode]
+    def from_inputs(cls, workdir: str | Path, inputs: Mapping[str, Any], state: str = "tunnel", **kwargs: Any) -> Lab:
+        """A lab starting in ``state`` ("tunnel", "failover", "failover-dns") from drill inputs (see
+        inputs.py for the shape)."""
+        m = inputs["states"][state]
         for key in ("origin_name", "health_url", "services_file"):
             if inputs.get(key):
                 kwargs.setdefault(key, inputs[key])
@@ -178,6 +229,9 @@ class Lab:
             kwargs.setdefault("caddy_command", m["caddy_command"])
         if inputs.get("mirror"):
             kwargs.setdefault("mirror_records", rrset_records(inputs["mirror"]["rrsets"], inputs["zone"]))
+        if inputs.get("certificates"):
+            kwargs.setdefault("certificate_commands", {k: v["create"] for k, v in inputs["certificates"].items()})
+        kwargs.setdefault("state_outputs", {k: v["outputs"] for k, v in inputs["states"].items() if "outputs" in v})
         return cls(
             workdir,
             {k: m[k] for k in ARTIFACT_KEYS},
@@ -197,22 +251,26 @@ class Lab:
         """The inventory ``check()`` uses: the plan's own file, else one written from ``services``."""
         return self._services_file or self.client_dir / "services.yaml"
 
-    def apply_mode(self, mode_inputs: Mapping[str, Any], *, dns_first: bool = False) -> dict[str, Any]:
-        """Switch to a mode's artifacts the way operators would: Caddyfile push and DNS records.
+    def apply_state(self, state_inputs: Mapping[str, Any], *, dns_first: bool = False) -> dict[str, Any]:
+        """Switch to a state's artifacts the way the program's order does: Caddyfile push and DNS records.
 
         Cut-over pushes the Caddyfile first (the VPS must serve before names point at it); fail-back
         passes dns_first=True (names leave the VPS before it stops serving them). A rejected push
-        leaves DNS alone. Returns {"push_ok", "push_output", "push_seconds", "dns_seconds"}.
-        WireGuard configs are the same in both modes (cloud-init writes the server's once): untouched.
+        leaves DNS alone. Returns {"push_ok", "push_output", "push_seconds", "dns_seconds", "dns_at"}:
+        ``dns_at`` is the monotonic time the records started to change (the edge following them
+        included), for measuring from the DNS switch. The certificates are already there (up()), and
+        WireGuard configs are the same in every state (cloud-init writes the server's once): untouched.
         """
-        result: dict[str, Any] = {"dns_seconds": None}
+        result: dict[str, Any] = {"dns_seconds": None, "dns_at": None}
         if dns_first:
-            result["dns_seconds"] = self.set_dns(mode_inputs["dns_records"])
+            result["dns_at"] = time.monotonic()
+            result["dns_seconds"] = self.set_dns(state_inputs["dns_records"])
         t0 = time.monotonic()
-        ok, out = self.push_caddyfile(mode_inputs["Caddyfile"])
+        ok, out = self.push_caddyfile(state_inputs["Caddyfile"])
         result.update(push_ok=ok, push_output=out, push_seconds=round(time.monotonic() - t0, 3))
         if ok and not dns_first:
-            result["dns_seconds"] = self.set_dns(mode_inputs["dns_records"])
+            result["dns_at"] = time.monotonic()
+            result["dns_seconds"] = self.set_dns(state_inputs["dns_records"])
         return result
 
     # ------------------------------------------------------------------ lifecycle
@@ -269,9 +327,20 @@ class Lab:
         self._wg_errors: list[str] = []
         t = time.monotonic()
         wg_thread.start()
+        # The public certificate from the ACME CA, while sshd and WireGuard come up.
+        self._cert_errors: list[str] = []
+        cert_thread = threading.Thread(target=self._obtain_public_certificate)
+        cert_thread.start()
         self._step("wait-sshd", lambda: self._wait_listening("sshd", "tcp", 22))
+        cert_thread.join()
+        if self._cert_errors:
+            wg_thread.join()
+            raise LabError("; ".join(self._cert_errors))
+        # As the plan orders it: both certificates, then the Caddyfile that refers to them.
+        self._step("install-certificates", self._install_certificates)
         ok, out = self._step("push-caddyfile", lambda: self.push_caddyfile(self.artifacts["Caddyfile"]))
         if not ok:
+            wg_thread.join()
             raise LabError(f"initial Caddyfile push failed:\n{out}")
         wg_thread.join()
         self.timings["wireguard"] = round(time.monotonic() - t, 3)
@@ -301,7 +370,7 @@ class Lab:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.1)
         self._procs.clear()
-        for sub in ("pids", "dns", "edge", "vps", "mini", "client"):
+        for sub in LAB_SUBDIRS:
             shutil.rmtree(self.workdir / sub, ignore_errors=True)
         self._is_up = False
         return removed
@@ -313,7 +382,7 @@ class Lab:
         return result
 
     def _reset_workdir(self) -> None:
-        for sub in ("pids", "dns", "edge", "vps", "mini", "client"):
+        for sub in LAB_SUBDIRS:
             shutil.rmtree(self.workdir / sub, ignore_errors=True)
         for d in (
             self.pid_dir,
@@ -323,6 +392,7 @@ class Lab:
             self.vps_dir,
             self.mini_dir,
             self.client_dir,
+            self.acme_dir,
             self.vps_caddy_real / "global.d",
             self.vps_caddy_real / "sites.d",
         ):
@@ -393,12 +463,27 @@ class Lab:
         etc = ETC_NETNS / topo.ns_name("vps")
         etc.mkdir(parents=True, exist_ok=True)
         (etc / "caddy").symlink_to(self.vps_caddy_real)
-        # The lab's only change to Caddy's configuration: its internal CA instead of ACME (there is no
-        # internet), in the global.d drop-in the rendered Caddyfile imports, so it survives every push.
+        # The operator's machine resolves through the lab's DNS (lego's propagation check asks the
+        # zone's nameserver by name); ip netns exec mounts this over /etc/resolv.conf.
+        client_etc = ETC_NETNS / topo.ns_name("client")
+        client_etc.mkdir(parents=True, exist_ok=True)
+        (client_etc / "resolv.conf").write_text(f"nameserver {topo.DNS_IP}\n")
+        self.pki = certs.LabPki(self.pki_dir, self.zone, [h for h, _ in self.services], topo.ACME_NAME, topo.ACME_IP)
+        # The lab's only change to Caddy's configuration, in the global.d drop-in the rendered
+        # Caddyfile imports (so it survives every push): its storage, and pebble as the ACME CA that
+        # stands in for Let's Encrypt. No site asks ACME for anything; if one did, pebble would count
+        # the order (Lab.acme_orders) instead of the order failing unseen at an unreachable CA.
         (self.vps_caddy_real / "global.d" / "lab.caddy").write_text(
-            "# mana-infra lab: internal CA instead of ACME, lab storage.\n"
-            "local_certs\nskip_install_trust\n"
+            "# mana-infra lab: lab storage; pebble is the ACME CA (the drill counts its orders).\n"
             f"storage file_system {{\n\troot {self.vps_caddy_data}\n}}\n"
+            f"acme_ca {self.acme_directory}\nacme_ca_root {self.pki.ca_path}\n"
+        )
+        certs.pebble_config(
+            self.acme_dir / "pebble.json",
+            self.pki.acme_cert,
+            self.pki.acme_key,
+            f"127.0.0.1:{topo.ACME_PORT}",
+            f"{topo.ACME_IP}:{topo.ACME_MANAGEMENT_PORT}",
         )
         self._write_ssh_files()
         self._write_dns_files()
@@ -446,8 +531,17 @@ class Lab:
         # sshd's privilege separation directory; Debian creates it from its service unit, absent here.
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
 
+    @property
+    def acme_directory(self) -> str:
+        return f"https://{topo.ACME_IP}:{topo.ACME_PORT}/dir"
+
     def _write_dns_files(self) -> None:
-        (self.dns_dir / "knot.conf").write_text(render_knot_conf(self.dns_dir, topo.DNS_IP, [self.zone, TUNNEL_DOMAIN]))
+        # The operator's machine may change the zone by dynamic update: lego's DNS-01 TXT records.
+        (self.dns_dir / "knot.conf").write_text(
+            render_knot_conf(
+                self.dns_dir, topo.DNS_IP, [self.zone, TUNNEL_DOMAIN], updates={self.zone: [topo.CLIENT_IP]}
+            )
+        )
         self._write_zones(self.dns_records)
         if self.mirror_records is not None:
             self.mirror_dir.mkdir(parents=True, exist_ok=True)
@@ -466,12 +560,15 @@ class Lab:
 
     def _write_zones(self, records: Sequence[DnsRecord]) -> None:
         self._serial += 1
-        tunnel = tunnel_zone_records(self.tunnel_id, topo.EDGE_IP)
+        # The tunnel's name has an address only the edge reaches (its end of the private link), as
+        # Cloudflare gives it one: visitors reach a tunnel only through a proxied record.
+        tunnel = tunnel_zone_records(self.tunnel_id, topo.EDGE_TUNNEL_IP)
         lookup: dict[str, list[DnsRecord]] = {}
         for r in tunnel:
             lookup.setdefault(r.name, []).append(r)
+        edge_addresses = [topo.EDGE_IP, topo.EDGE_IP6]
         texts = {
-            self.zone: render_zone(self.zone, records, self._serial, topo.DNS_IP, lookup),
+            self.zone: render_zone(self.zone, records, self._serial, topo.DNS_IP, lookup, edge_addresses),
             TUNNEL_DOMAIN: render_zone(TUNNEL_DOMAIN, tunnel, self._serial, topo.DNS_IP),
         }
         for zone, text in texts.items():
@@ -479,22 +576,29 @@ class Lab:
             tmp.write_text(text)
             tmp.replace(self.dns_dir / f"{zone}.zone")  # atomic: knotd never reads half a file
 
-    def _write_edge_files(self) -> None:
-        hosts = sorted({h for h, _ in self.services})
-        # No upstream keep-alive: a pooled connection over a cut link would hang the next request
-        # until TCP gives up, where Cloudflare answers a dead tunnel with an error page at once.
-        transport = (
-            "\t\ttransport http {\n\t\t\tkeepalive off\n\t\t\tdial_timeout 2s\n"
-            "\t\t\tresponse_header_timeout 10s\n\t\t}\n"
+    def _write_edge_files(self) -> bool:
+        """The edge's Caddyfile for the records as they are (see edge.py); whether it changed."""
+        assert self.pki is not None
+        files = edge_config.EdgeFiles(
+            self.pki.edge_cert, self.pki.edge_key, self.pki.origin_ca_path, self.edge_caddy_data
         )
-        sites = "\n".join(
-            f"{h} {{\n\treverse_proxy [{topo.MINI_TUNNEL_IP}]:{p} {{\n{transport}\t}}\n}}\n" for h, p in self.services
-        )
-        (self.edge_dir / "Caddyfile").write_text(
-            "{\n\tlocal_certs\n\tskip_install_trust\n"
-            f"\tstorage file_system {{\n\t\troot {self.edge_caddy_data}\n\t}}\n}}\n\n" + sites
-        )
-        self._edge_hosts = hosts
+        text = edge_config.render(self.dns_records, self.services, self.tunnel_target, topo.MINI_TUNNEL_IP, files)
+        path = self.edge_dir / "Caddyfile"
+        if path.exists() and path.read_text() == text:
+            return False
+        path.write_text(text)
+        return True
+
+    def _edge_follows_records(self) -> None:
+        """Cloudflare applies a record change to its proxy: the edge's configuration follows the
+        records' targets, reloaded in place (nothing when the edge is stopped or nothing changed)."""
+        if self._write_edge_files() and "caddy-edge" in self._procs:
+            self.exec(
+                "edge",
+                ["caddy", "reload", "--config", str(self.edge_dir / "Caddyfile"), "--adapter", "caddyfile"],
+                env=self._xdg_env(self.edge_dir),
+                check=True,
+            )
 
     def _wg_conf_path(self, role: str) -> Path:
         # wg-quick names the interface after the file: unique names, because the UAPI sockets in
@@ -521,6 +625,23 @@ class Lab:
         self._spawn("dns", "knotd", ["knotd", "-c", str(self.dns_dir / "knot.conf")])
         if self.mirror_records is not None:
             self._spawn("dns", "knotd-mirror", ["knotd", "-c", str(self.mirror_dir / "knot.conf")])
+        self._spawn(
+            "acme",
+            "pebble",
+            ["pebble", "-config", str(self.acme_dir / "pebble.json"), "-dnsserver", f"{topo.DNS_IP}:53"],
+            env=certs.PEBBLE_ENV,
+        )
+        self._spawn(
+            "acme",
+            "acme-latency",
+            [
+                self.python,
+                str(PACKAGE_DIR / "latency.py"),
+                f"{topo.ACME_IP}:{topo.ACME_PORT}",
+                f"127.0.0.1:{topo.ACME_PORT}",
+                str(ACME_LATENCY_MS),
+            ],
+        )
         self._spawn(
             "mini", "backends", [self.python, str(PACKAGE_DIR / "backends.py"), str(self.mini_dir / "backends.json")]
         )
@@ -587,27 +708,76 @@ class Lab:
             time.sleep(0.02)
         raise LabError(f"{name} does not listen on {proto}/{port} after {timeout}s")
 
-    def _wait_ready(self, timeout: float = 20) -> None:
+    def _wait_ready(self) -> None:
         self._wait_listening("knotd", "udp", 53, address=topo.DNS_IP)
         if self.mirror_records is not None:
             self._wait_listening("knotd-mirror", "udp", 53, address=topo.MIRROR_DNS_IP)
         self._wait_listening("backends", "tcp", self.services[0][1])
         self._wait_listening("caddy-edge", "tcp", 443)
-        deadline = time.monotonic() + timeout
-        roots = [
-            self.edge_caddy_data / "pki/authorities/local/root.crt",
-            self.vps_caddy_data / "pki/authorities/local/root.crt",
-        ]
-        # Caddy obtains certificates in the background after it listens; wait for the edge's leaves.
-        edge_certs = [self.edge_caddy_data / "certificates/local" / h / f"{h}.crt" for h in self._edge_hosts]
-        while time.monotonic() < deadline:
-            if all(p.exists() for p in roots + edge_certs):
-                break
-            time.sleep(0.05)
-        else:
-            missing = [str(p) for p in roots + edge_certs if not p.exists()]
-            raise LabError(f"Caddy certificates missing after {timeout}s: {missing[:3]}")
-        self.ca_bundle.write_text("".join(p.read_text() for p in roots))
+
+    # ------------------------------------------------------------------ certificates
+
+    def _obtain_public_certificate(self) -> None:
+        """lego in the operator's namespace: one order at pebble for the zone and *.zone, DNS-01 by
+        RFC 2136 against the lab's knot; then pebble's root (its management API) for the client's
+        trust. Runs in a thread during up(): errors are collected, not raised."""
+        try:
+            t0 = time.monotonic()
+            self._wait_listening("knotd", "udp", 53, address=topo.DNS_IP)
+            self._wait_listening("pebble", "tcp", topo.ACME_MANAGEMENT_PORT, address=topo.ACME_IP)
+            self._wait_listening("acme-latency", "tcp", topo.ACME_PORT, address=topo.ACME_IP)
+            assert self.pki is not None
+            names = certs.zone_names(self.zone, [h for h, _ in self.services])
+            argv = certs.lego_argv(self.acme_directory, self.zone, names, self.lego_dir, f"{topo.DNS_IP}:53")
+            env = certs.lego_env(self.pki.ca_path, f"{topo.DNS_IP}:53")
+            proc = self.exec("client", argv, env=env, timeout=90)
+            (self.log_dir / "lego.log").write_text(proc.stdout + proc.stderr)
+            if proc.returncode != 0:
+                raise LabError(f"lego failed (exit {proc.returncode}); see {self.log_dir / 'lego.log'}")
+            self.timings["acme"] = round(time.monotonic() - t0, 3)
+            root = self.exec(
+                "client",
+                ["curl", "-sS", "--fail", "--max-time", "5", "--cacert", str(self.pki.ca_path), self._pebble_root_url],
+                check=True,
+            ).stdout
+            self.pebble_root.write_text(root)
+            public = certs.public_pem(self.lego_dir, names[0])
+            (self.acme_dir / "public.pem").write_text(public)
+            self.certificates = {
+                "public": {**certs.describe(public), "pem": public, "orders": self.acme_orders()},
+                "origin": {**certs.describe(self.pki.origin_pem), "pem": self.pki.origin_pem},
+            }
+            # What visitors and the operator trust: the web PKI's stand-in (the edge's certificate)
+            # and pebble's root (the public certificate). Not the Origin CA: only the edge trusts it.
+            self.ca_bundle.write_text(self.pki.ca_path.read_text() + root)
+        except Exception as exc:  # a thread's failure is up()'s to raise
+            self._cert_errors.append(f"the public certificate: {type(exc).__name__}: {exc}")
+
+    @property
+    def _pebble_root_url(self) -> str:
+        return f"https://{topo.ACME_IP}:{topo.ACME_MANAGEMENT_PORT}/roots/0"
+
+    def _install_certificates(self) -> None:
+        """Both certificates through the plan's certificate commands (their create text over SSH, the
+        PEM on stdin), as Pulumi runs them: the public one, then the origin one."""
+        for name in CERTIFICATES:
+            ok, out = self.run_command(self.certificate_commands[name], self.certificates[name]["pem"])
+            self.certificates[name]["install_output"] = out[-300:]
+            if not ok:
+                raise LabError(f"installing the {name} certificate failed:\n{out}")
+
+    def acme_orders(self) -> int:
+        """How many ACME orders pebble has received since the lab came up (its log counts them)."""
+        return certs.count_orders(self.log_dir / "pebble.log")
+
+    @property
+    def ca_bundle_with_origin_ca(self) -> Path:
+        """The client's trust plus the Origin CA's root: for a probe that must get past TLS at the VPS
+        through the edge (where it serves the Origin CA certificate) to see what Caddy answers."""
+        path = self.client_dir / "ca-bundle-with-origin-ca.pem"
+        if not path.exists() and self.pki is not None:
+            path.write_text(self.ca_bundle.read_text() + self.pki.origin_ca_pem)
+        return path
 
     # ------------------------------------------------------------------ operations
 
@@ -673,12 +843,14 @@ class Lab:
         return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
     def set_dns(self, records: Iterable[DnsRecord]) -> float:
-        """Replace the zone's records and reload knotd; returns seconds until the new zone is served."""
+        """Replace the zone's records and reload knotd, and let the edge follow the proxied records'
+        targets (Cloudflare's proxy applies a change with it); returns seconds until both serve it."""
         t0 = time.monotonic()
         self.dns_records = list(records)
         self._write_zones(self.dns_records)
         # -b: wait until knotd has finished loading, so the next query sees the new zone.
         run(["knotc", "-s", str(self.dns_dir / "knot.sock"), "-b", "zone-reload", self.zone], timeout=15)
+        self._edge_follows_records()
         return round(time.monotonic() - t0, 4)
 
     def add_dns_records(self, records: Iterable[DnsRecord]) -> float:
@@ -732,6 +904,7 @@ class Lab:
     def restore_edge(self) -> None:
         self._tunnel_link_up()
         if "caddy-edge" not in self._procs:
+            self._write_edge_files()  # the records may have changed while it was stopped
             self._spawn(
                 "edge",
                 "caddy-edge",
@@ -857,12 +1030,16 @@ class Lab:
         hosts: Sequence[tuple[str, int | None] | tuple[str, int | None, str]] | None = None,
         mode: str = "once",
         timeout: float = 3,
+        *,
+        role: str = "client",
         **options: Any,
     ) -> dict[str, Any]:
-        """Run probe.py in the client namespace (DNS via the lab server, TLS verified by the lab CAs).
+        """Run probe.py in the client namespace (DNS via the lab server, TLS verified by what visitors
+        trust: the lab CA and pebble's root), or in ``role``'s ("outsider": a visitor from elsewhere).
 
         hosts default to every inventory host with its expected backend port. See probe.py for
-        modes ("once", "until_ok" with deadline, "loop" with duration/max_requests) and the result.
+        modes ("once", "until_ok" with deadline, "loop" with duration/max_requests, "certs") and the
+        result; ``connect="<ip>"`` skips DNS and asks that address (a VPS asked directly).
         """
         req = {
             "dns": self.resolver,
@@ -873,15 +1050,24 @@ class Lab:
             **options,
         }
         budget = float(options.get("deadline", 0)) + float(options.get("duration", 0)) + 10 * timeout + 30
-        proc = self.exec("client", [self.python, str(PACKAGE_DIR / "probe.py")], input=json.dumps(req), timeout=budget)
+        proc = self.exec(role, [self.python, str(PACKAGE_DIR / "probe.py")], input=json.dumps(req), timeout=budget)
         if proc.returncode != 0:
             raise LabError(f"probe failed: {proc.stderr.strip()}")
         result: dict[str, Any] = json.loads(proc.stdout)
         return result
 
+    def outputs_file(self, state: str) -> Path:
+        """The plan's stack outputs of ``state`` as ``pulumi stack output --json`` would give them, with
+        what only the clouds know filled in by the lab: its certificates' expiry dates."""
+        outputs = dict(self.state_outputs[state])
+        outputs.update(certs.certificate_outputs(self.certificates))
+        path = self.client_dir / f"outputs-{state}.json"
+        path.write_text(json.dumps(outputs, indent=2) + "\n")
+        return path
+
     def check_argv(
         self,
-        mode: str | None,
+        state: str | None,
         *,
         ca_file: str | Path | None = None,
         timeout: float = 5,
@@ -891,24 +1077,27 @@ class Lab:
     ) -> list[str]:
         """``mana-infra check --json`` pointed at the lab, to run in the client namespace.
 
-        Lab-specific flags: the lab's DNS server and CA bundle, its sshd (host key pinned), its
-        WireGuard interface name, and ``--cert-warn-days 0`` (Caddy's internal CA issues 12-hour
-        certificates, which the production warning would flag). ``timeout`` must exceed the failover
-        Caddyfile's 3 s dial timeout, or a dead WireGuard shows as a timeout instead of Caddy's 502.
-        outputs: a stack's outputs file (``pulumi stack output --json``): the endpoints come from it
-        (mode None: the outputs' mode) instead of the lab's flags. mirror: also ask the lab's Hetzner
-        mirror (``--mirror-nameserver``).
+        The endpoints: the state's stack outputs (see outputs_file) when the lab has them, else a
+        given ``outputs`` file (a rehearsal stack's; state None: the outputs' mode), else flags (state
+        is then the mode). Lab-specific flags: the lab's DNS server and CA bundle, its edge as
+        Cloudflare's (``--edge-cidr``), its sshd (host key pinned), its WireGuard interface name.
+        ``timeout`` must exceed the failover Caddyfile's 3 s dial timeout, or a dead WireGuard shows as
+        a timeout instead of Caddy's 502. mirror: also ask the lab's Hetzner mirror
+        (``--mirror-nameserver``); else it is skipped (``--no-mirror``).
         """
         argv = [self.python, "-m", "mana_infra", "check", "--json"]
+        if outputs is None and state in self.state_outputs:
+            outputs = self.outputs_file(state)
+            state = None
         if outputs is not None:
-            argv += ["--outputs", str(outputs)] + (["--mode", mode] if mode else [])
+            argv += ["--outputs", str(outputs)] + (["--mode", state] if state else [])
         else:
-            if mode is None:
+            if state is None:
                 raise ValueError("check needs a mode without an outputs file")
             argv += [
                 "--no-pulumi",
                 "--mode",
-                mode,
+                state,
                 "--origin-name",
                 self.origin_name,
                 "--origin-ip",
@@ -927,8 +1116,7 @@ class Lab:
             str(ca_file or self.ca_bundle),
             "--timeout",
             f"{timeout:g}",
-            "--cert-warn-days",
-            "0",
+            *(arg for cidr in topo.EDGE_NETWORKS for arg in ("--edge-cidr", cidr)),
             "--ssh-host",
             topo.VPS_IP,
             "--ssh-user",
@@ -946,13 +1134,12 @@ class Lab:
         ]
         if self.health_url and outputs is None:
             argv += ["--health-url", self.health_url]
-        if mirror:
-            argv += ["--mirror-nameserver", topo.MIRROR_DNS_IP]
+        argv += ["--mirror-nameserver", topo.MIRROR_DNS_IP] if mirror else ["--no-mirror"]
         return argv + list(extra)
 
-    def check(self, mode: str | None, **kwargs: Any) -> CheckRun:
+    def check(self, state: str | None, **kwargs: Any) -> CheckRun:
         """Run the real ``mana-infra check`` in the client namespace (see check_argv for the flags)."""
-        argv = self.check_argv(mode, **kwargs)
+        argv = self.check_argv(state, **kwargs)
         t0 = time.monotonic()
         project = str(PACKAGE_DIR.parent)
         env = {"PYTHONPATH": project + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
@@ -969,22 +1156,46 @@ class Lab:
         result: dict[str, Any] = self.probe([(host, expected_port, path)])["results"][0]
         return result
 
-    def curl_argv(self, host: str, ip_addr: str, path: str = "/") -> list[str]:
-        """curl in the client namespace pinned to an address (Debian's curl cannot use a DNS server)."""
+    def curl_argv(
+        self, host: str, ip_addr: str, path: str = "/", *, role: str = "client", ca_file: str | Path | None = None
+    ) -> list[str]:
+        """curl in a namespace (the client's) pinned to an address (Debian's curl cannot use a DNS
+        server), trusting ``ca_file`` (the client's CA bundle)."""
         return netns_exec_argv(
-            topo.ns_name("client"),
+            topo.ns_name(role),
             [
                 "curl",
                 "-sS",
                 "--max-time",
                 "5",
                 "--cacert",
-                str(self.ca_bundle),
+                str(ca_file or self.ca_bundle),
                 "--resolve",
                 f"{host}:443:{ip_addr}",
                 f"https://{host}{path}",
             ],
         )
+
+    def served_certificates(
+        self, hosts: Sequence[str], address: str, *, role: str = "client", ca_file: str | Path | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The certificate ``address`` serves for each host (SNI), asked from ``role``'s namespace:
+        issuer, subject, names, serial, expiry, and whether ``ca_file`` (the client's trust) verifies it
+        for the host (``verified``, else ``verify_error``)."""
+        result = self.probe(
+            [(h, None) for h in hosts],
+            mode="certs",
+            role=role,
+            connect=address,
+            cafile=str(ca_file or self.ca_bundle),
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for r in result["results"]:
+            entry: dict[str, Any] = {k: r.get(k) for k in ("verified", "verify_error", "error")}
+            if r.get("der"):
+                entry.update(certs.describe_certificate(x509.load_der_x509_certificate(base64.b64decode(r["der"]))))
+            out[r["host"]] = entry
+        return out
 
     def status(self) -> dict[str, Any]:
         return {

@@ -11,7 +11,8 @@ Request (all keys but ``hosts`` optional)::
 
     {"dns": "192.0.2.53", "cafile": "/path/bundle.pem", "timeout": 3,
      "hosts": [["auth.mana.how", 3001, "/"], ...],   # expected backend port, path
-     "mode": "once" | "until_ok" | "loop",
+     "mode": "once" | "until_ok" | "loop" | "certs",
+     "connect": "203.0.113.10",   # no DNS: every host is asked at this address (a server directly)
      "expect_ips": [...],    # a host only counts as ok when its name resolved to one of these
      "until": "ok" | "fail", # until_ok: wait until every host is ok (default) or every host fails
      "deadline": 30,         # until_ok: give up after this many seconds
@@ -19,10 +20,14 @@ Request (all keys but ``hosts`` optional)::
      "duration": 5, "max_requests": 500}   # loop: bounds
 
 Result: {"results": [...], "elapsed": s, "all_ok": bool, "sweeps": n, "requests": n, "failures": n}
+
+Mode "certs" fetches nothing: per host, the certificate the server presents for its name (``der``,
+base64) and whether ``cafile`` verifies it for that name (``verified``, else ``verify_error``).
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import random
@@ -142,11 +147,44 @@ def fetch(host: str, ip: str, cafile: str | None, path: str = "/", timeout: floa
         conn.close()
 
 
+def certificate(host: str, ip: str, cafile: str | None, timeout: float = 3.0) -> dict[str, Any]:
+    """The certificate ``ip`` presents for ``host`` (SNI), and whether ``cafile`` verifies it."""
+    res: dict[str, Any] = {"host": host, "ip": ip, "ok": False}
+    try:
+        loose = ssl.create_default_context()
+        loose.check_hostname = False
+        loose.verify_mode = ssl.CERT_NONE
+        with (
+            socket.create_connection((ip, 443), timeout=timeout) as sock,
+            loose.wrap_socket(sock, server_hostname=host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        res["der"] = base64.b64encode(der or b"").decode()
+        strict = ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
+        try:
+            with (
+                socket.create_connection((ip, 443), timeout=timeout) as sock,
+                strict.wrap_socket(sock, server_hostname=host),
+            ):
+                pass
+            res["verified"] = True
+        except ssl.SSLError as exc:
+            res["verified"] = False
+            res["verify_error"] = getattr(exc, "verify_message", None) or str(exc)
+        res["ok"] = True
+    except Exception as exc:  # every failure is a result, not a crash
+        res["error"] = f"{type(exc).__name__}: {exc}"
+    return res
+
+
 def check(req: dict[str, Any], host: str, port: int | None, path: str = "/") -> dict[str, Any]:
     t0 = time.monotonic()
     res: dict[str, Any] = {"host": host, "expected_port": port, "ok": False}
     try:
-        chain, addrs = resolve(req.get("dns", "192.0.2.53"), host, "A", req.get("timeout", 3))
+        if req.get("connect"):
+            chain, addrs = [host], [str(req["connect"])]
+        else:
+            chain, addrs = resolve(req.get("dns", "192.0.2.53"), host, "A", req.get("timeout", 3))
         res["chain"] = chain
         res["addresses"] = addrs
         if not addrs:
@@ -169,6 +207,10 @@ def check(req: dict[str, Any], host: str, port: int | None, path: str = "/") -> 
 
 def sweep(req: dict[str, Any], pool: ThreadPoolExecutor) -> list[dict[str, Any]]:
     hosts = [(h[0], h[1] if len(h) > 1 else None, h[2] if len(h) > 2 else "/") for h in req["hosts"]]
+    if req.get("mode") == "certs":
+        return list(
+            pool.map(lambda h: certificate(h[0], str(req["connect"]), req.get("cafile"), req.get("timeout", 3)), hosts)
+        )
     return list(pool.map(lambda h: check(req, *h), hosts))
 
 
@@ -190,7 +232,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             history.append((round(elapsed, 3), sum(r["ok"] for r in results)))
             if not first_failures:
                 first_failures = [r for r in results if not r["ok"]][:5]
-            if mode == "once":
+            if mode in ("once", "certs"):
                 break
             done = all_ok if req.get("until", "ok") == "ok" else not any(r["ok"] for r in results)
             if mode == "until_ok" and (done or elapsed >= req.get("deadline", 30)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
 import json
 import socket
 import ssl
@@ -91,8 +92,11 @@ class LocalCA:
     def cert_path(self) -> Path:
         return self.directory / "ca.pem"
 
-    def issue(self, label: str, hosts: Sequence[str], days: float = 90) -> tuple[Path, Path]:
+    def issue(self, label: str, hosts: Sequence[str], days: float = 90, ips: Sequence[str] = ()) -> tuple[Path, Path]:
+        """A leaf for ``hosts`` (and IP addresses ``ips``): (certificate and this CA, key) as files."""
         key = ec.generate_private_key(ec.SECP256R1())
+        names: list[x509.GeneralName] = [x509.DNSName(h) for h in hosts]
+        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         now = dt.datetime.now(dt.UTC)
         cert = (
             x509.CertificateBuilder()
@@ -102,7 +106,7 @@ class LocalCA:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(hours=1))
             .not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)

@@ -2,11 +2,13 @@
 
 Layout (one flat "internet" segment plus one private link):
 
-    client 192.0.2.100, 2001:db8::100 ─┐
-    dns    192.0.2.53, 192.0.2.54      ├── bridge "br0" in namespace mlab-net
-    edge   198.51.100.10              ─┤
-    vps    203.0.113.10, 2001:db8::1  ─┤
-    mini   198.51.100.20 (its "WAN")  ─┘
+    client   192.0.2.100, 2001:db8::100 ─┐  the operator (inside checkAllowedCidrs' 192.0.2.0/24)
+    dns      192.0.2.53, 192.0.2.54      │  knot: Cloudflare's zone, the Hetzner mirror
+    acme     192.0.2.60                  ├── bridge "br0" in namespace mlab-net
+    edge     198.51.100.10, 2001:db8::10 ┤  Cloudflare's edge (proxy and tunnel end)
+    vps      203.0.113.10, 2001:db8::1   ┤
+    mini     198.51.100.20 (its "WAN")   ┤
+    outsider 203.0.113.200              ─┘  any visitor: neither the operator's networks nor the edge
     edge 2001:db8:cf::1/64 ── veth "cf0" ── mini 2001:db8:cf::2/64   (the Cloudflare Tunnel stand-in)
 
 Every namespace gets on-link routes for all three documentation /24s on its bridge port, so the
@@ -28,18 +30,25 @@ PREFIX = "mlab"
 """Every namespace, WireGuard interface and /etc/netns entry of the lab starts with this."""
 
 NET_NS = f"{PREFIX}-net"
-ROLES = ("dns", "edge", "vps", "mini", "client")
+ROLES = ("dns", "acme", "edge", "vps", "mini", "client", "outsider")
 
 DOC_NETS_V4 = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 V6_NET = "2001:db8::/64"
 
 DNS_IP = "192.0.2.53"  # knotd with the Cloudflare zone (the plan's DnsRecords) and cfargotunnel.com
 MIRROR_DNS_IP = "192.0.2.54"  # a second knotd in the dns namespace: the Hetzner mirror (the plan's ZoneRrsets)
-EDGE_IP = "198.51.100.10"
+EDGE_IP = "198.51.100.10"  # where Cloudflare answers proxied records (flattened), and its proxy's source
+EDGE_IP6 = "2001:db8::10"
 VPS_IP = "203.0.113.10"  # the offline plan's VPS IPv4: the Endpoint in wg0-macmini.conf
 VPS_IP6 = "2001:db8::1"
 CLIENT_IP = "192.0.2.100"
 CLIENT_IP6 = "2001:db8::100"
+OUTSIDER_IP = "203.0.113.200"
+# pebble (Let's Encrypt's test CA): its ACME API through a latency hop (see Lab), its management API.
+ACME_IP = "192.0.2.60"
+ACME_PORT = 14000
+ACME_MANAGEMENT_PORT = 15000
+ACME_NAME = "acme.lab.test"  # the name on the ACME API's certificate (beside its address)
 MINI_WAN_IPS = ("198.51.100.20", "198.51.100.21")  # change_mini_wan() alternates between these
 
 # The private link edge <-> mini stands in for cloudflared's outbound connection.
@@ -69,8 +78,13 @@ def ns_name(role: str) -> str:
 
 MEMBERS: dict[str, Member] = {
     "dns": Member("dns", ns_name("dns"), DNS_IP),
-    "edge": Member("edge", ns_name("edge"), EDGE_IP),
+    "acme": Member("acme", ns_name("acme"), ACME_IP),
+    "edge": Member("edge", ns_name("edge"), EDGE_IP, EDGE_IP6),
     "vps": Member("vps", ns_name("vps"), VPS_IP, VPS_IP6),
     "mini": Member("mini", ns_name("mini"), MINI_WAN_IPS[0]),
     "client": Member("client", ns_name("client"), CLIENT_IP, CLIENT_IP6),
+    "outsider": Member("outsider", ns_name("outsider"), OUTSIDER_IP),
 }
+
+EDGE_NETWORKS = (f"{EDGE_IP}/32", f"{EDGE_IP6}/128")
+"""The lab's Cloudflare: what the plans get as Cloudflare's published ranges and check as --edge-cidr."""

@@ -1,7 +1,7 @@
-"""`mana-infra check` against the lab's real servers (knotd, Caddy, sshd, WireGuard), once healthy and
-once per failure mode: the tunnel down, WireGuard down, a host pointing elsewhere, an untrusted
-certificate, a Hetzner mirror that differs from failover. Each asserts check's exit code and the
-problem it names."""
+"""`mana-infra check` against the lab's real servers (knotd, Caddy, sshd, WireGuard, pebble's
+certificate), on the plan's stack outputs, once healthy and once per failure mode: the tunnel down,
+the edge itself down, WireGuard down, a host pointing elsewhere, an untrusted certificate, a Hetzner
+mirror that differs from failover. Each asserts check's exit code and the problem it names."""
 
 from __future__ import annotations
 
@@ -34,14 +34,24 @@ def test_healthy_tunnel_mode(lab: Any) -> None:
     run = lab.check("tunnel", mirror=True)
     assert run.exit_code == 0, run.problems
     report = run.report
-    assert report["problems"] == [] and report["healthy"]
+    assert report["version"] == 2 and report["problems"] == [] and report["healthy"]
     assert len(report["hosts"]) == 27
     for host in report["hosts"]:
-        assert host["dns"]["path"] == "tunnel", host
+        # Proxied: the edge's address (--edge-cidr), the tunnel behind it (the outputs' hosts[].proxied).
+        assert host["dns"]["path"] == "tunnel" and host["dns"]["addresses"] == [topo.EDGE_IP], host
         assert host["live"]["ok"] and host["live"]["address"] == topo.EDGE_IP and host["live"]["cert_trusted"], host
-        assert host["standby"]["ok"] and host["standby"]["result"] == "200", host  # VPS -> WireGuard -> Mac Mini
+        # The standby, warm: HTTPS to the VPS with the host's name, its public certificate, WireGuard,
+        # the Mac Mini's port.
+        standby = host["standby"]
+        assert standby["kind"] == "https-via-vps" and standby["ok"] and standby["address"] == topo.VPS_IP, host
+        assert standby["status"] == 200 and standby["cert_trusted"] and standby["cert_days_left"] > 365, host
     assert report["vps"]["wireguard"]["ok"] and report["vps"]["health"]["served_mode"] == "tunnel"
     assert report["paths"]["standby"]["state"] == "up"
+    assert report["public_path"] == {"state": "up", "total": 27, "failed": 0, "failures": {}}
+    assert report["diagnosis"]["way"] is None and report["budget"]["acme"] == "none"
+    # The outputs' certificate dates are the lab's own: pebble's 5 years, the Origin CA's 15.
+    assert 365 < report["certificates"]["public"]["days_left"] < 5 * 366
+    assert report["certificates"]["origin"]["days_left"] > 14 * 365
     # The Hetzner mirror (the plan's RRSets, on the lab's second knotd): every host in failover form.
     assert report["paths"]["mirror"] == {"state": "up", "total": 27, "failed": 0}
     assert all(h["mirror"]["path"] == "origin" for h in report["hosts"])
@@ -52,12 +62,14 @@ def test_certificate_not_trusted(lab: Any, tmp_path: Path) -> None:
     assert run.exit_code == 1
     assert "certificate not trusted" in problem(run, "tunnel path down: 27 of 27 hosts fail")
     assert "certificate not trusted" in problem(run, "VPS health https://vps.mana.how/healthz fails")
+    assert "certificate not trusted" in problem(run, "standby path (HTTPS straight to the VPS) down: 27 of 27 fail")
     assert all(h["live"]["cert_trusted"] is False for h in run.report["hosts"])
+    assert run.report["public_path"]["failures"] == {"cert_untrusted": [h for h, _ in lab.services]}
 
 
 def test_wrong_dns_target(lab: Any, plan_inputs: dict[str, Any]) -> None:
     """auth.mana.how points at an address that is neither the tunnel nor the VPS."""
-    tunnel_records = plan_inputs["modes"]["tunnel"]["dns_records"]
+    tunnel_records = plan_inputs["states"]["tunnel"]["dns_records"]
     wrong = [r for r in tunnel_records if r.name != "auth.mana.how"]
     wrong.append(DnsRecord("auth.mana.how", "A", topo.DNS_IP, 60))
     lab.set_dns(wrong)
@@ -96,6 +108,7 @@ def test_mirror_differs_from_failover(lab: Any) -> None:
 
 
 def test_tunnel_down(lab: Any) -> None:
+    """The tunnel cut, the edge answering 502: the edge way fits (records stay proxied, to the VPS)."""
     lab.cut_edge()
     try:
         run = lab.check("tunnel")
@@ -105,18 +118,40 @@ def test_tunnel_down(lab: Any) -> None:
     assert "HTTP 502" in problem(run, "tunnel path down: 27 of 27 hosts fail")
     assert run.report["tunnel_down"] is True
     assert run.report["paths"]["standby"]["state"] == "up"  # the VPS could take over
+    assert run.report["diagnosis"]["way"] == "edge"
+    assert run.report["diagnosis"]["command"] == "mana-infra cutover --via edge"
+    assert lab.check("tunnel").exit_code == 0
+
+
+def test_edge_down(lab: Any) -> None:
+    """The edge itself refuses connections: only DNS-only fits."""
+    lab.cut_edge("stop")
+    try:
+        run = lab.check("tunnel")
+    finally:
+        lab.restore_edge()
+    assert run.exit_code == 1
+    assert run.report["public_path"]["failures"] == {"connect_refused": [h for h, _ in lab.services]}
+    assert run.report["diagnosis"]["way"] == "dns" and run.report["tunnel_down"] is True
     assert lab.check("tunnel").exit_code == 0
 
 
 def test_wireguard_down(lab: Any) -> None:
+    """The Mac Mini's WireGuard down: the VPS's Caddy cannot reach it (502 after its 3 s dial timeout)
+    on the standby path, while the tunnel still serves visitors. A request that lands on an upstream
+    connection Caddy still pools from the checks before hangs until check gives up (which drops that
+    connection): the next check meets fresh dials only."""
     lab.wireguard_down()
     try:
-        run = lab.check("tunnel", timeout=3)
+        for _ in range(3):
+            run = lab.check("tunnel")
+            if {h["standby"]["status"] for h in run.report["hosts"]} == {502}:
+                break
     finally:
         lab.wireguard_up()
         lab.wait_handshake(after=0)
     assert run.exit_code == 1
-    assert "unreachable from the VPS" in problem(run, "standby path (VPS -> WireGuard -> Mac Mini) down: 27 of 27 fail")
+    assert "HTTP 502" in problem(run, "standby path (HTTPS straight to the VPS) down: 27 of 27 fail")
     assert run.report["paths"]["live_tunnel"]["state"] == "up"  # users do not notice yet
 
 
