@@ -30,7 +30,7 @@ from . import program
 from .components.rehearsal import SITE_FILE
 from .config import TOKENS_BY_ROLE
 from .errors import InputError
-from .model import PROVIDER_TOKENS, ROLES
+from .model import CLOUDFLARE_IP_RANGES, PROVIDER_TOKENS, ROLES
 from .project import PROJECT, Project, qualified
 
 OFFLINE_IPV4 = "203.0.113.10"
@@ -39,14 +39,6 @@ OFFLINE_IPV6_NETWORK = "2001:db8::/64"
 # The certificates' ends: Cloudflare's Origin CA signs for 15 years, Let's Encrypt for 90 days.
 OFFLINE_ORIGIN_CA_EXPIRY = "2041-11-24T12:00:00Z"
 OFFLINE_PUBLIC_EXPIRY = "2027-02-26T12:00:00Z"
-# Cloudflare's published ranges (cloudflare.com/ips), what get_ip_ranges answers offline.
-CLOUDFLARE_IP_RANGES: tuple[tuple[str, ...], tuple[str, ...]] = (
-    ("173.245.48.0/20", "103.21.244.0/22", "103.22.200.0/22", "103.31.4.0/22", "141.101.64.0/18",
-     "108.162.192.0/18", "190.93.240.0/20", "188.114.96.0/20", "197.234.240.0/22", "198.41.128.0/17",
-     "162.158.0.0/15", "104.16.0.0/13", "104.24.0.0/14", "172.64.0.0/13", "131.0.72.0/22"),
-    ("2400:cb00::/32", "2606:4700::/32", "2803:f800::/32", "2405:b500::/32", "2405:8100::/32", "2a06:98c0::/29",
-     "2c0f:f248::/32"),
-)  # fmt: skip
 # Hetzner's DNS nameservers, as its API assigns them to a primary zone.
 OFFLINE_HETZNER_NAMESERVERS = ("hydrogen.ns.hetzner.com.", "oxygen.ns.hetzner.com.", "helium.ns.hetzner.de.")
 OFFLINE_MARK = "OFFLINE PLAN: placeholder keys and documentation addresses (203.0.113.0/24, 2001:db8::/32); not for use"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mana_infra import plan as offline
-from mana_infra.plan import CLOUDFLARE_IP_RANGES
+from mana_infra.model import CLOUDFLARE_IP_RANGES
 from mana_infra.wgkeys import wireguard_public_key
 
 from .support import PROJECT_DIR, STATES, caddy_with, etc_caddy, plan_in, plan_of, require_tools

@@ -48,6 +48,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mana_infra.model import CLOUDFLARE_IP_RANGES
+
 from . import origin_ca
 from .common import Router, StateStore, run_locked
 from .server import InvalidBodyError, Request, Response
@@ -95,32 +97,7 @@ SETTING_VALUES = {
     "tls_1_3": frozenset({"on", "off", "zrt"}),
 }
 
-CLOUDFLARE_IPV4 = (
-    "173.245.48.0/20",
-    "103.21.244.0/22",
-    "103.22.200.0/22",
-    "103.31.4.0/22",
-    "141.101.64.0/18",
-    "108.162.192.0/18",
-    "190.93.240.0/20",
-    "188.114.96.0/20",
-    "197.234.240.0/22",
-    "198.41.128.0/17",
-    "162.158.0.0/15",
-    "104.16.0.0/13",
-    "104.24.0.0/14",
-    "172.64.0.0/13",
-    "131.0.72.0/22",
-)
-CLOUDFLARE_IPV6 = (
-    "2400:cb00::/32",
-    "2606:4700::/32",
-    "2803:f800::/32",
-    "2405:b500::/32",
-    "2405:8100::/32",
-    "2a06:98c0::/29",
-    "2c0f:f248::/32",
-)
+CLOUDFLARE_IPV4, CLOUDFLARE_IPV6 = CLOUDFLARE_IP_RANGES
 JDCLOUD_CIDRS = ("116.196.89.0/24", "116.198.0.0/16", "2402:db40:5100::/44")
 
 RecordsHook = Callable[[str, list[dict[str, Any]]], None]
