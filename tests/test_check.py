@@ -390,9 +390,10 @@ def outputs_file(world: World, path: Path, hosts: tuple[str, ...] = TUNNEL_HOSTS
     return path
 
 
-def outputs_argv(world: World, path: Path, *extra: str) -> list[str]:
+def outputs_argv(world: World, path: Path, *extra: str, warn_days: str | None = "0") -> list[str]:
+    """Flags for an outputs file; warn_days as in World.argv."""
     return ["--outputs", str(path), "--resolver", f"127.0.0.1:{world.dns_port}", "--ca-file", str(world.ca_file),
-            "--timeout", "2", "--cert-warn-days", "0", *extra]  # fmt: skip
+            "--timeout", "2", *(["--cert-warn-days", warn_days] if warn_days is not None else []), *extra]  # fmt: skip
 
 
 class SilentResolver:
@@ -721,9 +722,7 @@ def test_certificates_dated_by_the_outputs(world: World, tmp_path: Path, capsys:
         originCertificateExpiresOn=origin.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),  # as Cloudflare's API has it
         publicCertificateExpiresOn=public.strftime(stamp),
     )
-    argv = outputs_argv(world, path)
-    argv.remove("--cert-warn-days")
-    argv.remove("0")
+    argv = outputs_argv(world, path, warn_days=None)
     code, report = run_json(argv, capsys, world.reach())
     assert code == 0, report["problems"]
     jsonschema.validate(report, JSON_SCHEMA)
@@ -1149,8 +1148,7 @@ def test_a_rehearsal_does_not_expect_the_prod_vps_in_failover_mode(
     }
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
-    argv = ["--outputs", str(path), "--resolver", f"127.0.0.1:{world.dns_port}", "--ca-file", str(world.ca_file),
-            "--timeout", "2", "--cert-warn-days", "0", "--no-ssh"]  # fmt: skip
+    argv = outputs_argv(world, path, "--no-ssh")
     code, report = run_json(argv, capsys, world.reach())
     assert code == 0, report["problems"]
     health = report["vps"]["health"]

@@ -28,7 +28,7 @@ from ..files import read_text
 from ..inventory import load_inventory
 from ..model import MODES, Service, hostname_problem
 from ..terminal import console_for, count
-from .core import CERTIFICATE_OUTPUTS, CLOUDFLARE_EDGE, Endpoints, Options, cutover_command, kinds_text
+from .core import CERTIFICATE_OUTPUTS, CLOUDFLARE_EDGE, WAYS, Endpoints, Options, cutover_command, kinds_text
 from .probes import (
     CLOUDFLARE_API,
     CloudflareApi,
@@ -706,14 +706,14 @@ def alert_payload(report: dict[str, Any], rounds: int) -> dict[str, Any]:
     }
 
 
-ALERT_WAYS = {"edge": "through Cloudflare's edge", "dns": "DNS-only", "emergency": "by the emergency path"}
+# As the alert says it: "Cut over <way>".
+ALERT_WAYS = {**WAYS, "emergency": "by " + WAYS["emergency"]}
 
 
 def alert_lines(payload: dict[str, Any]) -> tuple[str, list[str], str, str | None, str | None]:
     """(heading, one line per failure kind, the way's line, its command, a warning or None)."""
     heading = (
-        f"ALERT: the public path failed {payload['consecutive_failures']} "
-        f"check{'s' * (payload['consecutive_failures'] != 1)} in a row "
+        f"ALERT: the public path failed {count(payload['consecutive_failures'], 'check')} in a row "
         f"({payload['failed']} of {count(payload['total'], 'host')} fail):"
     )
     kinds = [kinds_text({kind: hosts}, hosts=True) for kind, hosts in payload["failures"].items()]

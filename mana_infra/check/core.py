@@ -18,8 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..model import CLOUDFLARE_IP_RANGES, MODES, TUNNEL_DOMAIN, Service
+from ..records import EDGE_APPLIES_SECONDS
 from ..terminal import count
 from .probes import (
+    DNS_KINDS,
     ApiResult,
     CloudflareApi,
     DnsAnswer,
@@ -27,6 +29,7 @@ from .probes import (
     Nameserver,
     VpsReport,
     VpsRunner,
+    days_left,
     https_get,
     resolve,
     run_vps_script,
@@ -60,11 +63,10 @@ KIND_LABELS: dict[str, str] = {
 }
 # The only kind that proves the edge works (it answered, over TLS) while the tunnel behind it fails.
 EDGE_WAY_KINDS = frozenset({"tunnel_error"})
-DNS_FAILURE_KINDS = frozenset({"dns_timeout", "dns_nxdomain", "dns_error"})
+DNS_FAILURE_KINDS = frozenset(DNS_KINDS)
 
 # The three ways to fail over (`mana-infra cutover --via edge|dns`, the stack's emergencyCutover).
 WAYS: dict[str, str] = {"edge": "through Cloudflare's edge", "dns": "DNS-only", "emergency": "the emergency path"}
-EDGE_SECONDS = 60  # Cloudflare applies a record change within a minute
 EDGE_BUDGET = "seconds (Cloudflare applies a record change within a minute)"
 
 # Certificate expiry dates the stack's outputs may carry: key -> (output, what it is).
@@ -523,7 +525,7 @@ def _certificates_json(endpoints: Endpoints, warn_days: float) -> dict[str, Any]
         expires = endpoints.certificates.get(key)
         if expires is None:
             continue
-        days = round((expires - datetime.now(UTC)).total_seconds() / 86400, 2)
+        days = days_left(expires)
         certificates[key] = {
             "output": output,
             "what": what,
@@ -546,10 +548,8 @@ def _age(seconds: int) -> str:
 def days_text(days: float) -> str:
     """14.99 -> "15 days", 0.5 -> "12 hours"."""
     if abs(days) < 1:
-        hours = round(days * 24)
-        return f"{hours} hour{'s' * (hours != 1)}"
-    whole = round(days)
-    return f"{whole} day{'s' * (whole != 1)}"
+        return count(round(days * 24), "hour")
+    return count(round(days), "day")
 
 
 def names_text(names: Sequence[str], limit: int = 4) -> str:
@@ -558,10 +558,6 @@ def names_text(names: Sequence[str], limit: int = 4) -> str:
 
 def _names(hosts: Sequence[dict[str, Any]], limit: int = 4) -> str:
     return names_text([h["host"] for h in hosts], limit)
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'s' * (count != 1)}"
 
 
 def _grouped(hosts: Sequence[dict[str, Any]], part: str) -> str:
@@ -575,7 +571,7 @@ def _grouped(hosts: Sequence[dict[str, Any]], part: str) -> str:
 def kinds_text(failures: dict[str, list[str]], *, hosts: bool = False) -> str:
     """`DNS timeout: 3 hosts; tunnel error: 1 host` (with hosts: `... (a, b, c)`)."""
     return "; ".join(
-        f"{KIND_LABELS.get(kind, kind)}: {_plural(len(names), 'host')}" + (f" ({names_text(names)})" if hosts else "")
+        f"{KIND_LABELS.get(kind, kind)}: {count(len(names), 'host')}" + (f" ({names_text(names)})" if hosts else "")
         for kind, names in failures.items()
     )
 
@@ -614,16 +610,23 @@ def cutover_command(way: str, stack: str | None, emergency: str | None = None) -
     return f"mana-infra cutover --via {way}{suffix}"
 
 
+# The API's states in which no record can change at Cloudflare.
+API_BLOCKED = ("refused", "unreachable")
+
+
+def api_blocked_text(api: dict[str, Any]) -> str:
+    """`the Cloudflare API refuses the token (...)` / `... is unreachable (...)`."""
+    blocked = "refuses the token" if api["state"] == "refused" else "is unreachable"
+    return f"the Cloudflare API {blocked} ({api['error']})"
+
+
 def diagnose(report: dict[str, Any], endpoints: Endpoints) -> dict[str, Any]:
     """Which way to fail over fits what failed: the edge (the edge answers with tunnel errors), DNS-only
     (the edge itself fails), the emergency path (Cloudflare's API refuses the token or is unreachable);
     none when every host answers, or when the hosts are on the VPS already (mode failover)."""
     failures: dict[str, list[str]] = report["public_path"]["failures"]
     api = report["cloudflare_api"]
-    api_blocked = api["state"] in ("refused", "unreachable")
-    api_text = (
-        f"the Cloudflare API {'refuses the token' if api['state'] == 'refused' else 'is unreachable'} ({api['error']})"
-    )
+    api_blocked = api["state"] in API_BLOCKED
 
     def fits(way: str | None, why: str) -> dict[str, Any]:
         command = cutover_command(way, endpoints.stack, endpoints.emergency_command) if way else None
@@ -633,12 +636,13 @@ def diagnose(report: dict[str, Any], endpoints: Endpoints) -> dict[str, Any]:
         failing = f" (the public path fails: {kinds_text(failures)})" if failures else ""
         return fits(None, f"mode {endpoints.mode}: the hosts are on the VPS already, no cut-over applies{failing}")
     if not failures:
-        later = f"; should it fail, only the emergency path fits: {api_text}" if api_blocked else ""
+        later = f"; should it fail, only the emergency path fits: {api_blocked_text(api)}" if api_blocked else ""
         return fits(None, f"every host answers through the tunnel: nothing to cut over{later}")
     if api_blocked:
         return fits(
             "emergency",
-            f"{api_text}, so no record can change at Cloudflare; the public path fails ({kinds_text(failures)})",
+            f"{api_blocked_text(api)}, so no record can change at Cloudflare; "
+            f"the public path fails ({kinds_text(failures)})",
         )
     # NXDOMAIN is Cloudflare's DNS answering (a record is missing, and either way writes it): it does
     # not speak against the edge when tunnel errors show the edge answering for the other hosts.
@@ -661,7 +665,7 @@ def budget(hosts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         h["host"] for h in hosts if not (h["standby"]["cert_trusted"] and (h["standby"]["cert_days_left"] or 0) > 0)
     ]
     return {
-        "edge_seconds": EDGE_SECONDS,
+        "edge_seconds": EDGE_APPLIES_SECONDS,
         "dns_seconds": dns_seconds,
         "acme": acme or "none",
         "text": {
@@ -688,14 +692,14 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
     misplaced = [h for h in hosts if h["dns"]["path"] not in ("error", h["dns"]["expected"])]
     if dns_failed:
         problems.append(
-            f"DNS fails for {_plural(len(dns_failed), 'host')}: {_names(dns_failed)}"
+            f"DNS fails for {count(len(dns_failed), 'host')}: {_names(dns_failed)}"
             f"{' (' + dns_failed[0]['dns']['error'] + ')' if dns_failed[0]['dns']['error'] else ''}"
         )
     for path in ("other", "tunnel", "origin"):
         wrong = [h for h in misplaced if h["dns"]["path"] == path]
         if wrong:
             problems.append(
-                f"DNS: {_plural(len(wrong), 'host')} resolve{'s' * (len(wrong) == 1)} to "
+                f"DNS: {count(len(wrong), 'host')} resolve{'s' * (len(wrong) == 1)} to "
                 f"{'neither path (other)' if path == 'other' else 'the ' + path + ' path'} while the "
                 f"stack's mode is {endpoints.mode}: {_names(wrong)} ({wrong[0]['dns']['detail']})"
             )
@@ -748,7 +752,7 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
         days = min(h["standby"]["cert_days_left"] for h in soon)
         problems.append(
             f"the VPS's certificate expires within {warn_days:g} days ({days_text(days)} left) for "
-            f"{_plural(len(soon), 'host')}: {_names(soon)}"
+            f"{count(len(soon), 'host')}: {_names(soon)}"
         )
 
     # The Hetzner mirror, when asked: every host in failover form there, ready for the nameserver switch.
@@ -762,7 +766,7 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
         }
         if differ:
             problems.append(
-                f"the Hetzner mirror differs from failover for {_plural(len(differ), 'host')}: "
+                f"the Hetzner mirror differs from failover for {count(len(differ), 'host')}: "
                 f"{_names(differ)} ({differ[0]['mirror']['detail']}); `pulumi up` rewrites it"
             )
         if options.mirror_skipped:
@@ -794,14 +798,9 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
 
     # Cloudflare's API: the edge and DNS-only ways change records through it.
     api = report["cloudflare_api"]
-    if api["state"] == "refused":
+    if api["state"] in API_BLOCKED:
         problems.append(
-            f"the Cloudflare API refuses the token ({api['error']}): no record can change at Cloudflare, "
-            "a cut-over would have to take the emergency path"
-        )
-    elif api["state"] == "unreachable":
-        problems.append(
-            f"the Cloudflare API is unreachable ({api['error']}): no record can change at Cloudflare, "
+            f"{api_blocked_text(api)}: no record can change at Cloudflare, "
             "a cut-over would have to take the emergency path"
         )
     elif api["state"] == "error":

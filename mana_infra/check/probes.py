@@ -220,7 +220,7 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
 
 
-def _days_left(not_after: datetime) -> float:
+def days_left(not_after: datetime) -> float:
     return round((not_after - datetime.now(UTC)).total_seconds() / 86400, 2)
 
 
@@ -242,14 +242,14 @@ def https_get(
     result = HttpsResult(address=address)
     started = time.monotonic()
     tls = _handshake(host, address, port, context, timeout, result)
-    if tls is None and result.error_kind == "cert_untrusted" and pinned:
-        tls = _pinned_handshake(host, address, port, timeout, pinned, result)
+    if tls is None and result.error_kind == "cert_untrusted":
+        tls = _untrusted_handshake(host, address, port, timeout, pinned, result)
     if tls is None:
         return result
     try:
         peer = tls.getpeercert(binary_form=True)
-        if peer:
-            result.cert_days_left = _days_left(x509.load_der_x509_certificate(peer).not_valid_after_utc)
+        if peer and result.cert_days_left is None:
+            result.cert_days_left = days_left(x509.load_der_x509_certificate(peer).not_valid_after_utc)
         connection = http.client.HTTPSConnection(address, port, timeout=timeout, context=context)
         connection.sock = tls
         connection.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
@@ -290,7 +290,6 @@ def _handshake(
         result.cert_trusted = False
         result.error = f"certificate not trusted: {exc.verify_message or exc.reason}"
         result.error_kind = "cert_untrusted"
-        result.cert_days_left = _unverified_days_left(host, address, port, timeout)
         return None
     except (OSError, ssl.SSLError) as exc:
         sock.close()
@@ -301,25 +300,29 @@ def _handshake(
     return tls
 
 
-def _pinned_handshake(
+def _untrusted_handshake(
     host: str, address: str, port: int, timeout: float, pinned: Collection[str], result: HttpsResult
 ) -> ssl.SSLSocket | None:
-    """The connection again without a CA, kept only when the server shows a pinned certificate that is
-    valid now and names ``host``; ``result`` then says so instead of its verification error."""
+    """The connection again without a CA: the days left of the certificate that failed verification,
+    and the connection itself when that certificate is pinned, valid now and names ``host`` (``result``
+    then says so instead of its verification error)."""
     tls = _handshake(host, address, port, _unverifying_context(), timeout, HttpsResult(address=address))
     if tls is None:
         return None
     peer = tls.getpeercert(binary_form=True)
-    if not peer or hashlib.sha256(peer).hexdigest() not in pinned:
-        tls.close()
-        return None
-    certificate = x509.load_der_x509_certificate(peer)
-    now = datetime.now(UTC)
-    if not (certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc and _names(certificate, host)):
-        tls.close()
-        return None
-    result.cert_trusted, result.cert_pinned, result.error, result.error_kind = True, True, None, None
-    return tls
+    if peer:
+        certificate = x509.load_der_x509_certificate(peer)
+        result.cert_days_left = days_left(certificate.not_valid_after_utc)
+        now = datetime.now(UTC)
+        if (
+            hashlib.sha256(peer).hexdigest() in pinned
+            and certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc
+            and _names(certificate, host)
+        ):
+            result.cert_trusted, result.cert_pinned, result.error, result.error_kind = True, True, None, None
+            return tls
+    tls.close()
+    return None
 
 
 def _names(certificate: x509.Certificate, host: str) -> bool:
@@ -341,18 +344,6 @@ def _unverifying_context() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def _unverified_days_left(host: str, address: str, port: int, timeout: float) -> float | None:
-    try:
-        with (
-            socket.create_connection((address, port), timeout=timeout) as sock,
-            _unverifying_context().wrap_socket(sock, server_hostname=host) as tls,
-        ):
-            peer = tls.getpeercert(binary_form=True)
-    except (OSError, ssl.SSLError):
-        return None
-    return _days_left(x509.load_der_x509_certificate(peer).not_valid_after_utc) if peer else None
 
 
 def _hostport(address: str, port: int) -> str:

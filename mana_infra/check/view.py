@@ -164,9 +164,7 @@ def render(report: dict[str, Any], console: Any) -> None:
     for note in report["notes"]:
         _hanging(console, "[dim]note:[/]", f"[dim]{escape(note)}[/]")
     if report["problems"]:
-        console.print(
-            f"[bold red]DEGRADED[/] ({len(report['problems'])} problem{'s' * (len(report['problems']) != 1)}):"
-        )
+        console.print(f"[bold red]DEGRADED[/] ({count(len(report['problems']), 'problem')}):")
         for problem in report["problems"]:
             _hanging(console, "  [red]-[/]", escape(problem))
     else:
