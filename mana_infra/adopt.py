@@ -29,15 +29,25 @@ from .components.dns import ADOPTION_IGNORED_FIELDS, COMMENT
 from .errors import InputError, Problem
 from .files import read_text
 from .inventory import load_inventory
-from .model import AUTOMATIC_TTL, MODES, TUNNEL_DOMAIN, VIAS, DnsRecord, Mode, Service, in_zone
+from .model import (
+    AUTOMATIC_TTL,
+    CLOUDFLARE_API,
+    MODES,
+    TUNNEL_DOMAIN,
+    TUNNEL_UUID,
+    VIAS,
+    DnsRecord,
+    Mode,
+    Service,
+    in_zone,
+)
 from .project import Project, StackConfig
 from .records import inventory_record
+from .terminal import count
 
-API = "https://api.cloudflare.com/client/v4"
 WIDTH = 80
 INDENT = " " * 10  # under "conflict  "
 _ID = re.compile(r"^[0-9a-f]{32}$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _TUNNEL_TARGET = re.compile(rf"^([0-9a-f-]{{36}})\.{re.escape(TUNNEL_DOMAIN)}$")
 # Cloudflare's error codes for a token that is missing, malformed or without access, and for a zone id
 # that names no zone.
@@ -48,11 +58,6 @@ _FIELD_NAMES = {"content": "content", "proxied": "proxied", "ttl": "TTL", "comme
 _ADDRESS_TYPES = ("A", "AAAA")
 
 
-def count(number: int, noun: str) -> str:
-    """ "1 host", "2 hosts"."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
 def curl(url: str, output: str | None = None) -> str:
     """The command that saves an API answer as it is (no -f: an error answer is saved and shown too)."""
     command = f'curl -sS -H "Authorization: Bearer $CLOUDFLARE_API_TOKEN" "{url}"'
@@ -61,11 +66,11 @@ def curl(url: str, output: str | None = None) -> str:
 
 def records_url(zone_id: str | None, per_page: int, page: int | None = None) -> str:
     query = f"page={page}&per_page={per_page}" if page is not None else f"per_page={per_page}"
-    return f"{API}/zones/{zone_id or '<zone id>'}/dns_records?{query}"
+    return f"{CLOUDFLARE_API}/zones/{zone_id or '<zone id>'}/dns_records?{query}"
 
 
 def zone_lookup(zone: str) -> str:
-    return curl(f"{API}/zones?name={zone}")
+    return curl(f"{CLOUDFLARE_API}/zones?name={zone}")
 
 
 # ------------------------------------------------------------------------------------- reading
@@ -159,7 +164,7 @@ def _error_answer(file: str, errors: Any, zone: str) -> Problem:
     if codes & _TOKEN_ERRORS:
         fix = (
             'check the token: this must answer "status": "active"\n'
-            f"      {curl(API + '/user/tokens/verify')}\n"
+            f"      {curl(CLOUDFLARE_API + '/user/tokens/verify')}\n"
             f"      and the token needs Zone:DNS:Read (or Edit) on {zone}; then save the records again"
         )
     elif codes & _ROUTE_ERRORS:
@@ -689,7 +694,7 @@ def _mode_and_tunnel(
             ]
         )
     tunnel_id = (config.get("tunnelId") or "").strip().lower()
-    if tunnel_id and _UUID.match(tunnel_id):
+    if tunnel_id and TUNNEL_UUID.match(tunnel_id):
         return mode, tunnel_id
     hosts = {service.host for service in services}
     seen: dict[str, int] = {}

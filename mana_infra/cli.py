@@ -15,6 +15,7 @@ from .files import read_json
 from .model import MODES
 from .plan_view import print_changes, print_plan
 from .project import Project, find_project_dir
+from .terminal import count
 
 # Sub-commands with a parser of their own, imported only when used: the plan's start-up stays short.
 DELEGATED = {
@@ -233,8 +234,8 @@ def _plan(args: argparse.Namespace) -> int:
                 json.dumps({"stack": args.stack, "from": result.mode, "to": other_mode, "changes": changes}, indent=2)
             )
         else:
-            count = f"{len(changes)} field{'s' * (len(changes) != 1)}"
-            print_changes(f"flipping mode {result.mode} -> {other_mode} changes {count}", changes)
+            fields = count(len(changes), "field")
+            print_changes(f"flipping mode {result.mode} -> {other_mode} changes {fields}", changes)
         return 0
     if args.json:
         print(json.dumps(result.as_json(), indent=2))

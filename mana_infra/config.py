@@ -27,6 +27,7 @@ from .model import (
     MODES,
     PROVIDER_TOKENS,
     ROLES,
+    TUNNEL_UUID,
     VIAS,
     Mode,
     Role,
@@ -54,7 +55,6 @@ TOKENS_BY_ROLE: dict[Role, tuple[str, ...]] = {
     "rehearsal": ("cloudflare:apiToken",),
 }
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SSH_PUBLIC_KEY = re.compile(
     r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+=*( .*)?$"
 )
@@ -275,7 +275,7 @@ def _standby(
         )
 
     tunnel_id = read.text("tunnelId", "<uuid from `cloudflared tunnel list`>").lower()
-    if tunnel_id and not _UUID.match(tunnel_id):
+    if tunnel_id and not TUNNEL_UUID.match(tunnel_id):
         read.problem(
             "tunnelId",
             f"{tunnel_id!r} is not a tunnel UUID",

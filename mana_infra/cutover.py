@@ -26,7 +26,7 @@ from .errors import InputError, Problem
 from .model import Mode, Via
 from .project import PROJECT, Project
 
-EXIT_GREEN, EXIT_NOT_GREEN, EXIT_INPUT = 0, 1, 2
+EXIT_GREEN, EXIT_NOT_GREEN = 0, 1
 
 # What check's report says of the standby before a cut-over: its path through the VPS, the VPS, WireGuard.
 STANDBY_PARTS = ("standby", "vps", "wireguard")

@@ -34,6 +34,11 @@ PROVIDER_TOKENS = {
 }
 
 TUNNEL_DOMAIN = "cfargotunnel.com"
+CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
+# A Cloudflare Tunnel's id.
+TUNNEL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# How the engine and every printout show a secret's value.
+SECRET = "[secret]"
 # Cloudflare's published edge ranges (cloudflare.com/ips): (IPv4, IPv6). A proxied record resolves to
 # these, never to its CNAME target; the provider's get_ip_ranges answers them.
 CLOUDFLARE_IP_RANGES: tuple[tuple[str, ...], tuple[str, ...]] = (

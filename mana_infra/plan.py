@@ -30,7 +30,7 @@ from . import program
 from .components.rehearsal import SITE_FILE
 from .config import TOKENS_BY_ROLE
 from .errors import InputError
-from .model import CLOUDFLARE_IP_RANGES, PROVIDER_TOKENS, ROLES
+from .model import CLOUDFLARE_IP_RANGES, PROVIDER_TOKENS, ROLES, SECRET
 from .project import PROJECT, Project, qualified
 
 OFFLINE_IPV4 = "203.0.113.10"
@@ -42,7 +42,6 @@ OFFLINE_PUBLIC_EXPIRY = "2027-02-26T12:00:00Z"
 # Hetzner's DNS nameservers, as its API assigns them to a primary zone.
 OFFLINE_HETZNER_NAMESERVERS = ("hydrogen.ns.hetzner.com.", "oxygen.ns.hetzner.com.", "helium.ns.hetzner.de.")
 OFFLINE_MARK = "OFFLINE PLAN: placeholder keys and documentation addresses (203.0.113.0/24, 2001:db8::/32); not for use"
-SECRET = "[secret]"
 
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"

@@ -9,9 +9,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from .model import SECRET
 from .terminal import console_for
-
-SECRET = "[secret]"
 
 
 def print_plan(result: Any) -> None:

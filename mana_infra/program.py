@@ -17,7 +17,7 @@ from .components.wireguard import WireGuardKeys
 from .config import RehearsalConfig, StandbyConfig, read_stack_config
 from .errors import InputError, Problem
 from .mirror import Unmirrored, mirror_extra_records
-from .model import DnsRecord, tunnel_target
+from .model import CLOUDFLARE_API, DnsRecord, tunnel_target
 from .project import Project
 from .records import cutover_budget, inventory_record
 from .render.caddyfile import ORIGIN_CERTIFICATE, PUBLIC_CERTIFICATE, CaddySpec, render_caddyfile
@@ -53,8 +53,9 @@ class Rehearsal:
     prod: dict[str, pulumi.Output[str]]
 
 
-# The prod stack's outputs the rehearsal reads: `export` below must keep exporting every one.
-PROD_OUTPUTS_READ = ("originName", "originIpv4", "macminiAddress", "healthUrl")
+# The prod stack's outputs the rehearsal reads (and exports again under the same names): `export`
+# below must keep exporting every one.
+PROD_OUTPUTS_READ = ("originName", "originIpv4", "healthUrl", "macminiAddress")
 
 
 def run(project: Project | None = None) -> None:
@@ -156,7 +157,7 @@ def build(config: StandbyConfig) -> Standby:
             macmini_address=str(network.macmini_address),
             origin_name=config.origin_name,
             health_path=config.health_path,
-            allowed_networks=allowed_networks(config, zone_id),
+            allowed_networks=allowed_networks(config),
         )
     )
 
@@ -245,7 +246,7 @@ def zone_ssl_mode(config: StandbyConfig, zone_id: str) -> str:
                     f"its SSL/TLS mode is {mode!r}: through the edge, Cloudflare must verify the VPS's Origin CA "
                     "certificate, which only Full (strict) does (mana-infra never changes zone-wide settings)",
                     f"Cloudflare dashboard -> {config.zone} -> SSL/TLS -> Overview -> Full (strict), or "
-                    f"curl -X PATCH https://api.cloudflare.com/client/v4/zones/{zone_id}/settings/ssl "
+                    f"curl -X PATCH {CLOUDFLARE_API}/zones/{zone_id}/settings/ssl "
                     "-H 'Authorization: Bearer <token>' --json '{\"value\": \"strict\"}'; "
                     "or fail over DNS-only: pulumi config set failoverVia dns",
                 )
@@ -254,7 +255,7 @@ def zone_ssl_mode(config: StandbyConfig, zone_id: str) -> str:
     return mode
 
 
-def allowed_networks(config: StandbyConfig, zone_id: str) -> tuple[str, ...]:
+def allowed_networks(config: StandbyConfig) -> tuple[str, ...]:
     """Who reaches the inventory hosts on the VPS in this mode: the operator's networks while the tunnel
     serves them; through the edge, Cloudflare's published ranges (as the provider reads them) too;
     DNS-only, everyone (empty)."""
@@ -405,8 +406,8 @@ def export_rehearsal(config: RehearsalConfig, rehearsal: Rehearsal) -> None:
     pulumi.export("prodStack", config.prod_stack)
     pulumi.export("zone", config.zone)
     pulumi.export("sshUser", config.ssh_user)
-    for name in ("originName", "originIpv4", "healthUrl", "macminiAddress"):
-        pulumi.export(name, rehearsal.prod[name])
+    for name, value in rehearsal.prod.items():
+        pulumi.export(name, value)
     pulumi.export("siteFile", f"/etc/caddy/{SITE_FILE}")
     pulumi.export(
         "hosts",

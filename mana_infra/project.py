@@ -137,12 +137,12 @@ class Project:
                 secure.add(name)
             else:
                 values[name] = config_string(value)
-        problems = self._cli_refusals(stack, path, {qualified(str(k)): v for k, v in stack_values.items()}, secure)
+        problems = self._cli_refusals(path, {qualified(str(k)): v for k, v in stack_values.items()}, secure)
         if problems:
             raise InputError(problems)
         return StackConfig(stack, path, values, frozenset(secure), dict(stack_values))
 
-    def _cli_refusals(self, stack: str, path: Path, stack_values: Mapping[str, Any], secure: set[str]) -> list[Problem]:
+    def _cli_refusals(self, path: Path, stack_values: Mapping[str, Any], secure: set[str]) -> list[Problem]:
         """What `pulumi preview` and `pulumi up` refuse before running the program (the CLI's own
         check of a stack's configuration against Pulumi.yaml), with the command that fixes each."""
         problems: list[Problem] = []

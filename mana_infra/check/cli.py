@@ -26,11 +26,10 @@ from urllib.parse import urlsplit
 from ..errors import InputError, Problem
 from ..files import read_text
 from ..inventory import load_inventory
-from ..model import MODES, Service, hostname_problem
+from ..model import CLOUDFLARE_API, MODES, Service, hostname_problem
 from ..terminal import console_for, count
 from .core import CERTIFICATE_OUTPUTS, CLOUDFLARE_EDGE, WAYS, Endpoints, Options, cutover_command, kinds_text
 from .probes import (
-    CLOUDFLARE_API,
     CloudflareApi,
     Nameserver,
     VpsRunner,

@@ -461,8 +461,6 @@ def run_vps_script(runner: VpsRunner, script: str, timeout: float) -> VpsReport:
 
 # ------------------------------------------------------------------------------- the Cloudflare API
 
-CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
-
 
 @dataclass(frozen=True)
 class CloudflareApi:

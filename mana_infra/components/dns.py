@@ -82,12 +82,11 @@ class FailoverDns(pulumi.ComponentResource):
         after = list(args.get("after", []))
         for spec in args["inventory"]:
             import_id = args["adopt"].get(spec.name)
-            options = (
-                pulumi.ResourceOptions(parent=self, depends_on=after)
-                if import_id is None
-                else pulumi.ResourceOptions(
-                    parent=self, depends_on=after, import_=import_id, ignore_changes=ADOPTION_IGNORED_FIELDS
-                )
+            options = pulumi.ResourceOptions(
+                parent=self,
+                depends_on=after,
+                import_=import_id,
+                ignore_changes=ADOPTION_IGNORED_FIELDS if import_id else None,
             )
             cloudflare.DnsRecord(
                 f"{name}-{spec.name}",
