@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -163,3 +164,8 @@ class DnsRecord:
 
     def zone_line(self) -> str:
         return f"{fqdn(self.name)} {self.ttl} IN {self.type} {self.data()}"
+
+
+def pem_file(parts: Sequence[str]) -> str:
+    """One PEM file the standby installs: the certificate chain, then the key (Caddy reads both from it)."""
+    return "".join(part.strip() + "\n" for part in parts)

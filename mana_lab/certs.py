@@ -24,6 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from mana_infra.check.core import CERTIFICATE_OUTPUTS
+from mana_infra.model import pem_file
+
 from .clouds import origin_ca
 from .standins import LocalCA
 
@@ -87,7 +90,7 @@ class LabPki:
         certificate, _serial, _expires = origin_ca.sign(
             csr_pem, names, "origin-ecc", ORIGIN_VALIDITY_DAYS, ca_key_pem, self.origin_ca_pem
         )
-        self.origin_pem = certificate.strip() + "\n" + _key_pem(key).strip() + "\n"
+        self.origin_pem = pem_file([certificate, _key_pem(key)])
         self.origin_ca_path.write_text(self.origin_ca_pem)
 
     @property
@@ -161,8 +164,7 @@ def public_pem(lego_path: Path, first_name: str) -> str:
     """What the product installs as public.pem: certificate, issuer chain, key (lego's three files)."""
     folder = lego_path / "certificates"
     base = first_name.replace("*", "_")
-    parts = [(folder / f"{base}{suffix}").read_text() for suffix in (".crt", ".issuer.crt", ".key")]
-    return "".join(part.strip() + "\n" for part in parts)
+    return pem_file([(folder / f"{base}{suffix}").read_text() for suffix in (".crt", ".issuer.crt", ".key")])
 
 
 def describe(pem: str) -> dict[str, Any]:
@@ -204,8 +206,11 @@ def count_orders(log: Path) -> int:
 def certificate_outputs(certificates: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """The stack outputs that date the certificates and pin the Origin CA one, for the lab's own (what
     the clouds would answer)."""
-    keys = {"public": "publicCertificateExpiresOn", "origin": "originCertificateExpiresOn"}
-    outputs = {keys[k]: str(v["not_after"]) for k, v in certificates.items() if k in keys and v.get("not_after")}
+    outputs = {
+        CERTIFICATE_OUTPUTS[k][0]: str(v["not_after"])
+        for k, v in certificates.items()
+        if k in CERTIFICATE_OUTPUTS and v.get("not_after")
+    }
     if certificates.get("origin", {}).get("sha256"):
         outputs["originCertificateSha256"] = str(certificates["origin"]["sha256"])
     return outputs

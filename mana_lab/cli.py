@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .inputs import STATES
+
 DEFAULT_WORKDIR = "/tmp/mana-infra-lab"
 
 
@@ -38,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_up.add_argument(
         "--mode",
         default="tunnel",
-        choices=("tunnel", "failover", "failover-dns"),
+        choices=tuple(STATES),
         help="the standby's state to start in: tunnel (default), failover (through the edge), failover-dns",
     )
     sub.add_parser("down", help="tear the lab down, including leftovers of crashed runs")

@@ -57,7 +57,7 @@ def render_zone(
                 lines.extend(DnsRecord(r.name, address_type(a), a, PROXIED_TTL).zone_line() for a in proxy_addresses)
             continue
         if r.name == zone and r.type == "CNAME":
-            for target in _flatten(r.content.rstrip(".").lower(), by_name):
+            for target in flatten(r.content.rstrip(".").lower(), by_name):
                 lines.append(DnsRecord(zone, target.type, target.content, r.ttl).zone_line())
             continue
         lines.append(r.zone_line())
@@ -71,7 +71,8 @@ def address_type(address: str) -> str:
     return "AAAA" if ipaddress.ip_address(address).version == 6 else "A"
 
 
-def _flatten(name: str, by_name: Mapping[str, list[DnsRecord]], depth: int = 0) -> list[DnsRecord]:
+def flatten(name: str, by_name: Mapping[str, list[DnsRecord]], depth: int = 0) -> list[DnsRecord]:
+    """The A/AAAA records ``name`` leads to (CNAME chains followed, eight deep at most)."""
     if depth > 8:
         return []
     out: list[DnsRecord] = []
@@ -79,7 +80,7 @@ def _flatten(name: str, by_name: Mapping[str, list[DnsRecord]], depth: int = 0) 
         if r.type in ("A", "AAAA"):
             out.append(r)
         elif r.type == "CNAME":
-            out.extend(_flatten(r.content.rstrip(".").lower(), by_name, depth + 1))
+            out.extend(flatten(r.content.rstrip(".").lower(), by_name, depth + 1))
     return out
 
 

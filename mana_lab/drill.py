@@ -107,12 +107,15 @@ class DrillReport:
     hosts: int
     phases: list[Phase] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
-    up_seconds: float = 0.0
     seconds: float = 0.0
     # The lab's certificates as up() obtained them (issuer, names, serial, expiry; the public one's
     # ACME orders by the end of up()), and the lab's timings.
     certificates: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def up_seconds(self) -> float:
+        return self.timings.get("up", 0.0)
 
     @property
     def ok(self) -> bool:
@@ -214,6 +217,11 @@ def _cert_summary(served: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _only(summary: Mapping[str, Any], certificate: Mapping[str, Any], hosts: int) -> bool:
+    """Whether every one of ``hosts`` was served ``certificate`` and it verified for each."""
+    return bool(summary["serials"] == [certificate["serial"]] and summary["verified"] == hosts)
+
+
 def preflight(lab: Lab) -> Phase:
     """Tunnel mode, the daily proof that the standby is warm: check's standby path for every host (the
     VPS serves each with the public certificate, its Caddy reaches the Mac Mini through WireGuard),
@@ -226,7 +234,7 @@ def preflight(lab: Lab) -> Phase:
     served = lab.served_certificates(hosts, topo.VPS_IP)
     public = lab.certificates["public"]
     summary = _cert_summary(served)
-    public_served = summary["serials"] == [public["serial"]] and summary["verified"] == len(hosts)
+    public_served = _only(summary, public, len(hosts))
     refused = _refusals(lab.probe(role="outsider", connect=topo.VPS_IP), TUNNEL_REFUSAL)
     visitor = lab.probe(role="outsider", expect_ips=[topo.EDGE_IP])
     seconds = round(time.monotonic() - t0, 3)
@@ -388,8 +396,7 @@ def cut_over(lab: Lab, name: str, state: str, state_inputs: Mapping[str, Any], *
         summary = _cert_summary(at_edge)
         origin = lab.certificates["origin"]
         origin_only = (
-            summary["serials"] == [origin["serial"]]
-            and summary["verified"] == len(hosts)
+            _only(summary, origin, len(hosts))
             and public_at_edge.get("verified") is False
             and public_at_edge.get("serial") == lab.certificates["public"]["serial"]
         )
@@ -413,9 +420,7 @@ def cut_over(lab: Lab, name: str, state: str, state_inputs: Mapping[str, Any], *
     else:
         at_vps = lab.served_certificates(hosts, topo.VPS_IP)
         summary = _cert_summary(at_vps)
-        public_served = summary["serials"] == [lab.certificates["public"]["serial"]] and summary["verified"] == len(
-            hosts
-        )
+        public_served = _only(summary, lab.certificates["public"], len(hosts))
         visitor = lab.probe(role="outsider", expect_ips=[topo.VPS_IP])
         details.update(
             standby_certificates=summary,
@@ -635,7 +640,6 @@ def run_drill(
 
     log(f"drill: {report.hosts} hosts, lab in {workdir}")
     with Lab.from_inputs(workdir, inputs, "tunnel") as lab:
-        report.up_seconds = lab.timings.get("up", 0.0)
         report.timings = dict(lab.timings)
         report.certificates = {k: {kk: vv for kk, vv in v.items() if kk != "pem"} for k, v in lab.certificates.items()}
         public = lab.certificates["public"]

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from mana_infra.model import DnsRecord
 
+from .dnszone import flatten
+
 # No upstream keep-alive to the tunnel: a pooled connection over a cut link would hang the next request
 # until TCP gives up, where Cloudflare answers a dead tunnel with an error page at once.
 TUNNEL_TRANSPORT = (
@@ -38,19 +40,12 @@ class EdgeFiles:
     storage: Path
 
 
-def origin_addresses(target: str, records: Sequence[DnsRecord], depth: int = 0) -> list[str]:
+def origin_addresses(target: str, records: Sequence[DnsRecord]) -> list[str]:
     """The addresses a record's target has in the zone (CNAME chains followed), IPv4 first."""
-    if depth > 8:
-        return []
-    found: list[str] = []
+    by_name: dict[str, list[DnsRecord]] = {}
     for r in records:
-        if r.name != target:
-            continue
-        if r.type in ("A", "AAAA"):
-            found.append(r.content)
-        elif r.type == "CNAME":
-            found += origin_addresses(r.content.rstrip(".").lower(), records, depth + 1)
-    return sorted(found, key=lambda a: (":" in a, a))
+        by_name.setdefault(r.name, []).append(r)
+    return sorted((r.content for r in flatten(target, by_name)), key=lambda a: (":" in a, a))
 
 
 def upstream(record: DnsRecord, records: Sequence[DnsRecord], tunnel_target: str) -> str | None:

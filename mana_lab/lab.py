@@ -48,7 +48,6 @@ from .system import (
     kill_pids,
     lab_namespaces,
     netns_exec_argv,
-    netns_pids,
     run,
     run_logged,
     spawn,
@@ -331,18 +330,18 @@ class Lab:
         self._cert_errors: list[str] = []
         cert_thread = threading.Thread(target=self._obtain_public_certificate)
         cert_thread.start()
-        self._step("wait-sshd", lambda: self._wait_listening("sshd", "tcp", 22))
-        cert_thread.join()
-        if self._cert_errors:
+        try:
+            self._step("wait-sshd", lambda: self._wait_listening("sshd", "tcp", 22))
+            cert_thread.join()
+            if self._cert_errors:
+                raise LabError("; ".join(self._cert_errors))
+            # As the plan orders it: both certificates, then the Caddyfile that refers to them.
+            self._step("install-certificates", self._install_certificates)
+            ok, out = self._step("push-caddyfile", lambda: self.push_caddyfile(self.artifacts["Caddyfile"]))
+            if not ok:
+                raise LabError(f"initial Caddyfile push failed:\n{out}")
+        finally:
             wg_thread.join()
-            raise LabError("; ".join(self._cert_errors))
-        # As the plan orders it: both certificates, then the Caddyfile that refers to them.
-        self._step("install-certificates", self._install_certificates)
-        ok, out = self._step("push-caddyfile", lambda: self.push_caddyfile(self.artifacts["Caddyfile"]))
-        if not ok:
-            wg_thread.join()
-            raise LabError(f"initial Caddyfile push failed:\n{out}")
-        wg_thread.join()
         self.timings["wireguard"] = round(time.monotonic() - t, 3)
         if self._wg_errors:
             raise LabError("; ".join(self._wg_errors))
@@ -591,7 +590,8 @@ class Lab:
 
     def _edge_follows_records(self) -> None:
         """Cloudflare applies a record change to its proxy: the edge's configuration follows the
-        records' targets, reloaded in place (nothing when the edge is stopped or nothing changed)."""
+        records' targets, reloaded in place. The file follows even while the edge is stopped, so a
+        restarted edge starts with the records as they are."""
         if self._write_edge_files() and "caddy-edge" in self._procs:
             self.exec(
                 "edge",
@@ -904,7 +904,6 @@ class Lab:
     def restore_edge(self) -> None:
         self._tunnel_link_up()
         if "caddy-edge" not in self._procs:
-            self._write_edge_files()  # the records may have changed while it was stopped
             self._spawn(
                 "edge",
                 "caddy-edge",
@@ -1156,26 +1155,6 @@ class Lab:
         result: dict[str, Any] = self.probe([(host, expected_port, path)])["results"][0]
         return result
 
-    def curl_argv(
-        self, host: str, ip_addr: str, path: str = "/", *, role: str = "client", ca_file: str | Path | None = None
-    ) -> list[str]:
-        """curl in a namespace (the client's) pinned to an address (Debian's curl cannot use a DNS
-        server), trusting ``ca_file`` (the client's CA bundle)."""
-        return netns_exec_argv(
-            topo.ns_name(role),
-            [
-                "curl",
-                "-sS",
-                "--max-time",
-                "5",
-                "--cacert",
-                str(ca_file or self.ca_bundle),
-                "--resolve",
-                f"{host}:443:{ip_addr}",
-                f"https://{host}{path}",
-            ],
-        )
-
     def served_certificates(
         self, hosts: Sequence[str], address: str, *, role: str = "client", ca_file: str | Path | None = None
     ) -> dict[str, dict[str, Any]]:
@@ -1196,10 +1175,3 @@ class Lab:
                 entry.update(certs.describe_certificate(x509.load_der_x509_certificate(base64.b64decode(r["der"]))))
             out[r["host"]] = entry
         return out
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "namespaces": lab_namespaces(),
-            "pids": {ns: netns_pids(ns) for ns in lab_namespaces()},
-            "timings": dict(self.timings),
-        }

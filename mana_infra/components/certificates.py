@@ -24,6 +24,8 @@ import pulumi_cloudflare as cloudflare
 import pulumi_tls as tls
 import pulumiverse_acme as acme
 
+from ..model import pem_file
+
 # Cloudflare's longest Origin CA validity: 15 years.
 ORIGIN_CA_VALIDITY_DAYS = 5475
 RENEW_WHEN_DAYS_LEFT = 30
@@ -100,12 +102,12 @@ class Certificates(pulumi.ComponentResource):
         )
 
         self.origin_pem = pulumi.Output.secret(
-            pulumi.Output.all(origin.certificate, origin_key.private_key_pem).apply(_pem)
+            pulumi.Output.all(origin.certificate, origin_key.private_key_pem).apply(pem_file)
         )
         self.origin_expires_on = origin.expires_on
         self.origin_sha256 = origin.certificate.apply(certificate_sha256)
         self.public_pem = pulumi.Output.secret(
-            pulumi.Output.all(public.certificate_pem, public.issuer_pem, public.private_key_pem).apply(_pem)
+            pulumi.Output.all(public.certificate_pem, public.issuer_pem, public.private_key_pem).apply(pem_file)
         )
         self.public_expires_on = public.certificate_not_after
         self.register_outputs(
@@ -122,8 +124,3 @@ def certificate_sha256(pem: str) -> str:
     the Origin CA certificate by, since no trust store it has holds Cloudflare's Origin CA."""
     body = pem.split("-----BEGIN CERTIFICATE-----", 1)[1].split("-----END CERTIFICATE-----", 1)[0]
     return hashlib.sha256(base64.b64decode("".join(body.split()))).hexdigest()
-
-
-def _pem(parts: list[str]) -> str:
-    """One PEM file: the certificate chain, then the key (Caddy reads both from it)."""
-    return "".join(part.strip() + "\n" for part in parts)
