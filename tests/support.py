@@ -9,9 +9,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import pytest
 
@@ -44,9 +44,13 @@ STATES = {"tunnel": {"mode": "tunnel"}, "failover": {"mode": "failover"},
           "failover-dns": {"mode": "failover", "failoverVia": "dns"}}  # fmt: skip
 
 
-def plan_in(state: str) -> offline.PlanResult:
+def plan_in(state: str, stack: str = "prod") -> offline.PlanResult:
     overrides = dict(STATES[state])
-    return plan_of("prod", overrides.pop("mode"), **overrides)
+    return plan_of(stack, overrides.pop("mode"), **overrides)
+
+
+def by_name(result: offline.PlanResult) -> dict[str, offline.Recorded]:
+    return {resource.name: resource for resource in result.resources}
 
 
 def etc_caddy(tmp_path: Path, files: dict[str, str], zone: str = "mana.how") -> Path:
@@ -73,16 +77,29 @@ def caddy_with(caddy_dir: Path, command: str) -> subprocess.CompletedProcess[str
     return subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, timeout=60)
 
 
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test this machine cannot run (``reason``: "needs ..."); in CI, which must run every test,
+    fail it."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run this test, but it {reason}")
+    pytest.skip(reason)
+
+
+def find_program(preferred: Path, name: str, reason: str) -> str:
+    """``preferred`` (what the project builds or pins), else ``name`` on PATH, else unavailable."""
+    found = str(preferred) if preferred.is_file() else shutil.which(name)
+    if found is None:
+        unavailable(reason)
+    return found
+
+
 def require_engine() -> str:
     """The real Pulumi CLI: the one `make engine` built, else one on PATH (an operator's own)."""
-    built = PROJECT_DIR / ".engine" / "bin" / "pulumi"
-    found = str(built) if built.is_file() else shutil.which("pulumi")
-    if found is None:
-        reason = "needs the Pulumi CLI (`make engine` builds it; `make test` does)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run this test, but it {reason}")
-        pytest.skip(reason)
-    return found
+    return find_program(
+        PROJECT_DIR / ".engine" / "bin" / "pulumi",
+        "pulumi",
+        "needs the Pulumi CLI (`make engine` builds it; `make test` does)",
+    )
 
 
 def require_tools(*tools: str) -> None:
@@ -90,20 +107,39 @@ def require_tools(*tools: str) -> None:
     # sbin tools (sshd, knotd) count even where PATH lacks /usr/sbin.
     missing = [tool for tool in tools if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists()]
     if missing:
-        reason = f"needs {', '.join(missing)} (Debian packages; `make test` installs them when run as root)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run this test, but it {reason}")
-        pytest.skip(reason)
+        unavailable(f"needs {', '.join(missing)} (Debian packages; `make test` installs them when run as root)")
 
 
 def require_root_and_tools(*tools: str) -> None:
     """Network namespaces need root on Linux; skip elsewhere, fail in CI."""
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        reason = "needs root on Linux (network namespaces)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run this test, but it {reason}")
-        pytest.skip(reason)
+        unavailable("needs root on Linux (network namespaces)")
     require_tools(*tools)
+
+
+# The project's own files: what a second checkout of it needs.
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.failover.yaml", "services.yaml")
+
+
+def copy_project(target: Path, names: Sequence[str] = PROJECT_FILES) -> Path:
+    """A copy of the project's own files (no tests, no venv) in ``target``: a second checkout."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(PROJECT_DIR / name, target / name)
+    return target
+
+
+def local_backend(home: Path) -> dict[str, str]:
+    """The environment of a Pulumi CLI whose state and home are under ``home`` (a local backend, no
+    update check, no plugin downloads); creates the state folder."""
+    (home / "state").mkdir(parents=True, exist_ok=True)
+    return {
+        "PULUMI_HOME": str(home / ".pulumi"),
+        "PULUMI_BACKEND_URL": f"file://{home / 'state'}",
+        "PULUMI_CONFIG_PASSPHRASE": "mana-infra tests",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+    }
 
 
 def with_standby(check: Callable[[Standby], Awaitable[T]], stack: str = "prod", **overrides: str) -> T:

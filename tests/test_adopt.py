@@ -18,7 +18,7 @@ from mana_infra import cli
 from mana_infra import plan as offline
 from mana_infra.components.dns import ADOPTION_IGNORED_FIELDS, COMMENT
 
-from .support import FIXTURES, PROJECT, PROJECT_DIR
+from .support import FIXTURES, PROJECT, PROJECT_DIR, copy_project
 
 # The current answer (no zone_id on the records), 39 records in two pages of 20.
 PAGES = [FIXTURES / f"cloudflare-dns-records-mana.how-page-{page}.json" for page in (1, 2)]
@@ -57,10 +57,7 @@ def adopt(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -
 
 def project_with(tmp_path: Path, **config: str) -> str:
     """A project of its own: the checkout's stack prod leaves tunnelId (and the rest) to the operator."""
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("Pulumi.yaml", "services.yaml"):
-        shutil.copy(PROJECT_DIR / name, project / name)
+    project = copy_project(tmp_path / "project", ("Pulumi.yaml", "services.yaml"))
     stack = (PROJECT_DIR / "Pulumi.prod.yaml").read_text().rstrip("\n") + "\n"
     stack += "".join(f"  mana-infra:{key}: {value}\n" for key, value in {"tunnelId": TUNNEL_ID, **config}.items())
     (project / "Pulumi.prod.yaml").write_text(stack)

@@ -12,7 +12,7 @@ import pytest
 
 from mana_infra import cli
 
-from .support import PROJECT_DIR
+from .support import PROJECT_DIR, copy_project
 
 LATIN1 = "caf\xe9".encode("latin-1")  # "café" as an editor on an old system saves it: not UTF-8
 
@@ -20,8 +20,7 @@ LATIN1 = "caf\xe9".encode("latin-1")  # "café" as an editor on an old system sa
 @pytest.fixture
 def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the project's files, the working directory of the commands."""
-    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.failover.yaml", "services.yaml"):
-        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    copy_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -43,6 +43,8 @@ from mana_infra.check.probes import (
 from mana_infra.check.view import shell_lines
 from mana_lab.standins import LocalCA, Site, free_port
 
+from .support import unavailable
+
 ZONE = "mana.test"
 TUNNEL_ID = "3f1c2d4e-0000-4000-8000-00000000abcd"
 TUNNEL_TARGET = f"{TUNNEL_ID}.cfargotunnel.com"
@@ -64,15 +66,7 @@ EMERGENCY = (
 def _require(tool: str) -> str:
     path = shutil.which(tool) or (f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None)
     if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(
-                f"{tool} is missing, and CI must run these tests "
-                f"(apt-get install {'knot' if tool == 'knotd' else tool})"
-            )
-        pytest.skip(
-            f"{tool} is not installed (Debian: apt-get install {'knot' if tool == 'knotd' else tool}); "
-            "check's server tests need it"
-        )
+        unavailable(f"needs {tool} (Debian: apt-get install {'knot' if tool == 'knotd' else tool})")
     return path
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from mana_infra import cli, cutover
 
-from .support import PROJECT_DIR, require_engine
+from .support import copy_project, local_backend, require_engine
 
 
 class FakeEngine:
@@ -183,16 +182,10 @@ def test_without_a_terminal_the_command_wants_yes(
 def real_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A stack of this project in a local backend, through the real Pulumi CLI."""
     binary = require_engine()
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "services.yaml"):
-        shutil.copy(PROJECT_DIR / name, project / name)
-    (tmp_path / "state").mkdir()
+    project = copy_project(tmp_path / "project", ("Pulumi.yaml", "Pulumi.prod.yaml", "services.yaml"))
     monkeypatch.setenv("PATH", f"{Path(binary).parent}:{os.environ['PATH']}")
-    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path / 'state'}")
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "mana-infra tests")
-    monkeypatch.setenv("PULUMI_SKIP_UPDATE_CHECK", "true")
+    for key, value in local_backend(tmp_path).items():
+        monkeypatch.setenv(key, value)
     from pulumi import automation
 
     automation.create_stack("prod", work_dir=str(project))

@@ -9,7 +9,6 @@ import copy
 import functools
 import hashlib
 import importlib
-import os
 import random
 import runpy
 import select
@@ -24,7 +23,7 @@ import yaml
 
 from mana_infra import plan as offline
 
-from .support import PROJECT_DIR, plan_of
+from .support import PROJECT_DIR, plan_in, plan_of, unavailable
 
 POLICY_DIR = PROJECT_DIR / "policy"
 sys.path.insert(0, str(POLICY_DIR))
@@ -48,10 +47,9 @@ def origin_name_of(stack: str) -> str:
 
 @functools.cache
 def recorded(stack: str, mode: str) -> tuple[offline.Recorded, ...]:
-    """The plan's resources; mode "failover-dns" is failover with the DNS-only way."""
-    if mode == "failover-dns":
-        return tuple(plan_of(stack, "failover", failoverVia="dns").resources)
-    return tuple(plan_of(stack, mode).resources)
+    """The plan's resources in a state of the standby (support.STATES: "failover-dns" is failover with
+    the DNS-only way)."""
+    return tuple(plan_in(mode, stack).resources)
 
 
 # Each stack's Caddy command: what "the remote command" means below (prod has its certificates' too).
@@ -212,9 +210,7 @@ def test_unprotected_prod_resources_fail(mode: str, resource_type: str, name: st
 def test_the_plan_with_protect_false_fails_in_prod_only() -> None:
     """The real program with `protect: false`: both guards go, and the policy says so for prod only."""
     resources = [
-        r
-        for r in offline.plan("prod", overrides={"protect": "false"}).resources
-        if r.type in (policies.PRIMARY_IP, policies.ZONE)
+        r for r in plan_of("prod", protect="false").resources if r.type in (policies.PRIMARY_IP, policies.ZONE)
     ]
     assert len(resources) == 3
     for resource in resources:
@@ -435,10 +431,7 @@ def require_pulumi_policy() -> Any:
     try:
         return importlib.import_module("pulumi_policy")
     except ImportError:
-        reason = "needs pulumi-policy (requirements-dev.txt)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run this test, but it {reason}")
-        pytest.skip(reason)
+        unavailable("needs pulumi-policy (requirements-dev.txt)")
 
 
 def load_pack() -> dict[str, Any]:

@@ -14,15 +14,11 @@ from mana_infra.inventory import load_inventory
 from mana_infra.program import Standby
 from mana_infra.render.remote import apply_script
 
-from .support import PROJECT_DIR, STATES, plan_in, plan_of, require_tools, with_standby
+from .support import PROJECT_DIR, STATES, by_name, plan_in, plan_of, require_tools, with_standby
 
 SERVICES = load_inventory(PROJECT_DIR / "services.yaml", "mana.how")
 COMPONENTS = {"standby": "StandbyServer", "dns": "FailoverDns", "caddy": "CaddyConfig", "wireguard": "WireGuardKeys"}
 TUNNEL_TARGET = "00000000-0000-4000-8000-000000000000.cfargotunnel.com"
-
-
-def by_name(result: offline.PlanResult) -> dict[str, offline.Recorded]:
-    return {resource.name: resource for resource in result.resources}
 
 
 RECORD = {
@@ -47,10 +43,6 @@ def test_every_host_has_one_cname_for_its_state(state: str) -> None:
         assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == RECORD[state]
     dns_records = [r for r in resources.values() if r.type.endswith("DnsRecord")]
     assert len(dns_records) == len(SERVICES) + 2
-
-
-def plan_with(**overrides: str) -> offline.PlanResult:
-    return offline.plan("prod", overrides=overrides)
 
 
 def test_origin_name_points_at_the_vps_dns_only_in_both_modes() -> None:
@@ -133,7 +125,7 @@ def test_the_order_follows_the_mode(state: str) -> None:
 
 
 def test_protection_is_config() -> None:
-    resources = by_name(plan_with(protect="false"))
+    resources = by_name(plan_of("prod", protect="false"))
     for name in ("standby-ipv4", "standby-ipv6", "secondary-dns-zone"):
         assert resources[name].options["protect"] is False and resources[name].inputs["deleteProtection"] is False
 
@@ -150,9 +142,7 @@ OPERATOR_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNvbWUtb3BlcmF0b3Ita2V5LWJ5
 
 
 def plan_with_keys(*keys: dict[str, object]) -> offline.PlanResult:
-    clouds = offline.OfflineClouds(ssh_keys=keys)
-    evaluation = offline.evaluate("prod", overrides={"sshPublicKey": OPERATOR_KEY}, clouds=clouds)
-    return offline.PlanResult("prod", "tunnel", evaluation.monitor.recorded(), {}, [])
+    return offline.plan("prod", overrides={"sshPublicKey": OPERATOR_KEY}, clouds=offline.OfflineClouds(ssh_keys=keys))
 
 
 def test_the_fingerprint_is_the_one_ssh_keygen_and_hetzner_show() -> None:
@@ -178,14 +168,14 @@ def test_an_ssh_key_already_in_the_hetzner_project_is_used_not_uploaded_again() 
 
 def test_adopted_records_are_imported_ignoring_comment_and_ttl() -> None:
     import_id = "a" * 32 + "/" + "b" * 32
-    resources = by_name(plan_with(adoptRecords=json.dumps({"chat.mana.how": import_id})))
+    resources = by_name(plan_of("prod", adoptRecords=json.dumps({"chat.mana.how": import_id})))
     assert resources["dns-chat.mana.how"].options["importId"] == import_id
     assert resources["dns-chat.mana.how"].options["ignoreChanges"] == ["comment", "ttl"]
     assert resources["dns-todo.mana.how"].options["importId"] == ""
 
 
 def test_firewall_opens_ssh_only_to_the_configured_networks() -> None:
-    rules = by_name(plan_with(sshAllowedCidrs='["198.51.100.7/32"]'))["standby-firewall"].inputs["rules"]
+    rules = by_name(plan_of("prod", sshAllowedCidrs='["198.51.100.7/32"]'))["standby-firewall"].inputs["rules"]
     by_port = {(rule["protocol"], rule.get("port")): rule["sourceIps"] for rule in rules}
     assert by_port[("tcp", "22")] == ["198.51.100.7/32"]
     for key in (("udp", "51820"), ("tcp", "80"), ("tcp", "443"), ("icmp", None)):
@@ -263,7 +253,7 @@ def test_a_given_macmini_public_key_keeps_its_private_key_out_of_the_state() -> 
     config = with_standby(check, macMiniPublicKey=public_key)
     assert "PrivateKey" not in config
     assert "PostUp = wg set %i private-key /etc/wireguard/client_private.key" in config
-    resources = by_name(plan_with(macMiniPublicKey=public_key))
+    resources = by_name(plan_of("prod", macMiniPublicKey=public_key))
     assert "wireguard-macmini" not in resources and "wireguard-vps" in resources
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,11 @@ from mana_infra import cli
 from mana_infra.errors import InputError
 from mana_infra.project import Project, find_project_dir
 
-from .support import PROJECT_DIR
-
-
-def copy_project(tmp_path: Path) -> Path:
-    """A copy of the project's own files (no tests, no venv): a second checkout."""
-    target = tmp_path / "checkout"
-    target.mkdir()
-    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.failover.yaml", "services.yaml"):
-        shutil.copy(PROJECT_DIR / name, target / name)
-    return target
+from .support import PROJECT_DIR, copy_project
 
 
 def test_the_project_is_found_walking_up_from_the_working_directory(tmp_path: Path) -> None:
-    checkout = copy_project(tmp_path)
+    checkout = copy_project(tmp_path / "checkout")
     deep = checkout / "a" / "b"
     deep.mkdir(parents=True)
     assert find_project_dir(deep) == checkout
@@ -37,7 +27,7 @@ def test_the_project_is_found_walking_up_from_the_working_directory(tmp_path: Pa
 
 
 def test_stack_config_is_pulumi_yaml_defaults_then_the_stack_file(tmp_path: Path) -> None:
-    checkout = copy_project(tmp_path)
+    checkout = copy_project(tmp_path / "checkout")
     (checkout / "Pulumi.prod.yaml").write_text(
         "config:\n"
         "  mana-infra:zone: mana.how\n"
@@ -62,7 +52,7 @@ def test_a_missing_stack_names_the_stacks_there() -> None:
 
 def test_the_plan_reads_the_project_it_is_pointed_at(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Not the copy the package was installed from: another checkout's inventory is the one planned."""
-    checkout = copy_project(tmp_path)
+    checkout = copy_project(tmp_path / "checkout")
     (checkout / "services.yaml").write_text("services:\n  - host: only.mana.how\n    port: 8080\n")
     assert cli.main(["plan", "--project-dir", str(checkout), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)

@@ -9,7 +9,6 @@ gets past the configuration stops at the missing language host, and the tests as
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from mana_infra import plan as offline
 from mana_infra.errors import InputError
 from mana_infra.project import Project
 
-from .support import PROJECT_DIR, require_engine
+from .support import copy_project, local_backend, require_engine
 
 PAST_THE_CONFIG = "no language plugin 'pulumi-language-python' found"
 
@@ -31,16 +30,7 @@ class Cli:
 
     def __init__(self, binary: str, home: Path, project: Path) -> None:
         self.binary, self.project = binary, project
-        self.env = {
-            "PATH": str(Path(binary).parent) + ":/usr/bin:/bin",
-            "HOME": str(home),
-            "PULUMI_HOME": str(home / ".pulumi"),
-            "PULUMI_BACKEND_URL": f"file://{home / 'state'}",
-            "PULUMI_CONFIG_PASSPHRASE": "mana-infra tests",
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        }
-        (home / "state").mkdir(parents=True)
+        self.env = {"PATH": str(Path(binary).parent) + ":/usr/bin:/bin", "HOME": str(home), **local_backend(home)}
 
     def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -67,11 +57,7 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Iterator[Cli]:
     binary = require_engine()
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "Pulumi.failover.yaml", "services.yaml"):
-        shutil.copy(PROJECT_DIR / name, project / name)
-    yield Cli(binary, tmp_path / "home", project)
+    yield Cli(binary, tmp_path / "home", copy_project(tmp_path / "project"))
 
 
 def set_as_the_readme_says(cli: Cli, stack: str) -> None:

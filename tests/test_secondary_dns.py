@@ -32,9 +32,7 @@ def rrsets(result: offline.PlanResult) -> dict[tuple[str, str], tuple[list[str],
 
 def with_zone(**overrides: str) -> tuple[offline.PlanResult, offline.OfflineClouds]:
     clouds = offline.OfflineClouds(zone_records=ZONE_FIXTURE)
-    evaluation = offline.evaluate("prod", overrides=overrides, clouds=clouds)
-    monitor = evaluation.monitor
-    return offline.PlanResult("prod", "", monitor.recorded(), monitor.stack_outputs, []), clouds
+    return offline.plan("prod", overrides=overrides, clouds=clouds), clouds
 
 
 @pytest.mark.parametrize("mode", ["tunnel", "failover"])
@@ -147,9 +145,9 @@ def test_without_cloudflare_no_pulumi_up_deletes_a_record_of_the_mirror() -> Non
                 "type": r.inputs["type"], "ttl": r.inputs["ttl"], "records": r.inputs["records"],
                 "labels": r.inputs["labels"], "changeProtection": False} for r in copied]  # fmt: skip
     clouds = offline.OfflineClouds(zone_rrsets=hetzner)
-    evaluation = offline.evaluate("prod", overrides={"cloudflareReachable": "false", "cloudflareZoneId": ZONE_ID},
-                                  clouds=clouds)  # fmt: skip
-    unreachable = offline.PlanResult("prod", "", evaluation.monitor.recorded(), {}, [])
+    unreachable = offline.plan(
+        "prod", overrides={"cloudflareReachable": "false", "cloudflareZoneId": ZONE_ID}, clouds=clouds
+    )
     assert "hcloud:index/getZoneRrsets:getZoneRrsets" in clouds.calls
     assert not [call for call in clouds.calls if call.startswith("cloudflare:")]
     mirror = {r.name: r.inputs for r in unreachable.resources if r.type == RRSET}

@@ -19,11 +19,7 @@ from mana_infra.program import Standby
 from mana_infra.render.caddyfile import ORIGIN_CERTIFICATE, PUBLIC_CERTIFICATE
 from mana_infra.render.remote import caddy_command
 
-from .support import plan_in, plan_of, with_standby
-
-
-def by_name(result: offline.PlanResult) -> dict[str, offline.Recorded]:
-    return {resource.name: resource for resource in result.resources}
+from .support import by_name, plan_in, plan_of, with_standby
 
 
 def test_an_origin_ca_certificate_for_the_zone_and_its_hosts_with_its_key_in_the_state() -> None:
@@ -111,8 +107,7 @@ def test_a_certificate_fingerprint_is_the_sha256_of_its_der() -> None:
 
 
 def plan_with_clouds(clouds: offline.OfflineClouds, **overrides: str) -> offline.PlanResult:
-    evaluation = offline.evaluate("prod", overrides=overrides, clouds=clouds)
-    return offline.PlanResult("prod", "", evaluation.monitor.recorded(), evaluation.monitor.stack_outputs, [])
+    return offline.plan("prod", overrides=overrides, clouds=clouds)
 
 
 def test_the_edge_way_needs_full_strict_and_never_changes_it() -> None:

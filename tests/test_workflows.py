@@ -4,7 +4,6 @@ the pull request jobs use no secret, and `pulumi up` runs only in a job behind a
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .support import PROJECT_DIR, require_tools
+from .support import PROJECT_DIR, find_program, require_tools
 
 WORKFLOWS_DIR = PROJECT_DIR / ".github" / "workflows"
 # Every workflow, named: a new one must be added here, and so to every check below.
@@ -65,14 +64,11 @@ def runs_pulumi_up(job: dict[str, Any]) -> bool:
 
 def find_actionlint() -> str:
     """The venv's actionlint (requirements-dev.txt), else one on PATH; in CI a missing one fails."""
-    beside_python = Path(sys.executable).parent / "actionlint"
-    found = str(beside_python) if beside_python.is_file() else shutil.which("actionlint")
-    if found is None:
-        reason = "needs actionlint (pinned in requirements-dev.txt: `make setup` installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run this test, but it {reason}")
-        pytest.skip(reason)
-    return found
+    return find_program(
+        Path(sys.executable).parent / "actionlint",
+        "actionlint",
+        "needs actionlint (pinned in requirements-dev.txt: `make setup` installs it)",
+    )
 
 
 def test_every_workflow_is_one_the_tests_check() -> None:
