@@ -40,6 +40,8 @@ from cryptography.x509.oid import NameOID
 
 from mana_infra.model import MODES
 
+from .clouds.origin_ca import self_signed_ca
+
 GOAL_SECONDS = 3.0
 
 
@@ -60,32 +62,7 @@ class LocalCA:
         self.key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.name)])
         now = dt.datetime.now(dt.UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
+        self.cert = self_signed_ca(self.key, subject, now - dt.timedelta(hours=1), now + dt.timedelta(days=365))
         self.cert_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
     @property

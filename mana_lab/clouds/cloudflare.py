@@ -48,10 +48,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mana_infra.model import CLOUDFLARE_IP_RANGES
+from mana_infra.model import CLOUDFLARE_IP_RANGES, absolute_name, in_zone
 
 from . import origin_ca
-from .common import Router, StateStore, run_locked
+from .common import ApiError, Router, StateStore, run_locked
 from .server import InvalidBodyError, Request, Response
 
 API_PREFIX = "/client/v4"
@@ -103,7 +103,7 @@ JDCLOUD_CIDRS = ("116.196.89.0/24", "116.198.0.0/16", "2402:db40:5100::/44")
 RecordsHook = Callable[[str, list[dict[str, Any]]], None]
 
 
-class CloudflareError(Exception):
+class CloudflareError(ApiError):
     """An API error: rendered in the v4 envelope with ``success: false``."""
 
     def __init__(self, status: int, code: int, message: str, chain: Sequence[tuple[int, str]] = ()) -> None:
@@ -226,13 +226,7 @@ class CloudflareApi:
         assert not isinstance(found, bool)
         handler, params = found
 
-        def work() -> Response:
-            try:
-                return handler(request, params)
-            except CloudflareError as error:
-                return error.response()
-
-        return run_locked(self.store, work, save=request.method != "GET")
+        return run_locked(self.store, lambda: handler(request, params), save=request.method != "GET")
 
     def _refuse(self, request: Request) -> CloudflareError | None:
         header = request.header("Authorization")
@@ -264,36 +258,33 @@ class CloudflareApi:
                 return Response(200, self.state["origin_ca"]["cert_pem"], content_type="application/x-pem-file")
 
         def work() -> Response:
-            try:
-                body = self._body(request)
-                if request.method == "POST" and path == "/_stand-in/zones":
-                    name = str(body.get("name") or "")
-                    if not name:
-                        raise CloudflareError(400, 1099, "name is required")
-                    return envelope(self._zone_view(self._ensure_zone(name)))
-                found = re.fullmatch(r"/_stand-in/zones/([^/]+)/settings/([^/]+)", path)
-                if request.method == "PUT" and found:
-                    zone = self._zone_by_name(found[1])
-                    setting, value = found[2], body.get("value")
-                    if setting not in SETTING_VALUES or value not in SETTING_VALUES[setting]:
-                        raise CloudflareError(400, 1007, f"Invalid value for zone setting {setting}")
-                    zone["settings"][setting] = {"value": value, "modified_on": cf_time()}
-                    return envelope(self._setting_view(zone, setting))
-                found = re.fullmatch(r"/_stand-in/zones/([^/]+)/dns_records", path)
-                if request.method == "POST" and found:
-                    zone = self._zone_by_name(found[1])
-                    entries = body if isinstance(body, list) else [body]
-                    before = dict(zone["records"])
-                    try:
-                        created = [self._add_record(zone, entry) for entry in entries]
-                    except CloudflareError:
-                        zone["records"] = before  # all or nothing
-                        raise
-                    self._records_changed(zone)
-                    return envelope(created)
-                return Response(404, {"error": "no such control endpoint"})
-            except CloudflareError as error:
-                return error.response()
+            body = self._body(request)
+            if request.method == "POST" and path == "/_stand-in/zones":
+                name = str(body.get("name") or "")
+                if not name:
+                    raise CloudflareError(400, 1099, "name is required")
+                return envelope(self._zone_view(self._ensure_zone(name)))
+            found = re.fullmatch(r"/_stand-in/zones/([^/]+)/settings/([^/]+)", path)
+            if request.method == "PUT" and found:
+                zone = self._zone_by_name(found[1])
+                setting, value = found[2], body.get("value")
+                if setting not in SETTING_VALUES or value not in SETTING_VALUES[setting]:
+                    raise CloudflareError(400, 1007, f"Invalid value for zone setting {setting}")
+                zone["settings"][setting] = {"value": value, "modified_on": cf_time()}
+                return envelope(self._setting_view(zone, setting))
+            found = re.fullmatch(r"/_stand-in/zones/([^/]+)/dns_records", path)
+            if request.method == "POST" and found:
+                zone = self._zone_by_name(found[1])
+                entries = body if isinstance(body, list) else [body]
+                before = dict(zone["records"])
+                try:
+                    created = [self._add_record(zone, entry) for entry in entries]
+                except CloudflareError:
+                    zone["records"] = before  # all or nothing
+                    raise
+                self._records_changed(zone)
+                return envelope(created)
+            return Response(404, {"error": "no such control endpoint"})
 
         return run_locked(self.store, work, save=True)
 
@@ -447,11 +438,7 @@ class CloudflareApi:
     def _fqdn(self, zone: Mapping[str, Any], raw: Any) -> str:
         if not isinstance(raw, str):
             raise dns_validation(9000, "DNS name is invalid.")
-        name: str = raw.strip().lower().rstrip(".")
-        if name in ("", "@"):
-            return str(zone["name"])
-        if name != zone["name"] and not name.endswith("." + zone["name"]):
-            name = f"{name}.{zone['name']}"
+        name = absolute_name(raw.strip(), str(zone["name"]))
         labels = name.split(".")
         if len(name) > 253 or any(not label or len(label) > 63 for label in labels):
             raise dns_validation(9000, "DNS name is invalid.")
@@ -740,8 +727,7 @@ class CloudflareApi:
             raise CloudflareError(400, 1013, f"requested_validity must be one of {sorted(VALIDITY_DAYS)}.")
         zone_names = [zone["name"] for zone in self.state["zones"].values()]
         for hostname in hostnames:
-            bare = hostname.lower().removeprefix("*.")
-            if not any(bare == zone or bare.endswith("." + zone) for zone in zone_names):
+            if not any(in_zone(hostname.lower().removeprefix("*."), zone) for zone in zone_names):
                 raise CloudflareError(
                     400,
                     1010,
@@ -784,10 +770,7 @@ class CloudflareApi:
             self._certificate_view(entry)
             for entry in self.state["certificates"].values()
             if not entry.get("revoked_at")
-            and any(
-                h.lower().removeprefix("*.") == zone["name"] or h.lower().endswith("." + zone["name"])
-                for h in entry["hostnames"]
-            )
+            and any(in_zone(h.lower().removeprefix("*."), zone["name"]) for h in entry["hostnames"])
         ]
         return self._paged(request, entries, 20, 50)
 

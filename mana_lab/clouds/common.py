@@ -60,12 +60,22 @@ class StateStore:
         return hooks
 
 
+class ApiError(Exception):
+    """An error the API answers with, in its own shape (``response``)."""
+
+    def response(self) -> Response:
+        raise NotImplementedError
+
+
 def run_locked(store: StateStore, work: Callable[[], Response], *, save: bool) -> Response:
-    """Run `work` under the store's lock, save the state if asked (after any change), then run the
-    hooks it queued, outside the lock."""
+    """Run `work` under the store's lock (an ApiError it raises is its answer), save the state if asked
+    (after any change), then run the hooks it queued, outside the lock."""
     with store.lock:
         try:
-            response = work()
+            try:
+                response = work()
+            except ApiError as error:
+                response = error.response()
             if save:
                 store.save()
         finally:

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from . import hetzner_catalog as catalog
-from .common import Router, StateStore, run_locked
+from .common import ApiError, Router, StateStore, run_locked
 from .server import InvalidBodyError, Request, Response, iso_time
 
 API_PREFIX = "/v1"
@@ -119,7 +119,7 @@ ServerHook = Callable[[dict[str, Any]], None]
 ZoneHook = Callable[[str, list[dict[str, Any]]], None]
 
 
-class HetznerError(Exception):
+class HetznerError(ApiError):
     """An API error: rendered as ``{"error": {"code", "message", "details"}}``."""
 
     def __init__(self, code: str, message: str, details: Mapping[str, Any] | None = None, status: int | None = None):
@@ -404,13 +404,7 @@ class HetznerCloud:
         assert not isinstance(found, bool)
         handler, params = found
 
-        def work() -> Response:
-            try:
-                return handler(request, params)
-            except HetznerError as error:
-                return error.response()
-
-        return run_locked(self.store, work, save=request.method != "GET")
+        return run_locked(self.store, lambda: handler(request, params), save=request.method != "GET")
 
     def _authorized(self, request: Request) -> bool:
         header = request.header("Authorization") or ""
@@ -430,15 +424,12 @@ class HetznerCloud:
         if request.method == "POST" and found:
 
             def work() -> Response:
-                try:
-                    body = self._body(request)
-                    server = self._server(found[1])
-                    if body.get("status") not in ("off", "running"):
-                        raise invalid("status", "must be off or running")
-                    server["status"] = body["status"]
-                    return Response(200, {"server": self._server_view(server)})
-                except HetznerError as error:
-                    return error.response()
+                body = self._body(request)
+                server = self._server(found[1])
+                if body.get("status") not in ("off", "running"):
+                    raise invalid("status", "must be off or running")
+                server["status"] = body["status"]
+                return Response(200, {"server": self._server_view(server)})
 
             return run_locked(self.store, work, save=True)
         return Response(404, {"error": {"code": "not_found", "message": "no such control endpoint"}})

@@ -37,18 +37,18 @@ class CsrError(ValueError):
     """The CSR cannot be used: not PEM, a bad signature, or a key that does not fit the request type."""
 
 
-def new_ca() -> tuple[str, str]:
-    """A fresh CA: (private key PEM, certificate PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = utc_now()
-    certificate = (
+def self_signed_ca(
+    key: ec.EllipticCurvePrivateKey, subject: x509.Name, not_before: datetime, not_after: datetime
+) -> x509.Certificate:
+    """A root CA certificate for ``key``: signs certificates and CRLs, any path length."""
+    return (
         x509.CertificateBuilder()
-        .subject_name(CA_SUBJECT)
-        .issuer_name(CA_SUBJECT)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365 * 20))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -67,6 +67,13 @@ def new_ca() -> tuple[str, str]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
+
+
+def new_ca() -> tuple[str, str]:
+    """A fresh CA: (private key PEM, certificate PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = utc_now()
+    certificate = self_signed_ca(key, CA_SUBJECT, now - timedelta(days=1), now + timedelta(days=365 * 20))
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
