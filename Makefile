@@ -4,19 +4,20 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= venv
 BIN := $(VENV)/bin
+POLICY_VENV := policy/venv
 # Tools the tests run for real: caddy validate, cloud-init schema, wg/wg-quick (+ wireguard-go for the
 # lab), a DNS server and sshd for the lab, curl for probes, pebble (a test ACME CA) and lego for the lab's
 # public certificate, openssl. --no-install-recommends: wireguard-tools
 # would otherwise pull in a whole kernel.
 DEBIAN_TEST_PACKAGES := caddy cloud-init wireguard-tools wireguard-go iproute2 knot knot-dnsutils \
-	openssh-server openssh-client curl procps util-linux shellcheck openssl pebble lego
+	openssh-server openssh-client curl procps util-linux shellcheck openssl pebble lego nftables xz-utils
 
 .PHONY: plan test lint bench setup debian-packages engine clean
 
 plan: $(VENV)/.installed
 	$(BIN)/mana-infra plan --stack prod
 
-test: lint debian-packages engine
+test: lint debian-packages engine $(POLICY_VENV)/.installed
 	$(BIN)/python -m pytest
 
 # Zero findings, or the suite does not run: lint, formatting, and strict types over the package.
@@ -28,12 +29,20 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed debian-packages
 	$(BIN)/python benchmarks/bench.py
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(POLICY_VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory python-venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+	touch $@
+
+# The policy pack's own virtualenv (policy/PulumiPolicy.yaml names it): `pulumi preview --policy-pack
+# policy` runs the pack with it.
+$(POLICY_VENV)/.installed: policy/requirements.txt
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory python-venv
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt
 	touch $@
 
 # A fresh Debian has python3 but not the venv module.
@@ -59,7 +68,8 @@ debian-packages:
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
-# The real Pulumi CLI, built from the Go modules pinned in engine/*/go.mod into .engine/bin/ (once:
-# a stamp keeps later runs to a few milliseconds). See engine/README.md for what cannot be built here.
+# The real Pulumi engine in .engine/: the CLI built from the Go modules pinned in engine/pulumi/go.mod,
+# the Python language host and the six provider plugins from MANA_ENGINE_OFFLINE (a folder of them;
+# .ci/run names ../shared/engine) or Pulumi's servers. Once: a stamp keeps later runs to milliseconds.
 engine:
 	engine/build.sh
