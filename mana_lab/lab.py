@@ -40,9 +40,11 @@ from . import certs
 from . import edge as edge_config
 from . import topology as topo
 from .dnszone import render_knot_conf, render_zone, rrset_records, tunnel_zone_records
+from .machine import WG_ENV, Machine
 from .system import (
     ETC_NETNS,
     LabError,
+    attach_to_bridge,
     cleanup_leftovers,
     ip,
     kill_pids,
@@ -54,7 +56,6 @@ from .system import (
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-VPS_BIN = PACKAGE_DIR / "vps_bin"
 REQUIRED_TOOLS = (
     "ip",
     "caddy",
@@ -65,6 +66,8 @@ REQUIRED_TOOLS = (
     "knotc",
     "sshd",
     "ssh",
+    "nsenter",
+    "nft",
     "ssh-keygen",
     "pebble",
     "lego",
@@ -75,25 +78,8 @@ REQUIRED_TOOLS = (
 CERTIFICATES = ("public", "origin")
 ACME_LATENCY_MS = 25  # the CA is an internet away (see latency.py)
 
-# wg-quick with the userspace implementation (no kernel module on the lab host). The second variable
-# silences wireguard-go's "you should use the kernel module" banner.
-WG_ENV = {"WG_QUICK_USERSPACE_IMPLEMENTATION": "wireguard-go", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"}
-
-ARTIFACT_KEYS = ("Caddyfile", "wg0-server.conf", "wg0-macmini.conf")
+ARTIFACT_KEYS = ("Caddyfile", "cloud-init.yaml", "wg0-server.conf", "wg0-macmini.conf")
 LAB_SUBDIRS = ("pids", "dns", "edge", "vps", "mini", "client", "acme", "pki")
-
-
-def vps_environment(run_dir: Path) -> dict[str, str]:
-    """What every process on the lab's VPS sees: the lab's systemctl first on PATH (it runs Caddy the
-    way caddy.service does, keeping its pid and log in ``run_dir``), its wg (the standby's wg0 is the
-    lab's uniquely named interface), and Caddy's data beside it."""
-    return {
-        "PATH": f"{VPS_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "LAB_RUN_DIR": str(run_dir),
-        "LAB_WG_INTERFACE": topo.WG_SERVER_IF,
-        "XDG_DATA_HOME": str(run_dir.parent / "xdg-data"),
-        "XDG_CONFIG_HOME": str(run_dir.parent / "xdg-config"),
-    }
 
 
 def missing_tools() -> list[str]:
@@ -135,10 +121,9 @@ class Lab:
         knotd in the dns namespace serves them on MIRROR_DNS_IP. ``switch_nameservers()`` makes the
         client ask it instead of the Cloudflare zone's server (the registrar's nameserver switch).
 
-    The VPS's Caddy configuration is at its production path, /etc/caddy: ip-netns-exec bind-mounts
-    /etc/netns/mlab-vps/caddy over /etc/caddy for every process of the VPS namespace (sshd and
-    whatever it starts), so the lab's directory appears there without touching the host's /etc/caddy.
-    Its SSH sessions find the lab's ``systemctl`` first on PATH (see vps_environment).
+    The VPS is a lab machine (machine.py) booted from the state's ``cloud-init.yaml`` (the program's
+    user data) with the client's key as root's, in a root of its own: its /etc/caddy, /etc/wireguard
+    and sshd are the ones the user data and the plan's commands make. ``vps`` is that machine.
     """
 
     def __init__(
@@ -160,7 +145,8 @@ class Lab:
         certificate_commands: Mapping[str, str] | None = None,
         state_outputs: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        missing = [k for k in ARTIFACT_KEYS if k not in artifacts]
+        # No artifacts: the substrate alone (the clouds create the VPS: world.py).
+        missing = [k for k in ARTIFACT_KEYS if k not in artifacts] if artifacts else []
         if missing:
             raise LabError(f"artifacts lack {missing}")
         self.workdir = Path(workdir).resolve()
@@ -209,9 +195,9 @@ class Lab:
         self.ca_bundle = self.client_dir / "ca-bundle.pem"
         self.client_key = self.client_dir / "id_ed25519"
         self.known_hosts = self.client_dir / "known_hosts"
-        # Where the VPS's /etc/caddy really lives on the host's filesystem.
-        self.vps_caddy_real = self.vps_dir / "caddy"
-        self.vps_caddy_data = self.vps_dir / "caddy-data"
+        self.vps: Machine | None = None
+        # What the edge trusts at origins (Full (strict)): Cloudflare's Origin CA, the lab PKI's by default.
+        self.origin_ca_file: Path | None = None
         self.edge_caddy_data = self.edge_dir / "caddy-data"
         self.lego_dir = self.acme_dir / "lego"
         self.pebble_root = self.acme_dir / "pebble-root.pem"
@@ -240,6 +226,11 @@ class Lab:
             m["dns_records"],
             **kwargs,
         )
+
+    @property
+    def members(self) -> Mapping[str, topo.Member]:
+        """The namespaces up() creates (the VPS is a machine: boot_vps)."""
+        return topo.MEMBERS
 
     @property
     def tunnel_target(self) -> str:
@@ -322,19 +313,32 @@ class Lab:
         self._step("network", self._build_network)
         self._step("files", self._write_files)
         self._step("daemons", self._start_daemons)
-        wg_thread = threading.Thread(target=self._wg_up_both)
+        if self.artifacts:
+            self._standby_up(t0)
+        else:
+            self._step("wait-ready", self._wait_ready)
+            self.timings["up"] = round(time.monotonic() - t0, 3)
+        return self.timings["up"]
+
+    def _standby_up(self, t0: float) -> None:
+        """The standby as the plan builds it: the VPS booted from the user data, the certificates, the
+        Caddyfile, WireGuard to the Mac Mini."""
+        wg_thread = threading.Thread(target=self._boot_vps_and_wireguard)
         self._wg_errors: list[str] = []
+        self._vps_booted = threading.Event()
         t = time.monotonic()
         wg_thread.start()
-        # The public certificate from the ACME CA, while sshd and WireGuard come up.
+        # The public certificate from the ACME CA, while the VPS boots and WireGuard comes up.
         self._cert_errors: list[str] = []
         cert_thread = threading.Thread(target=self._obtain_public_certificate)
         cert_thread.start()
         try:
-            self._step("wait-sshd", lambda: self._wait_listening("sshd", "tcp", 22))
             cert_thread.join()
             if self._cert_errors:
                 raise LabError("; ".join(self._cert_errors))
+            self._vps_booted.wait(60)
+            if self._wg_errors:
+                raise LabError("; ".join(self._wg_errors))
             # As the plan orders it: both certificates, then the Caddyfile that refers to them.
             self._step("install-certificates", self._install_certificates)
             ok, out = self._step("push-caddyfile", lambda: self.push_caddyfile(self.artifacts["Caddyfile"]))
@@ -348,22 +352,23 @@ class Lab:
         self._step("wait-ready", self._wait_ready)
         self._step("wg-handshake", self.wait_handshake)
         self.timings["up"] = round(time.monotonic() - t0, 3)
-        return self.timings["up"]
 
     def down(self) -> list[str]:
         """Stop everything and remove namespaces and runtime files (logs stay). Idempotent."""
         # Orderly first: wg-quick down removes the interfaces (wireguard-go exits, its socket goes).
-        for role, _ifname in (("mini", topo.WG_MINI_IF), ("vps", topo.WG_SERVER_IF)):
-            conf = self._wg_conf_path(role)
-            if conf.exists() and topo.ns_name(role) in lab_namespaces():
-                with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-                    run_logged(
-                        topo.ns_name(role),
-                        ["wg-quick", "down", str(conf)],
-                        self.log_dir / f"wg-{role}.log",
-                        env=WG_ENV,
-                        timeout=10,
-                    )
+        conf = self._wg_conf_path()
+        if conf.exists() and topo.ns_name("mini") in lab_namespaces():
+            with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+                run_logged(
+                    topo.ns_name("mini"),
+                    ["wg-quick", "down", str(conf)],
+                    self.log_dir / "wg-mini.log",
+                    env=WG_ENV,
+                    timeout=10,
+                )
+        if self.vps is not None:
+            self.vps.destroy()
+            self.vps = None
         removed = cleanup_leftovers(self.pid_dir)
         for proc in self._procs.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -392,8 +397,6 @@ class Lab:
             self.mini_dir,
             self.client_dir,
             self.acme_dir,
-            self.vps_caddy_real / "global.d",
-            self.vps_caddy_real / "sites.d",
         ):
             d.mkdir(parents=True, exist_ok=True)
         for f in self.log_dir.glob("*.log"):
@@ -402,27 +405,14 @@ class Lab:
     # ------------------------------------------------------------------ network
 
     def _build_network(self) -> None:
-        for ns in [topo.NET_NS] + [m.ns for m in topo.MEMBERS.values()]:
+        # The VPS is a machine of its own (boot_vps): the clouds create it.
+        for ns in [topo.NET_NS] + [m.ns for m in self.members.values()]:
             run(["ip", "netns", "add", ns])
             ip("link", "set", "lo", "up", ns=ns)
         ip("link", "add", "br0", "type", "bridge", ns=topo.NET_NS)
         ip("link", "set", "br0", "up", ns=topo.NET_NS)
-        for m in topo.MEMBERS.values():
-            port = f"p-{m.role}"
-            # Created directly inside the namespaces: no lab interface name ever exists on the host.
-            run(
-                ["ip", "link", "add", "wan0", "netns", m.ns, "type", "veth", "peer", "name", port, "netns", topo.NET_NS]
-            )
-            ip("link", "set", port, "master", "br0", "up", ns=topo.NET_NS)
-            ip("addr", "add", f"{m.ipv4}/24", "dev", "wan0", ns=m.ns)
-            if m.ipv6:
-                # nodad: duplicate address detection would keep the address unusable for ~1 s.
-                ip("addr", "add", f"{m.ipv6}/64", "dev", "wan0", "nodad", ns=m.ns)
-            ip("link", "set", "wan0", "up", ns=m.ns)
-            own = ".".join(m.ipv4.split(".")[:3]) + ".0/24"
-            for net in topo.DOC_NETS_V4:
-                if net != own:
-                    ip("route", "add", net, "dev", "wan0", ns=m.ns)  # on-link: all /24s share the bridge
+        for m in self.members.values():
+            attach_to_bridge(m.ns, f"p-{m.role}", m.ipv4, m.ipv6)
         if self.mirror_records is not None:
             ip("addr", "add", f"{topo.MIRROR_DNS_IP}/24", "dev", "wan0", ns=topo.ns_name("dns"))
         edge, mini = topo.MEMBERS["edge"].ns, topo.MEMBERS["mini"].ns
@@ -458,25 +448,12 @@ class Lab:
     # ------------------------------------------------------------------ files
 
     def _write_files(self) -> None:
-        # VPS: /etc/caddy inside the namespace is the lab's directory (see class docstring).
-        etc = ETC_NETNS / topo.ns_name("vps")
-        etc.mkdir(parents=True, exist_ok=True)
-        (etc / "caddy").symlink_to(self.vps_caddy_real)
         # The operator's machine resolves through the lab's DNS (lego's propagation check asks the
         # zone's nameserver by name); ip netns exec mounts this over /etc/resolv.conf.
         client_etc = ETC_NETNS / topo.ns_name("client")
         client_etc.mkdir(parents=True, exist_ok=True)
         (client_etc / "resolv.conf").write_text(f"nameserver {topo.DNS_IP}\n")
         self.pki = certs.LabPki(self.pki_dir, self.zone, [h for h, _ in self.services], topo.ACME_NAME, topo.ACME_IP)
-        # The lab's only change to Caddy's configuration, in the global.d drop-in the rendered
-        # Caddyfile imports (so it survives every push): its storage, and pebble as the ACME CA that
-        # stands in for Let's Encrypt. No site asks ACME for anything; if one did, pebble would count
-        # the order (Lab.acme_orders) instead of the order failing unseen at an unreachable CA.
-        (self.vps_caddy_real / "global.d" / "lab.caddy").write_text(
-            "# mana-infra lab: lab storage; pebble is the ACME CA (the drill counts its orders).\n"
-            f"storage file_system {{\n\troot {self.vps_caddy_data}\n}}\n"
-            f"acme_ca {self.acme_directory}\nacme_ca_root {self.pki.ca_path}\n"
-        )
         certs.pebble_config(
             self.acme_dir / "pebble.json",
             self.pki.acme_cert,
@@ -484,7 +461,7 @@ class Lab:
             f"127.0.0.1:{topo.ACME_PORT}",
             f"{topo.ACME_IP}:{topo.ACME_MANAGEMENT_PORT}",
         )
-        self._write_ssh_files()
+        self._write_client_key()
         self._write_dns_files()
         self._write_edge_files()
         if self._services_file is None:
@@ -493,42 +470,67 @@ class Lab:
             )
         spec = {"bind": "::", "services": self.services}
         (self.mini_dir / "backends.json").write_text(json.dumps(spec))
-        for role, key in (("vps", "wg0-server.conf"), ("mini", "wg0-macmini.conf")):
-            self._write_wg_conf(role, self.artifacts[key])
+        if "wg0-macmini.conf" in self.artifacts:
+            self._write_wg_conf(self.artifacts["wg0-macmini.conf"])
 
-    def _write_ssh_files(self) -> None:
-        ssh_dir = self.vps_dir / "ssh"
-        ssh_dir.mkdir(parents=True, exist_ok=True)
-        host_key = ssh_dir / "ssh_host_ed25519_key"
-        procs = [
-            subprocess.Popen(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for path, comment in ((host_key, "mana-lab-vps"), (self.client_key, "mana-lab-client"))
-        ]
-        for p in procs:
-            if p.wait(timeout=20) != 0:
-                raise LabError("ssh-keygen failed")
-        (ssh_dir / "authorized_keys").write_text(Path(f"{self.client_key}.pub").read_text())
-        host_pub = Path(f"{host_key}.pub").read_text().split()
-        self.known_hosts.write_text(f"{topo.VPS_IP} {host_pub[0]} {host_pub[1]}\n")
-        # sshd does not pass the client's environment; SetEnv gives every session the lab's systemctl
-        # and what Caddy needs (the same variables caddy.service sets in production).
-        env = vps_environment(self.vps_dir / "run")
-        (ssh_dir / "sshd_config").write_text(
-            f"ListenAddress {topo.VPS_IP}:22\n"
-            f"HostKey {host_key}\n"
-            f"PidFile {ssh_dir / 'sshd.pid'}\n"
-            f"AuthorizedKeysFile {ssh_dir / 'authorized_keys'}\n"
-            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            # No PAM (no login sessions to set up) and no StrictModes (the workdir may sit under /tmp).
-            "UsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\n"
-            "SetEnv " + " ".join(f"{k}={v}" for k, v in env.items()) + "\n"
+    def _write_client_key(self) -> None:
+        """The operator's SSH key: what the VPS's API request names (root's authorized key)."""
+        done = subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mana-lab-operator", "-f", str(self.client_key)],
+            capture_output=True,
+            timeout=20,
         )
-        # sshd's privilege separation directory; Debian creates it from its service unit, absent here.
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        if done.returncode != 0:
+            raise LabError(f"ssh-keygen failed: {done.stderr.decode().strip()}")
+        self.known_hosts.write_text("")
+
+    @property
+    def operator_public_key(self) -> str:
+        return Path(f"{self.client_key}.pub").read_text().strip()
+
+    def vps_image_files(self) -> list[dict[str, str]]:
+        """The lab's one addition to the VPS image: host-local Caddy options in the global.d drop-in the
+        rendered Caddyfile imports (so every push keeps it): pebble as the ACME CA that stands in for
+        Let's Encrypt. No site asks ACME for anything; if one did, pebble would count the order
+        (Lab.acme_orders) instead of the order failing unseen at an unreachable CA."""
+        assert self.pki is not None
+        return [
+            {
+                "path": "/etc/caddy/global.d/lab.caddy",
+                "content": "# mana-infra lab: pebble is the ACME CA (the drill counts its orders).\n"
+                f"acme_ca {self.acme_directory}\nacme_ca_root {self.pki.ca_path}\n",
+            }
+        ]
+
+    def boot_vps(
+        self,
+        user_data: str,
+        authorized_keys: Sequence[str],
+        ipv4: str = topo.VPS_IP,
+        ipv6: str | None = topo.VPS_IP6,
+        firewall: Sequence[Mapping[str, Any]] = (),
+        name: str = "mana-lab-vps",
+    ) -> Machine:
+        """A new server: the lab's VPS machine at its addresses, booted from ``user_data`` (the
+        program's cloud-init) with root's ``authorized_keys`` and the Hetzner firewall's ``firewall``
+        rules; its host key goes into the operator's known_hosts."""
+        if self.vps is not None:
+            raise LabError(f"the lab runs one VPS and {self.vps.name} is running: delete it first")
+        machine = Machine(name, self.vps_dir, ipv4, ipv6, pid_dir=self.pid_dir, log_dir=self.log_dir)
+        machine.firewall_rules = [dict(r) for r in firewall]
+        self.vps = machine
+        boot = machine.boot(user_data, authorized_keys, extra_files=self.vps_image_files())
+        addresses = ",".join([ipv4] + ([ipv6] if ipv6 else []))
+        self.known_hosts.write_text(f"{addresses} {boot.host_key}\n")
+        if boot.status != "done":
+            (self.log_dir / "vps-boot.log").write_text("\n".join(boot.errors) + "\n")
+        return machine
+
+    def delete_vps(self) -> None:
+        """The server is deleted: its machine, namespace and root are gone."""
+        if self.vps is not None:
+            self.vps.destroy()
+            self.vps = None
 
     @property
     def acme_directory(self) -> str:
@@ -579,7 +581,7 @@ class Lab:
         """The edge's Caddyfile for the records as they are (see edge.py); whether it changed."""
         assert self.pki is not None
         files = edge_config.EdgeFiles(
-            self.pki.edge_cert, self.pki.edge_key, self.pki.origin_ca_path, self.edge_caddy_data
+            self.pki.edge_cert, self.pki.edge_key, self.origin_ca_file or self.pki.origin_ca_path, self.edge_caddy_data
         )
         text = edge_config.render(self.dns_records, self.services, self.tunnel_target, topo.MINI_TUNNEL_IP, files)
         path = self.edge_dir / "Caddyfile"
@@ -600,16 +602,23 @@ class Lab:
                 check=True,
             )
 
-    def _wg_conf_path(self, role: str) -> Path:
-        # wg-quick names the interface after the file: unique names, because the UAPI sockets in
-        # /var/run/wireguard are shared by all namespaces.
-        ifname = topo.WG_SERVER_IF if role == "vps" else topo.WG_MINI_IF
-        return (self.vps_dir if role == "vps" else self.mini_dir) / "wg" / f"{ifname}.conf"
+    def _wg_conf_path(self) -> Path:
+        # wg-quick names the interface after the file: a unique name, because the UAPI sockets in
+        # /var/run/wireguard are shared by all namespaces (the VPS has a /run/wireguard of its own).
+        return self.mini_dir / "wg" / f"{topo.WG_MINI_IF}.conf"
 
-    def _write_wg_conf(self, role: str, text: str) -> None:
+    def install_macmini_config(self, text: str) -> None:
+        """The operator puts the stack's ``macminiWireguardConfig`` in place and restarts WireGuard."""
+        if ip("link", "show", topo.WG_MINI_IF, ns=topo.ns_name("mini"), check=False).returncode == 0:
+            self.wireguard_down()
+        self._write_wg_conf(text)
+        self.wireguard_up()
+
+    def _write_wg_conf(self, text: str) -> None:
+        """The Mac Mini's wg0.conf, as the operator puts the stack output in place."""
         if "PrivateKey" not in text:
-            raise LabError(f"the {role} WireGuard config has no PrivateKey line; the lab needs the key inline")
-        path = self._wg_conf_path(role)
+            raise LabError("the Mac Mini's WireGuard config has no PrivateKey line; the lab needs the key inline")
+        path = self._wg_conf_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(text)
@@ -620,8 +629,6 @@ class Lab:
         return {"XDG_DATA_HOME": str(base / "xdg-data"), "XDG_CONFIG_HOME": str(base / "xdg-config"), "HOME": str(base)}
 
     def _start_daemons(self) -> None:
-        sshd = shutil.which("sshd") or "/usr/sbin/sshd"  # sshd insists on an absolute path (re-exec)
-        self._spawn("vps", "sshd", [sshd, "-D", "-e", "-f", str(self.vps_dir / "ssh" / "sshd_config")])
         self._spawn("dns", "knotd", ["knotd", "-c", str(self.dns_dir / "knot.conf")])
         if self.mirror_records is not None:
             self._spawn("dns", "knotd-mirror", ["knotd", "-c", str(self.mirror_dir / "knot.conf")])
@@ -657,23 +664,33 @@ class Lab:
             topo.ns_name(role), argv, name=name, pid_dir=self.pid_dir, log_dir=self.log_dir, env=env
         )
 
-    def _wg_up_both(self) -> None:
-        # The VPS's first: the Mac Mini's PersistentKeepalive starts a handshake as soon as its
-        # interface is up, and an initiation the VPS was not listening for is retried only after 5 s.
-        self._wg_up("vps")
+    def _boot_vps_and_wireguard(self) -> None:
+        """The VPS first (its user data brings its wg0 up): the Mac Mini's PersistentKeepalive starts a
+        handshake as soon as its interface is up, and an initiation the VPS was not listening for is
+        retried only after 5 s. Runs in a thread during up(): errors are collected, not raised."""
+        try:
+            t = time.monotonic()
+            machine = self.boot_vps(self.artifacts["cloud-init.yaml"], [self.operator_public_key])
+            self.timings["vps-boot"] = round(time.monotonic() - t, 3)
+            if machine.boot_result.status != "done":
+                self._wg_errors.append("the VPS's boot: " + "; ".join(machine.boot_result.errors))
+        except Exception as exc:
+            self._wg_errors.append(f"the VPS's boot: {type(exc).__name__}: {exc}")
+        finally:
+            self._vps_booted.set()
         if not self._wg_errors:
-            self._wg_up("mini")
+            self._wg_up()
 
-    def _wg_up(self, role: str) -> None:
+    def _wg_up(self) -> None:
         rc = run_logged(
-            topo.ns_name(role),
-            ["wg-quick", "up", str(self._wg_conf_path(role))],
-            self.log_dir / f"wg-{role}.log",
+            topo.ns_name("mini"),
+            ["wg-quick", "up", str(self._wg_conf_path())],
+            self.log_dir / "wg-mini.log",
             env=WG_ENV,
             timeout=20,
         )
         if rc != 0:
-            self._wg_errors.append(f"wg-quick up on {role} failed (exit {rc}); see {self.log_dir}/wg-{role}.log")
+            self._wg_errors.append(f"wg-quick up on mini failed (exit {rc}); see {self.log_dir}/wg-mini.log")
 
     def _listening(self, pid: int, proto: str, port: int, address: str | None = None) -> bool:
         """Whether the namespace of ``pid`` has a socket on ``port`` (read from /proc: no spawn),
@@ -735,23 +752,29 @@ class Lab:
             if proc.returncode != 0:
                 raise LabError(f"lego failed (exit {proc.returncode}); see {self.log_dir / 'lego.log'}")
             self.timings["acme"] = round(time.monotonic() - t0, 3)
-            root = self.exec(
-                "client",
-                ["curl", "-sS", "--fail", "--max-time", "5", "--cacert", str(self.pki.ca_path), self._pebble_root_url],
-                check=True,
-            ).stdout
-            self.pebble_root.write_text(root)
+            self.trust_pebble()
             public = certs.public_pem(self.lego_dir, names[0])
             (self.acme_dir / "public.pem").write_text(public)
             self.certificates = {
                 "public": {**certs.describe(public), "pem": public, "orders": self.acme_orders()},
                 "origin": {**certs.describe(self.pki.origin_pem), "pem": self.pki.origin_pem},
             }
-            # What visitors and the operator trust: the web PKI's stand-in (the edge's certificate)
-            # and pebble's root (the public certificate). Not the Origin CA: only the edge trusts it.
-            self.ca_bundle.write_text(self.pki.ca_path.read_text() + root)
         except Exception as exc:  # a thread's failure is up()'s to raise
             self._cert_errors.append(f"the public certificate: {type(exc).__name__}: {exc}")
+
+    def trust_pebble(self) -> None:
+        """What visitors and the operator trust: the web PKI's stand-in (the edge's certificate) and
+        pebble's root (the public certificate), from pebble's management API (a new one at every start).
+        Not the Origin CA: only the edge trusts it."""
+        assert self.pki is not None
+        self._wait_listening("pebble", "tcp", topo.ACME_MANAGEMENT_PORT, address=topo.ACME_IP)
+        root = self.exec(
+            "client",
+            ["curl", "-sS", "--fail", "--max-time", "5", "--cacert", str(self.pki.ca_path), self._pebble_root_url],
+            check=True,
+        ).stdout
+        self.pebble_root.write_text(root)
+        self.ca_bundle.write_text(self.pki.ca_path.read_text() + root)
 
     @property
     def _pebble_root_url(self) -> str:
@@ -791,8 +814,13 @@ class Lab:
         check: bool = False,
         env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a short command inside a lab namespace ("vps" or "mlab-vps") and capture its output."""
+        """Run a short command inside a lab namespace ("client" or "mlab-client") and capture its output;
+        "vps" runs it inside the VPS machine (its network and its root)."""
         ns = ns if ns.startswith(topo.PREFIX + "-") else topo.ns_name(ns)
+        if ns == topo.ns_name("vps"):
+            if self.vps is None:
+                raise LabError("the lab has no VPS running")
+            return self.vps.exec(argv, input=input, timeout=timeout, check=check, env=env)
         return run(
             netns_exec_argv(ns, argv),
             check=check,
@@ -921,7 +949,7 @@ class Lab:
         """
         rc = run_logged(
             topo.ns_name("mini"),
-            ["wg-quick", "down", str(self._wg_conf_path("mini"))],
+            ["wg-quick", "down", str(self._wg_conf_path())],
             self.log_dir / "wg-mini.log",
             env=WG_ENV,
         )
@@ -930,7 +958,7 @@ class Lab:
 
     def wireguard_up(self) -> None:
         self._wg_errors = []
-        self._wg_up("mini")
+        self._wg_up()
         if self._wg_errors:
             raise LabError(self._wg_errors[0])
 
@@ -944,7 +972,11 @@ class Lab:
                     return value.split(",")[0].strip().split("/")[0]
             raise LabError("WireGuard config without Address")
 
-        return addr(self.artifacts["wg0-server.conf"]), addr(self.artifacts["wg0-macmini.conf"])
+        if "wg0-server.conf" in self.artifacts:
+            server = self.artifacts["wg0-server.conf"]
+        else:  # the VPS's own, as its user data wrote it
+            server = self.exec("vps", ["cat", "/etc/wireguard/wg0.conf"], check=True).stdout
+        return addr(server), addr(self._wg_conf_path().read_text())
 
     def nudge_tunnel(self) -> None:
         """Send one datagram from the Mac Mini into the tunnel.
@@ -1108,7 +1140,16 @@ class Lab:
                 "--zone",
                 self.zone,
             ]
-        argv += [
+        argv += self.check_flags(ca_file=ca_file, timeout=timeout)
+        if self.health_url and outputs is None:
+            argv += ["--health-url", self.health_url]
+        argv += ["--mirror-nameserver", topo.MIRROR_DNS_IP] if mirror else ["--no-mirror"]
+        return argv + list(extra)
+
+    def check_flags(self, *, ca_file: str | Path | None = None, timeout: float = 5) -> list[str]:
+        """The check flags that point ``mana-infra check`` (and cutover's pre-flight) at the lab: its DNS
+        server and trust, its edge as Cloudflare's networks, the VPS's SSH with its pinned host key."""
+        return [
             "--resolver",
             self.resolver,
             "--ca-file",
@@ -1128,13 +1169,7 @@ class Lab:
             "StrictHostKeyChecking=yes",
             "--ssh-option",
             "LogLevel=ERROR",
-            "--wg-interface",
-            topo.WG_SERVER_IF,
         ]
-        if self.health_url and outputs is None:
-            argv += ["--health-url", self.health_url]
-        argv += ["--mirror-nameserver", topo.MIRROR_DNS_IP] if mirror else ["--no-mirror"]
-        return argv + list(extra)
 
     def check(self, state: str | None, **kwargs: Any) -> CheckRun:
         """Run the real ``mana-infra check`` in the client namespace (see check_argv for the flags)."""

@@ -9,14 +9,19 @@ like wireguard-go and ``caddy start``), and only those pids are signalled.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from .topology import PREFIX
+
+T = TypeVar("T")
 
 WG_RUN_DIR = Path("/var/run/wireguard")
 ETC_NETNS = Path("/etc/netns")
@@ -92,18 +97,26 @@ def _merged_env(env: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def spawn(
-    ns: str, argv: Sequence[str], *, name: str, pid_dir: Path, log_dir: Path, env: Mapping[str, str] | None = None
+    ns: str,
+    argv: Sequence[str],
+    *,
+    name: str,
+    pid_dir: Path,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    enter: Sequence[str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a foreground daemon inside ``ns``, its pid recorded in ``pid_dir/<name>.pid``.
 
-    ``ip netns exec`` execs the command in place, so the Popen pid *is* the daemon's pid. A new
-    session keeps Ctrl-C on the terminal from reaching it before down() does the orderly stop.
+    ``ip netns exec`` (or ``enter``, the argv prefix that enters a machine's namespaces: ``nsenter``)
+    execs the command in place, so the Popen pid *is* the daemon's pid. A new session keeps Ctrl-C on
+    the terminal from reaching it before down() does the orderly stop.
     """
     pid_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{name}.log", "ab") as out:
         proc = subprocess.Popen(
-            netns_exec_argv(ns, argv),
+            [*enter, *argv] if enter is not None else netns_exec_argv(ns, argv),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -112,6 +125,75 @@ def spawn(
         )
     (pid_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
     return proc
+
+
+def attach_to_bridge(ns: str, port: str, ipv4: str, ipv6: str | None) -> None:
+    """Plug namespace ``ns`` into the lab's internet: its ``wan0`` at the addresses, the peer ``port``
+    on the bridge, on-link routes to the other documentation /24s (all share the one segment)."""
+    from .topology import DOC_NETS_V4, NET_NS
+
+    # Created directly inside the namespaces: no lab interface name ever exists on the host. The MAC
+    # address follows the IPv4 address (locally administered 02:00:<the four bytes>), so a new machine at
+    # a replaced server's addresses is reached at once, not after the neighbours' caches expire (~30 s).
+    mac = "02:00:" + ":".join(f"{int(byte):02x}" for byte in ipv4.split("."))
+    run(
+        [
+            "ip",
+            "link",
+            "add",
+            "wan0",
+            "address",
+            mac,
+            "netns",
+            ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            port,
+            "netns",
+            NET_NS,
+        ]
+    )
+    ip("link", "set", port, "master", "br0", "up", ns=NET_NS)
+    ip("addr", "add", f"{ipv4}/24", "dev", "wan0", ns=ns)
+    if ipv6:
+        # nodad: duplicate address detection would keep the address unusable for ~1 s.
+        ip("addr", "add", f"{ipv6}/64", "dev", "wan0", "nodad", ns=ns)
+    ip("link", "set", "wan0", "up", ns=ns)
+    own = ".".join(ipv4.split(".")[:3]) + ".0/24"
+    for net in DOC_NETS_V4:
+        if net != own:
+            ip("route", "add", net, "dev", "wan0", ns=ns)  # on-link: all /24s share the bridge
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def in_namespace(ns: str, make: Callable[[], T]) -> T:
+    """``make()`` run on a thread that entered network namespace ``ns``: a socket it opens lives in
+    ``ns`` (and stays there) while this process serves it from any thread. Linux's setns(2) moves only
+    the calling thread, so nothing else of the process changes namespace."""
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def enter_and_make() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open(f"/run/netns/{ns}") as handle:
+            if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
+                errors.append(OSError(ctypes.get_errno(), f"setns into {ns} failed"))
+                return
+        try:
+            result.append(make())
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=enter_and_make, name=f"enter-{ns}")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
 
 
 def netns_list() -> list[str]:

@@ -30,7 +30,8 @@ PREFIX = "mlab"
 """Every namespace, WireGuard interface and /etc/netns entry of the lab starts with this."""
 
 NET_NS = f"{PREFIX}-net"
-ROLES = ("dns", "acme", "edge", "vps", "mini", "client", "outsider")
+ROLES = ("dns", "acme", "edge", "vps", "mini", "client", "outsider", "clouds")
+"""Every lab namespace; the VPS is a machine the clouds create (machine.py), the others are MEMBERS."""
 
 DOC_NETS_V4 = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 V6_NET = "2001:db8::/64"
@@ -58,8 +59,8 @@ MINI_TUNNEL_IP = "2001:db8:cf::2"
 TUNNEL_LINK_PREFIX = 64
 
 WG_LISTEN_PORT = 51820
-WG_SERVER_IF = f"{PREFIX}vps"  # UAPI sockets in /var/run/wireguard are global: names must be unique
-WG_MINI_IF = f"{PREFIX}mini"
+WG_SERVER_IF = "wg0"  # the VPS machine has a /run/wireguard of its own: its interface is the standby's
+WG_MINI_IF = f"{PREFIX}mini"  # UAPI sockets in the host's /var/run/wireguard are global: a unique name
 
 ZONE_NS_NAME = "ns"  # the lab zone's own NS host, ns.<zone> A DNS_IP
 
@@ -80,11 +81,15 @@ MEMBERS: dict[str, Member] = {
     "dns": Member("dns", ns_name("dns"), DNS_IP),
     "acme": Member("acme", ns_name("acme"), ACME_IP),
     "edge": Member("edge", ns_name("edge"), EDGE_IP, EDGE_IP6),
-    "vps": Member("vps", ns_name("vps"), VPS_IP, VPS_IP6),
     "mini": Member("mini", ns_name("mini"), MINI_WAN_IPS[0]),
     "client": Member("client", ns_name("client"), CLIENT_IP, CLIENT_IP6),
     "outsider": Member("outsider", ns_name("outsider"), OUTSIDER_IP),
 }
+
+# The clouds' APIs (the end-to-end runs): the stand-in Hetzner Cloud and Cloudflare APIs, an internet away.
+CLOUDS = Member("clouds", ns_name("clouds"), "198.51.100.30")
+HETZNER_API_PORT = 8080
+CLOUDFLARE_API_PORT = 8081
 
 EDGE_NETWORKS = (f"{EDGE_IP}/32", f"{EDGE_IP6}/128")
 """The lab's Cloudflare: what the plans get as Cloudflare's published ranges and check as --edge-cidr."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mana_infra.render.remote import caddy_command
-from mana_lab.lab import vps_environment
+from mana_lab.machine import machine_environment
 
 from .support import require_root_and_tools
 
@@ -32,7 +32,12 @@ class Vps:
         """first_boot: a folder of stub commands (cloud-init, wg) first on PATH, and a /var/lib of its own
         with cloud-init's instance folder: how a server looks right after its first boot."""
         argv = ["ip", "netns", "exec", self.namespace, "sh", "-c", caddy_command(target, action)]
-        env = vps_environment(self.run_dir)
+        # The machine's environment, with Caddy's data in the test's folder (no root of its own here).
+        env = {
+            **machine_environment(self.run_dir),
+            "XDG_DATA_HOME": str(self.run_dir / "xdg-data"),
+            "XDG_CONFIG_HOME": str(self.run_dir / "xdg-config"),
+        }
         if first_boot is not None:
             (first_boot / "var-lib" / "cloud" / "instance").mkdir(parents=True, exist_ok=True)
             mount = f'mount --bind {first_boot / "var-lib"} /var/lib && exec "$@"'

@@ -88,12 +88,13 @@ def test_no_acme_order_after_the_lab_is_up(drill: Any) -> None:
 
 
 def test_public_certificate_issued_by_pebble_before_the_cut_over(drill: Any) -> None:
-    """One ACME order, during the lab's up, at pebble by DNS-01; installed before any Caddyfile; the
-    very certificate the VPS serves every host with in the preflight (tunnel mode) and DNS-only."""
+    """One ACME order, during the lab's up, at pebble by DNS-01; installed before the program's first
+    Caddyfile (while the caddy package's own was live); the very certificate the VPS serves every host
+    with in the preflight (tunnel mode) and DNS-only."""
     public = drill.certificates["public"]
     assert public["issuer"].startswith("Pebble Intermediate CA") and public["orders"] == 1
     assert public["names"] == ["mana.how", "*.mana.how"]
-    assert public["install_output"].endswith("certs/public.pem is in place, for the Caddyfile to come")
+    assert public["install_output"].endswith("certs/public.pem is live")
     for name in ("preflight", "cut-over"):
         details = drill.phase(name).details
         assert details["standby_certificates"] == {

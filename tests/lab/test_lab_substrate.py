@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mana_infra.model import DnsRecord
 from mana_infra.render.remote import caddy_command
 from mana_lab import topology as topo
-from mana_lab.lab import VPS_BIN
+from mana_lab.machine import VPS_BIN
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +94,14 @@ def test_emergency_command_is_followed_or_refused() -> None:
     from mana_lab.inputs import parse_emergency
     from mana_lab.system import LabError
 
-    assert parse_emergency("pulumi config set a 1 && pulumi up --target 'urn:x$y::z'") == ({"a": "1"}, "urn:x$y::z")
+    command = "pulumi config set --stack prod a 1 && pulumi up --stack prod --target 'urn:x$y::z'"
+    assert parse_emergency(command) == ({"a": "1"}, "urn:x$y::z")
     with pytest.raises(LabError, match="cannot follow"):
-        parse_emergency("pulumi config set a 1 && curl https://example.invalid")
+        parse_emergency("pulumi config set --stack prod a 1 && curl https://example.invalid")
+    with pytest.raises(LabError, match="cannot follow"):  # a command for whichever stack is selected
+        parse_emergency("pulumi config set a 1 && pulumi up --stack prod --target 'urn:x$y::z'")
     with pytest.raises(LabError, match="targets no resource"):
-        parse_emergency("pulumi config set a 1")
+        parse_emergency("pulumi config set --stack prod a 1")
 
 
 def test_the_edge_follows_each_records_target(tmp_path: Path) -> None:
@@ -133,17 +137,20 @@ def test_up_is_fast(lab: Any) -> None:
 def test_certificates_are_installed_before_the_first_caddyfile(lab: Any) -> None:
     """The public certificate: one order at pebble (DNS-01 against the lab's knot) for the zone and
     *.zone; the origin certificate: the Cloudflare stand-in's Origin CA. Both are on the VPS as the plan's
-    commands put them there, each before any Caddyfile existed."""
+    commands put them there, each while the caddy package's own Caddyfile was still the live one."""
     public, origin = lab.certificates["public"], lab.certificates["origin"]
     assert public["issuer"].startswith("Pebble Intermediate CA") and public["names"] == ["mana.how", "*.mana.how"]
     assert public["orders"] == 1 and lab.acme_orders() == 1  # and none since
     assert origin["issuer"] == "CloudFlare Origin SSL ECC CA (mana-lab stand-in)"
     assert origin["names"] == ["mana.how", "*.mana.how"]
-    for certificate in (public, origin):
-        assert certificate["install_output"].endswith("is in place, for the Caddyfile to come"), certificate
-    proc = lab.ssh("cat /etc/caddy/certs/public.pem; echo ===; cat /etc/caddy/certs/origin.pem")
+    for name, certificate in (("public", public), ("origin", origin)):
+        assert certificate["install_output"].endswith(f"/etc/caddy/certs/{name}.pem is live"), certificate
+    proc = lab.ssh("cat /etc/caddy/certs/public.pem; echo ===; cat /etc/caddy/certs/origin.pem; echo ===;"
+                   " cat /etc/caddy/Caddyfile.previous")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    installed_public, installed_origin = proc.stdout.split("===\n")
+    installed_public, installed_origin, replaced = proc.stdout.split("===\n")
+    # What the program's first Caddyfile replaced: the package's own (a new server serves it at first).
+    assert "mana-infra" not in replaced and "file_server" in replaced
     assert installed_public == public["pem"] and installed_origin == origin["pem"]
     assert public["pem"].count("BEGIN CERTIFICATE") == 2 and "PRIVATE KEY-----" in public["pem"]  # chain, key
     # Through pebble: DNS-01 at knot, dynamic updates from the operator's address only.
@@ -190,18 +197,29 @@ def test_wireguard_handshake(lab: Any) -> None:
 
 
 def test_ssh_to_vps_sees_the_lab_at_the_production_paths(lab: Any) -> None:
-    """An SSH session on the VPS finds the lab's /etc/caddy, the lab's systemctl running Caddy, and the
-    standby's wg0 under the lab's interface name."""
+    """An SSH session on the VPS is on a machine booted from the plan's user data, in a root of its
+    own: the lab's systemctl running Caddy, the standby's wg0 from cloud-init's wg0.conf, sshd with the
+    user data's hardening in force; none of it on the host."""
     proc = lab.ssh(
         "cat /etc/caddy/global.d/lab.caddy; command -v systemctl; systemctl is-active caddy && echo up;"
-        " command -v wg; wg show wg0 listen-port"
+        " command -v wg; wg show wg0 listen-port; cloud-init status"
     )
     assert proc.returncode == 0, proc.stderr
     assert "local_certs" not in proc.stdout  # nothing asks ACME; if a site did, pebble would count it
     assert f"acme_ca https://{topo.ACME_IP}:{topo.ACME_PORT}/dir\n" in proc.stdout
-    assert f"{VPS_BIN}/systemctl\nup\n{VPS_BIN}/wg\n{topo.WG_LISTEN_PORT}\n" in proc.stdout
-    proc = lab.ssh("ip -4 -br addr show wan0")
-    assert topo.VPS_IP in proc.stdout
+    assert proc.stdout.endswith(f"{VPS_BIN}/systemctl\nup\n/usr/bin/wg\n{topo.WG_LISTEN_PORT}\nstatus: done\n")
+    proc = lab.ssh("ip -4 -br addr show wan0; cmp /etc/wireguard/wg0.conf - && echo same", input=wg_server_conf(lab))
+    assert topo.VPS_IP in proc.stdout and proc.stdout.endswith("same\n"), proc.stdout + proc.stderr
+    # The user data's sshd drop-in is in force (Ubuntu's order: drop-ins first).
+    proc = lab.ssh("/usr/sbin/sshd -T -f /etc/ssh/sshd_config | grep -E '^(passwordauthentication|permitrootlogin) '")
+    assert proc.stdout.split("\n")[:2] == ["permitrootlogin without-password", "passwordauthentication no"], proc
+    assert not Path("/etc/wireguard/wg0.conf").exists() and not Path("/etc/caddy/certs").exists()
+
+
+def wg_server_conf(lab: Any) -> str:
+    """The VPS's wg0.conf as the user data writes it."""
+    document = yaml.safe_load(lab.artifacts["cloud-init.yaml"])
+    return next(f["content"] for f in document["write_files"] if f["path"] == "/etc/wireguard/wg0.conf")
 
 
 def test_an_acme_order_would_be_counted(lab: Any) -> None:
