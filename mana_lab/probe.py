@@ -17,7 +17,8 @@ Request (all keys but ``hosts`` optional)::
      "until": "ok" | "fail", # until_ok: wait until every host is ok (default) or every host fails
      "deadline": 30,         # until_ok: give up after this many seconds
      "interval": 0.2,        # until_ok / loop: pause between sweeps
-     "duration": 5, "max_requests": 500}   # loop: bounds
+     "duration": 5, "max_requests": 500,   # loop: bounds
+     "stop_file": "/path"}   # loop: also stops once this file exists (a run of unknown length)
 
 Result: {"results": [...], "elapsed": s, "all_ok": bool, "sweeps": n, "requests": n, "failures": n}
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import random
 import socket
 import ssl
@@ -238,6 +240,8 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             if mode == "until_ok" and (done or elapsed >= req.get("deadline", 30)):
                 break
             if mode == "loop" and (elapsed >= req.get("duration", 5) or requests >= req.get("max_requests", 500)):
+                break
+            if mode == "loop" and req.get("stop_file") and os.path.exists(req["stop_file"]):
                 break
             time.sleep(req.get("interval", 0.2))
     return {

@@ -746,7 +746,11 @@ class CloudflareApi:
             "certificate": pem,
             "csr": csr,
             "expires_on": expires.strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
-            "hostnames": list(hostnames),
+            # Cloudflare keeps (and answers) the hostnames in its own order, not the request's: sorted,
+            # so a wildcard comes first. cloudflare/terraform-provider-cloudflare#6239 and #5392 (the
+            # provider's Read takes this order and forces a replacement when the program's differs);
+            # its own import test, internal/services/origin_ca_certificate, expects ["*.d", "d"].
+            "hostnames": sorted(hostnames),
             "request_type": request_type,
             "requested_validity": int(validity),
             "revoked_at": None,

@@ -116,6 +116,9 @@ RRSET_NAME = re.compile(
 TXT_VALUE = re.compile(r'^"(?:[^"\\]|\\.){0,255}"(?: "(?:[^"\\]|\\.){0,255}")*$')
 
 ServerHook = Callable[[dict[str, Any]], None]
+FirewallHook = Callable[[int, list[dict[str, Any]]], None]
+"""Called with a server's id and every rule of the firewalls now applied to it (the lab's machine
+enforces them)."""
 ZoneHook = Callable[[str, list[dict[str, Any]]], None]
 
 
@@ -307,6 +310,7 @@ class HetznerCloud:
         on_server_created: ServerHook | None = None,
         on_server_deleted: ServerHook | None = None,
         on_zone_changed: ZoneHook | None = None,
+        on_firewall_changed: FirewallHook | None = None,
         ipv4_pool: Sequence[str] = DEFAULT_IPV4_POOL,
         ipv6_pool: Sequence[str] = DEFAULT_IPV6_POOL,
         nameservers: Sequence[str] = DEFAULT_NAMESERVERS,
@@ -317,6 +321,7 @@ class HetznerCloud:
         self.on_server_created = on_server_created
         self.on_server_deleted = on_server_deleted
         self.on_zone_changed = on_zone_changed
+        self.on_firewall_changed = on_firewall_changed
         self.ipv4_pool = tuple(ipv4_pool)
         self.ipv6_pool = tuple(ipv6_pool)
         self.nameservers = [ns if ns.endswith(".") else ns + "." for ns in nameservers]
@@ -954,6 +959,20 @@ class HetznerCloud:
             raise HetznerError("firewall_already_applied", "firewall was already applied on resource")
         server["firewalls"].append(firewall["id"])
         firewall["applied_to"].append({"type": "server", "server": {"id": server["id"]}})
+        self._firewall_changed(server)
+
+    def _server_rules(self, server: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every rule of every firewall applied to the server: what its traffic meets."""
+        return [
+            copy.deepcopy(rule)
+            for firewall_id in server["firewalls"]
+            for rule in self.state["firewalls"].get(str(firewall_id), {}).get("rules", [])
+        ]
+
+    def _firewall_changed(self, server: Mapping[str, Any]) -> None:
+        if self.on_firewall_changed is not None:
+            callback, server_id, rules = self.on_firewall_changed, int(server["id"]), self._server_rules(server)
+            self.store.after_unlock(lambda: callback(server_id, rules))
 
     def _remove_firewall(self, firewall: dict[str, Any], server: dict[str, Any]) -> None:
         if firewall["id"] not in server["firewalls"]:
@@ -962,6 +981,7 @@ class HetznerCloud:
         firewall["applied_to"] = [
             entry for entry in firewall["applied_to"] if entry.get("server", {}).get("id") != server["id"]
         ]
+        self._firewall_changed(server)
 
     def _get_firewall(self, request: Request, params: dict[str, str]) -> Response:
         return Response(200, {"firewall": copy.deepcopy(self._firewall(params["id"]))})
@@ -995,6 +1015,9 @@ class HetznerCloud:
             item["rules"] = self._rules(body["rules"])
             actions = [self._action("set_firewall_rules", [(item["id"], "firewall")])]
             for entry in item["applied_to"]:
+                server = self.state["servers"].get(str(entry["server"]["id"]))
+                if server is not None:
+                    self._firewall_changed(server)
                 actions.append(
                     self._action("apply_firewall", [(item["id"], "firewall"), (entry["server"]["id"], "server")])
                 )
@@ -1077,6 +1100,7 @@ class HetznerCloud:
         view["user_data"] = server["user_data"]
         view["ssh_keys"] = [key["public_key"] for key in server["ssh_keys"]]
         view["ssh_key_ids"] = [key["id"] for key in server["ssh_keys"]]
+        view["firewall_rules"] = self._server_rules(server)
         return view
 
     def _list_servers(self, request: Request, params: dict[str, str]) -> Response:
