@@ -214,9 +214,18 @@ class OfflineClouds(pulumi_mocks.Mocks):
             state["ipAddress"] = OFFLINE_IPV4 if args.inputs.get("type") == "ipv4" else OFFLINE_IPV6_NETWORK
         elif args.typ == "hcloud:index/server:Server":
             state.update(ipv4Address=OFFLINE_IPV4, ipv6Address=OFFLINE_IPV6, status="running")
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            # As the provider does it: the result a secret, the id "none" (terraform-provider-random's
+            # random_password; pulumi-random computes no other id for it, where it makes a RandomBytes'
+            # id its base64 value).
+            seed = hashlib.sha256(f"mana-infra offline key {args.name}".encode()).hexdigest()
+            state["result"] = _secret(seed[: int(args.inputs["length"])])
+            resource_id = "none"
         elif args.typ == "random:index/randomBytes:RandomBytes":
+            # pulumi-random's computeRandomBytesID: the id is the base64 value itself, never a secret.
             raw = hashlib.sha256(f"mana-infra offline key {args.name}".encode()).digest()[: int(args.inputs["length"])]
             state.update(base64=_secret(base64.b64encode(raw).decode()), hex=_secret(raw.hex()))
+            resource_id = base64.b64encode(raw).decode()
         elif args.typ == "command:remote:Command":
             state.update(stdout="(offline plan: not run)", stderr="")
         elif args.typ == "hcloud:index/zone:Zone":

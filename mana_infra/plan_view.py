@@ -87,8 +87,8 @@ def summary(resource_type: str, inputs: Mapping[str, Any]) -> str:
         )
     if kind == "Command":
         return f"apply-caddyfile.sh over SSH, triggers {inputs.get('triggers')}"
-    if kind == "RandomBytes":
-        return f"{inputs.get('length')} random bytes (WireGuard private key)"
+    if kind == "RandomPassword":
+        return f"{inputs.get('length')} random characters (a WireGuard private key's seed, secret)"
     if kind == "SshKey":
         return str(inputs.get("name"))
     if kind == "Zone":

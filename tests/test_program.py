@@ -227,6 +227,22 @@ def test_secrets_stay_secret_in_what_the_engine_receives() -> None:
         assert secret not in printed
 
 
+def test_no_resource_id_is_a_secret() -> None:
+    """Resource ids are never secret, and the offline cloud gives them as the providers do (pulumi-random
+    makes a RandomBytes' id its base64 value): no WireGuard private key may be one."""
+    result = plan_of("prod")
+    keys = {
+        line.split(" = ", 1)[1]
+        for name in ("wg0-server.conf", "wg0-macmini.conf")
+        for line in result.artifacts[name].splitlines()
+        if line.startswith("PrivateKey = ")
+    }
+    assert len(keys) == 2
+    ids = {resource.name: resource.id for resource in result.resources}
+    assert not {name for name, resource_id in ids.items() if resource_id in keys}
+    assert ids["wireguard-vps"] == ids["wireguard-macmini"] == "none"
+
+
 def test_secret_outputs_awaited_from_the_program() -> None:
     async def check(standby: Standby) -> None:
         assert await standby.user_data.is_secret()

@@ -1,4 +1,4 @@
-"""WireGuard keys that survive every `pulumi up`: random bytes kept in the state."""
+"""WireGuard keys that survive every `pulumi up`: randomness kept (as a secret) in the state."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_random as random
 
-from ..wgkeys import wireguard_public_key
+from ..wgkeys import wireguard_private_key, wireguard_public_key
 
 
 class WireGuardKeysArgs(TypedDict):
@@ -44,9 +44,13 @@ class WireGuardKeys(pulumi.ComponentResource):
 
 
 def _key_pair(name: str, opts: pulumi.ResourceOptions) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-    # 32 random bytes are a WireGuard private key as they are: wg clamps them, and so does X25519.
-    seed = random.RandomBytes(name, length=32, opts=opts)
-    private_key: pulumi.Output[str] = pulumi.Output.secret(seed.base64)
-    # The provider marks base64 secret, and a value derived from a secret stays secret; a public key is not.
-    public_key = pulumi.Output.unsecret(seed.base64.apply(wireguard_public_key))
+    # Not random.RandomBytes: pulumi-random makes its base64 value the resource's id (ids cannot be
+    # secret; provider/resources.go, computeRandomBytesID), which puts a private key in plaintext into
+    # the state and every preview. A RandomPassword's id is "none" and its result a secret; 64
+    # alphanumerics (~381 bits) hashed with SHA-256 are 32 uniformly random bytes, a private key as
+    # they are: wg clamps them, and so does X25519.
+    seed = random.RandomPassword(name, length=64, special=False, opts=opts)
+    private_key: pulumi.Output[str] = pulumi.Output.secret(seed.result.apply(wireguard_private_key))
+    # A value derived from a secret stays secret; a public key is not.
+    public_key = pulumi.Output.unsecret(private_key.apply(wireguard_public_key))
     return private_key, public_key
