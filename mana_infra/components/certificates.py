@@ -70,7 +70,10 @@ class Certificates(pulumi.ComponentResource):
         origin = cloudflare.OriginCaCertificate(
             f"{name}-origin",
             csr=request.cert_request_pem,
-            hostnames=names,
+            # In Cloudflare's own order: it answers them sorted (the wildcard first), and the provider
+            # replaces the certificate when a refresh finds another order than the program's
+            # (cloudflare/terraform-provider-cloudflare#6239).
+            hostnames=sorted(names),
             request_type="origin-ecc",
             requested_validity=ORIGIN_CA_VALIDITY_DAYS,
             opts=child,
