@@ -384,6 +384,15 @@ class Verdict:
     label: str = ""
 
 
+def adoption_lines(stack: str, adopted: Sequence[tuple[str, str]]) -> list[str]:
+    """One `pulumi config set-all` that fills adoptRecords for every host, as lines to paste: each ends
+    in a backslash but the last, so the shell reads them as the one command."""
+    parts = [f"pulumi config set-all --stack {stack} --path"] + [
+        f"  --plaintext 'adoptRecords[\"{host}\"]={import_id}'" for host, import_id in adopted
+    ]
+    return [f"  {part} \\" for part in parts[:-1]] + [f"  {parts[-1]}"]
+
+
 def config_command(stack: str, host: str, import_id: str) -> str:
     return f"pulumi config set --stack {stack} --path 'adoptRecords[\"{host}\"]' {import_id}"
 
@@ -797,9 +806,12 @@ def render(header: list[str], verdicts: Sequence[Verdict], origin: Verdict, stac
 
     lines.append("")
     if adopts:
-        lines.append(f"Before the first `pulumi up`, run these ({count(len(adopts), 'host')} to adopt):")
-        lines += [f"  {config_command(stack, verdict.host, str(verdict.import_id))}" for verdict in adopts]
-        lines.append("Then `pulumi up`; the run after: `pulumi config rm adoptRecords && pulumi up`.")
+        lines.append(f"Before the first `pulumi up`, run this ({count(len(adopts), 'host')} to adopt):")
+        lines += adoption_lines(stack, [(verdict.host, str(verdict.import_id)) for verdict in adopts])
+        lines += [
+            f"Then `pulumi up --stack {stack}`; the run after:",
+            f"  pulumi config rm --stack {stack} adoptRecords && pulumi up --stack {stack}",
+        ]
     else:
         lines.append("Nothing to adopt.")
     lines.append("")

@@ -31,7 +31,8 @@ TUNNEL_ID = "00000000-0000-4000-8000-000000000000"
 TUNNEL = f"{TUNNEL_ID}.cfargotunnel.com"
 CURL = 'curl -sS -H "Authorization: Bearer $CLOUDFLARE_API_TOKEN"'
 API = "https://api.cloudflare.com/client/v4"
-CONFIG_LINE = re.compile(r"^  pulumi config set --stack prod --path 'adoptRecords\[\"([^\"]+)\"\]' (\S+)$", re.M)
+# One line of the one `pulumi config set-all` adopt prints for every host to adopt.
+CONFIG_LINE = re.compile(r"^    --plaintext 'adoptRecords\[\"([^\"]+)\"\]=(\S+)'(?: \\)?$", re.M)
 
 
 @dataclass
@@ -162,10 +163,16 @@ def test_safe_adoption_exits_0_and_its_commands_are_what_the_program_imports(
     assert result.code == 0, result.err
     assert f"  zone id {ZONE_ID} (from cloudflareZoneId)\n" in result.out
     assert "conflict" not in result.out.replace("0 conflicts", "")
+    # One command for every host, in lines that each end in a backslash but the last (one command pasted).
+    command = re.findall(
+        r"^  (pulumi config set-all --stack prod --path \\\n(?:    --plaintext .*\n)+)", result.out, re.M
+    )
+    assert len(command) == 1 and command[0].count(" \\\n") == 27 and command[0].count("\n") == 28, result.out
     assert result.out.endswith(
-        "Before the first `pulumi up`, run these (27 hosts to adopt):\n"
-        + "".join(f"  {line}\n" for line in re.findall(r"^  (pulumi config set .*)$", result.out, re.M))
-        + "Then `pulumi up`; the run after: `pulumi config rm adoptRecords && pulumi up`.\n"
+        "Before the first `pulumi up`, run this (27 hosts to adopt):\n"
+        + f"  {command[0]}"
+        + "Then `pulumi up --stack prod`; the run after:\n"
+        "  pulumi config rm --stack prod adoptRecords && pulumi up --stack prod\n"
         "\n"
         "27 hosts: 27 to adopt, 0 to create, 0 conflicts; the origin name\n"
         "standby.mana.how: free.\n"
@@ -187,7 +194,8 @@ def test_every_line_but_the_commands_fits_80_columns(adopt: Callable[..., Run], 
         "--records", answer(tmp_path / "r.json", records), "--zone-id", ZONE_ID, "--project-dir", project_with(tmp_path)
     )
     assert result.code == 1
-    long = [line for line in result.out.splitlines() if len(line) > 80 and not line.lstrip().startswith("pulumi ")]
+    commands = ("pulumi ", "--plaintext ")
+    long = [line for line in result.out.splitlines() if len(line) > 80 and not line.lstrip().startswith(commands)]
     assert long == []
 
 
