@@ -37,3 +37,41 @@ class InputError(pulumi.RunError):
 def raise_if_any(problems: list[Problem]) -> None:
     if problems:
         raise InputError(problems)
+
+
+# The clouds whose answers the program reads while it runs (invokes), and what to check when one fails.
+CLOUD_APIS = {
+    "hcloud": (
+        "the Hetzner Cloud API",
+        "check the token (pulumi config set --secret hcloud:token <read & write token>) and, if set, "
+        "hcloud:endpoint; Hetzner's status: https://status.hetzner.com",
+    ),
+    "cloudflare": (
+        "Cloudflare's API",
+        "check the token (pulumi config set --secret cloudflare:apiToken <token>) and, if set, "
+        "cloudflare:baseUrl; if Cloudflare itself is down or the token revoked, the stack's emergencyCutover "
+        "output is the way that needs no Cloudflare call",
+    ),
+}
+
+
+class CloudError(pulumi.RunError):
+    """A cloud's API did not answer a question the program asked it (an invoke): said in one
+    paragraph, with what to check, and without the Python traceback Pulumi would print otherwise."""
+
+    def __init__(self, token: str, reason: str) -> None:
+        package = token.split(":", 1)[0]
+        api, fix = CLOUD_APIS.get(package, (f"the {package} provider", "check its configuration"))
+        function = token.rsplit(":", 1)[-1]
+        super().__init__(f"mana-infra: {api} did not answer ({function}): {reason}\n    fix: {fix}")
+
+
+def cloud_error(error: Exception) -> CloudError | None:
+    """The CloudError for a failed invoke (Pulumi raises a plain Exception "invoke of TOKEN failed: ...")."""
+    text = str(error)
+    if not text.startswith("invoke of "):
+        return None
+    token = text.removeprefix("invoke of ").split(" ", 1)[0]
+    # The provider's own last words carry the reason (e.g. "dial tcp ...: connection refused").
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return CloudError(token, lines[-1] if lines else text)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import pytest
 
@@ -19,6 +19,9 @@ from mana_infra import plan as offline
 from mana_infra.config import StandbyConfig, read_stack_config
 from mana_infra.program import Standby, build
 from mana_infra.project import Project
+
+if TYPE_CHECKING:
+    from mana_lab.engine import Engine
 
 # This checkout: the project around the tests' own folder.
 PROJECT = Project.find(Path(__file__).parent)
@@ -100,6 +103,16 @@ def require_engine() -> str:
         "pulumi",
         "needs the Pulumi CLI (`make engine` builds it; `make test` does)",
     )
+
+
+def require_full_engine() -> Engine:
+    """The real engine with its Python language host and the pinned provider plugins (`make engine`)."""
+    from mana_lab.engine import find
+
+    found = find(PROJECT_DIR)
+    if isinstance(found, str):
+        unavailable(found)
+    return found
 
 
 def require_tools(*tools: str) -> None:
