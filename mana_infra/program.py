@@ -15,7 +15,7 @@ from .components.secondary_dns import SecondaryDns, read_mirrored_records
 from .components.standby_server import StandbyServer
 from .components.wireguard import WireGuardKeys
 from .config import RehearsalConfig, StandbyConfig, read_stack_config
-from .errors import InputError, Problem
+from .errors import InputError, Problem, cloud_error
 from .mirror import Unmirrored, mirror_extra_records
 from .model import CLOUDFLARE_API, DnsRecord, tunnel_target
 from .project import Project
@@ -62,10 +62,16 @@ def run(project: Project | None = None) -> None:
     """Entry point of `pulumi up` (and of the offline plan, under the mock engine). The Pulumi CLI
     runs the program in the project's folder, where the project is found."""
     config = read_stack_config(project or Project.find())
-    if isinstance(config, RehearsalConfig):
-        export_rehearsal(config, build_rehearsal(config))
-    else:
-        export(config, build(config))
+    try:
+        if isinstance(config, RehearsalConfig):
+            export_rehearsal(config, build_rehearsal(config))
+        else:
+            export(config, build(config))
+    except Exception as error:  # an invoke's failure: the cloud's words, not a traceback
+        failed = cloud_error(error)
+        if failed is None:
+            raise
+        raise failed from None
 
 
 def build(config: StandbyConfig) -> Standby:
@@ -297,6 +303,14 @@ def build_secondary_dns(
     return secondary, tuple(unmirrored)
 
 
+def emergency_cutover(stack: str, zone_id: str, caddy_urn: str) -> str:
+    """The commands that flip the VPS alone, touching nothing at Cloudflare. Every one names its stack:
+    the selected stack may be another (after `pulumi stack init failover`, it is the rehearsal's)."""
+    settings = {"cloudflareZoneId": zone_id, "cloudflareReachable": "false", "failoverVia": "dns", "mode": "failover"}
+    steps = [f"pulumi config set --stack {stack} {key} {value}" for key, value in settings.items()]
+    return " && ".join([*steps, f"pulumi up --stack {stack} --target '{caddy_urn}'"])
+
+
 def export(config: StandbyConfig, standby: Standby) -> None:
     """The stack outputs: what the operator, `mana-infra check` and the rehearsal stack read."""
     pulumi.export("mode", config.mode)
@@ -313,13 +327,7 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     # Cloudflare's API down or the token revoked: flip the VPS alone, touching nothing at Cloudflare.
     pulumi.export(
         "emergencyCutover",
-        standby.caddy.command_urn.apply(
-            lambda urn: (
-                f"pulumi config set cloudflareZoneId {standby.zone_id} && "
-                "pulumi config set cloudflareReachable false && pulumi config set failoverVia dns && "
-                f"pulumi config set mode failover && pulumi up --target '{urn}'"
-            )
-        ),
+        standby.caddy.command_urn.apply(lambda urn: emergency_cutover(config.stack, standby.zone_id, urn)),
     )
     if standby.secondary is not None:
         pulumi.export("secondaryDnsNameservers", standby.secondary.nameservers)

@@ -102,14 +102,14 @@ def _command(resources: list[Any], name: str, what: str) -> dict[str, Any]:
 
 
 def parse_emergency(text: str) -> tuple[dict[str, str], str]:
-    """The ``emergencyCutover`` output (``pulumi config set K V && ... && pulumi up --target URN``):
-    the config it sets and the one resource it targets."""
+    """The ``emergencyCutover`` output (``pulumi config set --stack S K V && ... && pulumi up --stack S
+    --target URN``): the config it sets and the one resource it targets. Every command names its stack."""
     overrides: dict[str, str] = {}
     target = ""
     for part in text.split("&&"):
         argv = shlex.split(part)
-        if argv[:3] == ["pulumi", "config", "set"] and len(argv) == 5:
-            overrides[argv[3]] = argv[4]
+        if argv[:3] == ["pulumi", "config", "set"] and argv[3:4] == ["--stack"] and len(argv) == 7:
+            overrides[argv[5]] = argv[6]
         elif argv[:2] == ["pulumi", "up"] and "--target" in argv:
             target = argv[argv.index("--target") + 1]
         else:

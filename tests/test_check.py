@@ -57,8 +57,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 GOOD_TOKEN = "good-token-" + "x" * 40
 BAD_TOKEN = "revoked-token-" + "y" * 40
 EMERGENCY = (
-    "pulumi config set cloudflareZoneId 0123456789abcdef0123456789abcdef && pulumi config set cloudflareReachable "
-    "false && pulumi config set mode failover && pulumi up --target "
+    "pulumi config set --stack prod cloudflareZoneId 0123456789abcdef0123456789abcdef && pulumi config set --stack "
+    "prod cloudflareReachable false && pulumi config set --stack prod mode failover && pulumi up --stack prod --target "
     "'urn:pulumi:prod::mana-infra::mana-infra:index:CaddyConfig$command:remote:Command::caddy-apply'"
 )
 
@@ -1085,10 +1085,10 @@ def test_shell_lines_keep_one_command() -> None:
     assert shell_lines("mana-infra cutover --via dns", 100) == ["    mana-infra cutover --via dns"]
     lines = shell_lines(EMERGENCY, 100)
     assert lines == [
-        "    pulumi config set cloudflareZoneId 0123456789abcdef0123456789abcdef \\",
-        "    && pulumi config set cloudflareReachable false \\",
-        "    && pulumi config set mode failover \\",
-        "    && pulumi up --target \\",
+        "    pulumi config set --stack prod cloudflareZoneId 0123456789abcdef0123456789abcdef \\",
+        "    && pulumi config set --stack prod cloudflareReachable false \\",
+        "    && pulumi config set --stack prod mode failover \\",
+        "    && pulumi up --stack prod --target \\",
         "    'urn:pulumi:prod::mana-infra::mana-infra:index:CaddyConfig$command:remote:Command::caddy-apply'",
     ]
     assert " ".join(line.strip().removesuffix(" \\") for line in lines) == EMERGENCY
