@@ -22,7 +22,7 @@ DELEGATED = {
     "cutover": "cut over to the standby VPS (--via edge|dns): pre-flight, pulumi up, every host green, timed",
     "failback": "fail back to the Cloudflare Tunnel: pulumi up, every host green through the tunnel, timed",
     "check": "health of both paths: DNS, the tunnel, the standby VPS, WireGuard",
-    "lab": "the failover lab in network namespaces (Linux, root, a checkout of the repository): up, down, drill",
+    "lab": "the failover lab in network namespaces (Linux, root, a checkout): up, down, status, drill, e2e",
 }
 
 

@@ -44,10 +44,10 @@ class Engine(Protocol):
         """Set (a value) or remove (None) project config keys."""
 
     def preview(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
-        """Preview; on_step(op, resource name) per step; the count of each op."""
+        """Preview; on_step(op, resource URN) per step that is not `same`; the count of each op."""
 
     def up(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
-        """Update; on_step(op, resource name) per step; the count of each op."""
+        """Update; on_step(op, resource URN) per step that is not `same`; the count of each op."""
 
     def outputs(self) -> dict[str, Any]:
         """The stack's outputs, secrets left out."""
@@ -73,6 +73,9 @@ class Verdict:
     previewed: bool = False
     hosts: int = 0
     green_hosts: int = 0
+    steps: list[dict[str, str]] = field(default_factory=list)
+    """Every step of the engine that was not `same`: {"type", "name", "op"} (op as Pulumi reports the
+    step; a replacement is one "replace")."""
 
     @property
     def exit_code(self) -> int:
@@ -86,6 +89,7 @@ class Verdict:
             "hosts": self.hosts,
             "green_hosts": self.green_hosts,
             "stages": [{"name": s.name, "seconds": s.seconds, "ok": s.ok, "detail": s.detail} for s in self.stages],
+            "steps": self.steps,
         }
 
 
@@ -177,8 +181,11 @@ def run(
     engine.set_config(switch.config())
     stage("configuration", started, True, ", ".join(f"{k}={v}" for k, v in switch.config().items()))
 
-    def step(op: str, name: str) -> None:
-        log(f"    {op:<8} {name}")
+    def step(op: str, urn: str) -> None:
+        found = resource_step(op, urn)
+        if found not in verdict.steps:
+            verdict.steps.append(found)
+        log(f"    {op:<8} {found['name']}")
 
     started = clock()
     if preview:
@@ -215,6 +222,17 @@ def run(
             stage("every host green", started, False, detail)
             return verdict
         sleep(interval)
+
+
+# How Pulumi names the parts of one replacement; reported as the one step "replace".
+REPLACEMENT_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "discard-replaced"})
+
+
+def resource_step(op: str, urn: str) -> dict[str, str]:
+    """A step as reports give it: the resource's type token and name (from its URN), and the op."""
+    qualified, _, name = urn.rpartition("::")
+    kind = qualified.rpartition("::")[2].rpartition("$")[2]
+    return {"type": kind, "name": name, "op": "replace" if op in REPLACEMENT_OPS else op}
 
 
 def _counts(counts: Mapping[str, int]) -> str:
@@ -271,7 +289,7 @@ class AutomationEngine:
         def handle(event: Any) -> None:
             pre = event.resource_pre_event
             if pre is not None and str(pre.metadata.op.value) != "same":
-                on_step(str(pre.metadata.op.value), pre.metadata.urn.split("::")[-1])
+                on_step(str(pre.metadata.op.value), pre.metadata.urn)
 
         return handle
 

@@ -55,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="after the WAN change, wait for the PersistentKeepalive (up to 25 s) instead of a "
         "packet from the Mac Mini at once",
     )
+    p_e2e = sub.add_parser(
+        "e2e",
+        help="the operator's runs through the real Pulumi engine against the stand-in clouds, the lab as "
+        "their machines (`make engine` first)",
+    )
+    p_e2e.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     args = parser.parse_args(list(argv) if argv is not None else None)
 
     from .system import LabError, cleanup_leftovers
@@ -87,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             print(status_text())
             return 0
+        if args.command == "e2e":
+            return _e2e(args)
         if args.command == "drill":
             from .drill import run_drill
             from .inputs import inputs_from_plan
@@ -113,6 +121,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log("lab: interrupted; cleaned up")
         return 130
     return 2
+
+
+def _e2e(args: argparse.Namespace) -> int:
+    from mana_infra.project import find_project_dir
+
+    from . import engine
+    from .e2e import run_e2e
+    from .system import LabError
+
+    project_dir = find_project_dir(args.project_dir)
+    found = engine.find(project_dir)
+    if isinstance(found, str):
+        raise LabError(f"the end-to-end runs {found}")
+    _log(f"e2e: Pulumi {found.version}, plugins " + ", ".join(f"{n} {v}" for n, v in sorted(found.plugins.items())))
+    report = run_e2e(Path(args.workdir) / "e2e", found, project_dir, _log)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2), flush=True)
+    else:
+        failed = [run.name for run in report.runs if not run.ok]
+        verdict = "passed" if report.ok else "FAILED (" + ", ".join(failed or ["see above"]) + ")"
+        print(f"e2e {verdict}: {len(report.runs)} runs in {report.seconds:.1f} s", flush=True)
+    return 0 if report.ok else 1
 
 
 def status_text() -> str:

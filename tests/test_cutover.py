@@ -13,6 +13,8 @@ from mana_infra import cli, cutover
 
 from .support import copy_project, local_backend, require_engine
 
+URN = "urn:pulumi:prod::mana-infra::"
+
 
 class FakeEngine:
     """The stack's config and outputs as Pulumi would keep them; `up` makes the outputs follow the mode."""
@@ -34,15 +36,15 @@ class FakeEngine:
 
     def preview(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
         self.calls.append("preview")
-        on_step("update", "dns-auth.mana.how")
+        on_step("update", URN + "cloudflare:index/dnsRecord:DnsRecord::dns-auth.mana.how")
         return {"update": 28, "same": 40}
 
     def up(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
         self.calls.append("up")
         if self.fail:
             raise RuntimeError(f"error: {self.fail}")
-        on_step("update", "caddy-apply")
-        on_step("update", "dns-auth.mana.how")
+        on_step("update", URN + "mana-infra:index:CaddyConfig$command:remote:Command::caddy-apply")
+        on_step("update", URN + "cloudflare:index/dnsRecord:DnsRecord::dns-auth.mana.how")
         self._outputs = {**self._outputs, "mode": self.config["mode"]}
         return {"update": 28, "same": 40}
 

@@ -1,0 +1,694 @@
+"""The operator's runs through the real engine, in the lab: ``mana-infra lab e2e [--json]``.
+
+The real Pulumi CLI, its Python language host and the six provider plugins (``make engine``) run the
+program of a copy of this project, set up exactly with the README's commands, against the stand-in
+Hetzner and Cloudflare APIs of a ``World`` (world.py), whose machines are the lab's: the servers the
+Hetzner API creates boot from the program's user data, the Cloudflare records are the zone the lab's
+DNS serves and the edge follows, the certificate comes from the lab's pebble by DNS-01 at the
+Cloudflare API. Everything runs on the operator's machine, the lab's client namespace (inside
+``sshAllowedCidrs``), with its own PULUMI_HOME and a local backend.
+
+The runs, in order, each judged on the CLI's own JSON (``--json``: the engine's events), the
+stand-ins' request logs and ``mana-infra check`` in the lab:
+
+- ``up-tunnel``: prod from empty state while the tunnel's records exist, adopted as the README says
+  (``mana-infra adopt`` on the saved answers, the one command it prints): every inventory record
+  imported, none created twice, no request through the edge failed during the run; then the Mac
+  Mini's WireGuard from the stack's output, and check green;
+- ``up-after-adoption``: ``pulumi config rm adoptRecords && pulumi up``: the records' comment, in place;
+- ``up-noop``, ``refresh``, ``up-after-refresh``: nothing changes, no drift, nothing replaced after it;
+- ``cutover``, ``failback``, ``cutover-dns``: ``mana-infra cutover --via edge|dns --yes`` and
+  ``mana-infra failback --yes``: the inventory records updated in place, the Caddy command replaced,
+  no cloud resource created, replaced or deleted, the verdict green; ``failback-by-hand``: the README's
+  ``pulumi config set mode tunnel && pulumi up``;
+- ``rehearsal-up``, ``rehearsal-destroy``: the failover stack with only what the README has the
+  operator set; check green on its test hostname; after the destroy its site file is gone and a prod
+  ``up`` changes nothing;
+- ``emergency``: the Cloudflare API unreachable, the stack's ``emergencyCutover`` exactly as printed:
+  no packet to Cloudflare, the VPS serves every host, the mirror holds every host; then back;
+- ``policy``: ``pulumi preview --policy-pack policy`` passes on prod and blocks a change that lifts
+  the protection of the primary IPs;
+- ``replace-server``: a new image, protection on, as the README documents it: the server replaced
+  at the same primary IPs, the Mac Mini's WireGuard back by itself, check green;
+- ``key-exists``: the operator's SSH key uploaded to the Hetzner project by hand: the preview uses it
+  and uploads none;
+- ``secrets``: ``pulumi stack export`` holds no private key and no token in plaintext.
+
+A confirmation prompt is answered as a terminal's operator answers it: PULUMI_SKIP_CONFIRMATIONS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mana_infra.cutover import resource_step
+from mana_infra.inventory import load_inventory
+
+from . import topology as topo
+from .engine import Engine
+from .system import LabError, netns_exec_argv
+from .world import World
+
+TUNNEL_ID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
+HCLOUD_TOKEN = "lab" + "h" * 61  # the provider insists on 64 characters
+CLOUDFLARE_TOKEN = "lab" + "c" * 37  # and on 40 or more
+STACK_FILES = (
+    "Pulumi.yaml",
+    "Pulumi.prod.yaml",
+    "Pulumi.failover.yaml",
+    "services.yaml",
+    "__main__.py",
+    "requirements.txt",
+)
+CHANGE_KEYS = ("create", "update", "replace", "delete", "same")
+# Records of the zone beside the inventory, as a real zone has them: the mirror copies them.
+EXTRA_RECORDS = (
+    {"type": "MX", "name": "@", "content": "mail.example.net", "priority": 10, "ttl": 3600},
+    {"type": "TXT", "name": "@", "content": "v=spf1 include:_spf.example.net ~all", "ttl": 3600},
+)
+INVENTORY_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
+CADDY_COMMAND = "caddy-apply"
+
+
+@dataclass
+class Run:
+    """One of the operator's runs and what it proved."""
+
+    name: str
+    command: str
+    ok: bool = False
+    seconds: float = 0.0
+    changes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHANGE_KEYS, 0))
+    resources: list[dict[str, str]] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "command": self.command,
+            "ok": self.ok,
+            "seconds": self.seconds,
+            "changes": self.changes,
+            "resources": self.resources,
+            "requests": self.requests,
+            "problems": self.problems,
+        }
+
+    def expect(self, condition: bool, problem: str) -> bool:
+        if not condition:
+            self.problems.append(problem)
+        return condition
+
+    def changed(self, **ops: int) -> None:
+        """Exactly these non-`same` counts (the rest zero)."""
+        wanted = {op: ops.get(op, 0) for op in CHANGE_KEYS if op != "same"}
+        got = {op: self.changes.get(op, 0) for op in wanted}
+        if "import" in self.changes or "import" in ops:
+            wanted["import"], got["import"] = ops.get("import", 0), self.changes.get("import", 0)
+        self.expect(got == wanted, f"changes {got}, expected {wanted}")
+
+    def touched(self, kind: str = "") -> list[dict[str, str]]:
+        return [r for r in self.resources if r["type"].startswith(kind)]
+
+
+@dataclass
+class Report:
+    pulumi: str
+    plugins: dict[str, str]
+    runs: list[Run] = field(default_factory=list)
+    setup: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.runs) and all(run.ok for run in self.runs)
+
+    def run(self, name: str) -> Run:
+        return next(r for r in self.runs if r.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pulumi": self.pulumi,
+            "plugins": self.plugins,
+            "runs": [run.to_dict() for run in self.runs],
+            "setup": self.setup,
+            "seconds": self.seconds,
+            "ok": self.ok,
+        }
+
+
+def events_summary(events: Iterable[Mapping[str, Any]]) -> tuple[dict[str, int], list[dict[str, str]]]:
+    """The engine's own account of a run, from its JSON events: the summary's counts (create, update,
+    replace, delete, same, and import when any) and every step that was not `same`."""
+    changes = dict.fromkeys(CHANGE_KEYS, 0)
+    steps: list[dict[str, str]] = []
+    for event in events:
+        summary = event.get("summaryEvent")
+        if summary:
+            for op, n in (summary.get("resourceChanges") or {}).items():
+                changes[op] = changes.get(op, 0) + int(n)
+        pre = event.get("resourcePreEvent")
+        if pre and pre["metadata"]["op"] not in ("same", "read", "refresh"):
+            step = resource_step(pre["metadata"]["op"], pre["metadata"]["urn"])
+            if step not in steps and step["type"] != "pulumi:pulumi:Stack":
+                steps.append(step)
+    return changes, steps
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+class Operator:
+    """The operator's machine: the lab's client namespace, a copy of the project, the engine."""
+
+    def __init__(self, world: World, engine: Engine, project_dir: Path, workdir: Path) -> None:
+        self.world, self.engine = world, engine
+        self.source = project_dir
+        self.project = workdir / "project"
+        self.home = workdir / "home"
+        self.log = workdir / "operator.log"
+        shutil.rmtree(self.project, ignore_errors=True)
+        self.project.mkdir(parents=True)
+        for name in STACK_FILES:
+            shutil.copy(project_dir / name, self.project / name)
+        ignore = shutil.ignore_patterns("__pycache__", "venv")
+        for folder in ("mana_infra", "policy"):
+            shutil.copytree(project_dir / folder, self.project / folder, ignore=ignore)
+        # The virtualenvs the project's own set-up made (`make setup`): Pulumi.yaml and the policy
+        # pack's PulumiPolicy.yaml name them relative to their folders.
+        for venv in ("venv", "policy/venv"):
+            if (project_dir / venv).is_dir():
+                (self.project / venv).symlink_to(project_dir / venv)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **engine.environment(workdir / "state"),
+            "PATH": f"{engine.bin_dir}:{self.project / 'venv' / 'bin'}:/usr/local/sbin:/usr/local/bin:"
+            "/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(self.home),
+            # A terminal's operator answers the confirmation; here nobody is at one.
+            "PULUMI_SKIP_CONFIRMATIONS": "true",
+            # The lab's CA signs pebble's API certificate: lego (in the ACME provider) must trust it.
+            "LEGO_CA_CERTIFICATES": str(world.pki.ca_path) if world.pki else "",
+            # lego's Cloudflare DNS provider reads its API's address from here (and only here).
+            "CLOUDFLARE_BASE_URL": world.cloudflare_base_url,
+            "CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN,
+        }
+
+    def sh(self, command: str, *, stdin: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """``command`` as the operator types it, in the project folder on the operator's machine."""
+        started = time.monotonic()
+        done = subprocess.run(
+            netns_exec_argv(topo.ns_name("client"), ["sh", "-c", command]),
+            cwd=self.project,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        with self.log.open("a") as log:
+            log.write(f"\n$ {command}   # exit {done.returncode}, {time.monotonic() - started:.1f} s\n")
+            log.write(done.stderr[-4000:])
+        return done
+
+    def must(self, command: str, *, stdin: str | None = None) -> str:
+        done = self.sh(command, stdin=stdin)
+        if done.returncode != 0:
+            raise LabError(
+                f"`{command}` failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}"
+            )
+        return done.stdout
+
+    def outputs(self, stack: str = "prod") -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(self.must(f"pulumi stack output --stack {stack} --json"))
+        return out
+
+    def check(self, stack: str = "prod", *, mirror: bool = True, extra: Sequence[str] = ()) -> dict[str, Any]:
+        """``mana-infra check --stack S --json`` on the operator's machine, pointed at the lab."""
+        flags = self.world.check_flags()
+        flags += ["--mirror-nameserver", topo.MIRROR_DNS_IP] if mirror else ["--no-mirror"]
+        done = self.sh(shlex.join(["mana-infra", "check", "--stack", stack, "--json", *flags, *extra]))
+        try:
+            report: dict[str, Any] = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            report = {"problems": [done.stderr.strip()[-500:] or f"exit {done.returncode}, no report"]}
+        report["exit_code"] = done.returncode
+        return report
+
+
+class EndToEnd:
+    """Sets up the world and the operator, then runs each of the operator's runs in order."""
+
+    def __init__(
+        self, workdir: Path, engine: Engine, project_dir: Path, log: Callable[[str], None] = lambda _: None
+    ) -> None:
+        self.workdir, self.engine, self.project_dir, self.log = workdir, engine, project_dir, log
+        services = load_inventory(project_dir / "services.yaml", "mana.how")
+        self.services = [(s.host, s.port) for s in services]
+        self.zone = "mana.how"
+        seed = [
+            {"type": "CNAME", "name": host, "content": f"{TUNNEL_ID}.cfargotunnel.com", "proxied": True, "ttl": 1}
+            for host, _ in self.services
+        ] + [dict(r) for r in EXTRA_RECORDS]
+        self.world = World(workdir / "world", self.zone, TUNNEL_ID, self.services, seed_records=seed)
+        self.report = Report(engine.version, dict(engine.plugins))
+        self.operator: Operator | None = None
+
+    # ---------------------------------------------------------------------------------------- driving
+
+    def run_all(self) -> Report:
+        started = time.monotonic()
+        try:
+            self.log("e2e: the lab's world (stand-in clouds, DNS, edge, pebble, the Mac Mini)")
+            self.world.up()
+            self.operator = Operator(self.world, self.engine, self.project_dir, self.workdir)
+            self._setup()
+            for name, body in self._runs():
+                run = self._timed(name, body)
+                self.report.runs.append(run)
+                self.log(f"e2e: {name:<18} {'ok' if run.ok else 'FAILED'} {run.seconds:6.1f} s  {run.command[:60]}")
+                for problem in run.problems:
+                    self.log(f"        {problem}")
+                if not run.ok and name in ("up-tunnel",):
+                    break  # nothing after it stands on anything
+        finally:
+            self.world.down()
+            self.report.seconds = round(time.monotonic() - started, 1)
+        return self.report
+
+    def _runs(self) -> list[tuple[str, Callable[[Run], None]]]:
+        return [
+            ("up-tunnel", self.up_tunnel),
+            ("up-after-adoption", self.up_after_adoption),
+            ("up-noop", self.up_noop),
+            ("refresh", self.refresh),
+            ("up-after-refresh", self.up_after_refresh),
+            ("cutover", lambda run: self.cutover(run, "edge")),
+            ("failback", self.failback),
+            ("cutover-dns", lambda run: self.cutover(run, "dns")),
+            ("failback-by-hand", self.failback_by_hand),
+            ("rehearsal-up", self.rehearsal_up),
+            ("rehearsal-destroy", self.rehearsal_destroy),
+            ("emergency", self.emergency),
+            ("policy", self.policy),
+            ("replace-server", self.replace_server),
+            ("key-exists", self.key_exists),
+            ("secrets", self.secrets),
+        ]
+
+    def _timed(self, name: str, body: Callable[[Run], None]) -> Run:
+        run = Run(name, "")
+        before = self.world.requests()
+        started = time.monotonic()
+        try:
+            body(run)
+        except (LabError, subprocess.TimeoutExpired, KeyError, ValueError) as error:
+            run.problems.append(f"{type(error).__name__}: {error}")
+        run.seconds = round(time.monotonic() - started, 2)
+        after = self.world.requests()
+        run.requests = {api: after[api] - before[api] for api in after}
+        run.ok = not run.problems
+        return run
+
+    @property
+    def op(self) -> Operator:
+        assert self.operator is not None
+        return self.operator
+
+    # ------------------------------------------------------------------------------------ the set-up
+
+    def _setup(self) -> None:
+        """README "Using it for real", steps 2 to 4, with the lab's endpoints beside them."""
+        started = time.monotonic()
+        op, world = self.op, self.world
+        key = world.client_key
+        commands = [
+            "pulumi stack init prod",
+            f"pulumi config set --stack prod tunnelId {TUNNEL_ID}",
+            f'pulumi config set --stack prod sshPublicKey "$(cat {key}.pub)"',
+            f"pulumi config set --stack prod --secret sshPrivateKey < {key}",
+            f"pulumi config set --stack prod --path 'sshAllowedCidrs[0]' {topo.CLIENT_IP}/32",
+            f"pulumi config set --stack prod --secret hcloud:token {HCLOUD_TOKEN}",
+            f"pulumi config set --stack prod --secret cloudflare:apiToken {CLOUDFLARE_TOKEN}",
+            # The lab's clouds, and its ACME CA for the public certificate (the README's acmeServer).
+            f"pulumi config set --stack prod hcloud:endpoint {world.hetzner_endpoint}",
+            f"pulumi config set --stack prod cloudflare:baseUrl {world.cloudflare_base_url}",
+            f"pulumi config set --stack prod acmeServer {world.acme_directory}",
+        ]
+        for command in commands:
+            op.must(command)
+        # Step 4: the records that exist are adopted (the README's two curls against the lab's API).
+        curl = f'curl -sS -H "Authorization: Bearer {CLOUDFLARE_TOKEN}"'
+        zones = json.loads(op.must(f'{curl} "{world.cloudflare_base_url}/zones?name={self.zone}"'))
+        zone_id = zones["result"][0]["id"]
+        op.must(
+            f'{curl} "{world.cloudflare_base_url}/zones/{zone_id}/dns_records?page=1&per_page=5000" > records-1.json'
+        )
+        adopt = op.sh(f"mana-infra adopt --stack prod --zone-id {zone_id} --records records-1.json")
+        if adopt.returncode != 0:
+            raise LabError(f"mana-infra adopt says the first `pulumi up` is not safe:\n{adopt.stdout}{adopt.stderr}")
+        printed = adoption_command(adopt.stdout)
+        op.must(printed)
+        self.zone_id = zone_id
+        self.report.setup = {
+            "seconds": round(time.monotonic() - started, 1),
+            "commands": [*commands, "mana-infra adopt ...", printed[:80] + " ..."],
+        }
+
+    # ------------------------------------------------------------------------------------- the runs
+
+    def pulumi(self, run: Run, command: str) -> subprocess.CompletedProcess[str]:
+        """A pulumi command with the engine's events as JSON (``--json``): the run's changes and steps."""
+        run.command = command
+        # A terminal's operator sees the preview and answers; here the update runs at once.
+        suffix = " --skip-preview --json" if re.search(r"pulumi (up|destroy|refresh)\b[^&]*$", command) else " --json"
+        done = self.op.sh(command + suffix)
+        events = _json_lines(done.stdout)
+        run.changes, run.resources = events_summary(events)
+        run.details["diagnostics"] = [
+            e["diagnosticEvent"]["message"].strip()
+            for e in events
+            if "diagnosticEvent" in e and e["diagnosticEvent"].get("severity") in ("error", "warning")
+        ]
+        if done.returncode != 0:
+            run.problems.append(
+                f"exit {done.returncode}: "
+                + " | ".join(run.details["diagnostics"][-3:] or [done.stderr.strip()[-400:]])
+            )
+        return done
+
+    def green(self, run: Run, stack: str = "prod", mirror: bool = True, mode: str | None = None) -> dict[str, Any]:
+        report = self.op.check(stack, mirror=mirror)
+        run.details["check"] = {k: report.get(k) for k in ("exit_code", "problems", "mode")}
+        run.expect(
+            report["exit_code"] == 0, f"check --stack {stack}: exit {report['exit_code']}: {report.get('problems')}"
+        )
+        if mode is not None:
+            run.expect(report.get("mode") == mode, f"check --stack {stack}: mode {report.get('mode')}, expected {mode}")
+        return report
+
+    def no_cloud_resource_touched(self, run: Run, but: Sequence[str] = ()) -> None:
+        touched = [
+            r
+            for r in run.resources
+            if r["type"].startswith(("hcloud:", "cloudflare:", "tls:", "acme:", "random:"))
+            and not (r["type"] == INVENTORY_RECORD and r["op"] == "update")
+            and r["name"] not in but
+        ]
+        run.expect(not touched, f"cloud resources touched beyond the inventory records' update: {touched}")
+
+    def up_tunnel(self, run: Run) -> None:
+        stop = self.workdir / "probe-stop"
+        stop.unlink(missing_ok=True)
+        loop: dict[str, Any] = {}
+        probe = threading.Thread(
+            target=lambda: loop.update(
+                self.world.probe(mode="loop", duration=600, max_requests=10**6, interval=0.3, stop_file=str(stop))
+            )
+        )
+        probe.start()
+        try:
+            self.pulumi(run, "pulumi up --stack prod")
+        finally:
+            stop.touch()
+            probe.join()
+        run.details["visitors"] = {k: loop.get(k) for k in ("requests", "failures")}
+        run.expect(
+            loop.get("requests", 0) > 0 and loop.get("failures") == 0,
+            f"requests through the edge during the run: {loop.get('requests')}, failed {loop.get('failures')}",
+        )
+        imported = [r["name"] for r in run.resources if r["op"] == "import"]
+        run.expect(
+            sorted(imported) == sorted(f"dns-{h}" for h, _ in self.services),
+            f"imported {len(imported)} records, expected the {len(self.services)} inventory records",
+        )
+        run.expect(
+            not [r for r in run.resources if r["op"] in ("update", "replace", "delete")],
+            "a first run changed what existed",
+        )
+        records = self.world.cloudflare_records()
+        for host, _ in self.services:
+            at_name = [r for r in records if r["name"] == host and r["type"] in ("A", "AAAA", "CNAME")]
+            run.expect(len(at_name) == 1, f"{host}: {len(at_name)} records at Cloudflare after the run")
+        boots = self.world.boots
+        run.expect(len(boots) == 1 and boots[0]["status"] == "done", f"the VPS's boot: {boots}")
+        # README step 6: the Mac Mini's WireGuard from the stack's output.
+        self.world.install_macmini_config(
+            self.op.must("pulumi stack output --stack prod --show-secrets macminiWireguardConfig")
+        )
+        self.world.wait_handshake()
+        self.world.settle()
+        self.green(run, mode="tunnel")
+
+    def up_after_adoption(self, run: Run) -> None:
+        self.pulumi(run, "pulumi config rm --stack prod adoptRecords && pulumi up --stack prod")
+        run.changed(update=len(self.services))
+        run.expect(all(r["type"] == INVENTORY_RECORD for r in run.resources), f"more than the records: {run.resources}")
+
+    def up_noop(self, run: Run) -> None:
+        before = self.world.requests()
+        self.pulumi(run, "pulumi up --stack prod")
+        run.changed()
+        writes = self._writes(before)
+        run.expect(not writes, f"a second `pulumi up` wrote to the clouds: {writes}")
+
+    def _writes(self, before: Mapping[str, int]) -> list[str]:
+        return [
+            f"{api}: {entry['method']} {entry['path']}"
+            for api in ("hetzner", "cloudflare")
+            for entry in self.world.request_log(api, before[api])
+            if entry["method"] not in ("GET", "HEAD")
+        ]
+
+    def refresh(self, run: Run) -> None:
+        self.pulumi(run, "pulumi refresh --stack prod")
+        run.changed()
+
+    def up_after_refresh(self, run: Run) -> None:
+        self.up_noop(run)
+
+    def cutover(self, run: Run, via: str) -> None:
+        self._switch(run, f"mana-infra cutover --stack prod --via {via} --yes --json", "failover")
+        outputs = self.op.outputs()
+        run.expect(outputs.get("failoverVia") == via, f"failoverVia {outputs.get('failoverVia')}, expected {via}")
+
+    def failback(self, run: Run) -> None:
+        self._switch(run, "mana-infra failback --stack prod --yes --json", "tunnel")
+
+    def _switch(self, run: Run, command: str, mode: str) -> None:
+        run.command = command
+        flags = [*self.world.check_flags(), "--mirror-nameserver", topo.MIRROR_DNS_IP]
+        done = self.op.sh(f"{command} {shlex.join(flags)}")
+        try:
+            verdict = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            run.problems.append(f"exit {done.returncode}, no verdict: {done.stderr.strip()[-500:]}")
+            return
+        run.details["verdict"] = {k: verdict[k] for k in ("target", "green", "hosts", "green_hosts", "stages")}
+        run.resources = verdict["steps"]
+        run.changes = dict.fromkeys(CHANGE_KEYS, 0)
+        for step in run.resources:
+            run.changes[step["op"]] = run.changes.get(step["op"], 0) + 1
+        run.expect(done.returncode == 0 and verdict["green"], f"not green: {verdict['stages']}")
+        self._flip_in_place(run)
+        self.world.settle()
+        self.green(run, mode=mode)
+
+    def _flip_in_place(self, run: Run) -> None:
+        records = {r["name"] for r in run.touched(INVENTORY_RECORD) if r["op"] == "update"}
+        run.expect(records == {f"dns-{h}" for h, _ in self.services}, f"records updated: {sorted(records)}")
+        caddy = [r for r in run.resources if r["name"] == CADDY_COMMAND]
+        run.expect([r["op"] for r in caddy] == ["replace"], f"the Caddy command: {caddy}, expected one replace")
+        self.no_cloud_resource_touched(run)
+
+    def failback_by_hand(self, run: Run) -> None:
+        self.pulumi(run, "pulumi config set --stack prod mode tunnel && pulumi up --stack prod")
+        self._flip_in_place(run)
+        self.world.settle()
+        self.green(run, mode="tunnel")
+
+    def rehearsal_up(self, run: Run) -> None:
+        op, world = self.op, self.world
+        for command in (
+            "pulumi stack init failover",
+            f"pulumi config set --secret sshPrivateKey --stack failover < {world.client_key}",
+            f"pulumi config set --secret cloudflare:apiToken {CLOUDFLARE_TOKEN} --stack failover",
+            f"pulumi config set cloudflare:baseUrl {world.cloudflare_base_url} --stack failover",
+        ):
+            op.must(command)
+        self.pulumi(run, "pulumi up --stack failover")
+        run.expect(
+            {r["op"] for r in run.resources} == {"create"}
+            and {r["name"] for r in run.resources} >= {"rehearsal-caddy-apply"},
+            f"the rehearsal: {run.resources}",
+        )
+        world.settle()
+        self.green(run, "failover", mirror=False, mode="failover")
+        # Production is untouched: still every host through the tunnel.
+        self.green(run, mode="tunnel")
+
+    def rehearsal_destroy(self, run: Run) -> None:
+        self.pulumi(run, "pulumi destroy --stack failover")
+        run.expect(run.changes.get("delete", 0) > 0 and not run.touched("hcloud:"), f"destroy: {run.resources}")
+        left = self.world.exec("vps", ["sh", "-c", "ls /etc/caddy/sites.d"]).stdout.split()
+        run.expect(not [f for f in left if f.endswith(".caddy")], f"site files left on the VPS: {left}")
+        after = Run("prod", "")
+        self.pulumi(after, "pulumi up --stack prod")
+        run.details["prod-after"] = after.changes
+        run.expect(
+            not after.problems and all(after.changes.get(k, 0) == 0 for k in CHANGE_KEYS if k != "same"),
+            f"prod after the destroy: {after.changes} {after.problems}",
+        )
+
+    def emergency(self, run: Run) -> None:
+        world, op = self.world, self.op
+        printed = str(op.outputs()["emergencyCutover"])
+        world.cloudflare_unreachable()
+        try:
+            before = world.requests()["cloudflare"]
+            self.pulumi(run, printed)
+            run.details["cloudflare_attempts"] = world.cloudflare_attempts()
+            run.expect(world.cloudflare_attempts() == 0, f"{world.cloudflare_attempts()} connections to Cloudflare")
+            run.expect(world.requests()["cloudflare"] == before, "Cloudflare's API was asked")
+            run.expect([r["name"] for r in run.resources] == [CADDY_COMMAND], f"changed: {run.resources}")
+            # The registrar's switch: the resolver now asks the Hetzner mirror.
+            world.switch_nameservers("mirror")
+            served = world.probe(expect_ips=[topo.VPS_IP])
+            run.expect(served["all_ok"], f"through the mirror: {served['results'][:2]}")
+        finally:
+            world.switch_nameservers("cloudflare")
+            world.cloudflare_unreachable(False)
+        # When Cloudflare is back (the README): reachable again, and back to the tunnel.
+        back = Run("back", "")
+        self.pulumi(
+            back,
+            "pulumi config set --stack prod cloudflareReachable true && "
+            "pulumi config set --stack prod mode tunnel && pulumi up --stack prod",
+        )
+        run.problems += [f"back: {p}" for p in back.problems]
+        world.settle()
+        self.green(run, mode="tunnel")
+
+    def policy(self, run: Run) -> None:
+        run.command = "pulumi preview --stack prod --policy-pack policy"
+        passed = self.op.sh(run.command)
+        run.details["pass"] = passed.returncode
+        run.expect(
+            passed.returncode == 0 and "✅ mana-infra-guard-rails" in passed.stdout,
+            f"the policy pack on prod: exit {passed.returncode}: {passed.stdout[-600:]}",
+        )
+        try:
+            blocked = self.op.sh(f"pulumi config set --stack prod protect false && {run.command}")
+        finally:
+            self.op.must("pulumi config set --stack prod protect true")
+        out = blocked.stdout + blocked.stderr
+        run.expect(
+            blocked.returncode != 0 and "[mandatory]  prod-ips-and-zone-protected" in out,
+            f"unprotected primary IPs were not blocked: exit {blocked.returncode}",
+        )
+        run.expect("Traceback" not in out, "a Python traceback in the blocked preview")
+
+    def replace_server(self, run: Run) -> None:
+        before = self.op.outputs()
+        self.pulumi(run, "pulumi config set --stack prod image ubuntu-22.04 && pulumi up --stack prod")
+        replaced = {r["name"] for r in run.resources if r["op"] == "replace"}
+        run.expect("standby-server" in replaced and CADDY_COMMAND in replaced, f"replaced: {sorted(replaced)}")
+        run.expect(not [r for r in run.touched("hcloud:index/primaryIp") if r["op"] != "same"], "the primary IPs moved")
+        after = self.op.outputs()
+        run.expect(after["originIpv4"] == before["originIpv4"], "the VPS has another address")
+        run.expect(
+            len(self.world.boots) >= 2 and self.world.boots[-1]["status"] == "done", f"boot: {self.world.boots[-1:]}"
+        )
+        # The Mac Mini's WireGuard reconnects by itself (its keepalive), nothing changed on it.
+        self.world.wait_handshake(timeout=30)
+        self.green(run, mode="tunnel")
+
+    def key_exists(self, run: Run) -> None:
+        """The operator uploaded a key by hand (Hetzner's console, here its API); the program uses it."""
+        op, world = self.op, self.world
+        key = self.workdir / "laptop_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "laptop", "-f", str(key)], check=True)
+        body = json.dumps({"name": "operator-laptop", "public_key": Path(f"{key}.pub").read_text().strip()})
+        op.must(
+            f"curl -sS --fail -H 'Authorization: Bearer {HCLOUD_TOKEN}' -H 'Content-Type: application/json' "
+            f"-d {shlex.quote(body)} {world.hetzner_endpoint}/ssh_keys"
+        )
+        uploaded = next(k for k in world.hetzner.state["ssh_keys"].values() if k["name"] == "operator-laptop")
+        stack_file = op.project / "Pulumi.prod.yaml"
+        saved = stack_file.read_text()
+        try:
+            op.must(f'pulumi config set --stack prod sshPublicKey "$(cat {key}.pub)"')
+            run.command = "pulumi preview --stack prod"
+            done = op.sh(f"{run.command} --json")
+        finally:
+            stack_file.write_text(saved)
+        preview = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
+        steps = preview.get("steps", [])
+        run.changes = {**dict.fromkeys(CHANGE_KEYS, 0), **preview.get("changeSummary", {})}
+        run.resources = [resource_step(s["op"], s["urn"]) for s in steps if s["op"] != "same"]
+        run.expect(done.returncode == 0, f"preview: exit {done.returncode}: {done.stderr[-400:]}")
+        uploads = [r for r in run.resources if r["type"] == "hcloud:index/sshKey:SshKey" and r["op"] == "create"]
+        run.expect(not uploads, f"the program uploads the key again: {uploads}")
+        server: dict[str, Any] = next((s for s in steps if s["urn"].endswith("::standby-server")), {})
+        keys = ((server.get("newState") or {}).get("inputs") or {}).get("sshKeys")
+        run.expect(keys == [str(uploaded["id"])], f"the server's keys {keys}, expected [{uploaded['id']}]")
+
+    def secrets(self, run: Run) -> None:
+        run.command = "pulumi stack export --stack prod"
+        exported = self.op.must(run.command)
+        wireguard = self.op.must("pulumi stack output --stack prod --show-secrets macminiWireguardConfig")
+        private_key = re.search(r"PrivateKey = (\S+)", wireguard)
+        on_the_vps = re.search(r"PrivateKey = (\S+)", self.world.exec("vps", ["cat", "/etc/wireguard/wg0.conf"]).stdout)
+        plaintext = {
+            "the VPS's WireGuard key": on_the_vps[1] if on_the_vps else "(no key on the VPS)",
+            "an OpenSSH private key": "OPENSSH PRIVATE KEY",
+            "a PEM private key": "PRIVATE KEY-----",
+            "the Hetzner token": HCLOUD_TOKEN,
+            "the Cloudflare token": CLOUDFLARE_TOKEN,
+            "the Mac Mini's WireGuard key": private_key[1] if private_key else "(no key in the output)",
+        }
+        for what, text in plaintext.items():
+            run.expect(text not in exported, f"{what} is in the exported state in plaintext")
+        run.expect('"ciphertext"' in exported, "the state holds no secret at all")
+
+
+def adoption_command(printed: str) -> str:
+    """The one command ``mana-infra adopt`` prints to fill adoptRecords, as the shell reads its lines."""
+    lines = printed.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("pulumi config set-all"))
+    command = []
+    for line in lines[start:]:
+        command.append(line.strip().removesuffix("\\").strip())
+        if not line.rstrip().endswith("\\"):
+            break
+    return " ".join(command)
+
+
+def run_e2e(workdir: Path, engine: Engine, project_dir: Path, log: Callable[[str], None]) -> Report:
+    if os.geteuid() != 0:
+        raise LabError("the end-to-end runs need root (network namespaces)")
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    return EndToEnd(workdir, engine, project_dir, log).run_all()

@@ -1,0 +1,115 @@
+"""The operator's runs through the real Pulumi engine (CLI, Python language host, the six provider
+plugins) against the stand-in clouds, the lab as their machines: `mana-infra lab e2e --json`, once per
+test run. Each run's own assertions are in mana_lab/e2e.py (its `problems`); these tests hold the
+report to them and to the facts an operator relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mana_lab.e2e import CHANGE_KEYS
+from mana_lab.engine import pinned_plugins
+from mana_lab.lab import REQUIRED_TOOLS
+
+from ..support import PROJECT_DIR, require_full_engine, require_root_and_tools
+
+RUNS = (
+    "up-tunnel",
+    "up-after-adoption",
+    "up-noop",
+    "refresh",
+    "up-after-refresh",
+    "cutover",
+    "failback",
+    "cutover-dns",
+    "failback-by-hand",
+    "rehearsal-up",
+    "rehearsal-destroy",
+    "emergency",
+    "policy",
+    "replace-server",
+    "key-exists",
+    "secrets",
+)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    require_root_and_tools(*REQUIRED_TOOLS)
+    require_full_engine()
+    workdir = tmp_path_factory.mktemp("e2e")
+    done = subprocess.run(
+        [sys.executable, "-m", "mana_infra", "lab", "--workdir", str(workdir), "e2e", "--json"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=os.environ,
+    )
+    (Path(workdir) / "e2e-stderr.log").write_text(done.stderr)
+    assert done.stdout.strip(), done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    result["exit_code"] = done.returncode
+    result["stderr"] = done.stderr
+    return result
+
+
+def run_of(report: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [run for run in report["runs"] if run["name"] == name]
+    assert found, f"no run {name}: the report has {[run['name'] for run in report['runs']]}"
+    return found[0]
+
+
+def test_the_report_names_the_engine_and_every_run(report: dict[str, Any]) -> None:
+    assert report["pulumi"].startswith("v3.")
+    assert report["plugins"] == pinned_plugins(PROJECT_DIR)
+    assert [run["name"] for run in report["runs"]] == list(RUNS)
+    for run in report["runs"]:
+        assert set(run) >= {"name", "command", "ok", "seconds", "changes", "resources", "requests"}
+        assert set(run["changes"]) >= set(CHANGE_KEYS) and set(run["requests"]) == {"hetzner", "cloudflare"}
+        assert all(set(r) == {"type", "name", "op"} and r["op"] != "same" for r in run["resources"])
+    assert report["exit_code"] == (0 if report["ok"] else 1)
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_each_run_proves_what_it_claims(report: dict[str, Any], name: str) -> None:
+    run = run_of(report, name)
+    assert run["ok"], f"{run['command']}: {run['problems']}"
+
+
+def test_the_first_up_adopts_every_record_and_creates_none_twice(report: dict[str, Any]) -> None:
+    run = run_of(report, "up-tunnel")
+    records = [r for r in run["resources"] if r["type"] == "cloudflare:index/dnsRecord:DnsRecord"]
+    imported = sorted(r["name"] for r in records if r["op"] == "import")
+    created = sorted(r["name"] for r in records if r["op"] == "create")
+    assert len(imported) == 27 and created == ["dns-origin-a", "dns-origin-aaaa"]
+    assert run["changes"]["import"] == 27 and run["changes"]["update"] == run["changes"]["delete"] == 0
+    servers = [r for r in run["resources"] if r["type"] == "hcloud:index/server:Server"]
+    assert servers == [{"type": "hcloud:index/server:Server", "name": "standby-server", "op": "create"}]
+
+
+@pytest.mark.parametrize("name", ["up-noop", "refresh", "up-after-refresh"])
+def test_nothing_changes_when_nothing_changed(report: dict[str, Any], name: str) -> None:
+    run = run_of(report, name)
+    assert run["resources"] == [] and run["changes"]["same"] > 80, run["changes"]
+
+
+@pytest.mark.parametrize("name", ["cutover", "failback", "cutover-dns", "failback-by-hand"])
+def test_a_flip_updates_the_records_in_place_and_reruns_the_caddy_command(report: dict[str, Any], name: str) -> None:
+    run = run_of(report, name)
+    ops = {(r["type"], r["op"]) for r in run["resources"]}
+    assert ops == {("cloudflare:index/dnsRecord:DnsRecord", "update"), ("command:remote:Command", "replace")}, ops
+    assert sum(r["op"] == "update" for r in run["resources"]) == 27
+
+
+def test_the_emergency_asks_cloudflare_nothing(report: dict[str, Any]) -> None:
+    run = run_of(report, "emergency")
+    assert run["command"].startswith("pulumi config set --stack prod cloudflareZoneId ")
+    assert [r["name"] for r in run["resources"]] == ["caddy-apply"]
