@@ -294,6 +294,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     "protect": request.protect,
                     "deleteBeforeReplace": request.deleteBeforeReplace,
                     "ignoreChanges": list(request.ignoreChanges),
+                    "replaceOnChanges": list(request.replaceOnChanges),
+                    "replacementTrigger": (
+                        json_format.MessageToDict(request.replacement_trigger)
+                        if request.HasField("replacement_trigger")
+                        else None
+                    ),
                     "importId": request.importId,
                     "dependsOn": list(request.dependencies),
                 },

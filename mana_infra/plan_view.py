@@ -100,7 +100,7 @@ def summary(resource_type: str, inputs: Mapping[str, Any]) -> str:
         return f"{', '.join(inputs.get('hostnames', []))}, {inputs.get('requestedValidity')} days (Origin CA)"
     if kind == "Certificate":
         names = [inputs.get("commonName"), *inputs.get("subjectAlternativeNames", [])]
-        return f"{', '.join(str(n) for n in names)} by DNS-01, renewed {inputs.get('minDaysRemaining')} days ahead"
+        return f"{', '.join(str(n) for n in names)} by DNS-01, renewed with a third of its lifetime left"
     return ""
 
 

@@ -40,7 +40,7 @@ def test_an_origin_ca_certificate_for_the_zone_and_its_hosts_with_its_key_in_the
     assert (origin.inputs["requestType"], origin.inputs["requestedValidity"]) == ("origin-ecc", 5475)  # 15 years
 
 
-def test_a_public_certificate_by_dns01_renewed_30_days_ahead_the_token_kept_off_the_vps() -> None:
+def test_a_public_certificate_by_dns01_renewed_a_third_ahead_the_token_kept_off_the_vps() -> None:
     resources = by_name(plan_of("prod"))
     provider = resources["certificates-acme"]
     assert provider.type == "pulumi:providers:acme"
@@ -48,7 +48,13 @@ def test_a_public_certificate_by_dns01_renewed_30_days_ahead_the_token_kept_off_
     public = resources["certificates-public"]
     assert public.type == "acme:index/certificate:Certificate"
     assert (public.inputs["commonName"], public.inputs["subjectAlternativeNames"]) == ("mana.how", ["*.mana.how"])
-    assert public.inputs["minDaysRemaining"] == 30 and public.inputs["keyType"] == "P256"
+    # A third of its lifetime ahead, whatever the lifetime (90 days today, 45 by 2028).
+    assert public.inputs["minDaysDynamic"] is True and "minDaysRemaining" not in public.inputs
+    assert public.inputs["keyType"] == "P256"
+    # Another directory is another CA: the provider is replaced with it, and so are account and certificate.
+    assert provider.options["replaceOnChanges"] == ["serverUrl"]
+    for account_or_certificate in (public, resources["certificates-acme-account"]):
+        assert account_or_certificate.options["replacementTrigger"] == provider.inputs["serverUrl"]
     [challenge] = public.inputs["dnsChallenges"]
     assert challenge["provider"] == "cloudflare" and challenge["config"] == {"CF_DNS_API_TOKEN": offline.SECRET}
     # The token the challenge uses is the stack's Cloudflare token, and it goes nowhere near the VPS.

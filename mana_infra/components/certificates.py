@@ -4,8 +4,8 @@
   (15 years, trusted by Cloudflare's edge alone, which verifies it in SSL mode Full (strict)). Its key
   is made here and kept in the (encrypted) state; Cloudflare signs the request.
 - For the DNS-only way: a publicly trusted certificate for the zone and *.zone from an ACME CA (Let's
-  Encrypt), validated by DNS-01 at Cloudflare. `pulumi up` renews it when fewer than 30 days are left
-  (the scheduled workflow runs it); one wildcard order uses one of Let's Encrypt's 50 certificates a
+  Encrypt), validated by DNS-01 at Cloudflare. `pulumi up` renews it once a third of its lifetime is
+  left (the scheduled workflow runs it weekly); one wildcard order uses one of Let's Encrypt's 50 certificates a
   week, however many hosts there are, and nothing is ordered during a cut-over. The Cloudflare token
   stays with the ACME provider here: the VPS never sees it.
 
@@ -28,7 +28,6 @@ from ..model import pem_file
 
 # Cloudflare's longest Origin CA validity: 15 years.
 ORIGIN_CA_VALIDITY_DAYS = 5475
-RENEW_WHEN_DAYS_LEFT = 30
 
 
 class CertificatesArgs(TypedDict):
@@ -79,8 +78,16 @@ class Certificates(pulumi.ComponentResource):
             opts=child,
         )
 
-        provider = acme.Provider(f"{name}-acme", server_url=args["acme_server"], opts=child)
-        acme_child = pulumi.ResourceOptions(parent=self, provider=provider)
+        # Another ACME directory (staging, then production) is another CA: its account and certificate
+        # cannot carry over. Replacing the provider replaces both; the old ones are deleted through the
+        # old provider, so the old certificate is revoked (and the account deactivated) at its own CA.
+        provider = acme.Provider(
+            f"{name}-acme",
+            server_url=args["acme_server"],
+            opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["serverUrl"]),
+        )
+        # The engine replaces neither with the provider: the directory is their replacement trigger.
+        acme_child = pulumi.ResourceOptions(parent=self, provider=provider, replacement_trigger=args["acme_server"])
         account = acme.Registration(
             f"{name}-acme-account",
             account_key_algorithm="ECDSA",
@@ -94,7 +101,9 @@ class Certificates(pulumi.ComponentResource):
             common_name=zone,
             subject_alternative_names=names[1:],
             key_type="P256",
-            min_days_remaining=RENEW_WHEN_DAYS_LEFT,
+            # Renewed once a third of its lifetime is left (30 of 90 days; 15 of the 45 days Let's Encrypt
+            # moves to by 2028): the weekly deploy run renews it with two runs to spare.
+            min_days_dynamic=True,
             dns_challenges=[
                 acme.CertificateDnsChallengeArgs(
                     provider="cloudflare",
