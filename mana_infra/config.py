@@ -22,7 +22,7 @@ import pulumi
 from pulumi.runtime.config import CONFIG, get_config, is_config_secret
 
 from .errors import InputError, Problem, raise_if_any
-from .inventory import load_inventory
+from .inventory import covered_problem, load_inventory, one_level_fix
 from .model import (
     MODES,
     PROVIDER_TOKENS,
@@ -316,6 +316,8 @@ def _standby(
             read.problem(
                 "originName", f"{origin_name} is outside the zone {zone}", set_command("originName", f"vps.{zone}")
             )
+        elif uncovered := covered_problem(origin_name, zone):
+            read.problem("originName", uncovered, set_command("originName", f"vps.{zone}"))
     if origin_name in {service.host for service in services}:
         read.problem(
             "originName",
@@ -515,6 +517,8 @@ def _rehearsal_hosts(read: _Reader, zone: str, services: tuple[Service, ...]) ->
             continue
         if not in_zone(host, zone):
             read.problem(key, f"{host} is outside the zone {zone}", fix)
+        elif uncovered := covered_problem(host, zone):
+            read.problem(key, uncovered, one_level_fix(host, zone))
         if host in by_host:
             read.problem(
                 key,

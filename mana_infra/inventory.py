@@ -41,6 +41,23 @@ def parse_inventory(text: str, source: str, zone: str) -> tuple[Service, ...]:
     return tuple(services)
 
 
+def covered_problem(host: str, zone: str) -> str | None:
+    """Why no certificate the standby serves covers ``host``, if none does: both of its certificates
+    (and Cloudflare's edge certificate of a proxied zone) are for the zone and *.zone, and a wildcard
+    covers one label (RFC 6125 6.4.3)."""
+    if host == zone or "." not in host.removesuffix("." + zone):
+        return None
+    return (
+        f"host {host} is two or more levels below {zone}: the standby's certificates (and Cloudflare's "
+        f"edge certificate) are for {zone} and *.{zone}, and a wildcard covers one level, so every "
+        "visitor would get a TLS error"
+    )
+
+
+def one_level_fix(host: str, zone: str) -> str:
+    return f"use a name one level below the zone, e.g. {host.removesuffix('.' + zone).replace('.', '-')}.{zone}"
+
+
 def _parse_entry(
     entry: object, index: int, source: str, zone: str, problems: list[Problem], first_line_of_host: dict[str, int]
 ) -> Service | None:
@@ -82,6 +99,8 @@ def _parse_entry(
                     label, f"host {host} is outside the zone {zone}", f"use a name ending in .{zone} (or {zone} itself)"
                 )
             )
+        elif covered_problem(host, zone):
+            problems.append(Problem(label, str(covered_problem(host, zone)), one_level_fix(host, zone)))
         if host in first_line_of_host:
             problems.append(
                 Problem(

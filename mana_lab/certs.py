@@ -37,11 +37,10 @@ PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
 ORDER_LINE = "Added order"  # pebble logs this line once per new order
 
 
-def zone_names(zone: str, hosts: Sequence[str] = ()) -> list[str]:
-    """The zone and *.zone, plus any host deeper than one level (a wildcard covers one label)."""
-    suffix = "." + zone
-    deeper = sorted({h for h in hosts if h.endswith(suffix) and "." in h[: -len(suffix)]})
-    return [zone, f"*.{zone}", *deeper]
+def zone_names(zone: str) -> list[str]:
+    """The names of every certificate the standby serves, exactly as production's: the zone and *.zone
+    (the program refuses a host a wildcard does not cover, so the lab cannot hide one)."""
+    return [zone, f"*.{zone}"]
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
@@ -56,7 +55,6 @@ class LabPki:
 
     directory: Path
     zone: str
-    hosts: Sequence[str] = ()
     acme_name: str = ""
     acme_ip: str = ""
     ca: LocalCA = field(init=False)
@@ -65,7 +63,7 @@ class LabPki:
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        names = zone_names(self.zone, self.hosts)
+        names = zone_names(self.zone)
         self.ca = LocalCA(self.directory / "lab-ca", name="mana-lab CA (the web PKI's stand-in)")
         self.edge_cert, self.edge_key = self.ca.issue("edge", names)
         if self.acme_name:

@@ -100,3 +100,14 @@ def test_the_zone_apex_and_optional_keys_are_accepted() -> None:
 def test_a_missing_file_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(InputError, match="cannot read the inventory"):
         load_inventory(tmp_path / "nope.yaml", "mana.how")
+
+
+def test_a_host_no_certificate_covers_is_refused_with_a_name_that_is_covered() -> None:
+    """Both certificates and Cloudflare's edge certificate are for the zone and *.zone: a wildcard covers
+    one level, so a.b.mana.how would get a TLS error from every path."""
+    [problem] = problems_of("services:\n  - host: a.b.mana.how\n    port: 5000\n  - host: b.mana.how\n    port: 5001\n")
+    assert "a.b.mana.how is two or more levels below mana.how" in problem
+    assert (
+        "a wildcard covers one level" in problem
+        and "fix: use a name one level below the zone, e.g. a-b.mana.how" in problem
+    )
