@@ -453,7 +453,7 @@ class Lab:
         client_etc = ETC_NETNS / topo.ns_name("client")
         client_etc.mkdir(parents=True, exist_ok=True)
         (client_etc / "resolv.conf").write_text(f"nameserver {topo.DNS_IP}\n")
-        self.pki = certs.LabPki(self.pki_dir, self.zone, [h for h, _ in self.services], topo.ACME_NAME, topo.ACME_IP)
+        self.pki = certs.LabPki(self.pki_dir, self.zone, topo.ACME_NAME, topo.ACME_IP)
         certs.pebble_config(
             self.acme_dir / "pebble.json",
             self.pki.acme_cert,
@@ -744,7 +744,7 @@ class Lab:
             self._wait_listening("pebble", "tcp", topo.ACME_MANAGEMENT_PORT, address=topo.ACME_IP)
             self._wait_listening("acme-latency", "tcp", topo.ACME_PORT, address=topo.ACME_IP)
             assert self.pki is not None
-            names = certs.zone_names(self.zone, [h for h, _ in self.services])
+            names = certs.zone_names(self.zone)
             argv = certs.lego_argv(self.acme_directory, self.zone, names, self.lego_dir, f"{topo.DNS_IP}:53")
             env = certs.lego_env(self.pki.ca_path, f"{topo.DNS_IP}:53")
             proc = self.exec("client", argv, env=env, timeout=90)
