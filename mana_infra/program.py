@@ -155,6 +155,7 @@ def build(config: StandbyConfig) -> Standby:
         )
     ]
 
+    edge_networks = cloudflare_networks(config)
     caddyfile = render_caddyfile(
         CaddySpec(
             mode=config.mode,
@@ -163,7 +164,8 @@ def build(config: StandbyConfig) -> Standby:
             macmini_address=str(network.macmini_address),
             origin_name=config.origin_name,
             health_path=config.health_path,
-            allowed_networks=allowed_networks(config),
+            allowed_networks=allowed_networks(config, edge_networks),
+            cloudflare_networks=edge_networks,
         )
     )
 
@@ -261,16 +263,23 @@ def zone_ssl_mode(config: StandbyConfig, zone_id: str) -> str:
     return mode
 
 
-def allowed_networks(config: StandbyConfig) -> tuple[str, ...]:
+def cloudflare_networks(config: StandbyConfig) -> tuple[str, ...]:
+    """Cloudflare's published ranges (as the provider reads them) when its edge connects to the VPS:
+    through the edge; in the other states no visitor comes from there, and nobody's claim is believed."""
+    if config.mode != "failover" or config.failover_via != "edge":
+        return ()
+    ranges = cloudflare.get_ip_ranges()
+    return (*ranges.ipv4_cidrs, *ranges.ipv6_cidrs)
+
+
+def allowed_networks(config: StandbyConfig, edge_networks: tuple[str, ...]) -> tuple[str, ...]:
     """Who reaches the inventory hosts on the VPS in this mode: the operator's networks while the tunnel
-    serves them; through the edge, Cloudflare's published ranges (as the provider reads them) too;
-    DNS-only, everyone (empty)."""
+    serves them; through the edge, Cloudflare's too; DNS-only, everyone (empty)."""
     if config.mode == "tunnel":
         return config.check_allowed_cidrs
     if config.failover_via == "dns":
         return ()
-    ranges = cloudflare.get_ip_ranges()
-    return (*ranges.ipv4_cidrs, *ranges.ipv6_cidrs, *config.check_allowed_cidrs)
+    return (*edge_networks, *config.check_allowed_cidrs)
 
 
 def build_secondary_dns(

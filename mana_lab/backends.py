@@ -2,7 +2,8 @@
 
 Run inside the mini namespace as a plain script: ``python backends.py <spec.json>`` where the spec
 is ``{"bind": "::", "services": [[host, port], ...]}``. Each answer is
-``host=<Host header> port=<port>`` so a probe can tell which route delivered it.
+``host=<Host header> port=<port>`` so a probe can tell which route delivered it; ``/_lab/visitor``
+answers the visitor's address as the app sees it (the peer and the headers that carry one).
 
 Binding "::" dual-stack (rather than 10.0.0.2) means the backends survive the WireGuard interface going away
 and coming back (wg-quick down/up) and also answer the edge over the private tunnel link.
@@ -17,6 +18,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+HEADERS_PATH = "/_lab/visitor"
+"""Answers what the app learns of its visitor's address (JSON), instead of host and port."""
+ADDRESS_HEADERS = ("Cf-Connecting-IP", "X-Real-IP", "X-Forwarded-For", "True-Client-IP")
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -26,7 +31,12 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.headers.get("Host") or ""
         host = raw if raw.startswith("[") else raw.rsplit(":", 1)[0]
         port = self.server.server_port  # type: ignore[attr-defined]  # HTTPServer sets it
-        body = f"host={host} port={port}\n".encode()
+        if self.path == HEADERS_PATH:
+            # What the app sees of its visitor: the headers that carry an address, and the peer.
+            seen = {name: self.headers.get(name) for name in ADDRESS_HEADERS}
+            body = json.dumps({"peer": self.client_address[0], **seen}).encode()
+        else:
+            body = f"host={host} port={port}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))

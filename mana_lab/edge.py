@@ -32,6 +32,11 @@ TUNNEL_TRANSPORT = (
 )
 
 
+# As Cloudflare's proxy: the visitor's address in Cf-Connecting-IP, whatever the visitor sent there
+# (developers.cloudflare.com, "Cloudflare HTTP headers": Cloudflare sets it), and X-Forwarded-For appended.
+VISITOR = "\t\theader_up Cf-Connecting-IP {remote_host}\n"
+
+
 @dataclass(frozen=True)
 class EdgeFiles:
     cert: Path
@@ -81,11 +86,11 @@ def render(
         if target is None:
             proxy = '\trespond "error code: 1001" 530\n'
         elif target == "tunnel":
-            proxy = f"\treverse_proxy [{mini_tunnel_ip}]:{port} {{\n{TUNNEL_TRANSPORT}\t}}\n"
+            proxy = f"\treverse_proxy [{mini_tunnel_ip}]:{port} {{\n{VISITOR}{TUNNEL_TRANSPORT}\t}}\n"
         else:
             address = f"[{target}]" if ":" in target else target
             proxy = (
-                f"\treverse_proxy {address}:443 {{\n\t\ttransport http {{\n\t\t\ttls\n"
+                f"\treverse_proxy {address}:443 {{\n{VISITOR}\t\ttransport http {{\n\t\t\ttls\n"
                 f"\t\t\ttls_server_name {host}\n\t\t\ttls_trusted_ca_certs {files.origin_ca}\n"
                 "\t\t\tdial_timeout 2s\n\t\t\tresponse_header_timeout 10s\n\t\t}\n\t}\n"
             )

@@ -76,8 +76,8 @@ def test_plan_mode_and_services_overrides(mana_infra: Callable[..., Run], tmp_pa
     records = [r for r in document["resources"] if r["name"].startswith("dns-") and r["inputs"]["type"] == "CNAME"]
     assert [(r["inputs"]["name"], r["inputs"]["content"]) for r in records] == [("only.mana.how", "vps.mana.how")]
     assert (
-        "only.mana.how {\n\timport origin_certificate\n\timport elsewhere_refused\n\treverse_proxy 10.0.0.2:8080 {"
-        in (document["artifacts"]["Caddyfile"])
+        "only.mana.how {\n\timport origin_certificate\n\timport elsewhere_refused\n\timport visitor\n"
+        "\treverse_proxy 10.0.0.2:8080 {" in (document["artifacts"]["Caddyfile"])
     )
 
 
@@ -170,7 +170,8 @@ def test_plan_against_a_saved_plan_shows_only_what_changed(mana_infra: Callable[
     }
     [site] = [c["after"] for c in added["changes"] if c["field"] == "stdin"]
     assert (
-        "new.mana.how {\n\timport public_certificate\n\timport elsewhere_refused\n\treverse_proxy 10.0.0.2:6000" in site
+        "new.mana.how {\n\timport public_certificate\n\timport elsewhere_refused\n\timport visitor\n"
+        "\treverse_proxy 10.0.0.2:6000" in site
     )
     broken = tmp_path / "broken.json"
     broken.write_text("{}")

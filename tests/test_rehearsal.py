@@ -41,7 +41,10 @@ def test_rehearsal_builds_records_and_a_site_file_and_no_server() -> None:
     assert command.inputs["create"] == caddy_command(SITE_FILE)
     assert command.inputs["delete"] == caddy_command(SITE_FILE, "remove")
     assert command.options["deleteBeforeReplace"] is True and command.inputs["connection"] == offline.SECRET
-    site = "failover-test.mana.how {\n\timport public_certificate\n\treverse_proxy 10.0.0.2:5000 {\n\t\timport mac_mini"
+    site = (
+        "failover-test.mana.how {\n\timport public_certificate\n\timport visitor\n"
+        "\treverse_proxy 10.0.0.2:5000 {\n\t\timport mac_mini"
+    )
     assert site in command.inputs["stdin"]
     assert list(result.artifacts) == [SITE_FILE]
 

@@ -73,8 +73,8 @@ def test_every_host_is_served_warm_in_every_state(artifacts: dict[str, dict[str,
     certificate, allowed, health = SERVED[state]
     refused = "\timport elsewhere_refused\n" if allowed else ""
     for service in load_inventory(PROJECT_DIR / "services.yaml", "mana.how"):
-        site = (f"\n{service.host} {{\n\timport {certificate}\n{refused}\treverse_proxy 10.0.0.2:{service.port} "
-                "{\n\t\timport mac_mini\n\t}\n}")  # fmt: skip
+        site = (f"\n{service.host} {{\n\timport {certificate}\n{refused}\timport visitor\n"
+                f"\treverse_proxy 10.0.0.2:{service.port} {{\n\t\timport mac_mini\n\t}}\n}}")  # fmt: skip
         assert site in caddyfile, service.host
     if allowed:
         assert f"\t@elsewhere not remote_ip {' '.join(allowed)}\n\trespond @elsewhere" in caddyfile
@@ -85,7 +85,9 @@ def test_every_host_is_served_warm_in_every_state(artifacts: dict[str, dict[str,
     )
     assert "(public_certificate) {\n\ttls /etc/caddy/certs/public.pem /etc/caddy/certs/public.pem\n}" in caddyfile
     assert "(origin_certificate) {\n\ttls /etc/caddy/certs/origin.pem /etc/caddy/certs/origin.pem\n}" in caddyfile
-    assert "(mac_mini) {\n\ttransport http {\n\t\tdial_timeout 3s" in caddyfile
+    assert "\ttransport http {\n\t\tdial_timeout 3s" in caddyfile
+    # HTTP/3 is not offered (UDP 443 stays closed): no Alt-Svc that browsers would try.
+    assert "{\n\tservers {\n\t\tprotocols h1 h2\n\t}\n" in caddyfile
     assert caddyfile.rstrip().endswith("import /etc/caddy/sites.d/*.caddy")
     assert "\timport /etc/caddy/global.d/*.caddy" in caddyfile and "acme" not in caddyfile.lower().replace(
         "no site asks acme", ""

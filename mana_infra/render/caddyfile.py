@@ -34,6 +34,9 @@ class CaddySpec:
     health_path: str
     allowed_networks: Sequence[str]
     """Who reaches the inventory hosts here in this mode; empty: everyone."""
+    cloudflare_networks: Sequence[str] = ()
+    """Cloudflare's published ranges when its edge connects here (through the edge): only from these is
+    the visitor's address in Cloudflare's headers believed; empty: from nobody."""
 
 
 # How Caddy reaches the Mac Mini through WireGuard. When the tunnel is down, an idle pooled connection
@@ -41,14 +44,42 @@ class CaddySpec:
 # and a new one must connect within 3 s, so such requests fail fast with 502. 100 s for the response
 # headers is what the apps live with behind Cloudflare's proxy today. Defined in both modes: the
 # rehearsal's site file (sites.d) uses it while prod stays in tunnel mode.
-MAC_MINI_TRANSPORT = """\
-(mac_mini) {
-	transport http {
-		dial_timeout 3s
-		keepalive 10s
-		response_header_timeout 100s
-	}
-}"""
+def mac_mini_transport(cloudflare_networks: Sequence[str]) -> str:
+    """The reverse proxy's settings; through the edge, X-Forwarded-For as Cloudflare sent it is kept
+    (Caddy adds Cloudflare's address), from anyone else Caddy writes it anew from the peer."""
+    trusted = f"\ttrusted_proxies {' '.join(cloudflare_networks)}\n" if cloudflare_networks else ""
+    return (
+        "(mac_mini) {\n"
+        f"{trusted}"
+        "\ttransport http {\n\t\tdial_timeout 3s\n\t\tkeepalive 10s\n\t\tresponse_header_timeout 100s\n\t}\n"
+        "}"
+    )
+
+
+# The headers that carry a visitor's address to the apps (behind cloudflared they get Cloudflare's):
+# Caddy 2.6 passes them through as the client sent them, so a visitor could name any address. Set here
+# from the connection's peer, unless the peer is Cloudflare's edge, whose Cf-Connecting-IP is the visitor.
+def visitor_snippet(cloudflare_networks: Sequence[str]) -> str:
+    if not cloudflare_networks:
+        return (
+            "(visitor) {\n"
+            "\trequest_header Cf-Connecting-IP {remote_host}\n"
+            "\trequest_header X-Real-IP {remote_host}\n"
+            "\trequest_header -True-Client-IP\n"
+            "}"
+        )
+    ranges = " ".join(cloudflare_networks)
+    return (
+        "(visitor) {\n"
+        f"\t@from_cloudflare remote_ip {ranges}\n"
+        "\trequest_header @from_cloudflare X-Real-IP {http.request.header.Cf-Connecting-IP}\n"
+        f"\t@not_from_cloudflare not remote_ip {ranges}\n"
+        "\trequest_header @not_from_cloudflare Cf-Connecting-IP {remote_host}\n"
+        "\trequest_header @not_from_cloudflare X-Real-IP {remote_host}\n"
+        # Cloudflare sets True-Client-IP for Enterprise zones only; elsewhere it is whatever was sent.
+        "\trequest_header -True-Client-IP\n"
+        "}"
+    )
 
 
 def _certificate_snippet(name: str, path: str) -> str:
@@ -70,6 +101,7 @@ def mac_mini_site(host: str, macmini_address: str, port: int, certificate: str, 
     lines = [f"{host} {{", f"\timport {certificate}"]
     if restricted:
         lines.append("\timport elsewhere_refused")
+    lines.append("\timport visitor")
     lines += [f"\treverse_proxy {macmini_address}:{port} {{", "\t\timport mac_mini", "\t}", "}"]
     return "\n".join(lines)
 
@@ -98,8 +130,11 @@ def render_caddyfile(spec: CaddySpec) -> str:
         f"# {_state(spec)}. {summary}\n"
         "# No site asks ACME for anything: the certificates are installed before they are needed.",
         # Host-local global options live beside the file, so they survive every reload of a new one.
-        f"{{\n\timport {CADDY_DIR}/global.d/*.caddy\n}}",
-        MAC_MINI_TRANSPORT,
+        # HTTP/3 is not offered: Caddy would announce it (Alt-Svc) on UDP 443, which the firewall keeps
+        # closed, and browsers would try, wait and fall back.
+        f"{{\n\tservers {{\n\t\tprotocols h1 h2\n\t}}\n\timport {CADDY_DIR}/global.d/*.caddy\n}}",
+        mac_mini_transport(spec.cloudflare_networks),
+        visitor_snippet(spec.cloudflare_networks),
         _certificate_snippet("public_certificate", PUBLIC_CERTIFICATE),
         _certificate_snippet("origin_certificate", ORIGIN_CERTIFICATE),
     ]
