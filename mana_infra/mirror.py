@@ -14,6 +14,8 @@ from typing import Any
 
 from .model import DnsRecord, fqdn
 
+# The rehearsal stack's records say so in their comment (components/rehearsal.py).
+REHEARSAL_COMMENT_PREFIX = "managed by mana-infra (Pulumi): failover rehearsal"
 # Record types Hetzner's DNS takes in an RRSet (SOA and apex NS are Hetzner's own).
 HETZNER_TYPES = frozenset(
     {"A", "AAAA", "CAA", "CNAME", "DS", "HINFO", "HTTPS", "MX", "NS", "PTR", "RP", "SRV", "SVCB", "TLSA", "TXT"}
@@ -68,8 +70,10 @@ def mirror_extra_records(
     cname_names = managed - {zone, origin_name.lower()}
     mirrored: list[DnsRecord] = []
     left_out: list[Unmirrored] = []
-    for record in map(cloudflare_record, records):
+    for raw, record in zip(records, map(cloudflare_record, records), strict=True):
         name, kind, content = record.name, record.type, record.content
+        if str(raw.get("comment") or "").startswith(REHEARSAL_COMMENT_PREFIX):
+            continue  # a rehearsal's test record comes and goes with its stack, never in an emergency
         if name in managed and kind in ("A", "AAAA", "CNAME"):
             continue  # the failover records for this name replace it
         if name in cname_names:
@@ -107,3 +111,18 @@ def rrsets(records: Iterable[DnsRecord]) -> list[tuple[str, str, tuple[str, ...]
         (name, kind, tuple(sorted(r.data() for r in group)), min(r.ttl for r in group))
         for (name, kind), group in sorted(grouped.items())
     ]
+
+
+def postponed(wanted: Iterable[tuple[str, str]], present: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The RRSets (name, type) that cannot be created in this run: a CNAME where the zone still holds
+    another type that this run removes, or another type where it still holds such a CNAME. Pulumi creates
+    before it deletes, and a CNAME stands alone at its name (RFC 1034 3.6.2; the Hetzner stand-in keeps
+    the rule): created now, the mirror would refuse it at every run. Left out, the removal goes through
+    and the next run creates it."""
+    wanted_set, present_set = set(wanted), set(present)
+    leaving = present_set - wanted_set
+    return {
+        (name, kind)
+        for name, kind in wanted_set - present_set
+        if any(gone == name and (kind == "CNAME") != (other == "CNAME") for gone, other in leaving)
+    }

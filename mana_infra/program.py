@@ -11,7 +11,7 @@ from .components.caddy import CaddyConfig
 from .components.certificates import Certificates
 from .components.dns import FailoverDns, lookup_zone_id, read_zone_records
 from .components.rehearsal import SITE_FILE, RehearsalSites
-from .components.secondary_dns import SecondaryDns, read_mirrored_records
+from .components.secondary_dns import SecondaryDns, read_mirrored_records, read_zone_rrsets
 from .components.standby_server import StandbyServer
 from .components.wireguard import WireGuardKeys
 from .config import RehearsalConfig, StandbyConfig, read_stack_config
@@ -55,7 +55,7 @@ class Rehearsal:
 
 # The prod stack's outputs the rehearsal reads (and exports again under the same names): `export`
 # below must keep exporting every one.
-PROD_OUTPUTS_READ = ("originName", "originIpv4", "healthUrl", "macminiAddress")
+PROD_OUTPUTS_READ = ("originName", "originIpv4", "healthUrl", "macminiAddress", "serverId")
 
 
 def run(project: Project | None = None) -> None:
@@ -307,6 +307,7 @@ def build_secondary_dns(
             "extra": extra,
             "labels": {"project": "mana-infra", "stack": config.stack, "role": "secondary-dns"},
             "protect": config.protect,
+            "present": read_zone_rrsets(config.zone),
         },
     )
     return secondary, tuple(unmirrored)
@@ -327,6 +328,8 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     pulumi.export("originName", config.origin_name)
     pulumi.export("originIpv4", standby.server.ipv4_address)
     pulumi.export("originIpv6", standby.server.ipv6_address)
+    # A replaced server is a new id: what the rehearsal's site file follows to the new server.
+    pulumi.export("serverId", standby.server.server_id)
     pulumi.export("healthUrl", f"https://{config.origin_name}{config.health_path}")
     pulumi.export("tunnelTarget", tunnel_target(config.tunnel_id))
     pulumi.export("wireguardServerPublicKey", standby.keys.server_public_key)
@@ -340,6 +343,7 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     )
     if standby.secondary is not None:
         pulumi.export("secondaryDnsNameservers", standby.secondary.nameservers)
+        pulumi.export("secondaryDnsPostponed", [f"{name} {kind}" for name, kind in standby.secondary.postponed])
         pulumi.export(
             "secondaryDnsUnmirrored",
             [{"name": u.name, "type": u.type, "content": u.content, "reason": u.reason} for u in standby.unmirrored],
@@ -391,6 +395,7 @@ def build_rehearsal(config: RehearsalConfig) -> Rehearsal:
             "origin_name": prod["originName"],
             "origin_ipv4": prod["originIpv4"],
             "macmini_address": prod["macminiAddress"],
+            "server_id": prod["serverId"],
             "ttl": config.failover_ttl,
             "ssh_user": config.ssh_user,
             "ssh_private_key": config.ssh_private_key,

@@ -49,6 +49,13 @@ def test_rehearsal_builds_records_and_a_site_file_and_no_server() -> None:
     assert list(result.artifacts) == [SITE_FILE]
 
 
+def test_the_site_file_follows_a_replaced_prod_server() -> None:
+    """The primary IPs survive a replacement, so only the server's id tells the rehearsal that the site
+    file must go onto a new server: it is the command's trigger (a change replaces the command)."""
+    [command] = [r for r in plan_of("failover").resources if r.type == "command:remote:Command"]
+    assert command.inputs["triggers"] == [plan_of("prod").outputs["serverId"]]
+
+
 def test_rehearsal_plan_touches_no_inventory_host() -> None:
     result = plan_of("failover")
     names = {r.inputs["name"] for r in result.resources if r.type == "cloudflare:index/dnsRecord:DnsRecord"}

@@ -123,7 +123,9 @@ def test_the_cut_over_without_cloudflare_changes_nothing_at_cloudflare() -> None
     # The DNS-only Caddyfile: every visitor served (nobody refused), with the public certificate.
     caddyfile = target.inputs["stdin"]
     assert "# mode=failover via=dns." in caddyfile and "elsewhere" not in caddyfile
-    assert "auth.mana.how {\n\timport public_certificate\n\treverse_proxy 10.0.0.2:3001 {" in caddyfile
+    assert (
+        "auth.mana.how {\n\timport public_certificate\n\timport visitor\n\treverse_proxy 10.0.0.2:3001 {" in caddyfile
+    )
     cloudflare_changes = {c["resource"] for c in changes if before_zone.get(c["resource"]) and
                           before_zone[c["resource"]].type.startswith("cloudflare:")}  # fmt: skip
     assert cloudflare_changes and target.name not in cloudflare_changes
@@ -158,3 +160,39 @@ def test_without_cloudflare_no_pulumi_up_deletes_a_record_of_the_mirror() -> Non
 def test_unreachable_cloudflare_needs_the_zone_id() -> None:
     with pytest.raises(InputError, match="cloudflareZoneId: is not set, and Cloudflare is marked unreachable"):
         offline.plan("prod", overrides={"cloudflareReachable": "false"})
+
+
+def test_a_record_type_change_at_a_name_waits_for_the_removal_instead_of_wedging_the_mirror() -> None:
+    """chat.mana.how held copied A and AAAA records and is now an inventory host (a CNAME). Pulumi
+    would create the CNAME before deleting the A and AAAA, which the zone refuses (a CNAME stands alone):
+    the CNAME waits for the next run and says so; everything else goes through."""
+    held = [{"name": "chat", "type": kind, "ttl": 300, "records": [{"value": value}], "labels": {}}
+            for kind, value in (("A", "198.51.100.99"), ("AAAA", "2001:db8::99"))]  # fmt: skip
+    result = offline.plan("prod", clouds=offline.OfflineClouds(zone_rrsets=held))
+    mirror = rrsets(result)
+    assert ("chat", "CNAME") not in mirror and ("todo", "CNAME") in mirror
+    assert result.outputs["secondaryDnsPostponed"] == ["chat CNAME"]
+    # The run after: the A and AAAA are gone, the CNAME comes.
+    assert ("chat", "CNAME") in rrsets(plan_of("prod")) and plan_of("prod").outputs["secondaryDnsPostponed"] == []
+
+
+def test_postponed_is_exactly_the_clash_with_what_leaves() -> None:
+    from mana_infra.mirror import postponed
+
+    assert postponed([("a", "CNAME")], [("a", "A")]) == {("a", "CNAME")}
+    assert postponed([("a", "A")], [("a", "CNAME")]) == {("a", "A")}
+    assert postponed([("a", "CNAME"), ("a", "TXT")], [("a", "CNAME")]) == set()  # nothing leaves
+    assert postponed([("a", "A"), ("a", "TXT")], [("a", "A")]) == set()  # no CNAME involved
+    assert postponed([("b", "CNAME")], [("a", "A")]) == set()
+
+
+def test_a_rehearsal_record_is_not_mirrored() -> None:
+    """The rehearsal's test record comes and goes with its stack: copied, every prod run after its
+    destroy would have a deletion to make."""
+    from mana_infra.components.rehearsal import COMMENT
+
+    test_record = {"name": "failover-test.mana.how", "type": "CNAME", "content": "vps.mana.how", "ttl": 60,
+                   "proxied": False, "comment": COMMENT}  # fmt: skip
+    result = offline.plan("prod", clouds=offline.OfflineClouds(zone_records=[*ZONE_FIXTURE, test_record]))
+    assert ("failover-test", "CNAME") not in rrsets(result)
+    assert not [u for u in result.outputs["secondaryDnsUnmirrored"] if u["name"] == "failover-test.mana.how"]

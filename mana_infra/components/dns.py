@@ -32,6 +32,7 @@ def read_zone_records(zone_id: str) -> list[dict[str, Any]]:
             "proxied": record.proxied,
             "ttl": record.ttl,
             "priority": record.priority,
+            "comment": record.comment,
             "data": dict(record.data) if record.data else {},
         }
         for record in result.results

@@ -8,11 +8,12 @@ from typing import TypedDict
 import pulumi
 import pulumi_cloudflare as cloudflare
 
+from ..mirror import REHEARSAL_COMMENT_PREFIX
 from ..render.caddyfile import render_rehearsal_site
 from .caddy import CaddyConfig
 
 SITE_FILE = "sites.d/mana-infra-rehearsal.caddy"
-COMMENT = "managed by mana-infra (Pulumi): failover rehearsal, `pulumi destroy -s failover` removes it"
+COMMENT = f"{REHEARSAL_COMMENT_PREFIX}, `pulumi destroy -s failover` removes it"
 
 
 class RehearsalSitesArgs(TypedDict):
@@ -26,6 +27,8 @@ class RehearsalSitesArgs(TypedDict):
     """The prod VPS's address, for SSH."""
     macmini_address: pulumi.Input[str]
     """The Mac Mini's WireGuard address, as prod configured it."""
+    server_id: pulumi.Input[str]
+    """The prod VPS's server id: a replaced server (a new id at the same address) gets the site file again."""
     ttl: int
     """TTL of the test records."""
     ssh_user: str
@@ -67,6 +70,7 @@ class RehearsalSites(pulumi.ComponentResource):
                 "content": self.site_file,
                 "target": SITE_FILE,
                 "remove_on_delete": True,
+                "triggers": [args["server_id"]],
             },
             child,
         )

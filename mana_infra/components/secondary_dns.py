@@ -9,11 +9,22 @@ from typing import TypedDict
 import pulumi
 import pulumi_hcloud as hcloud
 
-from ..mirror import rrsets
+from ..mirror import postponed, rrsets
 from ..model import DnsRecord, absolute_name, fqdn, relative_name
 
 # The label on the RRSets copied from Cloudflare: what the mirror holds besides the failover records.
 COPIED = ("copied-from", "cloudflare")
+
+
+def read_zone_rrsets(zone: str) -> list[tuple[str, str]]:
+    """What the Hetzner zone holds now, as (relative name, type); nothing before the first run made it."""
+    try:
+        found = hcloud.get_zone_rrsets(zone=zone)
+    except Exception as error:  # the invoke's error: a zone that does not exist yet is no error here
+        if "not found" in str(error).lower():
+            return []
+        raise
+    return [(rrset.name, rrset.type) for rrset in found.rrsets]
 
 
 def read_mirrored_records(zone: str) -> list[DnsRecord]:
@@ -45,12 +56,17 @@ class SecondaryDnsArgs(TypedDict):
     """Hetzner labels."""
     protect: bool
     """Guard the zone against deletion."""
+    present: Sequence[tuple[str, str]]
+    """The RRSets (relative name, type) the zone holds now: a CNAME that cannot stand beside one this run
+    removes waits for the next run (mirror.postponed)."""
 
 
 class SecondaryDns(pulumi.ComponentResource):
     """The Hetzner zone and its RRSets."""
 
     nameservers: pulumi.Output[list[str]]
+    postponed: list[tuple[str, str]]
+    """RRSets left for the next `pulumi up` (see SecondaryDnsArgs.present)."""
 
     def __init__(self, name: str, args: SecondaryDnsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mana-infra:index:SecondaryDns", name, None, opts)
@@ -65,10 +81,24 @@ class SecondaryDns(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args["protect"]),
         )
         child = pulumi.ResourceOptions(parent=self)
+        wanted: list[tuple[str, str, Sequence[pulumi.Input[str]], int, bool]] = []
+        addressed = {relative_name(args["origin_name"], zone_name)}
+        if zone_name in args["inventory_hosts"]:
+            addressed.add("@")
+        for record_name in sorted(addressed):
+            wanted.append((record_name, "A", [args["origin_ipv4"]], ttl, False))
+            wanted.append((record_name, "AAAA", [args["origin_ipv6"]], ttl, False))
+        for host in args["inventory_hosts"]:
+            if host != zone_name:
+                wanted.append((relative_name(host, zone_name), "CNAME", [fqdn(args["origin_name"])], ttl, False))
+        for record_name, kind, copied_values, record_ttl in rrsets(args["extra"]):
+            wanted.append((relative_name(record_name, zone_name), kind, copied_values, record_ttl, True))
 
-        def rrset(
-            record_name: str, kind: str, values: Sequence[pulumi.Input[str]], record_ttl: int, copied: bool = False
-        ) -> None:
+        later = postponed([(n, k) for n, k, *_ in wanted], args["present"])
+        self.postponed = sorted(later)
+        for record_name, kind, values, record_ttl, copied in wanted:
+            if (record_name, kind) in later:
+                continue
             hcloud.ZoneRrset(
                 f"{name}-{'apex' if record_name == '@' else record_name}-{kind.lower()}",
                 zone=zone.name,
@@ -79,18 +109,12 @@ class SecondaryDns(pulumi.ComponentResource):
                 labels={**args["labels"], **dict([COPIED] if copied else [])},
                 opts=child,
             )
-
-        addressed = {relative_name(args["origin_name"], zone_name)}
-        if zone_name in args["inventory_hosts"]:
-            addressed.add("@")
-        for record_name in sorted(addressed):
-            rrset(record_name, "A", [args["origin_ipv4"]], ttl)
-            rrset(record_name, "AAAA", [args["origin_ipv6"]], ttl)
-        for host in args["inventory_hosts"]:
-            if host != zone_name:
-                rrset(relative_name(host, zone_name), "CNAME", [fqdn(args["origin_name"])], ttl)
-        for record_name, kind, values, record_ttl in rrsets(args["extra"]):
-            rrset(relative_name(record_name, zone_name), kind, values, record_ttl, copied=True)
+        for record_name, kind in self.postponed:
+            pulumi.log.warn(
+                f"the Hetzner mirror's {kind} {record_name}.{zone_name} follows on the next `pulumi up`: the zone "
+                "still holds a record at that name which this run removes, and a CNAME stands alone at its name",
+                self,
+            )
 
         self.nameservers = zone.authoritative_nameservers.apply(lambda servers: list(servers.assigneds or []))
         self.register_outputs({"nameservers": self.nameservers})
