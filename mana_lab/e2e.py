@@ -55,6 +55,7 @@ from typing import Any
 from mana_infra.cutover import resource_step
 from mana_infra.inventory import load_inventory
 
+from . import certs
 from . import topology as topo
 from .engine import Engine
 from .system import LabError, netns_exec_argv
@@ -305,15 +306,17 @@ class EndToEnd:
             ("up-noop", self.up_noop),
             ("refresh", self.refresh),
             ("up-after-refresh", self.up_after_refresh),
+            ("acme-directory", self.acme_directory),
             ("cutover", lambda run: self.cutover(run, "edge")),
             ("failback", self.failback),
             ("cutover-dns", lambda run: self.cutover(run, "dns")),
             ("failback-by-hand", self.failback_by_hand),
             ("rehearsal-up", self.rehearsal_up),
+            ("replace-server", self.replace_server),
+            ("rehearsal-after-replace", self.rehearsal_after_replace),
             ("rehearsal-destroy", self.rehearsal_destroy),
             ("emergency", self.emergency),
             ("policy", self.policy),
-            ("replace-server", self.replace_server),
             ("key-exists", self.key_exists),
             ("secrets", self.secrets),
         ]
@@ -321,6 +324,7 @@ class EndToEnd:
     def _timed(self, name: str, body: Callable[[Run], None]) -> Run:
         run = Run(name, "")
         before = self.world.requests()
+        errors_before = len(self.world.hook_errors)
         started = time.monotonic()
         try:
             body(run)
@@ -329,6 +333,7 @@ class EndToEnd:
         run.seconds = round(time.monotonic() - started, 2)
         after = self.world.requests()
         run.requests = {api: after[api] - before[api] for api in after}
+        run.problems += [f"the lab: {error}" for error in self.world.hook_errors[errors_before:]]
         run.ok = not run.problems
         return run
 
@@ -489,6 +494,38 @@ class EndToEnd:
     def up_after_refresh(self, run: Run) -> None:
         self.up_noop(run)
 
+    def acme_directory(self, run: Run) -> None:
+        """Staging, then production: another directory is another CA. The account and the certificate
+        are made anew there; the old certificate is revoked at its own CA, never at the new one."""
+        world = self.world
+        old = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
+        self.pulumi(
+            run, f"pulumi config set --stack prod acmeServer {world.second_acme_directory} && pulumi up --stack prod"
+        )
+        replaced = sorted(r["name"] for r in run.resources if r["op"] == "replace")
+        run.expect(
+            replaced == ["certificates-acme", "certificates-acme-account", "certificates-public"],
+            f"replaced {replaced}",
+        )
+        others = [r for r in run.resources if r["op"] != "replace" and r["name"] != "certificate-public-apply"]
+        run.expect(not others, f"beyond the account and the certificate: {others}")
+        new = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
+        run.details["certificates"] = {"old": old["issuer"], "new": new["issuer"]}
+        served = world.exec(
+            "client",
+            ["curl", "-sS", "--fail", "--max-time", "5", "--cacert", str(world.second_ca_root), "--resolve",
+             f"vps.{self.zone}:443:{topo.VPS_IP}", f"https://vps.{self.zone}/healthz"],
+        )  # fmt: skip
+        run.expect(served.returncode == 0, f"the VPS does not serve the new CA's certificate: {served.stderr.strip()}")
+        run.expect(new["serial"] != old["serial"], "the certificate was not replaced")
+        status = {
+            which: world.certificate_status(port, old["serial"])
+            for which, port in (("old CA", topo.ACME_MANAGEMENT_PORT), ("new CA", world.SECOND_CA_MANAGEMENT_PORT))
+        }
+        run.details["old certificate"] = status
+        run.expect(status["old CA"] == "Revoked", f"the old certificate at its CA: {status['old CA']}")
+        run.expect(status["new CA"] == "unknown", f"the new CA was asked about the old certificate: {status}")
+
     def cutover(self, run: Run, via: str) -> None:
         self._switch(run, f"mana-infra cutover --stack prod --via {via} --yes --json", "failover")
         outputs = self.op.outputs()
@@ -548,6 +585,16 @@ class EndToEnd:
         self.green(run, "failover", mirror=False, mode="failover")
         # Production is untouched: still every host through the tunnel.
         self.green(run, mode="tunnel")
+
+    def rehearsal_after_replace(self, run: Run) -> None:
+        """The prod VPS was replaced (same addresses, a new server): the rehearsal's site file follows it."""
+        self.pulumi(run, "pulumi up --stack failover")
+        run.expect(
+            [(r["name"], r["op"]) for r in run.resources] == [("rehearsal-caddy-apply", "replace")],
+            f"the rehearsal after the replacement: {run.resources}",
+        )
+        self.world.settle()
+        self.green(run, "failover", mirror=False, mode="failover")
 
     def rehearsal_destroy(self, run: Run) -> None:
         self.pulumi(run, "pulumi destroy --stack failover")

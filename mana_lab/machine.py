@@ -367,6 +367,9 @@ class Machine:
 
         if self.ns in _namespaces():
             kill_pids(netns_pids(self.ns))
+            # The veth first, synchronously: a deleted namespace's interfaces go later, in the kernel's
+            # own time, and a new machine at the same port would find its peer's name still taken.
+            run(["ip", "-n", self.ns, "link", "del", PUBLIC_INTERFACE], check=False)
             run(["ip", "netns", "del", self.ns], check=False)
         for name in ("anchor", "sshd"):
             (self.pid_dir / f"{self.role}-{name}.pid").unlink(missing_ok=True)

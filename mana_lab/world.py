@@ -33,12 +33,13 @@ from typing import Any
 from mana_infra.mirror import cloudflare_record
 from mana_infra.model import DnsRecord
 
+from . import certs
 from . import topology as topo
 from .clouds.cloudflare import CloudflareApi
 from .clouds.hetzner import HetznerCloud
 from .clouds.server import Request, StandInServer
 from .dnszone import rrset_records
-from .lab import Lab
+from .lab import ACME_LATENCY_MS, PACKAGE_DIR, Lab
 from .system import LabError, in_namespace, netns_exec_argv, run
 
 NFT_TABLE = "inet lab-reach"
@@ -73,10 +74,12 @@ class World(Lab):
         self._worker: threading.Thread | None = None
         self._stopping = False
         self.boots: list[dict[str, Any]] = []
+        self.hook_errors: list[str] = []
+        """What went wrong making a cloud's change real in the lab (a server that did not boot...)."""
         self.hetzner = HetznerCloud(
             self.clouds_dir / "hetzner.json",
-            on_server_created=self._server_created,
-            on_server_deleted=self._server_deleted,
+            on_server_created=self._reported(self._server_created),
+            on_server_deleted=self._reported(self._server_deleted),
             on_zone_changed=self._zone_changed,
             on_firewall_changed=self._firewall_changed,
         )
@@ -127,9 +130,38 @@ class World(Lab):
         """The API's records as the zone's nameserver serves them (proxied ones the edge answers for)."""
         return [cloudflare_record(r) for r in records]
 
+    # A second ACME CA beside the first: Let's Encrypt's production directory to the first's staging.
+    SECOND_CA_PORT = 14100
+    SECOND_CA_MANAGEMENT_PORT = 15100
+
+    @property
+    def second_acme_directory(self) -> str:
+        return f"https://{topo.ACME_IP}:{self.SECOND_CA_PORT}/dir"
+
     def up(self) -> float:
         seconds = super().up()
+        assert self.pki is not None
+        config = certs.pebble_config(
+            self.acme_dir / "pebble-2.json",
+            self.pki.acme_cert,
+            self.pki.acme_key,
+            f"127.0.0.1:{self.SECOND_CA_PORT}",
+            f"{topo.ACME_IP}:{self.SECOND_CA_MANAGEMENT_PORT}",
+        )
+        pebble = ["pebble", "-config", str(config), "-dnsserver", f"{topo.DNS_IP}:53"]
+        self._spawn("acme", "pebble-2", pebble, env=certs.PEBBLE_ENV)
+        public, private = f"{topo.ACME_IP}:{self.SECOND_CA_PORT}", f"127.0.0.1:{self.SECOND_CA_PORT}"
+        latency = [self.python, str(PACKAGE_DIR / "latency.py"), public, private, str(ACME_LATENCY_MS)]
+        self._spawn("acme", "acme-latency-2", latency)
+        self._wait_listening("pebble-2", "tcp", self.SECOND_CA_MANAGEMENT_PORT, address=topo.ACME_IP)
+        self._wait_listening("acme-latency-2", "tcp", self.SECOND_CA_PORT, address=topo.ACME_IP)
         self.trust_pebble()
+        roots = f"https://{topo.ACME_IP}:{self.SECOND_CA_MANAGEMENT_PORT}/roots/0"
+        fetch = ["curl", "-sS", "--fail", "--max-time", "5", "--cacert", str(self.pki.ca_path), roots]
+        second = self.exec("client", fetch, check=True).stdout
+        self.second_ca_root = self.acme_dir / "pebble-2-root.pem"
+        self.second_ca_root.write_text(second)
+        self.ca_bundle.write_text(self.ca_bundle.read_text() + second)
         self._worker = threading.Thread(target=self._apply_zones, name="world-zones", daemon=True)
         self._worker.start()
         for api, port, log in (
@@ -149,6 +181,17 @@ class World(Lab):
         self.vps_server_id = None
         return super().down()
 
+    def certificate_status(self, management_port: int, serial: str) -> str:
+        """What the ACME CA behind ``management_port`` says of a certificate: "Valid", "Revoked", or
+        "unknown" (it never issued it): pebble's management API."""
+        assert self.pki is not None
+        url = f"https://{topo.ACME_IP}:{management_port}/cert-status-by-serial/{serial}"
+        done = self.exec("client", ["curl", "-sS", "--max-time", "5", "--cacert", str(self.pki.ca_path), url])
+        try:
+            return str(json.loads(done.stdout).get("Status", "unknown"))
+        except json.JSONDecodeError:
+            return "unknown"
+
     def requests(self) -> dict[str, int]:
         """How many requests each API has answered so far."""
         return {
@@ -162,6 +205,16 @@ class World(Lab):
         return [json.loads(line) for line in lines[since:]]
 
     # ------------------------------------------------------------------------- the machines' hooks
+
+    def _reported(self, hook: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+        def reported(view: dict[str, Any]) -> None:
+            try:
+                hook(view)
+            except Exception as error:
+                self.hook_errors.append(f"{hook.__name__.strip('_')} {view.get('name')}: {error}")
+                raise
+
+        return reported
 
     def _server_created(self, view: dict[str, Any]) -> None:
         ipv4 = (view["public_net"].get("ipv4") or {}).get("ip")
