@@ -1,4 +1,5 @@
-"""`make bench`: wall times of the offline plan, of `mana-infra check`, and of the lab's drill.
+"""`make bench`: wall times of the offline plan, of `mana-infra check`, of the lab's drill, and of the
+flip through the real engine (CLI, language host, plugins) against the stand-in clouds, for 27 and 500 hosts.
 
 Figures, not assertions: speed is reported here, never asserted in a timed test.
 """
@@ -33,6 +34,33 @@ def generated_inventory(hosts: int, folder: Path) -> Path:
     return path
 
 
+def engine_bench(folder: Path) -> None:
+    """The flip's `pulumi up` and `mana-infra cutover` through the real engine, in the lab's world."""
+    from mana_lab import engine
+    from mana_lab.bench import unavailable
+    from mana_lab.e2e import run_bench
+
+    found = engine.find(PROJECT_DIR)
+    reason = unavailable() or (found if isinstance(found, str) else None)
+    print("the real engine against the stand-in clouds, the lab as their machines (one run each)")
+    if reason or isinstance(found, str):
+        print(f"  skipped: {reason}")
+        return
+    for hosts in (27, 500):
+        inventory = None if hosts == 27 else generated_inventory(hosts, folder)
+        figures = run_bench(folder / f"engine-{hosts}", found, PROJECT_DIR, inventory, lambda _line: None)
+        print(f"  {hosts} hosts (set-up and adoption {figures.get('setup_seconds', 0):.1f} s):")
+        for name in ("first up", "flip by hand", "back by hand", "cutover", "failback"):
+            run = figures.get(name)
+            if run is None:
+                continue
+            goal = "   (goal < 15 s for 27 hosts)" if name == "flip by hand" and hosts == 27 else ""
+            state = "" if run["ok"] else f"   FAILED: {'; '.join(run['problems'])[:200]}"
+            print(f"    {name:<14} {run['seconds']:7.1f} s{goal}{state}")
+            for stage, seconds in run.get("stages", []):
+                print(f"      {stage:<18} {seconds:6.1f} s")
+
+
 def main() -> None:
     plan = [sys.executable, "-m", "mana_infra", "plan", "--stack", "prod"]
     print(f"mana-infra plan, median of {RUNS} runs (wall time, process start included)")
@@ -63,6 +91,9 @@ def main() -> None:
     for mode in ("tunnel", "failover"):
         figures = check_bench(27, 5, mode)
         print(f"  {mode:8} mode: {figures['median_s']:6.2f} s   (max {figures['max_s']:.2f} s, goal < 3 s)")
+
+    with tempfile.TemporaryDirectory(prefix="mana-engine-bench-") as folder:
+        engine_bench(Path(folder))
 
     from mana_lab.bench import run as lab_bench
 

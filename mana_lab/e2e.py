@@ -184,7 +184,9 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
 class Operator:
     """The operator's machine: the lab's client namespace, a copy of the project, the engine."""
 
-    def __init__(self, world: World, engine: Engine, project_dir: Path, workdir: Path) -> None:
+    def __init__(
+        self, world: World, engine: Engine, project_dir: Path, workdir: Path, inventory: Path | None = None
+    ) -> None:
         self.world, self.engine = world, engine
         self.source = project_dir
         self.project = workdir / "project"
@@ -194,6 +196,8 @@ class Operator:
         self.project.mkdir(parents=True)
         for name in STACK_FILES:
             shutil.copy(project_dir / name, self.project / name)
+        if inventory is not None:  # another inventory (the benchmark's), as the operator's services.yaml
+            shutil.copy(inventory, self.project / "services.yaml")
         ignore = shutil.ignore_patterns("__pycache__", "venv")
         for folder in ("mana_infra", "policy"):
             shutil.copytree(project_dir / folder, self.project / folder, ignore=ignore)
@@ -263,10 +267,16 @@ class EndToEnd:
     """Sets up the world and the operator, then runs each of the operator's runs in order."""
 
     def __init__(
-        self, workdir: Path, engine: Engine, project_dir: Path, log: Callable[[str], None] = lambda _: None
+        self,
+        workdir: Path,
+        engine: Engine,
+        project_dir: Path,
+        log: Callable[[str], None] = lambda _: None,
+        inventory: Path | None = None,
     ) -> None:
         self.workdir, self.engine, self.project_dir, self.log = workdir, engine, project_dir, log
-        services = load_inventory(project_dir / "services.yaml", "mana.how")
+        self.inventory = inventory
+        services = load_inventory(inventory or project_dir / "services.yaml", "mana.how")
         self.services = [(s.host, s.port) for s in services]
         self.zone = "mana.how"
         seed = [
@@ -283,9 +293,7 @@ class EndToEnd:
         started = time.monotonic()
         try:
             self.log("e2e: the lab's world (stand-in clouds, DNS, edge, pebble, the Mac Mini)")
-            self.world.up()
-            self.operator = Operator(self.world, self.engine, self.project_dir, self.workdir)
-            self._setup()
+            self._start()
             for name, body in self._runs():
                 run = self._timed(name, body)
                 self.report.runs.append(run)
@@ -298,6 +306,43 @@ class EndToEnd:
             self.world.down()
             self.report.seconds = round(time.monotonic() - started, 1)
         return self.report
+
+    def _start(self) -> None:
+        self.world.up()
+        self.operator = Operator(self.world, self.engine, self.project_dir, self.workdir, self.inventory)
+        self._setup()
+
+    def bench(self) -> dict[str, Any]:
+        """``make bench``: the first `pulumi up`, the flip by hand both ways, then ``mana-infra cutover``
+        and ``failback`` stage by stage, each as the operator waits for it (process start included)."""
+        figures: dict[str, Any] = {"hosts": len(self.services)}
+        try:
+            started = time.monotonic()
+            self._start()
+            figures["setup_seconds"] = round(time.monotonic() - started, 1)
+            for name, body in (
+                ("first up", self.up_tunnel),
+                ("flip by hand", lambda run: self._by_hand(run, "failover")),
+                ("back by hand", lambda run: self._by_hand(run, "tunnel")),
+                ("cutover", lambda run: self.cutover(run, "edge")),
+                ("failback", self.failback),
+            ):
+                run = self._timed(name, body)
+                self.log(f"bench: {name:<14} {'ok' if run.ok else 'FAILED'} {run.seconds:6.1f} s")
+                figures[name] = {"seconds": run.seconds, "ok": run.ok, "problems": run.problems[:3]}
+                verdict = run.details.get("verdict")
+                if verdict:
+                    figures[name]["stages"] = [(s["name"], s["seconds"]) for s in verdict["stages"]]
+                if not run.ok and name == "first up":
+                    break
+        finally:
+            self.world.down()
+        return figures
+
+    def _by_hand(self, run: Run, mode: str) -> None:
+        """The README's flip: `pulumi config set mode …` and `pulumi up`, until the engine is done."""
+        self.pulumi(run, f"pulumi config set --stack prod mode {mode} && pulumi up --stack prod")
+        self._flip_in_place(run)
 
     def _runs(self) -> list[tuple[str, Callable[[Run], None]]]:
         return [
@@ -561,8 +606,7 @@ class EndToEnd:
         self.no_cloud_resource_touched(run)
 
     def failback_by_hand(self, run: Run) -> None:
-        self.pulumi(run, "pulumi config set --stack prod mode tunnel && pulumi up --stack prod")
-        self._flip_in_place(run)
+        self._by_hand(run, "tunnel")
         self.world.settle()
         self.green(run, mode="tunnel")
 
@@ -733,9 +777,20 @@ def adoption_command(printed: str) -> str:
     return " ".join(command)
 
 
-def run_e2e(workdir: Path, engine: Engine, project_dir: Path, log: Callable[[str], None]) -> Report:
+def _fresh(workdir: Path) -> None:
     if os.geteuid() != 0:
         raise LabError("the end-to-end runs need root (network namespaces)")
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+
+
+def run_e2e(workdir: Path, engine: Engine, project_dir: Path, log: Callable[[str], None]) -> Report:
+    _fresh(workdir)
     return EndToEnd(workdir, engine, project_dir, log).run_all()
+
+
+def run_bench(
+    workdir: Path, engine: Engine, project_dir: Path, inventory: Path | None, log: Callable[[str], None]
+) -> dict[str, Any]:
+    _fresh(workdir)
+    return EndToEnd(workdir, engine, project_dir, log, inventory).bench()
