@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,44 +94,106 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _switch(command: str, arguments: list[str]) -> int:
-    """cutover/failback: their own flags; every other flag is check's (resolver, CA, SSH key, ...)."""
-    from . import cutover
+SWITCH_DESCRIPTIONS = {
+    "cutover": "Cut over to the standby VPS: the pre-flight (check proves the standby), `pulumi up` with mode "
+    "failover (and --via), then every host green through the VPS, each stage timed.",
+    "failback": "Fail back to the Cloudflare Tunnel: the pre-flight (check proves the tunnel serves, by its "
+    "probe name), `pulumi up` with mode tunnel, then every host green through the tunnel, each stage timed.",
+}
+
+
+def _switch_parser(command: str, *, with_check: bool) -> argparse.ArgumentParser:
+    """cutover's or failback's flags; with_check: check's too, which they pass on to their checks."""
+    from .check import cli as check
 
     parser = argparse.ArgumentParser(
-        prog=f"mana-infra {command}",
-        description=(cutover.__doc__ or "").split("\n\n")[0]
-        + " Other flags are `mana-infra check`'s, for the pre-flight and the checks after.",
+        prog=f"mana-infra {command}", description=SWITCH_DESCRIPTIONS[command], allow_abbrev=False, add_help=with_check
     )
-    parser.add_argument("--stack", default="prod", help="the stack to switch (default prod)")
+    parser.add_argument("--stack", help="the stack to switch (default: the selected stack)")
     _project_dir_argument(parser)
     if command == "cutover":
         parser.add_argument(
             "--via", choices=("edge", "dns"), default="edge", help="through Cloudflare's edge (default) or DNS-only"
         )
-        parser.add_argument("--force", action="store_true", help="cut over even when the pre-flight is not green")
+    risk = "the standby is not proven" if command == "cutover" else "the tunnel is not shown to serve"
+    parser.add_argument("--force", action="store_true", help=f"{command} even when {risk} (the pre-flight fails)")
     parser.add_argument("--preview", action="store_true", help="show what would change; change nothing")
     parser.add_argument("--yes", action="store_true", help="do not ask before `pulumi up`")
     parser.add_argument("--within", type=float, metavar="SECONDS",
                         help="time limit for every host to be green (default: the way's budget + 60 s)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="the verdict as JSON on stdout (progress on stderr)")
-    args, check_arguments = parser.parse_known_args(arguments)
-    if not args.preview and not args.yes:
-        if not sys.stdin.isatty():
-            raise InputError([Problem("--yes", "is needed without a terminal to ask", f"mana-infra {command} --yes")])
-        answer = input(f"{command} stack {args.stack} now? `pulumi up` changes DNS and the VPS [y/N] ")
+    if with_check:
+        check.add_arguments(parser, for_switch=True)
+    return parser
+
+
+def _unknown_flags(parser: argparse.ArgumentParser, arguments: Sequence[str], command: str) -> list[Problem]:
+    """Every flag the command does not take, with the nearest it does: a typo is never passed on."""
+    import difflib
+
+    from .check import cli as check
+
+    known = sorted(parser._option_string_actions)  # argparse keeps no public list of them
+    checks_own = argparse.ArgumentParser(add_help=False)
+    check.add_arguments(checks_own)
+    problems = []
+    for token in arguments:
+        flag = token.split("=", 1)[0]
+        if not flag.startswith("-") or flag in known or flag.lstrip("-").replace(".", "", 1).isdigit():
+            continue
+        near = difflib.get_close_matches(flag, known, n=1, cutoff=0.75)
+        if command == "failback" and flag == "--via":
+            fix = "leave it out: failback returns to the tunnel, whichever way the cut-over took"
+        elif flag in checks_own._option_string_actions:
+            fix = f"it is `mana-infra check`'s: mana-infra check {flag} ... (the stack's outputs come from --stack)"
+        elif near:
+            fix = f"did you mean {near[0]}?"
+        else:
+            fix = f"`mana-infra {command} --help` lists every flag"
+        problems.append(Problem(flag, f"is not a flag of mana-infra {command}", fix))
+    return problems
+
+
+def _switch(command: str, arguments: list[str]) -> int:
+    """cutover/failback: their own flags, and check's for the pre-flight and the checks after."""
+    from . import cutover
+    from .project import selected_stack
+
+    full = _switch_parser(command, with_check=True)
+    problems = _unknown_flags(full, arguments, command)
+    if problems:
+        raise InputError(problems)
+    full.parse_args(arguments)  # --help, and every value of the right type
+    args, check_arguments = _switch_parser(command, with_check=False).parse_known_args(arguments)
+    asking = not args.preview and not args.yes
+    if asking and not sys.stdin.isatty():
+        again = shlex.join([f"mana-infra {command}", *arguments])
+        raise InputError(
+            [
+                Problem(
+                    "--yes",
+                    "is needed without a terminal to ask",
+                    f"{again} --yes (or {again} --preview to see what it would change)",
+                )
+            ]
+        )
+    project_dir = find_project_dir(args.project_dir)
+    stack = args.stack or selected_stack(project_dir)
+    print(f"mana-infra {command}: stack {stack}", file=sys.stderr if args.json else sys.stdout, flush=True)
+    if asking:
+        answer = input(f"{command} stack {stack} now? `pulumi up` changes DNS and the VPS [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing changed", file=sys.stderr)
             return 1
     switch = cutover.Switch("failover", args.via) if command == "cutover" else cutover.Switch("tunnel")
-    engine = cutover.AutomationEngine(args.stack, find_project_dir(args.project_dir))
+    engine = cutover.AutomationEngine(stack, project_dir)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
     verdict = cutover.run(
         engine,
-        cutover.check_with(["--stack", args.stack, *check_arguments]),
+        cutover.check_with(["--stack", stack, *check_arguments]),
         switch,
         preview=args.preview,
-        force=getattr(args, "force", False),
+        force=args.force,
         within=args.within,
         log=log,
     )

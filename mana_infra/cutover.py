@@ -38,6 +38,8 @@ DEFAULT_WITHIN = {"edge": 120.0, "dns": 360.0, "tunnel": 360.0}
 class Engine(Protocol):
     """What the command needs of Pulumi for one stack."""
 
+    stack_name: str
+
     def get_config(self, key: str) -> str | None: ...
 
     def set_config(self, values: Mapping[str, str | None]) -> None:
@@ -115,6 +117,9 @@ class Switch:
         return values
 
 
+PASSING_STATES = ("up", "unchecked", "unused")
+
+
 def standby_problems(report: Mapping[str, Any]) -> list[str]:
     """What keeps the standby from taking over, from check's report: its own parts, not the public path
     (which is down, or the command would not be run)."""
@@ -122,10 +127,23 @@ def standby_problems(report: Mapping[str, Any]) -> list[str]:
     broken = [
         f"{part}: {paths[part]['state']}"
         for part in STANDBY_PARTS
-        if part in paths and paths[part].get("state") not in ("up", "unchecked", "unused")
+        # The standby path must be proven: refused from here ("unchecked") is no pre-flight.
+        if part in paths and paths[part].get("state") not in (("up",) if part == "standby" else PASSING_STATES)
     ]
     problems = [p for p in report.get("problems", []) if any(word in p for word in ("standby", "VPS", "WireGuard"))]
     return broken + problems if broken else []
+
+
+def tunnel_problems(report: Mapping[str, Any]) -> list[str]:
+    """What keeps a fail-back from serving: the tunnel not shown to serve by its probe name. Failed back
+    too early, every host is down until the tunnel returns."""
+    probe = report.get("tunnel_probe") or {}
+    if probe.get("state") == "up":
+        return []
+    risk = "every host would be down until the tunnel is back"
+    if probe.get("state") == "down":
+        return [f"the tunnel is down ({probe.get('host')}: {probe.get('error')}): {risk}"]
+    return [f"whether the tunnel serves is not known ({probe.get('host') or 'no probe'}: {probe.get('error')}): {risk}"]
 
 
 def green_hosts(report: Mapping[str, Any]) -> int:
@@ -160,20 +178,29 @@ def run(
     # 1. The pre-flight: the stack as it is.
     started = clock()
     before = engine.outputs()
+    if not before:
+        stage(
+            "pre-flight",
+            started,
+            False,
+            f"stack {engine.stack_name} has no outputs yet: it was never deployed, so there is no standby to "
+            f"check; `pulumi up --stack {engine.stack_name}` builds it first",
+        )
+        return verdict
     report = checker(before)
     verdict.hosts = len(report.get("hosts", []))
-    problems = standby_problems(report) if switch.mode == "failover" else []
+    problems = standby_problems(report) if switch.mode == "failover" else tunnel_problems(report)
     if switch.mode == "failover" and switch.via == "edge" and before.get("zoneSslMode") not in (None, "strict"):
         problems.append(
             f"the zone's SSL/TLS mode is {before['zoneSslMode']!r}: the way through the edge needs Full (strict) "
             "(set it in the dashboard: SSL/TLS -> Overview), or cut over --via dns"
         )
     if problems and not force:
-        stage("pre-flight", started, False, "; ".join(problems) + " (--force cuts over all the same)")
+        anyway = "fails back" if switch.mode == "tunnel" else "cuts over"
+        stage("pre-flight", started, False, "; ".join(problems) + f" (--force {anyway} all the same)")
         return verdict
-    stage(
-        "pre-flight", started, True, "the standby is green" if not problems else "forced past: " + "; ".join(problems)
-    )
+    ready = "the tunnel serves" if switch.mode == "tunnel" else "the standby is green"
+    stage("pre-flight", started, True, ready if not problems else "forced past: " + "; ".join(problems))
 
     # 2. The configuration, and 3. the engine.
     previous = {key: engine.get_config(key) for key in switch.config()}
@@ -258,7 +285,7 @@ class AutomationEngine:
         from pulumi import automation
 
         self._automation = automation
-        self._project, self._stack_name = Project.at(project_dir), stack
+        self._project, self.stack_name = Project.at(project_dir), stack
         try:
             self.stack = automation.select_stack(stack_name=stack, work_dir=str(project_dir))
         except Exception as exc:  # no CLI, no login, no such stack: the CLI's own words
@@ -275,7 +302,7 @@ class AutomationEngine:
     def get_config(self, key: str) -> str | None:
         """The stack file's own value (None: not set there, Pulumi.yaml's default applies): what a
         preview puts back."""
-        value = self._project.stack_config(self._stack_name).stack_values.get(f"{PROJECT}:{key}")
+        value = self._project.stack_config(self.stack_name).stack_values.get(f"{PROJECT}:{key}")
         return None if value is None else str(value)
 
     def set_config(self, values: Mapping[str, str | None]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from .errors import InputError, Problem, raise_if_any
 from .files import LINE_KEY, load_yaml, read_text
 from .model import Service, hostname_problem, in_zone
+from .records import tunnel_probe_host
 
 ALLOWED_KEYS = ("host", "port", "name", "health")
 
@@ -101,6 +102,15 @@ def _parse_entry(
             )
         elif covered_problem(host, zone):
             problems.append(Problem(label, str(covered_problem(host, zone)), one_level_fix(host, zone)))
+        elif host == tunnel_probe_host(zone):
+            problems.append(
+                Problem(
+                    label,
+                    f"{host} is the tunnel's probe name: mana-infra keeps it on the tunnel in every mode, so "
+                    "that check and failback can tell whether the tunnel serves",
+                    "give the app another name",
+                )
+            )
         if host in first_line_of_host:
             problems.append(
                 Problem(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model import DnsRecord, fqdn
+from .records import tunnel_probe_host
 
 # The rehearsal stack's records say so in their comment (components/rehearsal.py).
 REHEARSAL_COMMENT_PREFIX = "managed by mana-infra (Pulumi): failover rehearsal"
@@ -74,6 +75,8 @@ def mirror_extra_records(
         name, kind, content = record.name, record.type, record.content
         if str(raw.get("comment") or "").startswith(REHEARSAL_COMMENT_PREFIX):
             continue  # a rehearsal's test record comes and goes with its stack, never in an emergency
+        if name == tunnel_probe_host(zone):
+            continue  # the tunnel's probe means something only at Cloudflare's edge
         if name in managed and kind in ("A", "AAAA", "CNAME"):
             continue  # the failover records for this name replace it
         if name in cname_names:

@@ -40,6 +40,19 @@ CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
 TUNNEL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # How the engine and every printout show a secret's value.
 SECRET = "[secret]"
+
+# The VPS's answer to whoever is outside the networks it serves in this mode: the standby's own 403,
+# naming the address it refused, so that check can tell a refusal from the app and name what to allow.
+STANDBY_REFUSAL = "mana-infra standby: {host} is {served} (refused for {address})"
+_REFUSED_FOR = re.compile(r"^mana-infra standby: \S+ is .* \(refused for (\S+)\)$")
+
+
+def refused_address(status: int | None, body: str) -> str | None:
+    """The address the VPS refused, when this answer is its refusal (STANDBY_REFUSAL); else None."""
+    found = _REFUSED_FOR.match(body.strip()) if status == 403 else None
+    return found[1] if found else None
+
+
 # Cloudflare's published edge ranges (cloudflare.com/ips): (IPv4, IPv6). A proxied record resolves to
 # these, never to its CNAME target; the provider's get_ip_ranges answers them.
 CLOUDFLARE_IP_RANGES: tuple[tuple[str, ...], tuple[str, ...]] = (

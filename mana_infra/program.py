@@ -19,7 +19,7 @@ from .errors import InputError, Problem, cloud_error
 from .mirror import Unmirrored, mirror_extra_records
 from .model import CLOUDFLARE_API, DnsRecord, tunnel_target
 from .project import Project
-from .records import cutover_budget, inventory_record
+from .records import cutover_budget, inventory_record, tunnel_probe_host, tunnel_probe_record
 from .render.caddyfile import ORIGIN_CERTIFICATE, PUBLIC_CERTIFICATE, CaddySpec, render_caddyfile
 from .render.cloud_init import render_cloud_init
 from .render.wireguard import render_macmini_config, render_server_config
@@ -194,6 +194,7 @@ def build(config: StandbyConfig) -> Standby:
                 "origin_ttl": config.failover_ttl,
                 "inventory": records,
                 "adopt": config.adopt_records,
+                "tunnel_probe": tunnel_probe_record(config.zone, config.tunnel_id),
                 "after": after,
             },
         )
@@ -331,7 +332,10 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     # A replaced server is a new id: what the rehearsal's site file follows to the new server.
     pulumi.export("serverId", standby.server.server_id)
     pulumi.export("healthUrl", f"https://{config.origin_name}{config.health_path}")
+    # Who may check the standby while the tunnel serves: what check adds a refused address to.
+    pulumi.export("checkAllowedCidrs", list(config.check_allowed_cidrs))
     pulumi.export("tunnelTarget", tunnel_target(config.tunnel_id))
+    pulumi.export("tunnelProbe", tunnel_probe_host(config.zone))
     pulumi.export("wireguardServerPublicKey", standby.keys.server_public_key)
     pulumi.export("macminiWireguardConfig", standby.macmini_wireguard_config)
     pulumi.export("macminiAddress", str(config.wireguard.macmini_address))

@@ -50,6 +50,37 @@ def find_project_dir(start: Path | None = None) -> Path:
     )
 
 
+def selected_stack(project_dir: Path) -> str:
+    """The stack the Pulumi CLI has selected for this project (`pulumi stack select`): what a command
+    without --stack acts on, as every Pulumi command does."""
+    import shutil
+    import subprocess
+
+    fix = "give --stack STACK, or select one: pulumi stack select STACK"
+    if not shutil.which("pulumi"):
+        raise InputError(
+            [Problem("--stack", "is not given, and no Pulumi CLI is installed to say which is selected", fix)]
+        )
+    try:
+        done = subprocess.run(
+            ["pulumi", "stack", "--show-name", "--non-interactive"],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InputError(
+            [Problem("--stack", f"is not given, and the Pulumi CLI did not say which is selected: {exc}", fix)]
+        ) from None
+    name = done.stdout.strip()
+    if done.returncode != 0 or not name:
+        detail = (done.stderr.strip().splitlines() or ["no stack is selected"])[-1]
+        raise InputError([Problem("--stack", f"is not given, and no stack is selected ({detail})", fix)])
+    return name.rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class StackConfig:
     """A stack's configuration as the CLI hands it to the program.

@@ -25,6 +25,21 @@ def inventory_record(
     return DnsRecord(service.host, "CNAME", origin_name, failover_ttl, proxied=False)
 
 
+# A name under the zone that stays on the tunnel in every mode, served by no Caddy site: while the
+# inventory records point at the VPS, it still tells whether the tunnel would serve (cloudflared's
+# catch-all answers it, 404; the edge answers its tunnel error when no cloudflared is connected).
+TUNNEL_PROBE_LABEL = "tunnel-probe"
+
+
+def tunnel_probe_host(zone: str) -> str:
+    return f"{TUNNEL_PROBE_LABEL}.{zone}"
+
+
+def tunnel_probe_record(zone: str, tunnel_id: str) -> DnsRecord:
+    """The probe's record: proxied to the tunnel, whatever the mode (no flip moves it)."""
+    return DnsRecord(tunnel_probe_host(zone), "CNAME", tunnel_target(tunnel_id), AUTOMATIC_TTL, proxied=True)
+
+
 # What Cloudflare answers for a proxied name: its own addresses, with a fixed TTL of 300 s.
 PROXIED_TTL_SECONDS = 300
 # How soon Cloudflare's edge follows a proxied record's new target (its community reports: under 60 s).

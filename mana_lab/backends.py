@@ -56,11 +56,30 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+class _CatchAll(BaseHTTPRequestHandler):
+    """cloudflared's last ingress rule, `service: http_status:404`: any name on the tunnel without an app."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "mana-lab-cloudflared"
+
+    def do_GET(self) -> None:
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_HEAD = do_GET  # noqa: N815 - http.server naming
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[1]).read_text())
     bind = spec.get("bind", "::")
     ports = sorted({int(p) for _, p in spec["services"]})
     servers = [_Server((bind, p), _Handler) for p in ports]
+    if spec.get("catch_all"):
+        servers.append(_Server((bind, int(spec["catch_all"])), _CatchAll))
     for s in servers[1:]:
         threading.Thread(target=s.serve_forever, daemon=True).start()
     print(f"serving {len(ports)} ports on {bind}", flush=True)

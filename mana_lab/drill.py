@@ -17,13 +17,21 @@ Phases (check's expected exit):
   name) up for every host, with the public certificate, and check's budget finds no certificate to
   obtain; a visitor from outside the allowed networks is refused by the VPS (403) for every host,
   while the edge serves it. ``healthy_hosts``: hosts whose standby path is up.
+- not-checked-from-here (1): check run from the outsider (outside the networks the VPS serves in tunnel
+  mode): every host refused by the VPS, named as such with the outsider's address; not healthy, and a
+  cut-over's pre-flight refuses.
 - rehearsal (0: the rehearsal stack's record and site file, its check).
 - outage (1): the tunnel cut; the edge answers 502; check's diagnosis: the edge way.
 - cut-over-edge (0): the edge-way Caddyfile through the apply script, then the records switched to the
   edge-way records (proxied, to the origin name): the edge reaches the VPS with Full (strict), which
   accepts the Origin CA certificate and refuses the public one; the outsider is still refused at the
   VPS; check takes the Origin CA certificate on the standby path by the pin in the outputs.
-- fail-back-edge (0): the tunnel back, the records back to it, then the tunnel Caddyfile.
+- failback-too-early (0): still on the VPS with the tunnel cut: check's tunnel probe (a name that stays on
+  the tunnel) says it is down, and the fail-back's pre-flight refuses.
+- fail-back-edge (0): the tunnel back, the fail-back's pre-flight passing, the records back to it, then
+  the tunnel Caddyfile.
+- mac-mini-down (1): the tunnel and the Mac Mini's WireGuard down together (home power, home line):
+  check offers no cut-over (case tunnel/mac-mini-down); then both back.
 - edge-outage (1): the edge itself stops (connections refused); check's diagnosis: DNS-only.
 - cut-over (0): the DNS-only Caddyfile, then the DNS-only records: every host straight at the VPS with
   the public certificate, every visitor served. Faults in this state, each with its recovery measured:
@@ -57,6 +65,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mana_infra.cutover import standby_problems, tunnel_problems
+from mana_infra.model import STANDBY_REFUSAL
 
 from . import topology as topo
 from .lab import CheckRun, Lab
@@ -183,7 +194,10 @@ def _check_hosts(run: CheckRun) -> dict[str, dict[str, Any]]:
 def _standby(run: CheckRun) -> dict[str, dict[str, Any]]:
     """Per host: check's standby path (HTTPS to the VPS's address with the host's name)."""
     return {
-        h["host"]: {k: h["standby"].get(k) for k in ("kind", "ok", "address", "status", "cert_trusted", "error")}
+        h["host"]: {
+            k: h["standby"].get(k)
+            for k in ("kind", "ok", "address", "status", "cert_trusted", "error", "failure", "refused", "answered_by")
+        }
         for h in (run.report or {}).get("hosts", [])
     }
 
@@ -201,8 +215,10 @@ def _refusals(result: Mapping[str, Any], message: str) -> dict[str, dict[str, An
     return out
 
 
-TUNNEL_REFUSAL = "mana-infra standby: {host} is served through Cloudflare"
-EDGE_REFUSAL = "mana-infra standby: {host} is served through Cloudflare's proxy"
+TUNNEL_REFUSAL = STANDBY_REFUSAL.format(host="{host}", served="served through Cloudflare", address=topo.OUTSIDER_IP)
+EDGE_REFUSAL = STANDBY_REFUSAL.format(
+    host="{host}", served="served through Cloudflare's proxy", address=topo.OUTSIDER_IP
+)
 
 
 def _cert_summary(served: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -257,6 +273,82 @@ def preflight(lab: Lab) -> Phase:
             "outsider": {"address": topo.OUTSIDER_IP, "refused_by_vps": refused, "via_edge": _served(visitor)},
             "outsider_refused": outsider_refused,
         },
+    )
+
+
+def not_checked_from_here(lab: Lab) -> Phase:
+    """check run from outside the networks the VPS serves in tunnel mode (the outsider: a home address
+    that changed overnight): the VPS refuses every host, and check says exactly that. Not healthy, the
+    standby unchecked, the refused address named, a cut-over's pre-flight refusing."""
+    t0 = time.monotonic()
+    run = lab.check("tunnel", role="outsider")
+    report = run.report or {}
+    standby = _standby(run)
+    refused = {h: s for h, s in standby.items() if s.get("failure") == "refused_here"}
+    problem = next((p for p in report.get("problems", []) if p.startswith("standby not checked from here")), "")
+    ok = (
+        bool(standby)
+        and len(refused) == len(standby)
+        and all(s["refused"] == topo.OUTSIDER_IP and s["answered_by"] == "vps" for s in refused.values())
+        and report.get("paths", {}).get("standby", {}).get("state") == "unchecked"
+        and f"the VPS refuses {topo.OUTSIDER_IP} for" in problem
+        and report.get("healthy") is False
+        and bool(standby_problems(report))
+    )
+    return Phase(
+        "not-checked-from-here",
+        run.exit_code,
+        sum(bool(s["ok"]) for s in standby.values()),
+        round(time.monotonic() - t0, 3),
+        ok=ok,
+        details={**_check_details(run), "refused": len(refused), "problem": problem},
+    )
+
+
+def mac_mini_down(lab: Lab, *, deadline: float = 20) -> Phase:
+    """Home power or the home line: the tunnel and the Mac Mini's WireGuard fail together. check names
+    no way to fail over (case tunnel/mac-mini-down); then both come back."""
+    t0 = time.monotonic()
+    lab.cut_edge("link")
+    lab.wireguard_down()
+    # Until Caddy on the VPS answers 502 for every host at once (pooled connections dropped, see _faults).
+    while True:
+        r = lab.probe(timeout=4.5, connect=topo.VPS_IP)
+        statuses = sorted({x.get("status") or "timeout/error" for x in r["results"]}, key=str)
+        if (statuses == [502] and max(x["seconds"] for x in r["results"]) < 4.5) or time.monotonic() - t0 >= 30:
+            break
+    run = lab.check("tunnel")
+    public = lab.probe(expect_ips=[topo.EDGE_IP])
+    diagnosis = (run.report or {}).get("diagnosis") or {}
+    lab.wireguard_up()
+    lab.wait_handshake(after=0)
+    lab.restore_edge()
+    back = lab.probe(mode="until_ok", deadline=deadline, expect_ips=[topo.EDGE_IP])
+    return Phase(
+        "mac-mini-down",
+        run.exit_code,
+        _healthy(public),
+        round(time.monotonic() - t0, 3),
+        ok=diagnosis.get("case") == "tunnel/mac-mini-down" and diagnosis.get("way") is None and back["all_ok"],
+        details={**_check_details(run), "statuses_at_the_vps": statuses, "back": back["all_ok"]},
+    )
+
+
+def failback_too_early(lab: Lab, state: str) -> Phase:
+    """On the VPS with the tunnel still cut: check (the probe name through the tunnel) says it is down,
+    and the fail-back's pre-flight refuses, naming the risk."""
+    t0 = time.monotonic()
+    run = lab.check(state)
+    report = run.report or {}
+    refused = tunnel_problems(report)
+    probe = report.get("tunnel_probe") or {}
+    return Phase(
+        "failback-too-early",
+        run.exit_code,
+        sum(1 for h in report.get("hosts", []) if h["live"]["ok"]),
+        round(time.monotonic() - t0, 3),
+        ok=probe.get("state") == "down" and bool(refused) and "every host would be down" in refused[0],
+        details={**_check_details(run), "tunnel_probe": probe, "failback_preflight": refused},
     )
 
 
@@ -431,11 +523,15 @@ def cut_over(lab: Lab, name: str, state: str, state_inputs: Mapping[str, Any], *
     return Phase(name, run.exit_code, _healthy(r), seconds, ok=ok, details=details)
 
 
-def fail_back(lab: Lab, name: str, tunnel: Mapping[str, Any], *, deadline: float = 20) -> Phase:
-    """The tunnel (and the edge) is back: the zone returns to the tunnel records first (names leave the
-    VPS before it stops serving them), then the tunnel Caddyfile is pushed."""
+def fail_back(lab: Lab, name: str, current: str, tunnel: Mapping[str, Any], *, deadline: float = 20) -> Phase:
+    """The tunnel (and the edge) is back: the fail-back's pre-flight (check on ``current``, the state
+    the lab is in) finds it serving, the zone returns to the tunnel records first (names leave the VPS
+    before it stops serving them), then the tunnel Caddyfile is pushed."""
     t0 = time.monotonic()
     lab.restore_edge()
+    # The fail-back's pre-flight, as `mana-infra failback` runs it: the tunnel serves again.
+    before = lab.check(current)
+    preflight = tunnel_problems(before.report or {})
     step = lab.apply_state(tunnel, dns_first=True)
     r = lab.probe(mode="until_ok", deadline=deadline, expect_ips=[topo.EDGE_IP])
     seconds = round(time.monotonic() - t0, 3)
@@ -445,9 +541,10 @@ def fail_back(lab: Lab, name: str, tunnel: Mapping[str, Any], *, deadline: float
         run.exit_code,
         _healthy(r),
         seconds,
-        ok=bool(step["push_ok"]),
+        ok=bool(step["push_ok"]) and not preflight,
         details={
             **_check_details(run),
+            "failback_preflight": preflight,
             "served": _served(r),
             **{k: step[k] for k in ("push_ok", "push_seconds", "dns_seconds")},
         },
@@ -679,11 +776,14 @@ def run_drill(
         everyone = report.hosts
         phase(tunnel_phase, 0, everyone)
         phase(lambda: preflight(lab), 0, everyone)
+        phase(lambda: not_checked_from_here(lab), 1, 0)
         if inputs.get("rehearsal"):
             phase(lambda: rehearse(lab, inputs["rehearsal"], deadline=deadline), 0, everyone)
         phase(lambda: outage(lab, "outage", "link", deadline=deadline), 1, 0)
         phase(lambda: cut_over(lab, "cut-over-edge", "failover", states["failover"], deadline=deadline), 0, everyone)
-        phase(lambda: fail_back(lab, "fail-back-edge", tunnel, deadline=deadline), 0, everyone)
+        phase(lambda: failback_too_early(lab, "failover"), 0, everyone)
+        phase(lambda: fail_back(lab, "fail-back-edge", "failover", tunnel, deadline=deadline), 0, everyone)
+        phase(lambda: mac_mini_down(lab, deadline=deadline), 1, 0)
         phase(lambda: outage(lab, "edge-outage", "stop", deadline=deadline), 1, 0)
         phase(lambda: cut_over(lab, "cut-over", "failover-dns", states["failover-dns"], deadline=deadline), 0, everyone)
         for f in _faults(lab, states["failover-dns"], inputs["zone"], deadline=deadline, nudge=nudge_after_wan_change):
@@ -693,7 +793,7 @@ def run_drill(
                 f"{f.seconds if f.seconds is not None else '-'} s, {f.failed_requests} failed requests"
                 + ("" if f.ok else f"; {f.details}")
             )
-        phase(lambda: fail_back(lab, "fail-back", tunnel, deadline=deadline), 0, everyone)
+        phase(lambda: fail_back(lab, "fail-back", "failover-dns", tunnel, deadline=deadline), 0, everyone)
         # Cloudflare completely down: the emergency cut-over and the nameserver switch to the mirror.
         if inputs.get("mirror") and inputs.get("emergency"):
             phase(lambda: switch_nameservers(lab, inputs["emergency"], tunnel, deadline=deadline), 0, everyone)

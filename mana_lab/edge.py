@@ -5,6 +5,8 @@ and follows each proxied record's current target, as Cloudflare does within seco
 
 - the tunnel (``<tunnelId>.cfargotunnel.com``): the private link to the Mac Mini (the cloudflared
   stand-in), with no pooled connections, so a cut link answers 502 at once, as the edge's error page;
+  a name routed to the tunnel that no app has (the tunnel's probe name) gets cloudflared's catch-all
+  over the same link: 404 while the link is up, the edge's 502 when it is cut;
 - anything else (the origin name, an address): HTTPS to the target's address with the host as SNI
   and Host, the certificate verified against the Origin CA alone: SSL mode Full (strict). A publicly
   trusted certificate there is refused, as Cloudflare refuses it with an Origin CA-only trust store
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from mana_infra.model import DnsRecord
 
+from . import topology as topo
 from .dnszone import flatten
 
 # No upstream keep-alive to the tunnel: a pooled connection over a cut link would hang the next request
@@ -80,7 +83,14 @@ def render(
             by_name.setdefault(r.name, r)
     sites = []
     tls = f"\ttls {files.cert} {files.key}\n"
-    for host, port in services:
+    served = {host for host, _ in services}
+    # cloudflared answers every other name routed to the tunnel with its catch-all (the probe name).
+    catch_all = [
+        (name, topo.CLOUDFLARED_CATCH_ALL_PORT)
+        for name, r in sorted(by_name.items())
+        if name not in served and upstream(r, records, tunnel_target) == "tunnel"
+    ]
+    for host, port in [*services, *catch_all]:
         record = by_name.get(host)
         target = upstream(record, records, tunnel_target) if record else None
         if target is None:

@@ -468,7 +468,7 @@ class Lab:
             self.services_file.write_text(
                 "services:\n" + "".join(f"  - host: {h}\n    port: {p}\n" for h, p in self.services)
             )
-        spec = {"bind": "::", "services": self.services}
+        spec = {"bind": "::", "services": self.services, "catch_all": topo.CLOUDFLARED_CATCH_ALL_PORT}
         (self.mini_dir / "backends.json").write_text(json.dumps(spec))
         if "wg0-macmini.conf" in self.artifacts:
             self._write_wg_conf(self.artifacts["wg0-macmini.conf"])
@@ -1171,13 +1171,14 @@ class Lab:
             "LogLevel=ERROR",
         ]
 
-    def check(self, state: str | None, **kwargs: Any) -> CheckRun:
-        """Run the real ``mana-infra check`` in the client namespace (see check_argv for the flags)."""
+    def check(self, state: str | None, *, role: str = "client", **kwargs: Any) -> CheckRun:
+        """Run the real ``mana-infra check`` in the client namespace, or ``role``'s (see check_argv for
+        the flags)."""
         argv = self.check_argv(state, **kwargs)
         t0 = time.monotonic()
         project = str(PACKAGE_DIR.parent)
         env = {"PYTHONPATH": project + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
-        proc = self.exec("client", argv, env=env, timeout=120)
+        proc = self.exec(role, argv, env=env, timeout=120)
         seconds = round(time.monotonic() - t0, 3)
         try:
             report = json.loads(proc.stdout) if proc.stdout.strip() else None

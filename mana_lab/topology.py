@@ -59,6 +59,9 @@ MINI_TUNNEL_IP = "2001:db8:cf::2"
 TUNNEL_LINK_PREFIX = 64
 
 WG_LISTEN_PORT = 51820
+# cloudflared's catch-all on the Mac Mini (its ingress' last rule, `service: http_status:404`): what a
+# name on the tunnel that no app has gets, the tunnel's probe name among them.
+CLOUDFLARED_CATCH_ALL_PORT = 39404
 WG_SERVER_IF = "wg0"  # the VPS machine has a /run/wireguard of its own: its interface is the standby's
 WG_MINI_IF = f"{PREFIX}mini"  # UAPI sockets in the host's /var/run/wireguard are global: a unique name
 

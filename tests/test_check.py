@@ -25,6 +25,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from mana_infra import cutover
 from mana_infra.check import JSON_SCHEMA
 from mana_infra.check import cli as check
 from mana_infra.check.cli import Reach
@@ -41,6 +42,7 @@ from mana_infra.check.probes import (
     tls_context,
 )
 from mana_infra.check.view import shell_lines
+from mana_infra.model import STANDBY_REFUSAL
 from mana_lab.standins import LocalCA, Site, free_port
 
 from .support import unavailable
@@ -53,6 +55,9 @@ TUNNEL_HOSTS = ("mana.test", "auth.mana.test", "chat.mana.test")
 FAILOVER_HOSTS = ("todo.mana.test", "clock.mana.test")
 SOON = f"soon.{ZONE}"  # the VPS serves it a certificate with 15 days left
 GONE = f"gone.{ZONE}"  # no DNS record; the VPS proxies it to a Mac Mini port where nothing listens
+# Through the tunnel, and refused by the VPS to this machine, as the program's Caddyfile refuses outsiders.
+REFUSED = (f"refused.{ZONE}", f"refused2.{ZONE}")
+PROBE = f"tunnel-probe.{ZONE}"  # on the tunnel in every mode, no site anywhere: the edge answers it
 PROJECT = Path(__file__).resolve().parent.parent
 GOOD_TOKEN = "good-token-" + "x" * 40
 BAD_TOKEN = "revoked-token-" + "y" * 40
@@ -95,7 +100,7 @@ def _zone_files(directory: Path) -> None:
         [
             # The apex: Cloudflare flattens its CNAME to the edge's address, with the TTL of proxied records.
             f"{ZONE}. 300 IN A {EDGE_IP}\n",
-            *(f"{h}. 60 IN CNAME {TUNNEL_TARGET}.\n" for h in (*TUNNEL_HOSTS[1:], SOON)),
+            *(f"{h}. 60 IN CNAME {TUNNEL_TARGET}.\n" for h in (*TUNNEL_HOSTS[1:], SOON, *REFUSED, PROBE)),
             f"untrusted.{ZONE}. 60 IN CNAME {TUNNEL_TARGET}.\n",
             f"wrong.{ZONE}. 60 IN CNAME old-server.{ZONE}.\n",
             f"old-server.{ZONE}. 60 IN A {STRAY_IP}\n",
@@ -176,7 +181,7 @@ class World:
         # The Mac Mini: one plain HTTP backend per inventory port (none on GONE's).
         self.ports = {
             host: free_port([MINI_IP])
-            for host in (*TUNNEL_HOSTS, *FAILOVER_HOSTS, SOON, GONE, f"untrusted.{ZONE}", f"wrong.{ZONE}")
+            for host in (*TUNNEL_HOSTS, *FAILOVER_HOSTS, SOON, GONE, *REFUSED, f"untrusted.{ZONE}", f"wrong.{ZONE}")
         }
         for host, port in self.ports.items():
             if host != GONE:
@@ -185,7 +190,7 @@ class World:
         # The certificates of the edge, the stray server and the VPS's health names and SOON.
         ca = LocalCA(self.tmp / "ca")
         rogue = LocalCA(self.tmp / "rogue", name="rogue CA")
-        good = ca.issue("edge", [*TUNNEL_HOSTS, SOON, f"wrong.{ZONE}"])
+        good = ca.issue("edge", [*TUNNEL_HOSTS, SOON, *REFUSED, PROBE, f"wrong.{ZONE}"])
         health = ca.issue("health", [f"vps.{ZONE}", f"vpsf.{ZONE}"])
         soon = ca.issue("soon", [SOON], days=15)
 
@@ -201,6 +206,8 @@ class World:
         ]
         self.served = (*TUNNEL_HOSTS, *FAILOVER_HOSTS, GONE)
         sites += [f"{h} {{\n\tbind {VPS_IP}\n\treverse_proxy {MINI_IP}:{self.ports[h]}\n}}" for h in self.served]
+        refusal = STANDBY_REFUSAL.format(host="{host}", served="served through Cloudflare", address="{remote_host}")
+        sites += [f'{h} {{\n\tbind {VPS_IP}\n\trespond "{refusal}" 403\n}}' for h in REFUSED]
         sites.append(
             f"{SOON} {{\n\tbind {VPS_IP}\n" + tls.format(*soon) + f"\treverse_proxy {MINI_IP}:{self.ports[SOON]}\n}}"
         )
@@ -231,7 +238,7 @@ class World:
 
         # Ready: knotd answers, Caddy has its certificates.
         caddy_root = caddy_dir / "data" / "pki" / "authorities" / "local" / "root.crt"
-        leaves = [caddy_dir / "data" / "certificates" / "local" / h / f"{h}.crt" for h in self.served]
+        leaves = [caddy_dir / "data" / "certificates" / "local" / h / f"{h}.crt" for h in (*self.served, *REFUSED)]
         _wait(
             lambda: caddy_root.exists() and all(p.exists() for p in leaves), "caddy", caddy_proc, self.tmp / "caddy.log"
         )
@@ -432,6 +439,7 @@ def test_all_healthy_in_tunnel_mode(world: World, capsys: pytest.CaptureFixture[
         "way": None,
         "why": "every host answers through the tunnel: nothing to cut over",
         "command": None,
+        "case": None,
     }
     assert report["tunnel_down"] is False
     assert report["seconds"] < 3
@@ -451,7 +459,7 @@ def test_the_standby_is_proven_through_the_vps_in_tunnel_mode(world: World, caps
             == "the VPS serves this host over HTTPS: its Caddy site, certificate, WireGuard, the Mac Mini"
         )
         assert standby["unproven"] == "DNS to the VPS (it comes with the cut-over)"
-    assert report["paths"]["standby"] == {"state": "up", "total": 3, "failed": 0, "kind": "https-via-vps"}
+    assert report["paths"]["standby"] == {"state": "up", "total": 3, "failed": 0, "refused": 0, "kind": "https-via-vps"}
 
     # A host whose Mac Mini port is closed (Caddy answers 502), one the VPS has no site for (no certificate).
     code, report = run_json(world.argv("auth.mana.test", GONE, f"untrusted.{ZONE}"), capsys, world.reach())
@@ -513,6 +521,7 @@ def test_dns_failing_for_every_host_alerts_once_with_the_dns_only_command(
         "way": "dns",
         "why": "DNS for the names fails (DNS timeout: 3 hosts)",
         "command": "mana-infra cutover --via dns",
+        "case": "edge/serving",
     }
     assert err.count("ALERT") == 1
     assert err == (
@@ -615,6 +624,7 @@ def test_a_refused_api_token_means_the_emergency_path(
         "why": "the Cloudflare API refuses the token (HTTP 401: 1000 Invalid API Token), so no record can change "
         "at Cloudflare; the public path fails (tunnel error: 3 hosts)",
         "command": EMERGENCY,
+        "case": "api/serving",
     }
     assert (
         "the Cloudflare API refuses the token (HTTP 401: 1000 Invalid API Token): no record can change at "
@@ -664,8 +674,11 @@ def test_the_edge_failing_itself_means_dns_only(world: World, capsys: pytest.Cap
     assert report["public_path"]["state"] == "down" and report["tunnel_down"] is True
     assert report["diagnosis"] == {
         "way": "dns",
-        "why": "the edge itself fails (certificate not trusted: 1 host; HTTP 5xx: 2 hosts)",
+        # The VPS has no site for the untrusted host either: the way fits, for the others.
+        "why": "the edge itself fails (certificate not trusted: 1 host; HTTP 5xx: 2 hosts); but the standby "
+        "fails for 1 host too",
         "command": "mana-infra cutover --via dns",
+        "case": "edge/unproven",
     }
 
 
@@ -777,6 +790,8 @@ def test_skipped_checks_say_so_and_why(world: World, tmp_path: Path, capsys: pyt
         "WireGuard not checked: skipped: --no-ssh",
         "Cloudflare API not asked: CLOUDFLARE_API_TOKEN is not set (the edge and DNS-only ways need the API to "
         "take it)",
+        "tunnel probe not checked: no tunnelProbe output was read (a stack's first `pulumi up` since it came "
+        "exports it)",
     ]
     assert report["cloudflare_api"]["checked"] is False and report["cloudflare_api"]["why_not_checked"].startswith(
         "CLOUDFLARE_API_TOKEN is not set"
@@ -1152,3 +1167,114 @@ def test_a_rehearsal_does_not_expect_the_prod_vps_in_failover_mode(
     path.write_text(json.dumps(outputs))
     code, report = run_json(argv, capsys, world.reach())
     assert code == 1 and any("the VPS's Caddy runs mode=tunnel" in p for p in report["problems"])
+
+
+def test_a_refusal_is_not_checked_from_here_and_never_healthy(
+    world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """This machine outside checkAllowedCidrs (a home address that changed overnight): the VPS answers
+    every host with its own 403. Nothing about the standby is proven: not healthy, the pre-flight of a
+    cut-over refuses, and the problem names the refused address and the command that allows it."""
+    code, report = run_json(world.argv(*REFUSED), capsys, world.reach())
+    assert code == 1 and report["healthy"] is False
+    jsonschema.validate(report, JSON_SCHEMA)
+    address = report["hosts"][0]["standby"]["refused"]
+    assert address.startswith("127."), report["hosts"][0]["standby"]
+    for host in report["hosts"]:
+        standby = host["standby"]
+        assert (standby["ok"], standby["failure"], standby["answered_by"], standby["proven"]) == (
+            False, "refused_here", "vps", ""
+        ), standby  # fmt: skip
+        assert host["live"]["ok"]  # the tunnel serves it
+    assert report["paths"]["standby"] == {"state": "unchecked", "total": 2, "failed": 0, "refused": 2,
+                                          "kind": "https-via-vps"}  # fmt: skip
+    [problem] = [p for p in report["problems"] if "standby" in p]
+    assert problem.startswith(f"standby not checked from here: the VPS refuses {address} for 2 hosts (refused.")
+    assert problem.endswith(
+        f"To check from here: add {address}/32 to checkAllowedCidrs (`pulumi config get checkAllowedCidrs` lists "
+        "it), then pulumi up"
+    )
+    assert cutover.standby_problems(report), "a cut-over's pre-flight took a refusal for a proven standby"
+    assert not check.standby_ready(report)
+
+    # With the stack's outputs the command is exact: the list as it is, the refused address added.
+    outputs = outputs_file(world, tmp_path / "o.json", REFUSED, checkAllowedCidrs=["198.51.100.7/32"])
+    code, report = run_json([*outputs_argv(world, outputs), "--stack", "prod"], capsys, world.reach())
+    [problem] = [p for p in report["problems"] if "standby" in p]
+    assert problem.endswith(
+        "To check from here: pulumi config set-all --stack prod --path --plaintext "
+        f"'checkAllowedCidrs[0]=198.51.100.7/32' --plaintext 'checkAllowedCidrs[1]={address}/32' "
+        "&& pulumi up --stack prod"
+    ), problem
+    code, out, _ = run(world.argv(*REFUSED), capsys, world.reach())
+    assert code == 1 and "HEALTHY" not in out and "not checked from here" in flat(out)
+
+
+def test_the_mac_mini_down_is_no_cut_over(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """Home power or the home line: the edge answers with tunnel errors and the VPS's WireGuard has no
+    handshake. No way is offered (the VPS reaches the Mac Mini no better), and the alert says so."""
+    world.edge.default_status = 530
+    try:
+        code, report = run_json(world.argv(*TUNNEL_HOSTS), capsys, world.reach(wg_age=4000))
+        assert code == 1
+        assert report["public_path"]["failures"] == {"tunnel_error": list(TUNNEL_HOSTS)}
+        diagnosis = report["diagnosis"]
+        assert (diagnosis["way"], diagnosis["command"], diagnosis["case"]) == (None, None, "tunnel/mac-mini-down")
+        assert diagnosis["why"].startswith("the Mac Mini or its line is down: the tunnel fails at it and so does "
+                                           "WireGuard from the VPS (WireGuard down: ")  # fmt: skip
+        assert diagnosis["why"].endswith("no cut-over helps. Check the Mac Mini's power, its line and cloudflared")
+        argv = [*world.argv(*TUNNEL_HOSTS), "--watch", "1", "--rounds", "2", "--alert-after", "2"]
+        code, out, err = run(argv, capsys, world.reach(wg_age=4000), sleep=lambda _s: None)
+        assert "No cut-over fits: the Mac Mini or its line is down" in flat(out + err)
+        assert "mana-infra cutover" not in out + err
+    finally:
+        world.edge.default_status = 200
+
+
+def test_every_host_behind_the_vps_failing_is_no_cut_over(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """The VPS answers, Caddy's 502 for every host (the Mac Mini's apps behind WireGuard do not): a
+    cut-over would serve visitors the same failure."""
+    _code, report = run_json(world.argv(GONE), capsys, world.reach())
+    standby = report["hosts"][0]["standby"]
+    assert (standby["status"], standby["answered_by"]) == (502, "vps")
+    assert report["diagnosis"]["way"] is None and report["diagnosis"]["case"] == "edge/mac-mini-down"
+    assert report["diagnosis"]["why"].startswith(
+        "the VPS answers but the Mac Mini behind WireGuard does not (Caddy on the VPS answers 502 for every host)"
+    )
+
+
+def test_every_failure_maps_to_one_way_or_none() -> None:
+    """The table is complete: every public failure against every standby state has its answer."""
+    from mana_infra.check.core import DIAGNOSIS_TABLE, NO_WAY_REASONS, WAYS
+
+    publics, standbys = ("tunnel", "edge", "api"), ("serving", "unproven", "mac-mini-down", "vps-down")
+    assert set(DIAGNOSIS_TABLE) == {(p, s) for p in publics for s in standbys}
+    for outcome in DIAGNOSIS_TABLE.values():
+        assert outcome in WAYS or outcome in NO_WAY_REASONS, outcome
+    assert {DIAGNOSIS_TABLE[(p, "serving")] for p in publics} == set(WAYS)
+
+
+def test_the_tunnel_probe_tells_whether_a_failback_would_serve(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In failover mode the hosts point at the VPS; the probe name still goes through the tunnel: any
+    answer from behind it (cloudflared's catch-all 404 included) is the tunnel up, the edge's tunnel
+    error is the tunnel down."""
+    argv = [*world.argv(*FAILOVER_HOSTS, mode="failover"), "--tunnel-probe", PROBE, "--stack", "prod"]
+    world.edge.status = {PROBE: 404}
+    try:
+        code, report = run_json(argv, capsys, world.reach())
+        assert code == 0 and report["tunnel_probe"] == {"host": PROBE, "state": "up", "status": 404, "error": None}
+        assert report["paths"]["tunnel"] == {"state": "up"}
+        assert f"the tunnel serves again ({PROBE} answers HTTP 404 through it): `mana-infra failback --stack prod`" in (
+            " ".join(report["notes"])
+        )
+        world.edge.status = {PROBE: 530}
+        code, report = run_json(argv, capsys, world.reach())
+        assert code == 0  # the standby serves: healthy in failover mode, and the tunnel is not needed
+        assert report["tunnel_probe"]["state"] == "down" and report["paths"]["tunnel"] == {"state": "down"}
+        assert any(n.startswith(f"the tunnel is still down ({PROBE}: HTTP 530") for n in report["notes"])
+        _, out, _ = run(argv, capsys, world.reach())
+        assert f"Tunnel probe {PROBE}: down: HTTP 530" in flat(out)
+    finally:
+        world.edge.status = {}

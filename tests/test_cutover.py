@@ -20,6 +20,7 @@ class FakeEngine:
     """The stack's config and outputs as Pulumi would keep them; `up` makes the outputs follow the mode."""
 
     def __init__(self, outputs: dict[str, Any], config: dict[str, str] | None = None, fail: str = "") -> None:
+        self.stack_name = "prod"
         self.config = dict(config or {"mode": "tunnel"})
         self._outputs, self.fail, self.calls = outputs, fail, []  # type: list[str]
 
@@ -52,14 +53,20 @@ class FakeEngine:
         return dict(self._outputs)
 
 
-def report(*, hosts: int = 3, green: int = 3, standby: str = "up", problems: tuple[str, ...] = ()) -> dict[str, Any]:
+def report(
+    *, hosts: int = 3, green: int = 3, standby: str = "up", problems: tuple[str, ...] = (), tunnel: str = "up"
+) -> dict[str, Any]:
     """check's report, as much of it as the command reads."""
+    tunnel_error = (
+        None if tunnel == "up" else "HTTP 530 (Cloudflare error 1033: the tunnel has no cloudflared connection)"
+    )
     rows = [
         {"host": f"h{i}.mana.how", "dns": {"path": "origin", "expected": "origin"}, "live": {"ok": i < green}}
         for i in range(hosts)
     ]
     return {
         "hosts": rows,
+        "tunnel_probe": {"host": "tunnel-probe.mana.how", "state": tunnel, "status": 404, "error": tunnel_error},
         "paths": {"standby": {"state": standby}, "vps": {"state": "up"}, "wireguard": {"state": "up"}},
         "problems": list(problems),
         "exit_code": 0 if green == hosts and not problems else 1,
@@ -169,7 +176,24 @@ def test_a_fail_back_sets_the_mode_and_keeps_the_way() -> None:
         host["dns"].update(path="tunnel", expected="tunnel")
     verdict, _ = switch_with(engine, Checks(report(standby="down"), tunnel), cutover.Switch("tunnel"))
     assert verdict.exit_code == 0 and engine.config == {"mode": "tunnel", "failoverVia": "dns"}
-    assert verdict.stages[0].ok  # a fail-back needs no standby
+    assert verdict.stages[0].ok and verdict.stages[0].detail == "the tunnel serves"  # no standby needed
+
+
+def test_a_fail_back_while_the_tunnel_is_down_is_refused_unless_forced() -> None:
+    """Failed back too early, every host is down until the tunnel returns: the probe name says first."""
+    engine = FakeEngine({**OUTPUTS, "mode": "failover"}, config={"mode": "failover", "failoverVia": "edge"})
+    verdict, lines = switch_with(engine, Checks(report(tunnel="down")), cutover.Switch("tunnel"))
+    assert verdict.exit_code == 1 and engine.calls == [] and engine.config["mode"] == "failover"
+    assert lines == [
+        "[FAIL] pre-flight (0.0 s): the tunnel is down (tunnel-probe.mana.how: HTTP 530 (Cloudflare error 1033: the "
+        "tunnel has no cloudflared connection)): every host would be down until the tunnel is back "
+        "(--force fails back all the same)"
+    ]
+    unknown = report(tunnel="not_checked")
+    verdict, lines = switch_with(engine, Checks(unknown), cutover.Switch("tunnel"))
+    assert verdict.exit_code == 1 and lines[0].startswith("[FAIL] pre-flight (0.0 s): whether the tunnel serves is not")
+    verdict, lines = switch_with(engine, Checks(report(tunnel="down"), report()), cutover.Switch("tunnel"), force=True)
+    assert verdict.exit_code == 0 and "forced past: the tunnel is down" in lines[0] and "up" in engine.calls
 
 
 def test_without_a_terminal_the_command_wants_yes(
@@ -201,3 +225,47 @@ def test_the_automation_engine_sets_and_restores_config_with_the_real_cli(real_s
     assert "mana-infra:failoverVia: dns" in (real_stack / "Pulumi.prod.yaml").read_text()
     engine.set_config({"mode": "tunnel", "failoverVia": None})
     assert engine.get_config("mode") == "tunnel" and engine.get_config("failoverVia") is None
+
+
+def test_a_stack_never_deployed_says_so_and_what_to_run() -> None:
+    """Before the first `pulumi up` there are no outputs: not "the Pulumi CLI is not installed"."""
+    engine = FakeEngine({})
+    verdict, lines = switch_with(engine, Checks(report()), cutover.Switch("failover", "edge"), preview=True)
+    assert verdict.exit_code == 1 and engine.calls == []
+    assert lines == [
+        "[FAIL] pre-flight (0.0 s): stack prod has no outputs yet: it was never deployed, so there is no standby "
+        "to check; `pulumi up --stack prod` builds it first"
+    ]
+
+
+@pytest.mark.parametrize(
+    "arguments, flag, fix",
+    [
+        (["cutover", "--preveiw"], "--preveiw", "did you mean --preview?"),
+        (["failback", "--via", "dns"], "--via", "leave it out: failback returns to the tunnel"),
+        (["cutover", "--resolvr", "192.0.2.53"], "--resolvr", "did you mean --resolver?"),
+        (["failback", "--watch", "30"], "--watch", "it is `mana-infra check`'s: mana-infra check --watch"),
+        (["cutover", "--fast"], "--fast", "`mana-infra cutover --help` lists every flag"),
+    ],
+)
+def test_a_flag_the_command_does_not_take_is_refused_before_anything_runs(
+    arguments: list[str], flag: str, fix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(arguments) == 2
+    err = capsys.readouterr().err
+    assert f"{flag}: is not a flag of mana-infra {arguments[0]}" in err and fix in err, err
+    assert "--yes" not in err  # never the advice to run the real thing
+
+
+@pytest.mark.parametrize("command", ["cutover", "failback"])
+def test_help_lists_every_flag_with_its_own_description(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--help"])
+    assert exited.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert cli.SWITCH_DESCRIPTIONS[command].split(":")[0] in out
+    for flag in ("--stack", "--force", "--preview", "--yes", "--within", "--json", "--resolver", "--ca-file",
+                 "--ssh-key", "--timeout", "--tunnel-probe"):  # fmt: skip
+        assert flag in out, flag
+    assert ("--via" in out) == (command == "cutover")
+    assert "check's flags, for the pre-flight and the checks after" in out

@@ -111,3 +111,10 @@ def test_a_host_no_certificate_covers_is_refused_with_a_name_that_is_covered() -
         "a wildcard covers one level" in problem
         and "fix: use a name one level below the zone, e.g. a-b.mana.how" in problem
     )
+
+
+def test_the_tunnel_probe_name_is_no_app() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_inventory("services:\n  - host: tunnel-probe.mana.how\n    port: 80\n", "services.yaml", "mana.how")
+    assert "tunnel-probe.mana.how is the tunnel's probe name: mana-infra keeps it on the tunnel" in str(caught.value)
+    assert "services.yaml:2" in str(caught.value)

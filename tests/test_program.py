@@ -42,7 +42,23 @@ def test_every_host_has_one_cname_for_its_state(state: str) -> None:
         assert "mana-infra" in record.inputs["comment"]
         assert (record.inputs["content"], record.inputs["proxied"], record.inputs["ttl"]) == RECORD[state]
     dns_records = [r for r in resources.values() if r.type.endswith("DnsRecord")]
-    assert len(dns_records) == len(SERVICES) + 2
+    assert len(dns_records) == len(SERVICES) + 3  # the origin's A and AAAA, the tunnel's probe
+
+
+@pytest.mark.parametrize("state", list(STATES))
+def test_the_tunnel_probe_stays_on_the_tunnel_in_every_state(state: str) -> None:
+    """No flip moves it, and no Caddy site serves it: while the hosts point at the VPS it still tells
+    whether the tunnel would serve them."""
+    result = plan_in(state)
+    probe = by_name(result)["tunnel-probe"]
+    assert (probe.inputs["name"], probe.inputs["type"], probe.inputs["content"], probe.inputs["proxied"]) == (
+        "tunnel-probe.mana.how", "CNAME", TUNNEL_TARGET, True
+    )  # fmt: skip
+    assert result.outputs["tunnelProbe"] == "tunnel-probe.mana.how"
+    assert "tunnel-probe" not in result.artifacts["Caddyfile"]
+    # Cloudflare refuses a comment over 100 characters (Free plan; the stand-in keeps the rule).
+    comments = [r.inputs.get("comment", "") for r in result.resources if r.type.endswith("dnsRecord:DnsRecord")]
+    assert max(map(len, comments)) <= 100
 
 
 def test_origin_name_points_at_the_vps_dns_only_in_both_modes() -> None:

@@ -131,7 +131,7 @@ def test_the_cut_over_without_cloudflare_changes_nothing_at_cloudflare() -> None
     assert cloudflare_changes and target.name not in cloudflare_changes
     # 4. Every Cloudflare record is still registered (nothing would be deleted), against the same zone.
     records = [r for r in emergency.resources if r.type == "cloudflare:index/dnsRecord:DnsRecord"]
-    assert len(records) == len(SERVICES) + 2 and {r.inputs["zoneId"] for r in records} == {ZONE_ID}
+    assert len(records) == len(SERVICES) + 3 and {r.inputs["zoneId"] for r in records} == {ZONE_ID}
 
 
 def test_without_cloudflare_no_pulumi_up_deletes_a_record_of_the_mirror() -> None:

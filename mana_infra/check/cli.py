@@ -64,12 +64,19 @@ class Reach:
 # ------------------------------------------------------------------------------------------ arguments
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_argument_group("where the endpoints come from")
-    source.add_argument("--stack", help="Pulumi stack whose outputs to read (default: the selected stack)")
-    source.add_argument("--outputs", metavar="FILE", help="the stack's outputs saved with `pulumi stack output --json`")
-    source.add_argument("--no-pulumi", action="store_true", help="never call the Pulumi CLI; flags only")
-    source.add_argument("--mode", choices=MODES, help="the stack's mode (which path DNS should give)")
+def add_arguments(parser: argparse.ArgumentParser, *, for_switch: bool = False) -> None:
+    """check's flags; for_switch: those `cutover` and `failback` pass on to their checks (the endpoints
+    come from the stack they switch, the output is theirs)."""
+    source = parser.add_argument_group(
+        "check's flags, for the pre-flight and the checks after" if for_switch else "where the endpoints come from"
+    )
+    if not for_switch:
+        source.add_argument("--stack", help="Pulumi stack whose outputs to read (default: the selected stack)")
+        source.add_argument(
+            "--outputs", metavar="FILE", help="the stack's outputs saved with `pulumi stack output --json`"
+        )
+        source.add_argument("--no-pulumi", action="store_true", help="never call the Pulumi CLI; flags only")
+        source.add_argument("--mode", choices=MODES, help="the stack's mode (which path DNS should give)")
     source.add_argument("--origin-name", help="the VPS's permanent name, e.g. vps.mana.how")
     source.add_argument(
         "--origin-ip",
@@ -79,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the VPS's address (repeatable; default: the outputs, else the origin name resolved)",
     )
     source.add_argument("--tunnel-target", help="<tunnelId>.cfargotunnel.com")
+    source.add_argument(
+        "--tunnel-probe", metavar="HOST", help="the name that stays on the tunnel (default: the outputs' tunnelProbe)"
+    )
     source.add_argument(
         "--health-url", help="the VPS's health URL (default: outputs' healthUrl or https://<origin>/healthz)"
     )
@@ -136,6 +146,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vps.add_argument("--macmini-address", help=argparse.SUPPRESS)
     vps.add_argument("--wg-interface", help="WireGuard interface on the VPS (default wg0)")
     vps.add_argument("--handshake-max-age", type=int, help="seconds until a handshake is stale (default 180)")
+    if for_switch:
+        return
 
     out = parser.add_argument_group("output and watching")
     out.add_argument("--json", action="store_true", help="one JSON report on stdout (one per line with --watch)")
@@ -346,13 +358,13 @@ def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Probl
     def bad(where: str, flag: str, message: str, fix: str) -> None:
         problems.append(Problem(where, message, fix if where == flag else outputs.refresh(flag)))
 
-    unknown = (
-        f"is not known (not in the outputs from {outputs.source})"
-        if outputs
-        else "is not known (no stack outputs were read: "
-        + ("--no-pulumi" if args.no_pulumi else "the Pulumi CLI is not installed")
-        + ")"
-    )
+    if outputs:
+        unknown = f"is not known (not in the outputs from {outputs.source})"
+    elif outputs.source != "flags":
+        unknown = f"is not known: {outputs.source} holds no outputs (a stack never deployed: `pulumi up` first)"
+    else:
+        why = "--no-pulumi" if args.no_pulumi else "the Pulumi CLI is not installed"
+        unknown = f"is not known (no stack outputs were read: {why})"
     mode, where = pick(args.mode, "mode", "--mode")
     if not mode:
         bad("--mode", "--mode", unknown, "give --mode tunnel or --mode failover")
@@ -417,6 +429,10 @@ def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Probl
     if pinned is not None and not re.fullmatch(r"[0-9a-f]{64}", pinned):
         bad(outputs.where("originCertificateSha256"), "", f"{pinned!r} is not a SHA-256 fingerprint in hex", "")
         pinned = None
+    allowed = outputs.get("checkAllowedCidrs")
+    tunnel_probe, where = pick(args.tunnel_probe, "tunnelProbe", "--tunnel-probe")
+    if tunnel_probe and (reason := hostname_problem(tunnel_probe)):
+        bad(where, "--tunnel-probe", reason, "give the probe's name, e.g. tunnel-probe.mana.how")
     if not mode:
         return None
     return Endpoints(
@@ -433,6 +449,8 @@ def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Probl
         emergency_command=outputs.text("emergencyCutover", None),
         certificates=certificates,
         pinned_certificates=(pinned,) if pinned else (),
+        check_allowed_cidrs=tuple(str(c) for c in allowed) if isinstance(allowed, list) else None,
+        tunnel_probe=tunnel_probe or None,
     )
 
 

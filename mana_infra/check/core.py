@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..model import CLOUDFLARE_IP_RANGES, MODES, TUNNEL_DOMAIN, Service
+from ..model import CLOUDFLARE_IP_RANGES, MODES, TUNNEL_DOMAIN, Service, refused_address
 from ..records import EDGE_APPLIES_SECONDS
 from ..terminal import count
 from .probes import (
@@ -60,6 +60,7 @@ KIND_LABELS: dict[str, str] = {
     "http_error": "no HTTP answer",
     "http_5xx": "HTTP 5xx",
     "tunnel_error": "tunnel error",
+    "refused_here": "refused here (not among the networks the VPS serves)",
 }
 # The only kind that proves the edge works (it answered, over TLS) while the tunnel behind it fails.
 EDGE_WAY_KINDS = frozenset({"tunnel_error"})
@@ -99,6 +100,12 @@ class Endpoints:
     # SHA-256 fingerprints the standby path takes without a CA: the stack's Origin CA certificate
     # (originCertificateSha256), which the VPS serves through the edge and only Cloudflare trusts.
     pinned_certificates: tuple[str, ...] = ()
+    # Who the VPS serves the inventory hosts to while the tunnel has them (the checkAllowedCidrs output):
+    # what a refused address is added to; None: not known (an older stack's outputs).
+    check_allowed_cidrs: tuple[str, ...] | None = None
+    # The name that stays on the tunnel in every mode (the tunnelProbe output): whether the tunnel
+    # would serve, even while the inventory records point at the VPS.
+    tunnel_probe: str | None = None
 
     @property
     def expected_path(self) -> str:
@@ -182,6 +189,16 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
         done("VPS over SSH")
         return report
 
+    def probe_tunnel() -> tuple[DnsAnswer, HttpsResult | None] | None:
+        if not endpoints.tunnel_probe:
+            return None
+        answer = resolve(endpoints.tunnel_probe, options.resolvers, timeout)
+        result = None
+        if answer.addresses:
+            result = https_get(endpoints.tunnel_probe, answer.addresses[0], options.https_port, "/", context, timeout)
+        done("tunnel probe")
+        return answer, result
+
     def cloudflare_api() -> ApiResult | None:
         if options.cloudflare is None:
             return None
@@ -201,6 +218,7 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
         )
         ssh_future = pool.submit(vps_ssh)
         api_future = pool.submit(cloudflare_api)
+        probe_future = pool.submit(probe_tunnel)
         health_future = pool.submit(vps_health)
         live_futures = [pool.submit(host_live, s) for s in endpoints.services]
         standby_futures = [pool.submit(standby_https, s) for s in endpoints.services]
@@ -214,6 +232,7 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
         health_url, health = health_future.result()
         ssh = ssh_future.result()
         api = api_future.result()
+        probe = probe_future.result()
 
     origin_ips = set(endpoints.origin_ips) | set(origin_answer.addresses if origin_answer else [])
     warn_days = options.cert_warn_days
@@ -273,10 +292,23 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
         "ssh": _ssh_json(ssh, options),
     }
     report["cloudflare_api"] = _api_json(api, options)
+    report["tunnel_probe"] = tunnel_probe_json(endpoints.tunnel_probe, probe)
     report["certificates"] = _certificates_json(endpoints, warn_days)
     evaluate(report, endpoints, options)
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
+
+
+def allow_command(addresses: Sequence[str], allowed: Sequence[str] | None, stack: str | None) -> str:
+    """The command that lets these addresses check the standby: checkAllowedCidrs with them added."""
+    s = f" --stack {stack}" if stack else ""
+    added = [f"{a}/128" if ":" in a else f"{a}/32" for a in addresses]
+    if allowed is None:
+        shown = f"`pulumi config get checkAllowedCidrs{s}`"
+        return f"add {', '.join(added)} to checkAllowedCidrs ({shown} lists it), then pulumi up{s}"
+    wanted = [*allowed, *(cidr for cidr in added if cidr not in allowed)]
+    pairs = " ".join(f"--plaintext 'checkAllowedCidrs[{i}]={cidr}'" for i, cidr in enumerate(wanted))
+    return f"pulumi config set-all{s} --path {pairs} && pulumi up{s}"
 
 
 def _origin_address(endpoints: Endpoints, future: Future[DnsAnswer] | None) -> str | None:
@@ -384,9 +416,13 @@ def _https_json(
             "cert_expiring": False,
             "error": missing,
             "failure": failure or "connect_error",
+            "refused": None,
         }
     error, kind = result.error, result.error_kind
-    if error is None and not status_ok(result.status):
+    refused = refused_address(result.status, result.body) if error is None else None
+    if refused:
+        error, kind = f"HTTP 403: the VPS refuses {refused} here", "refused_here"
+    elif error is None and not status_ok(result.status):
         detail = tunnel_error(result.status, result.body) if behind_edge else None
         error = f"HTTP {result.status}" + (f" ({detail})" if detail else "")
         kind = "tunnel_error" if detail else ("http_5xx" if (result.status or 0) >= 500 else "http_error")
@@ -403,7 +439,28 @@ def _https_json(
         "cert_expiring": expiring,
         "error": error,
         "failure": None if error is None else (kind or "http_error"),
+        "refused": refused,
     }
+
+
+# Who answered a request to the VPS, by what failed: nobody (no connection), the VPS itself (its TLS, its
+# refusal, Caddy's own 502/504 when WireGuard or the app behind it does not answer), else the Mac Mini's app.
+NOBODY_KINDS = frozenset({"connect_timeout", "connect_refused", "connect_error", "dns_timeout", "dns_error"})
+VPS_KINDS = frozenset({"tls_error", "cert_untrusted", "refused_here"})
+
+
+def answered_by(result: HttpsResult | None, json: dict[str, Any]) -> str:
+    """ "mac-mini", "vps" or "nobody" for one answer through the VPS (see NOBODY_KINDS, VPS_KINDS)."""
+    failure = json["failure"]
+    if result is None or failure in NOBODY_KINDS or (failure == "http_error" and result.status is None):
+        return "nobody"
+    if failure in VPS_KINDS:
+        return "vps"
+    # Caddy's reverse proxy answers 502/504 with an empty body when its upstream does not; an app's own
+    # 5xx comes with what the app wrote.
+    if failure == "http_5xx" and result.status in (502, 503, 504) and not result.body.strip():
+        return "vps"
+    return "mac-mini"
 
 
 def _standby_json(result: HttpsResult | None, mode: str, warn_days: float) -> dict[str, Any]:
@@ -413,6 +470,7 @@ def _standby_json(result: HttpsResult | None, mode: str, warn_days: float) -> di
     return {
         "kind": "https-via-vps",
         **base,
+        "answered_by": answered_by(result, base),
         "proven": "the VPS serves this host over HTTPS: its Caddy site, certificate, WireGuard, the Mac Mini"
         if base["ok"]
         else "",
@@ -437,6 +495,25 @@ def _health_json(url: str | None, result: HttpsResult | None, mode: str | None, 
         base["error"] = f"HTTP {result.status if result else None} {body[:60]!r}, expected 200 '{expected}'"
     base["mode_matches"] = served_mode == mode if served_mode is not None and mode is not None else None
     return base
+
+
+def tunnel_probe_json(host: str | None, probe: tuple[DnsAnswer, HttpsResult | None] | None) -> dict[str, Any]:
+    """Whether the tunnel serves, from the probe name: "up" when cloudflared answered (its catch-all
+    404 included), "down" on the edge's tunnel error, "unknown" when the edge or DNS failed (which says
+    nothing about the tunnel), "not_checked" without a probe name (a stack from before it)."""
+    out: dict[str, Any] = {"host": host, "state": "not_checked", "status": None, "error": None}
+    if probe is None:
+        out["error"] = "no tunnelProbe output was read (a stack's first `pulumi up` since it came exports it)"
+        return out
+    answer, result = probe
+    if result is None:
+        return {**out, "state": "unknown", "error": answer.error or "no address"}
+    if result.error:
+        return {**out, "state": "unknown", "error": result.error}
+    down = tunnel_error(result.status, result.body)
+    if down:
+        return {**out, "state": "down", "status": result.status, "error": f"HTTP {result.status} ({down})"}
+    return {**out, "state": "up", "status": result.status}
 
 
 def _ssh_json(ssh: VpsReport | None, options: Options) -> dict[str, Any]:
@@ -620,17 +697,78 @@ def api_blocked_text(api: dict[str, Any]) -> str:
     return f"the Cloudflare API {blocked} ({api['error']})"
 
 
+# What failed on the public path (rows) against what the standby shows (columns) -> the way that helps,
+# or the reason none does. Every diagnosis comes from this one table; its cases are in the tests and the
+# lab's drill.
+#   public:  "tunnel" - the edge answers, the tunnel behind it fails (1033, 530, cloudflared's 502);
+#            "edge"   - the edge itself or Cloudflare's DNS fails;
+#            "api"    - either, and Cloudflare's API refuses the token or does not answer.
+#   standby: "serving"       - the VPS serves every host from the Mac Mini (through WireGuard);
+#            "unproven"      - the VPS refuses this machine (or some hosts fail): not shown to help;
+#            "mac-mini-down" - the VPS answers, the Mac Mini behind WireGuard does not;
+#            "vps-down"      - the VPS does not answer.
+DIAGNOSIS_TABLE: dict[tuple[str, str], str] = {
+    ("tunnel", "serving"): "edge",
+    ("edge", "serving"): "dns",
+    ("api", "serving"): "emergency",
+    ("tunnel", "unproven"): "edge",
+    ("edge", "unproven"): "dns",
+    ("api", "unproven"): "emergency",
+    # Both paths fail at the Mac Mini: home power or the home line. The VPS reaches it no better.
+    ("tunnel", "mac-mini-down"): "none:mac-mini",
+    ("edge", "mac-mini-down"): "none:mac-mini-behind-vps",
+    ("api", "mac-mini-down"): "none:mac-mini",
+    ("tunnel", "vps-down"): "none:vps",
+    ("edge", "vps-down"): "none:vps",
+    ("api", "vps-down"): "none:vps",
+}
+NO_WAY_REASONS = {
+    "none:mac-mini": "the Mac Mini or its line is down: the tunnel fails at it and so does WireGuard from the VPS "
+    "({standby}); no cut-over helps. Check the Mac Mini's power, its line and cloudflared",
+    "none:mac-mini-behind-vps": "the VPS answers but the Mac Mini behind WireGuard does not ({standby}): a "
+    "cut-over would move visitors onto it and serve them the same failure. Check the Mac Mini and its WireGuard",
+    "none:vps": "the VPS does not answer either ({standby}): no cut-over helps before `pulumi up{stack}` restores it",
+}
+
+
+def standby_condition(report: dict[str, Any]) -> tuple[str, str]:
+    """The standby's column of DIAGNOSIS_TABLE, and the words for it."""
+    hosts = report["hosts"]
+    wireguard = report["paths"]["wireguard"]["state"]
+    failing = [h for h in hosts if not h["standby"]["ok"]]
+    by = {who: [h for h in failing if h["standby"]["answered_by"] == who] for who in ("vps", "nobody", "mac-mini")}
+    upstream = [h for h in by["vps"] if h["standby"]["failure"] == "http_5xx"]
+    if wireguard == "down":
+        return "mac-mini-down", "WireGuard down: " + str(report["vps"]["wireguard"]["error"])
+    if hosts and len(upstream) == len(hosts):
+        return "mac-mini-down", f"Caddy on the VPS answers {upstream[0]['standby']['status']} for every host"
+    if hosts and len(by["nobody"]) == len(hosts) and not report["vps"]["health"]["ok"]:
+        return "vps-down", f"{kinds_text(_kinds(by['nobody']))}"
+    if not failing:
+        return "serving", "the VPS serves every host"
+    refused = [h for h in failing if h["standby"]["failure"] == "refused_here"]
+    if refused:
+        return "unproven", f"the standby is not proven: the VPS refuses this machine for {count(len(refused), 'host')}"
+    return "unproven", f"the standby fails for {count(len(failing), 'host')} too"
+
+
+def _kinds(hosts: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    kinds: dict[str, list[str]] = {}
+    for h in hosts:
+        kinds.setdefault(str(h["standby"]["failure"]), []).append(h["host"])
+    return kinds
+
+
 def diagnose(report: dict[str, Any], endpoints: Endpoints) -> dict[str, Any]:
-    """Which way to fail over fits what failed: the edge (the edge answers with tunnel errors), DNS-only
-    (the edge itself fails), the emergency path (Cloudflare's API refuses the token or is unreachable);
-    none when every host answers, or when the hosts are on the VPS already (mode failover)."""
+    """Which way to fail over fits what failed (DIAGNOSIS_TABLE); none when every host answers, when
+    the hosts are on the VPS already (mode failover), or when no cut-over can help."""
     failures: dict[str, list[str]] = report["public_path"]["failures"]
     api = report["cloudflare_api"]
     api_blocked = api["state"] in API_BLOCKED
 
-    def fits(way: str | None, why: str) -> dict[str, Any]:
+    def fits(way: str | None, why: str, case: str | None = None) -> dict[str, Any]:
         command = cutover_command(way, endpoints.stack, endpoints.emergency_command) if way else None
-        return {"way": way, "why": why, "command": command}
+        return {"way": way, "why": why, "command": command, "case": case}
 
     if endpoints.mode != "tunnel":
         failing = f" (the public path fails: {kinds_text(failures)})" if failures else ""
@@ -638,21 +776,31 @@ def diagnose(report: dict[str, Any], endpoints: Endpoints) -> dict[str, Any]:
     if not failures:
         later = f"; should it fail, only the emergency path fits: {api_blocked_text(api)}" if api_blocked else ""
         return fits(None, f"every host answers through the tunnel: nothing to cut over{later}")
-    if api_blocked:
-        return fits(
-            "emergency",
-            f"{api_blocked_text(api)}, so no record can change at Cloudflare; "
-            f"the public path fails ({kinds_text(failures)})",
-        )
     # NXDOMAIN is Cloudflare's DNS answering (a record is missing, and either way writes it): it does
     # not speak against the edge when tunnel errors show the edge answering for the other hosts.
-    if set(failures) & EDGE_WAY_KINDS and set(failures) <= EDGE_WAY_KINDS | {"dns_nxdomain"}:
-        return fits("edge", f"the edge answers over TLS, the tunnel behind it fails ({kinds_text(failures)})")
-    edge_side = {k: v for k, v in failures.items() if k not in EDGE_WAY_KINDS}
-    what = "DNS for the names fails" if set(edge_side) <= DNS_FAILURE_KINDS else "the edge itself fails"
-    tunnel = {k: v for k, v in failures.items() if k in EDGE_WAY_KINDS}
-    also = f"; also {kinds_text(tunnel)}" if tunnel else ""
-    return fits("dns", f"{what} ({kinds_text(edge_side)}{also})")
+    tunnel_side = set(failures) & EDGE_WAY_KINDS and set(failures) <= EDGE_WAY_KINDS | {"dns_nxdomain"}
+    public = "api" if api_blocked else ("tunnel" if tunnel_side else "edge")
+    standby, standby_words = standby_condition(report)
+    case = (public, standby)
+    outcome = DIAGNOSIS_TABLE[case]
+    if outcome.startswith("none:"):
+        stack = f" --stack {endpoints.stack}" if endpoints.stack else ""
+        return fits(None, NO_WAY_REASONS[outcome].format(standby=standby_words, stack=stack), f"{public}/{standby}")
+    caveat = f"; but {standby_words}" if standby == "unproven" else ""
+    if outcome == "emergency":
+        why = (
+            f"{api_blocked_text(api)}, so no record can change at Cloudflare; "
+            f"the public path fails ({kinds_text(failures)})"
+        )
+    elif outcome == "edge":
+        why = f"the edge answers over TLS, the tunnel behind it fails ({kinds_text(failures)})"
+    else:
+        edge_side = {k: v for k, v in failures.items() if k not in EDGE_WAY_KINDS}
+        what = "DNS for the names fails" if set(edge_side) <= DNS_FAILURE_KINDS else "the edge itself fails"
+        tunnel = {k: v for k, v in failures.items() if k in EDGE_WAY_KINDS}
+        also = f"; also {kinds_text(tunnel)}" if tunnel else ""
+        why = f"{what} ({kinds_text(edge_side)}{also})"
+    return fits(outcome, why + caveat, f"{public}/{standby}")
 
 
 def budget(hosts: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -730,9 +878,26 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
         problems.append(f"certificate expires within {warn_days:g} days ({days:g} left): {_names(expiring)}")
 
     # The standby path: HTTPS straight to the VPS with each host's name, in both modes.
-    failed_standby = [h for h in hosts if not h["standby"]["ok"]]
-    state = _path_state(len(hosts), len(failed_standby))
-    paths["standby"] = {"state": state, "total": len(hosts), "failed": len(failed_standby), "kind": "https-via-vps"}
+    refused = [h for h in hosts if h["standby"]["failure"] == "refused_here"]
+    failed_standby = [h for h in hosts if not h["standby"]["ok"] and h not in refused]
+    state = _path_state(len(hosts), len(failed_standby) + len(refused))
+    if refused and len(refused) == len(hosts):
+        state = "unchecked"  # nothing was proven: not up, and not down either
+    paths["standby"] = {
+        "state": state,
+        "total": len(hosts),
+        "failed": len(failed_standby),
+        "refused": len(refused),
+        "kind": "https-via-vps",
+    }
+    if refused:
+        addresses = sorted({str(h["standby"]["refused"]) for h in refused})
+        problems.append(
+            f"standby not checked from here: the VPS refuses {', '.join(addresses)} for "
+            f"{count(len(refused), 'host')} ({_names(refused)}), outside the networks it serves them to in "
+            f"mode {endpoints.mode}; nothing about them is proven. To check from here: "
+            f"{allow_command(addresses, endpoints.check_allowed_cidrs, endpoints.stack)}"
+        )
     if failed_standby:
         unreached = {"connect_timeout", "connect_refused", "connect_error", "tls_error"}
         hint = (
@@ -808,6 +973,26 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
     elif not api["checked"]:
         notes.append(f"Cloudflare API not asked: {api['why_not_checked']}")
 
+    report["public_path"] = public_path(hosts)
+    # The tunnel, by its probe name: what a fail-back needs to know while the hosts are on the VPS.
+    probe = report["tunnel_probe"]
+    paths["tunnel"] = {"state": {"up": "up", "down": "down"}.get(probe["state"], "unchecked")}
+    stack = f" --stack {endpoints.stack}" if endpoints.stack else ""
+    if endpoints.mode == "failover" and not endpoints.vps_stack:
+        if probe["state"] == "up":
+            notes.append(
+                f"the tunnel serves again ({probe['host']} answers HTTP {probe['status']} through it): "
+                f"`mana-infra failback{stack}` when you are ready"
+            )
+        elif probe["state"] == "down":
+            notes.append(f"the tunnel is still down ({probe['host']}: {probe['error']}): do not fail back yet")
+        else:
+            notes.append(f"whether the tunnel serves is not known ({probe['host'] or 'no probe'}: {probe['error']})")
+    elif probe["state"] == "down" and report["public_path"]["state"] == "up":
+        problems.append(f"the tunnel's probe {probe['host']} fails ({probe['error']}) while the hosts answer")
+    elif probe["state"] in ("not_checked", "unknown") and not endpoints.vps_stack:
+        notes.append(f"tunnel probe not checked: {probe['error']}")
+
     # The certificates the outputs date.
     for certificate in report["certificates"].values():
         if certificate["expired"]:
@@ -819,7 +1004,6 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
             )
 
     report["paths"] = paths
-    report["public_path"] = public_path(hosts)
     report["diagnosis"] = diagnose(report, endpoints)
     report["budget"] = budget(hosts)
     report["problems"] = problems
@@ -848,6 +1032,7 @@ JSON_SCHEMA: dict[str, Any] = {
         "vps",
         "cloudflare_api",
         "certificates",
+        "tunnel_probe",
         "paths",
         "public_path",
         "diagnosis",
@@ -912,8 +1097,11 @@ JSON_SCHEMA: dict[str, Any] = {
                             {"$ref": "#/$defs/https"},
                             {
                                 "type": "object",
-                                "required": ["kind", "proven", "unproven"],
-                                "properties": {"kind": {"const": "https-via-vps"}},
+                                "required": ["kind", "proven", "unproven", "answered_by"],
+                                "properties": {
+                                    "kind": {"const": "https-via-vps"},
+                                    "answered_by": {"enum": ["mac-mini", "vps", "nobody"]},
+                                },
                             },
                         ]
                     },
@@ -965,6 +1153,16 @@ JSON_SCHEMA: dict[str, Any] = {
                 "why_not_checked": _NULLABLE_STRING,
             },
         },
+        "tunnel_probe": {
+            "type": "object",
+            "required": ["host", "state", "status", "error"],
+            "properties": {
+                "host": _NULLABLE_STRING,
+                "state": {"enum": ["up", "down", "unknown", "not_checked"]},
+                "status": {"type": ["integer", "null"]},
+                "error": _NULLABLE_STRING,
+            },
+        },
         "certificates": {
             "type": "object",
             "propertyNames": {"enum": list(CERTIFICATE_OUTPUTS)},
@@ -1002,11 +1200,13 @@ JSON_SCHEMA: dict[str, Any] = {
         },
         "diagnosis": {
             "type": "object",
-            "required": ["way", "why", "command"],
+            "required": ["way", "why", "command", "case"],
             "properties": {
                 "way": {"enum": [*WAYS, None]},
                 "why": {"type": "string"},
                 "command": _NULLABLE_STRING,
+                # DIAGNOSIS_TABLE's row/column when the public path fails in tunnel mode.
+                "case": {"enum": [*(f"{p}/{s}" for p, s in DIAGNOSIS_TABLE), None]},
             },
         },
         "budget": {
@@ -1040,9 +1240,11 @@ JSON_SCHEMA: dict[str, Any] = {
                 "cert_expiring",
                 "error",
                 "failure",
+                "refused",
             ],
             "properties": {
                 "ok": {"type": "boolean"},
+                "refused": _NULLABLE_STRING,
                 "status": {"type": ["integer", "null"]},
                 "latency_ms": {"type": ["number", "null"]},
                 "cert_days_left": {"type": ["number", "null"]},

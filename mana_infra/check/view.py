@@ -139,6 +139,11 @@ def render(report: dict[str, Any], console: Any) -> None:
             f"Hetzner mirror: [{style}]{mirror['total'] - mirror['failed']} of {count(mirror['total'], 'host')} "
             "in failover form[/]"
         )
+    probe = report["tunnel_probe"]
+    if probe["state"] != "not_checked":
+        probe_ok = probe["state"] == "up"
+        text = f"answers HTTP {probe['status']} (cloudflared)" if probe_ok else f"{probe['state']}: {probe['error']}"
+        console.print(f"Tunnel probe {escape(str(probe['host']))}: [{_status_style(probe_ok)}]{escape(text)}[/]")
     api = report["cloudflare_api"]
     if api["checked"]:
         text = "takes the token" if api["ok"] else f"{api['state']}: {api['error']}"

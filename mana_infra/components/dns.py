@@ -54,6 +54,8 @@ class FailoverDnsArgs(TypedDict):
     """One CNAME per inventory host, in the stack's mode."""
     adopt: Mapping[str, str]
     """Hosts whose existing record is adopted in this run: host -> `<zoneId>/<recordId>`."""
+    tunnel_probe: DnsRecord
+    """The record that stays on the tunnel in every mode (records.tunnel_probe_record)."""
     after: NotRequired[Sequence[pulumi.Resource]]
     """What the inventory records wait for: on a cut-over, the VPS serving every host."""
 
@@ -79,6 +81,19 @@ class FailoverDns(pulumi.ComponentResource):
                 comment=COMMENT,
                 opts=child,
             )
+
+        probe = args["tunnel_probe"]
+        cloudflare.DnsRecord(
+            "tunnel-probe",
+            zone_id=args["zone_id"],
+            name=probe.name,
+            type=probe.type,
+            content=probe.content,
+            proxied=probe.proxied,
+            ttl=probe.ttl,
+            comment=f"{COMMENT}: the tunnel's probe",  # Cloudflare takes 100 characters (Free plan)
+            opts=child,
+        )
 
         after = list(args.get("after", []))
         for spec in args["inventory"]:

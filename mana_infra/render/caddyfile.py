@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..model import Mode, Service, Via
+from ..model import STANDBY_REFUSAL, Mode, Service, Via
 from .remote import CADDY_DIR
 
 # The certificates on the VPS, relative to /etc/caddy: each one PEM file with the chain and its key.
@@ -139,10 +139,11 @@ def render_caddyfile(spec: CaddySpec) -> str:
         _certificate_snippet("origin_certificate", ORIGIN_CERTIFICATE),
     ]
     if restricted:
+        refusal = STANDBY_REFUSAL.format(host="{host}", served=elsewhere, address="{remote_host}")
         blocks.append(
             "(elsewhere_refused) {\n"
             f"\t@elsewhere not remote_ip {' '.join(spec.allowed_networks)}\n"
-            f'\trespond @elsewhere "mana-infra standby: {{host}} is {elsewhere}" 403\n'
+            f'\trespond @elsewhere "{refusal}" 403\n'
             "}"
         )
     blocks.append(

@@ -15,10 +15,13 @@ from mana_lab import topology as topo
 PHASES = [
     "tunnel",
     "preflight",
+    "not-checked-from-here",
     "rehearsal",
     "outage",
     "cut-over-edge",
+    "failback-too-early",
     "fail-back-edge",
+    "mac-mini-down",
     "edge-outage",
     "cut-over",
     "fail-back",
@@ -62,10 +65,13 @@ def test_report_shape(drill: Any) -> None:
     [
         ("tunnel", 0, 27),
         ("preflight", 0, 27),
+        ("not-checked-from-here", 1, 0),
         ("rehearsal", 0, 27),
         ("outage", 1, 0),
         ("cut-over-edge", 0, 27),
+        ("failback-too-early", 0, 27),
         ("fail-back-edge", 0, 27),
+        ("mac-mini-down", 1, 0),
         ("edge-outage", 1, 0),
         ("cut-over", 0, 27),
         ("fail-back", 0, 27),
@@ -121,6 +127,9 @@ def test_preflight_proves_the_standby_for_every_host(drill: Any, plan_inputs: di
             "status": 200,
             "cert_trusted": True,
             "error": None,
+            "failure": None,
+            "refused": None,
+            "answered_by": "mac-mini",  # the app answered, through Caddy and WireGuard
         }, host
 
 
@@ -134,10 +143,10 @@ def test_outsider_refused_by_the_vps_in_tunnel_mode(drill: Any, plan_inputs: dic
         assert preflight["outsider"]["refused_by_vps"][host] == {
             "refused": True,
             "status": 403,
-            "body": f"mana-infra standby: {host} is served through Cloudflare",
+            "body": f"mana-infra standby: {host} is served through Cloudflare (refused for {topo.OUTSIDER_IP})",
         }, host
         assert edge["outsider"]["refused_by_vps"][host]["body"] == (
-            f"mana-infra standby: {host} is served through Cloudflare's proxy"
+            f"mana-infra standby: {host} is served through Cloudflare's proxy (refused for {topo.OUTSIDER_IP})"
         ), host
         for visitor in (preflight["outsider"]["via_edge"][host], edge["outsider"]["via_edge"][host]):
             assert visitor == {"ok": True, "ip": topo.EDGE_IP, "status": 200, "body": f"host={host} port={port}"}
@@ -342,3 +351,25 @@ def test_cli_drill_json_on_stdout(
     out, err = capsys.readouterr()
     assert json.loads(out) == drill.to_dict()
     assert "progress" in err
+
+
+def test_a_check_from_outside_is_not_checked_from_here_never_green(drill: Any) -> None:
+    details = drill.phase("not-checked-from-here").details
+    assert details["refused"] == 27 and details["paths"]["standby"] == "unchecked", details
+    assert f"the VPS refuses {topo.OUTSIDER_IP} for 27 hosts" in details["problem"]
+    assert "checkAllowedCidrs" in details["problem"]
+
+
+def test_a_fail_back_waits_for_the_tunnel(drill: Any) -> None:
+    """The probe name through the tunnel: down while it is cut (the pre-flight refuses), up once back."""
+    early = drill.phase("failback-too-early").details
+    assert early["tunnel_probe"]["state"] == "down" and early["tunnel_probe"]["host"] == "tunnel-probe.mana.how"
+    assert early["failback_preflight"][0].startswith("the tunnel is down (tunnel-probe.mana.how: HTTP 502")
+    for name in ("fail-back-edge", "fail-back"):
+        assert drill.phase(name).details["failback_preflight"] == [], name
+
+
+def test_the_mac_mini_down_is_no_cut_over(drill: Any) -> None:
+    details = drill.phase("mac-mini-down").details
+    assert details["statuses_at_the_vps"] == [502] and details["back"] is True
+    assert details["diagnosis"]["way"] is None and details["diagnosis"]["case"] == "tunnel/mac-mini-down"

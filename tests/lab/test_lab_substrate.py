@@ -186,7 +186,10 @@ def test_the_vps_refuses_an_outsider_in_tunnel_mode(lab: Any) -> None:
     every host served through the edge."""
     direct = lab.probe(role="outsider", connect=topo.VPS_IP)
     for r in direct["results"]:
-        assert (r["status"], r["body"]) == (403, f"mana-infra standby: {r['host']} is served through Cloudflare"), r
+        assert (r["status"], r["body"]) == (
+            403,
+            f"mana-infra standby: {r['host']} is served through Cloudflare (refused for {topo.OUTSIDER_IP})",
+        ), r
     assert lab.probe(role="outsider", expect_ips=[topo.EDGE_IP])["all_ok"]
 
 
