@@ -48,6 +48,13 @@ from .terminal import count
 WIDTH = 80
 INDENT = " " * 10  # under "conflict  "
 _ID = re.compile(r"^[0-9a-f]{32}$")
+# The record types Cloudflare's DNS API lists (developers.cloudflare.com, DNS record types); a zone's
+# own `type` (full, partial, secondary) is none of them.
+DNS_TYPES = frozenset(
+    {"A", "AAAA", "CAA", "CERT", "CNAME", "DNSKEY", "DS", "HTTPS", "LOC", "MX", "NAPTR", "NS", "OPENPGPKEY",
+     "PTR", "SMIMEA", "SRV", "SSHFP", "SVCB", "TLSA", "TXT", "URI"}
+)  # fmt: skip
+ZONE_TYPES = frozenset({"full", "partial", "secondary", "internal"})
 _TUNNEL_TARGET = re.compile(rf"^([0-9a-f-]{{36}})\.{re.escape(TUNNEL_DOMAIN)}$")
 # Cloudflare's error codes for a token that is missing, malformed or without access, and for a zone id
 # that names no zone.
@@ -115,6 +122,19 @@ def read_page(file: str, zone: str) -> Page:
     result = document.get("result")
     if not isinstance(result, list):
         raise refused(f"is not a DNS record list: its result is {json.dumps(result)[:40]}, not a list")
+    zones = [r for r in result if isinstance(r, dict) and ("name_servers" in r or r.get("type") in ZONE_TYPES)]
+    if zones:
+        zone_id = str(zones[0].get("id") or "")
+        raise InputError(
+            [
+                Problem(
+                    file,
+                    f"is Cloudflare's answer about zones (GET /zones), not a zone's DNS records: it holds the zone "
+                    f"{zones[0].get('name')} (id {zone_id or 'unknown'}), and no record",
+                    f"save the records of that zone: {curl(records_url(zone_id or None, 5000), Path(file).name)}",
+                )
+            ]
+        )
     for index, record in enumerate(result):
         if reason := _record_problem(record):
             raise refused(f"is not a Cloudflare DNS record list: result[{index}] {reason}")
@@ -178,11 +198,13 @@ def _error_answer(file: str, errors: Any, zone: str) -> Problem:
 def _record_problem(record: Any) -> str | None:
     if not isinstance(record, dict):
         return "is not an object"
-    for key in ("id", "name", "type"):
+    for key in ("id", "name", "type", "content"):
         if not isinstance(record.get(key), str) or not record[key]:
             return f"has no {key}"
     if not _ID.match(record["id"]):
         return f"has the id {record['id']!r}, not 32 hex digits"
+    if record["type"] not in DNS_TYPES:
+        return f"has the type {record['type']!r}, which is no DNS record type"
     return None
 
 

@@ -446,3 +446,29 @@ def test_without_the_tunnel_id_it_names_the_tunnel_the_records_point_at(adopt: C
         "    fix: pulumi config set --stack prod tunnelId <uuid from `cloudflared tunnel list`>\n"
         f"      the zone's CNAMEs point at the tunnel {TUNNEL_ID} (27 hosts)\n"
     )
+
+
+def test_what_is_not_a_dns_records_answer_is_refused_naming_what_it_holds(
+    adopt: Callable[..., Run], tmp_path: Path
+) -> None:
+    """The README's first curl (GET /zones?name=...) saved as the records: before, "read 1 record ...
+    Safe" and a first `pulumi up` that fails on all 27. Entries without type, name or content and a type
+    that is no DNS record type are refused too."""
+    zone = {"id": "0123456789abcdef0123456789abcdef", "name": "mana.how", "status": "active", "type": "full",
+            "name_servers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"]}  # fmt: skip
+    zones = answer(tmp_path / "zones.json", [zone])
+    result = adopt("--records", zones, "--zone-id", zone["id"])
+    assert result.code == 2 and "Safe" not in result.out
+    assert (
+        f"{zones}: is Cloudflare's answer about zones (GET /zones), not a zone's DNS records: it holds the zone "
+        f"mana.how (id {zone['id']}), and no record"
+    ) in " ".join(result.err.split())
+    assert f"{API}/zones/{zone['id']}/dns_records" in result.err
+    good = current_records()[0]
+    for broken, reason in (
+        ({k: v for k, v in good.items() if k != "content"}, "has no content"),
+        ({**good, "type": "MAGIC"}, "has the type 'MAGIC', which is no DNS record type"),
+    ):
+        path = answer(tmp_path / "broken.json", [broken])
+        result = adopt("--records", path, "--zone-id", zone["id"])
+        assert result.code == 2 and f"is not a Cloudflare DNS record list: result[0] {reason}" in result.err
