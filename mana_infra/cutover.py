@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from .errors import InputError, Problem
 from .model import Mode, Via
 from .project import PROJECT, Project
+from .records import adoption_left_text
 
 EXIT_GREEN, EXIT_NOT_GREEN = 0, 1
 
@@ -189,6 +190,12 @@ def run(
         return verdict
     report = checker(before)
     verdict.hosts = len(report.get("hosts", []))
+    left = before.get("adoptRecordsLeft") or []
+    ttl_moves = switch.via == "dns" or (switch.mode == "tunnel" and before.get("failoverVia") == "dns")
+    if left and ttl_moves:
+        stage("pre-flight", started, False, adoption_left_text(left, engine.stack_name, deployed=True)
+              + ": this switch changes their TTL")  # fmt: skip
+        return verdict
     problems = standby_problems(report) if switch.mode == "failover" else tunnel_problems(report)
     if switch.mode == "failover" and switch.via == "edge" and before.get("zoneSslMode") not in (None, "strict"):
         problems.append(

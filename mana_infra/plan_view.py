@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .model import SECRET
+from .records import adoption_left_text
 from .terminal import console_for
 
 
@@ -29,6 +30,9 @@ def print_plan(result: Any) -> None:
         # As text, not markup: "[secret]" is a value here, not a style.
         outputs.add_row(Text(name), Text(output_text(name, value)))
     console.print(outputs)
+    left = result.outputs.get("adoptRecordsLeft")
+    if left:
+        console.print(f"warning: {adoption_left_text(left, result.stack, deployed=False)}", markup=False)
     budget = result.outputs.get("cutoverBudget")
     if isinstance(budget, dict):
         console.print(budget_text(budget, result.mode), markup=False)

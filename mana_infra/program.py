@@ -19,7 +19,13 @@ from .errors import InputError, Problem, cloud_error
 from .mirror import Unmirrored, mirror_extra_records
 from .model import CLOUDFLARE_API, DnsRecord, tunnel_target
 from .project import Project
-from .records import cutover_budget, inventory_record, tunnel_probe_host, tunnel_probe_record
+from .records import (
+    adoption_left_text,
+    cutover_budget,
+    inventory_record,
+    tunnel_probe_host,
+    tunnel_probe_record,
+)
 from .render.caddyfile import ORIGIN_CERTIFICATE, PUBLIC_CERTIFICATE, CaddySpec, render_caddyfile
 from .render.cloud_init import render_cloud_init
 from .render.wireguard import render_macmini_config, render_server_config
@@ -336,6 +342,10 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     pulumi.export("checkAllowedCidrs", list(config.check_allowed_cidrs))
     pulumi.export("tunnelTarget", tunnel_target(config.tunnel_id))
     pulumi.export("tunnelProbe", tunnel_probe_host(config.zone))
+    # Left set after the first run, it keeps the records' TTL from following the mode (see records.py).
+    pulumi.export("adoptRecordsLeft", sorted(config.adopt_records))
+    if config.adopt_records:
+        pulumi.log.warn(adoption_left_text(sorted(config.adopt_records), config.stack, deployed=False))
     pulumi.export("wireguardServerPublicKey", standby.keys.server_public_key)
     pulumi.export("macminiWireguardConfig", standby.macmini_wireguard_config)
     pulumi.export("macminiAddress", str(config.wireguard.macmini_address))

@@ -40,6 +40,20 @@ def tunnel_probe_record(zone: str, tunnel_id: str) -> DnsRecord:
     return DnsRecord(tunnel_probe_host(zone), "CNAME", tunnel_target(tunnel_id), AUTOMATIC_TTL, proxied=True)
 
 
+def adoption_left_text(hosts: Sequence[str], stack: str, *, deployed: bool) -> str:
+    """What adoptRecords set means: right for the first `pulumi up`, which imports the records; after it
+    (``deployed``: the stack has outputs), their TTL and comment changes are ignored (a flip to DNS-only
+    would keep TTL 300) until it is removed."""
+    hosts_text = f"{len(hosts)} host{'s' * (len(hosts) != 1)}"
+    remove = f"pulumi config rm --stack {stack} adoptRecords && pulumi up --stack {stack}"
+    if deployed:
+        return f"adoptRecords is still set for {hosts_text}: their records ignore TTL and comment changes; {remove}"
+    return (
+        f"adoptRecords is set for {hosts_text}: right for the first `pulumi up` (it imports them); after it their "
+        f"records ignore TTL and comment changes until it is removed: {remove}"
+    )
+
+
 # What Cloudflare answers for a proxied name: its own addresses, with a fixed TTL of 300 s.
 PROXIED_TTL_SECONDS = 300
 # How soon Cloudflare's edge follows a proxied record's new target (its community reports: under 60 s).

@@ -1278,3 +1278,12 @@ def test_the_tunnel_probe_tells_whether_a_failback_would_serve(
         assert f"Tunnel probe {PROBE}: down: HTTP 530" in flat(out)
     finally:
         world.edge.status = {}
+
+
+def test_adopt_records_left_set_is_a_note(world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    outputs = outputs_file(world, tmp_path / "o.json", adoptRecordsLeft=["auth.mana.test"])
+    _, report = run_json([*outputs_argv(world, outputs), "--stack", "prod"], capsys, world.reach())
+    assert (
+        "adoptRecords is still set for 1 host: their records ignore TTL and comment changes; pulumi config rm "
+        "--stack prod adoptRecords && pulumi up --stack prod"
+    ) in report["notes"]

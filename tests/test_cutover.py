@@ -269,3 +269,20 @@ def test_help_lists_every_flag_with_its_own_description(command: str, capsys: py
         assert flag in out, flag
     assert ("--via" in out) == (command == "cutover")
     assert "check's flags, for the pre-flight and the checks after" in out
+
+
+def test_adopt_records_left_set_block_a_switch_whose_ttl_they_would_ignore() -> None:
+    """adoptRecords after the first run: the records ignore TTL changes, so DNS-only would keep 300 s."""
+    outputs = {**OUTPUTS, "adoptRecordsLeft": ["auth.mana.how"]}
+    engine = FakeEngine(dict(outputs))
+    verdict, lines = switch_with(engine, Checks(report()), cutover.Switch("failover", "dns"), force=True)
+    assert verdict.exit_code == 1 and engine.calls == []
+    assert lines == [
+        "[FAIL] pre-flight (0.0 s): adoptRecords is still set for 1 host: their records ignore TTL and comment "
+        "changes; pulumi config rm --stack prod adoptRecords && pulumi up --stack prod: this switch changes "
+        "their TTL"
+    ]
+    # Through the edge the TTL stays automatic: nothing it would ignore.
+    engine = FakeEngine(dict(outputs))
+    verdict, _ = switch_with(engine, Checks(report(green=0), report()), cutover.Switch("failover", "edge"))
+    assert verdict.exit_code == 0

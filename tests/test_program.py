@@ -188,6 +188,11 @@ def test_adopted_records_are_imported_ignoring_comment_and_ttl() -> None:
     assert resources["dns-chat.mana.how"].options["importId"] == import_id
     assert resources["dns-chat.mana.how"].options["ignoreChanges"] == ["comment", "ttl"]
     assert resources["dns-todo.mana.how"].options["importId"] == ""
+    # Said, so that a forgotten `pulumi config rm adoptRecords` shows in the plan and in check.
+    assert plan_of("prod", adoptRecords=json.dumps({"chat.mana.how": import_id})).outputs["adoptRecordsLeft"] == [
+        "chat.mana.how"
+    ]
+    assert plan_of("prod").outputs["adoptRecordsLeft"] == []
 
 
 def test_firewall_opens_ssh_only_to_the_configured_networks() -> None:
@@ -307,3 +312,14 @@ def test_bad_config_stops_the_program_with_every_problem() -> None:
     with pytest.raises(InputError) as caught:
         offline.evaluate("prod", overrides={"mode": "sideways", "failoverTtl": "1"})
     assert len(caught.value.problems) == 2
+
+
+def test_the_plan_warns_while_adopt_records_is_set(capsys: pytest.CaptureFixture[str]) -> None:
+    from mana_infra.plan_view import print_plan
+
+    print_plan(plan_of("prod", adoptRecords=json.dumps({"chat.mana.how": "a" * 32 + "/" + "b" * 32})))
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "warning: adoptRecords is set for 1 host: right for the first `pulumi up` (it imports them); after it their "
+        "records ignore TTL and comment changes until it is removed: pulumi config rm --stack prod adoptRecords"
+    ) in out

@@ -451,6 +451,7 @@ def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Probl
         pinned_certificates=(pinned,) if pinned else (),
         check_allowed_cidrs=tuple(str(c) for c in allowed) if isinstance(allowed, list) else None,
         tunnel_probe=tunnel_probe or None,
+        adoption_left=tuple(str(h) for h in left) if isinstance(left := outputs.get("adoptRecordsLeft"), list) else (),
     )
 
 

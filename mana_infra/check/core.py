@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..model import CLOUDFLARE_IP_RANGES, MODES, TUNNEL_DOMAIN, Service, refused_address
-from ..records import EDGE_APPLIES_SECONDS
+from ..records import EDGE_APPLIES_SECONDS, adoption_left_text
 from ..terminal import count
 from .probes import (
     DNS_KINDS,
@@ -106,6 +106,8 @@ class Endpoints:
     # The name that stays on the tunnel in every mode (the tunnelProbe output): whether the tunnel
     # would serve, even while the inventory records point at the VPS.
     tunnel_probe: str | None = None
+    # Hosts adoptRecords still names after the stack was deployed (the adoptRecordsLeft output).
+    adoption_left: tuple[str, ...] = ()
 
     @property
     def expected_path(self) -> str:
@@ -992,6 +994,9 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
         problems.append(f"the tunnel's probe {probe['host']} fails ({probe['error']}) while the hosts answer")
     elif probe["state"] in ("not_checked", "unknown") and not endpoints.vps_stack:
         notes.append(f"tunnel probe not checked: {probe['error']}")
+
+    if endpoints.adoption_left:
+        notes.append(adoption_left_text(endpoints.adoption_left, endpoints.stack or "<stack>", deployed=True))
 
     # The certificates the outputs date.
     for certificate in report["certificates"].values():
