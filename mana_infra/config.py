@@ -23,6 +23,7 @@ from pulumi.runtime.config import CONFIG, get_config, is_config_secret
 
 from .errors import InputError, Problem, raise_if_any
 from .inventory import covered_problem, load_inventory, one_level_fix
+from .limits import FAILOVER_TTL_MAX, FAILOVER_TTL_MIN
 from .model import (
     MODES,
     PROVIDER_TOKENS,
@@ -221,7 +222,7 @@ def parse_stack_config(
             "pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519   (the key matching sshPublicKey)",
         )
     ssh_user = read.text("sshUser", "root")
-    failover_ttl = read.integer("failoverTtl", 60, 86400, "60")
+    failover_ttl = read.integer("failoverTtl", FAILOVER_TTL_MIN, FAILOVER_TTL_MAX, "60")
 
     services: tuple[Service, ...] = ()
     services_file = read.text("services", "services.yaml")

@@ -33,8 +33,23 @@ ZONE = "hcloud:index/zone:Zone"
 REMOTE_COMMAND = "command:remote:Command"
 DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
 
+
+def _limits() -> Any:
+    """mana_infra/limits.py, the bounds the config check enforces too (this pack's virtualenv has no
+    mana_infra to import it from)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "mana_infra" / "limits.py"
+    spec = importlib.util.spec_from_file_location("mana_infra_limits", path)
+    assert spec and spec.loader, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 PROTECTED_STACKS = ("prod",)
-MAX_FAILOVER_TTL = 300
+MAX_FAILOVER_TTL: int = _limits().FAILOVER_TTL_MAX
 SSH_PORT = 22
 # Where a remote command's text lives; `environment` too, since it is sent along with the command.
 COMMAND_TEXT_FIELDS = ("create", "update", "delete", "stdin")

@@ -81,7 +81,7 @@ def test_all_problems_at_once_each_with_its_fix() -> None:
         "mana-infra:sshPublicKey: is not an OpenSSH public key": "pulumi config set sshPublicKey",
         "mana-infra:sshPrivateKey: is not set": "pulumi config set --secret sshPrivateKey",
         "mana-infra:sshAllowedCidrs: is not set": "pulumi config set --path 'sshAllowedCidrs[0]'",
-        "mana-infra:failoverTtl: '10' is not an integer in 60-86400": "pulumi config set failoverTtl 60",
+        "mana-infra:failoverTtl: '10' is not an integer in 60-300": "pulumi config set failoverTtl 60",
         "mana-infra:wireguardMacMiniAddress: 10.9.9.9 is not a host address": (
             "pulumi config set wireguardMacMiniAddress 10.0.0.2"
         ),

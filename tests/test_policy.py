@@ -392,22 +392,24 @@ def test_a_dns_only_record_needs_a_short_ttl(ttl: int, fails: bool) -> None:
         assert messages == []
 
 
-def test_the_failover_ttl_config_is_checked_through_the_program() -> None:
-    """The real program with `failoverTtl: 3600`: every inventory record fails, the origin records do not."""
+def test_the_ttl_bound_is_one_rule_for_the_config_and_the_pack() -> None:
+    """`failoverTtl: 600` was accepted by the plan and blocked only by the pack in a preview with
+    secrets: both read mana_infra/limits.py now, so the plan refuses it first, with the same bound."""
+    from mana_infra.errors import InputError
+    from mana_infra.limits import FAILOVER_TTL_MAX
+
+    assert policies.MAX_FAILOVER_TTL == FAILOVER_TTL_MAX
+    with pytest.raises(InputError, match=f"failoverTtl: '600' is not an integer in 60-{FAILOVER_TTL_MAX}"):
+        offline.plan("prod", mode="failover", overrides={"failoverTtl": "600", "failoverVia": "dns"})
+    # At the bound, the program's records pass the pack: the origin's and the probe's too.
     resources = [
         r
         for r in offline.plan(
-            "prod", mode="failover", overrides={"failoverTtl": "3600", "failoverVia": "dns"}
+            "prod", mode="failover", overrides={"failoverTtl": str(FAILOVER_TTL_MAX), "failoverVia": "dns"}
         ).resources
         if r.type == policies.DNS_RECORD
     ]
-    failing = [
-        r.inputs["name"]
-        for r in resources
-        if run(policies.inventory_records_flip_in_place, r, origin_name="vps.mana.how")
-    ]
-    assert "vps.mana.how" not in failing and "tunnel-probe.mana.how" not in failing  # proxied, TTL automatic
-    assert len(failing) == len(resources) - 3 > 0
+    assert not [r for r in resources if run(policies.inventory_records_flip_in_place, r, origin_name="vps.mana.how")]
 
 
 def test_proxied_records_and_the_origin_are_not_held_to_the_ttl() -> None:
