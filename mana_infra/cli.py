@@ -261,6 +261,17 @@ def _plan(args: argparse.Namespace) -> int:
     project = Project.find(args.project_dir)
     # A flag's file is the operator's, relative to where they stand; the stack's is the project's.
     services = str(Path(args.services).resolve()) if args.services else None
+    if args.mode and project.stack_config(args.stack).get("role") == "rehearsal":
+        raise InputError(
+            [
+                Problem(
+                    "--mode",
+                    f"does not apply to stack {args.stack}: a rehearsal is always failover (its test hostnames "
+                    "through the prod VPS), whatever prod's mode",
+                    f"mana-infra plan --stack {args.stack}, without --mode",
+                )
+            ]
+        )
     result = offline.plan(args.stack, mode=args.mode, services=services, project=project)
     if saved is not None:
         problems = [

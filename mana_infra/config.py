@@ -98,6 +98,44 @@ class StandbyConfig:
     secondary_dns: bool
     cloudflare_zone_id: str | None
     cloudflare_reachable: bool
+    warnings: tuple[str, ...] = ()
+    """What deserves a word but stops nothing (config_warnings)."""
+
+
+# Hetzner Cloud's locations and server types as its API listed them in 2026 (docs.hetzner.cloud, GET
+# /locations and /server_types): Hetzner adds new ones, so another name is a warning, and the API has
+# the last word when `pulumi up` creates the server.
+KNOWN_LOCATIONS = ("fsn1", "nbg1", "hel1", "ash", "hil", "sin")
+KNOWN_SERVER_TYPES = (
+    *(f"cx{n}" for n in (22, 32, 42, 52, 23, 33, 43, 53)),
+    *(f"cpx{n}" for n in (11, 21, 31, 41, 51, 12, 22, 32, 42, 52, 62)),
+    *(f"cax{n}" for n in (11, 21, 31, 41)),
+    *(f"ccx{n}" for n in (13, 23, 33, 43, 53, 63)),
+)
+
+
+def config_warnings(location: str, server_type: str, services: tuple[Service, ...], where: str) -> tuple[str, ...]:
+    """Names Hetzner may not have, and hosts that share a Mac Mini port (one app behind two names is
+    allowed, but is more often a copied line)."""
+    warnings = []
+    if location and location not in KNOWN_LOCATIONS:
+        warnings.append(
+            f"{where}: {PROJECT}:location: {location!r} is none of the locations Hetzner had "
+            f"({', '.join(KNOWN_LOCATIONS)}); the API decides when `pulumi up` creates the server"
+        )
+    if server_type and server_type not in KNOWN_SERVER_TYPES:
+        warnings.append(
+            f"{where}: {PROJECT}:serverType: {server_type!r} is none of the server types Hetzner had (e.g. cx23, "
+            "cpx22, cax11); the API decides when `pulumi up` creates the server"
+        )
+    by_port: dict[int, list[Service]] = {}
+    for service in services:
+        by_port.setdefault(service.port, []).append(service)
+    for port, sharing in sorted(by_port.items()):
+        if len(sharing) > 1:
+            hosts = ", ".join(f"{s.host} (line {s.line})" if s.line else s.host for s in sharing)
+            warnings.append(f"the inventory's {hosts} share the Mac Mini's port {port}: one app behind every name")
+    return tuple(warnings)
 
 
 @dataclass(frozen=True)
@@ -319,11 +357,21 @@ def _standby(
             )
         elif uncovered := covered_problem(origin_name, zone):
             read.problem("originName", uncovered, set_command("originName", f"vps.{zone}"))
-    if origin_name in {service.host for service in services}:
+    colliding = next((s for s in services if s.host == origin_name), None)
+    if colliding and read.optional("originName"):
         read.problem(
             "originName",
             f"{origin_name} is also an inventory host: the origin name must be a name of its own",
             set_command("originName", f"standby.{zone}"),
+        )
+    elif colliding:
+        # The stack never named it: the inventory took the VPS's default name.
+        read.problems.append(
+            Problem(
+                f"{read.values.get('services') or 'services.yaml'}:{colliding.line}: entry ({origin_name})",
+                f"{origin_name} is the VPS's own name (originName, by default vps.<zone>), not an app's",
+                f"give the app another name, or the VPS another: {set_command('originName', f'standby.{zone}')}",
+            )
         )
 
     health_path = read.text("healthPath", "/healthz")
@@ -402,6 +450,7 @@ def _standby(
         secondary_dns=read.boolean("secondaryDns"),
         cloudflare_zone_id=cloudflare_zone_id,
         cloudflare_reachable=cloudflare_reachable,
+        warnings=config_warnings(hetzner["location"], hetzner["serverType"], services, read.where),
     )
 
 

@@ -143,4 +143,4 @@ def _parse_entry(
     if len(problems) > before:
         return None
     assert isinstance(host, str) and isinstance(port, int) and isinstance(health, str)
-    return Service(host=host, port=port, name=name or host, health=health)
+    return Service(host=host, port=port, name=name or host, health=health, line=line or 0)

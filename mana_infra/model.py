@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Mode = Literal["tunnel", "failover"]
@@ -79,6 +79,8 @@ class Service:
     port: int
     name: str
     health: str = "/"
+    line: int = field(default=0, compare=False)
+    """Its line in the inventory file (0: not from a file), for messages that blame it."""
 
 
 @dataclass(frozen=True)

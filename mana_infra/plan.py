@@ -391,7 +391,8 @@ def plan(
     resources = evaluation.monitor.recorded()
     return PlanResult(
         stack=stack,
-        mode=evaluation.config[f"{PROJECT}:mode"],
+        # The rehearsal's own outputs say its mode (always failover), not the project's default.
+        mode=str(evaluation.monitor.stack_outputs.get("mode") or evaluation.config[f"{PROJECT}:mode"]),
         resources=resources,
         outputs=evaluation.monitor.stack_outputs,
         placeholders=evaluation.placeholders,

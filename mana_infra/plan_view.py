@@ -30,6 +30,8 @@ def print_plan(result: Any) -> None:
         # As text, not markup: "[secret]" is a value here, not a style.
         outputs.add_row(Text(name), Text(output_text(name, value)))
     console.print(outputs)
+    for warning in result.outputs.get("configWarnings") or []:
+        console.print(f"warning: {warning}", markup=False)
     left = result.outputs.get("adoptRecordsLeft")
     if left:
         console.print(f"warning: {adoption_left_text(left, result.stack, deployed=False)}", markup=False)

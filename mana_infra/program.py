@@ -346,6 +346,10 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     pulumi.export("adoptRecordsLeft", sorted(config.adopt_records))
     if config.adopt_records:
         pulumi.log.warn(adoption_left_text(sorted(config.adopt_records), config.stack, deployed=False))
+    # Stops nothing, but said in `pulumi up`, in the plan (this output) and nowhere silently.
+    pulumi.export("configWarnings", list(config.warnings))
+    for warning in config.warnings:
+        pulumi.log.warn(warning)
     pulumi.export("wireguardServerPublicKey", standby.keys.server_public_key)
     pulumi.export("macminiWireguardConfig", standby.macmini_wireguard_config)
     pulumi.export("macminiAddress", str(config.wireguard.macmini_address))

@@ -33,7 +33,6 @@ T = TypeVar("T")
 def plan_of(stack: str = "prod", mode: str | None = None, **overrides: str) -> offline.PlanResult:
     """The offline plan of a stack file as it is (in ``mode``, with config ``overrides``): evaluated once
     per test run, each caller gets its own copy, so nothing one test does reaches another."""
-    mode = mode or PROJECT.stack_config(stack).get("mode")
     return copy.deepcopy(_evaluated_plan(stack, mode, tuple(sorted(overrides.items()))))
 
 

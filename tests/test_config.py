@@ -153,3 +153,33 @@ def test_provider_tokens_may_come_from_the_environment(monkeypatch: pytest.Monke
     monkeypatch.delenv("HCLOUD_TOKEN")
     with pytest.raises(InputError, match="hcloud:token: is not set"):
         offline.evaluate("prod", project=PROJECT, overrides=without_tokens, program_fn=program)
+
+
+def test_unknown_hetzner_names_and_a_shared_port_are_warnings_not_errors(tmp_path: Path) -> None:
+    """Hetzner adds locations and server types: another name is a warning naming the known ones, and the
+    API decides. Two hosts on one Mac Mini port: a warning naming both and their lines."""
+    result = offline.plan("prod", overrides={"location": "fra9", "serverType": "cx99"})
+    warnings = result.outputs["configWarnings"]
+    assert warnings[0].startswith("Pulumi.prod.yaml: mana-infra:location: 'fra9' is none of the locations Hetzner "
+                                  "had (fsn1, nbg1, hel1, ash, hil, sin)")  # fmt: skip
+    assert "mana-infra:serverType: 'cx99' is none of the server types Hetzner had" in warnings[1]
+    inventory = tmp_path / "services.yaml"
+    inventory.write_text("services:\n  - host: a.mana.how\n    port: 8080\n  - host: b.mana.how\n    port: 8080\n")
+    result = offline.plan("prod", services=str(inventory))
+    assert result.outputs["configWarnings"] == [
+        "the inventory's a.mana.how (line 2), b.mana.how (line 4) share the Mac Mini's port 8080: one app behind "
+        "every name"
+    ]
+    assert offline.plan("prod").outputs["configWarnings"] == []
+
+
+def test_the_vps_name_in_the_inventory_is_blamed_on_the_inventory(tmp_path: Path) -> None:
+    """originName is not set in Pulumi.prod.yaml: vps.mana.how in services.yaml is the inventory's
+    mistake, at its line, not the stack file's."""
+    inventory = tmp_path / "services.yaml"
+    inventory.write_text("services:\n  - host: a.mana.how\n    port: 8080\n  - host: vps.mana.how\n    port: 8081\n")
+    with pytest.raises(InputError) as caught:
+        offline.plan("prod", services=str(inventory))
+    [problem] = [str(p) for p in caught.value.problems]
+    assert problem.startswith(f"{inventory}:4: entry (vps.mana.how): vps.mana.how is the VPS's own name"), problem
+    assert "Pulumi.prod.yaml" not in problem

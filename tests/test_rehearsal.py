@@ -152,3 +152,11 @@ def test_check_reads_the_rehearsal_outputs_as_failover_hosts(
     report = json.loads(capsys.readouterr().out)
     assert report["mode"] == "failover" and report["endpoints"]["tunnel_target"] is None
     assert [host["host"] for host in report["hosts"]] == ["failover-test.mana.how"]
+
+
+def test_the_rehearsal_plan_states_its_real_mode_and_refuses_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    from mana_infra import cli
+
+    assert plan_of("failover").mode == "failover"
+    assert cli.main(["plan", "--stack", "failover", "--mode", "tunnel", "--project-dir", str(PROJECT_DIR)]) == 2
+    assert "--mode: does not apply to stack failover: a rehearsal is always failover" in capsys.readouterr().err
