@@ -1287,3 +1287,20 @@ def test_adopt_records_left_set_is_a_note(world: World, capsys: pytest.CaptureFi
         "adoptRecords is still set for 1 host: their records ignore TTL and comment changes; pulumi config rm "
         "--stack prod adoptRecords && pulumi up --stack prod"
     ) in report["notes"]
+
+
+def test_a_renewal_due_while_cloudflare_refuses_is_a_problem(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public certificate renews by DNS-01 at Cloudflare: due (under a third of 90 days left) while
+    the API refuses the token, it will not renew, and the DNS-only way goes with it."""
+    monkeypatch.setenv("CLOUDFLARE_BASE_URL", world.api_url)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", BAD_TOKEN)
+    expires = (datetime.now(UTC) + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = outputs_file(world, tmp_path / "outputs.json", publicCertificateExpiresOn=expires)
+    _, report = run_json(outputs_argv(world, path), capsys, world.reach())
+    [problem] = [p for p in report["problems"] if p.startswith("publicCertificateExpiresOn")]
+    assert "its renewal is due (" in problem and "the Cloudflare API refuses the token" in problem, problem
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", GOOD_TOKEN)
+    _, report = run_json(outputs_argv(world, path), capsys, world.reach())
+    assert not [p for p in report["problems"] if p.startswith("publicCertificateExpiresOn")]

@@ -70,6 +70,10 @@ DNS_FAILURE_KINDS = frozenset(DNS_KINDS)
 WAYS: dict[str, str] = {"edge": "through Cloudflare's edge", "dns": "DNS-only", "emergency": "the emergency path"}
 EDGE_BUDGET = "seconds (Cloudflare applies a record change within a minute)"
 
+# The program renews the public certificate once a third of its lifetime is left (Certificates,
+# min_days_dynamic): 30 days of today's 90.
+RENEWAL_DUE_DAYS = 30
+
 # Certificate expiry dates the stack's outputs may carry: key -> (output, what it is).
 CERTIFICATE_OUTPUTS: dict[str, tuple[str, str]] = {
     "origin": ("originCertificateExpiresOn", "the Cloudflare Origin CA certificate (the edge way)"),
@@ -1007,6 +1011,15 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
                 f"{certificate['output']}: {certificate['what']} expires within {warn_days:g} days "
                 f"({days_text(certificate['days_left'])} left, on {certificate['expires_on']})"
             )
+    # The public certificate renews by DNS-01 at Cloudflare: due while the API does not answer, it will not.
+    public = report["certificates"].get("public")
+    if public and not public["expired"] and public["days_left"] < RENEWAL_DUE_DAYS and api["state"] in API_BLOCKED:
+        problems.append(
+            f"{public['output']}: its renewal is due ({days_text(public['days_left'])} left, on "
+            f"{public['expires_on']}) and {api_blocked_text(api)}: the DNS-01 challenge at Cloudflare cannot run, "
+            "and the DNS-only way goes when it expires; renew while Cloudflare answers (pulumi up), or plan the "
+            "emergency path before that day"
+        )
 
     report["paths"] = paths
     report["diagnosis"] = diagnose(report, endpoints)
