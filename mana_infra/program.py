@@ -28,6 +28,7 @@ from .records import (
 )
 from .render.caddyfile import ORIGIN_CERTIFICATE, PUBLIC_CERTIFICATE, CaddySpec, render_caddyfile
 from .render.cloud_init import render_cloud_init
+from .render.services import macmini_wireguard_plist, watch_launchd_agent, watch_systemd_unit
 from .render.wireguard import render_macmini_config, render_server_config
 
 
@@ -352,6 +353,10 @@ def export(config: StandbyConfig, standby: Standby) -> None:
         pulumi.log.warn(warning)
     pulumi.export("wireguardServerPublicKey", standby.keys.server_public_key)
     pulumi.export("macminiWireguardConfig", standby.macmini_wireguard_config)
+    # The Mac Mini's and the watch's service files (render/services.py says where each goes and why).
+    pulumi.export("macminiLaunchdPlist", macmini_wireguard_plist())
+    pulumi.export("watchSystemdUnit", watch_systemd_unit(config.stack))
+    pulumi.export("watchLaunchdAgent", watch_launchd_agent(config.stack))
     pulumi.export("macminiAddress", str(config.wireguard.macmini_address))
     pulumi.export("cloudflareZoneId", standby.zone_id)
     # Cloudflare's API down or the token revoked: flip the VPS alone, touching nothing at Cloudflare.

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from ..model import WireGuardNetwork
 
-HEADER = "# Managed by mana-infra (Pulumi): changes here are overwritten by the next `pulumi up`.\n"
+# Neither copy is rewritten in place: say what each one is.
+SERVER_HEADER = (
+    "# Written by cloud-init when mana-infra (Pulumi) created this server. A changed key or address is a new\n"
+    "# server on the next `pulumi up` (same addresses), never an edit of this file.\n"
+)
+MACMINI_HEADER = (
+    "# The stack output macminiWireguardConfig of mana-infra (Pulumi). Nothing rewrites it here: after a\n"
+    "# `pulumi up` that changed the output, copy it again and restart the interface.\n"
+)
 
 
 def render_server_config(network: WireGuardNetwork, server_private_key: str, macmini_public_key: str) -> str:
     """/etc/wireguard/wg0.conf on the VPS (written by cloud-init)."""
     prefix = network.subnet.prefixlen
     return (
-        HEADER
+        SERVER_HEADER
         + "[Interface]\n"
         + f"Address = {network.server_address}/{prefix}\n"
         + f"ListenPort = {network.listen_port}\n"
@@ -44,7 +52,7 @@ def render_macmini_config(
             f"PostUp = wg set %i private-key {macmini_private_key_path}\n"
         )
     return (
-        HEADER
+        MACMINI_HEADER
         + "[Interface]\n"
         + f"Address = {network.macmini_address}/{network.subnet.prefixlen}\n"
         + key_line

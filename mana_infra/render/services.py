@@ -1,0 +1,90 @@
+"""The files that run mana-infra's pieces as services outside the VPS, rendered from the stack:
+
+- the Mac Mini's launchd daemon that brings WireGuard up at boot (nothing else does on macOS:
+  `wg-quick up` lasts until the next reboot);
+- the watch (`mana-infra check --watch`) as a systemd service for a small Linux machine off-site, and as
+  a launchd agent for a Mac that is not the Mac Mini. The watch must not run on the Mac Mini (its own line
+  is one of the things it watches) nor on the standby alone, and it must run from inside
+  checkAllowedCidrs, or the VPS refuses it and every round says "not checked from here".
+
+Pure functions of their arguments; the stack exports what they render.
+"""
+
+from __future__ import annotations
+
+import plistlib
+import shlex
+
+WIREGUARD_LABEL = "how.mana.wireguard"
+WATCH_LABEL = "how.mana.watch"
+# Homebrew's prefix on Apple silicon; wg-quick needs Homebrew's bash (macOS ships bash 3).
+HOMEBREW = "/opt/homebrew"
+WATCH_OUTPUTS = "/etc/mana-infra/outputs.json"
+WATCH_ENVIRONMENT = "/etc/mana-infra/watch.env"
+
+
+def _plist(document: dict[str, object]) -> str:
+    return plistlib.dumps(document, sort_keys=False).decode()
+
+
+def macmini_wireguard_plist(config_path: str = "/etc/wireguard/wg0.conf", homebrew: str = HOMEBREW) -> str:
+    """/Library/LaunchDaemons/how.mana.wireguard.plist: `wg-quick up` at every boot, as root."""
+    return _plist(
+        {
+            "Label": WIREGUARD_LABEL,
+            "ProgramArguments": [f"{homebrew}/bin/bash", f"{homebrew}/bin/wg-quick", "up", config_path],
+            "RunAtLoad": True,
+            "EnvironmentVariables": {"PATH": f"{homebrew}/bin:/usr/bin:/bin:/usr/sbin:/sbin"},
+            "StandardOutPath": "/var/log/mana-wireguard.log",
+            "StandardErrorPath": "/var/log/mana-wireguard.log",
+        }
+    )
+
+
+def watch_command(stack: str, interval: int) -> list[str]:
+    """The watch's command line, but for where the stack's outputs are: a copied file (`--outputs`), so
+    the machine needs no Pulumi CLI and no access to the state."""
+    return ["mana-infra", "check", "--stack", stack, "--watch", str(interval)]
+
+
+def watch_systemd_unit(stack: str, interval: int = 60) -> str:
+    """/etc/systemd/system/mana-watch.service: the watch, restarted if it ever stops. The webhook's URL
+    (often a secret) comes from the environment file, never from the unit."""
+    command = shlex.join([*watch_command(stack, interval), "--outputs", WATCH_OUTPUTS])
+    return (
+        "[Unit]\n"
+        f"Description=mana-infra watch of both paths (stack {stack})\n"
+        "Wants=network-online.target\n"
+        "After=network-online.target\n"
+        "\n"
+        "[Service]\n"
+        f"EnvironmentFile={WATCH_ENVIRONMENT}\n"
+        f"ExecStart=/usr/local/bin/{command} --webhook ${{MANA_WATCH_WEBHOOK}}\n"
+        "Restart=always\n"
+        "RestartSec=30\n"
+        "DynamicUser=yes\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+def watch_launchd_agent(stack: str, interval: int = 60, homebrew: str = HOMEBREW) -> str:
+    """~/Library/LaunchAgents/how.mana.watch.plist, for a Mac that is not the Mac Mini."""
+    command = shlex.join(watch_command(stack, interval))
+    return _plist(
+        {
+            "Label": WATCH_LABEL,
+            # A shell, so that the outputs' path and the webhook from the environment file expand.
+            "ProgramArguments": [
+                "/bin/sh",
+                "-c",
+                f'. "$HOME/.config/mana-infra/watch.env" && exec {command} '
+                '--outputs "$HOME/.config/mana-infra/outputs.json" --webhook "$MANA_WATCH_WEBHOOK"',
+            ],
+            "RunAtLoad": True,
+            "KeepAlive": True,
+            "EnvironmentVariables": {"PATH": f"{homebrew}/bin:/usr/local/bin:/usr/bin:/bin"},
+            "StandardErrorPath": "/tmp/mana-watch.log",
+        }
+    )

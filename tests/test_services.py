@@ -1,0 +1,57 @@
+"""The service files the stack exports: the Mac Mini's WireGuard at boot, and the watch off-site."""
+
+from __future__ import annotations
+
+import plistlib
+import shlex
+import subprocess
+from pathlib import Path
+
+from mana_infra.check import cli as check
+from mana_infra.render.services import (
+    WATCH_OUTPUTS,
+    macmini_wireguard_plist,
+    watch_command,
+    watch_launchd_agent,
+    watch_systemd_unit,
+)
+
+from .support import plan_of, require_tools
+
+
+def test_the_mac_minis_wireguard_comes_up_at_boot() -> None:
+    plist = plistlib.loads(macmini_wireguard_plist().encode())
+    assert plist["Label"] == "how.mana.wireguard" and plist["RunAtLoad"] is True
+    # Homebrew's bash runs wg-quick (macOS's own bash 3 cannot), on the file the README installs.
+    assert plist["ProgramArguments"] == ["/opt/homebrew/bin/bash", "/opt/homebrew/bin/wg-quick", "up",
+                                         "/etc/wireguard/wg0.conf"]  # fmt: skip
+    assert plan_of("prod").outputs["macminiLaunchdPlist"] == macmini_wireguard_plist()
+
+
+def test_the_watch_runs_check_on_copied_outputs_with_the_webhook_from_the_environment() -> None:
+    unit = watch_systemd_unit("prod")
+    [exec_start] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert argv[:-2] == ["/usr/local/bin/mana-infra", "check", "--stack", "prod", "--watch", "60", "--outputs",
+                         WATCH_OUTPUTS]  # fmt: skip
+    assert argv[-2:] == ["--webhook", "${MANA_WATCH_WEBHOOK}"] and "EnvironmentFile=/etc/mana-infra/watch.env" in unit
+    assert "Restart=always" in unit
+    # Every flag is one check takes, together (a flag that cannot take effect would be refused).
+    args = check.parse_args([*argv[2:-1], "https://hooks.example.net/x"])
+    assert (args.watch, args.outputs, args.webhook) == (60.0, WATCH_OUTPUTS, "https://hooks.example.net/x")
+    agent = plistlib.loads(watch_launchd_agent("prod").encode())
+    assert agent["KeepAlive"] is True and agent["ProgramArguments"][:2] == ["/bin/sh", "-c"]
+    assert shlex.join(watch_command("prod", 60)) in agent["ProgramArguments"][2]
+    outputs = plan_of("prod").outputs
+    assert outputs["watchSystemdUnit"] == unit and outputs["watchLaunchdAgent"] == watch_launchd_agent("prod")
+
+
+def test_the_unit_is_one_systemd_takes(tmp_path: Path) -> None:
+    require_tools("systemd-analyze")
+    path = tmp_path / "mana-watch.service"
+    path.write_text(watch_systemd_unit("prod"))
+    done = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, check=False)
+    problems = [
+        line for line in done.stderr.splitlines() if "mana-watch.service" in line and "/usr/local/bin" not in line
+    ]
+    assert not problems, done.stderr
