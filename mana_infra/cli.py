@@ -50,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan_parser.add_argument("--stack", default="prod", help="stack whose Pulumi.<stack>.yaml is used (default prod)")
     _project_dir_argument(plan_parser)
     plan_parser.add_argument("--mode", choices=MODES, help="override the stack's mode")
+    plan_parser.add_argument(
+        "--via", choices=("edge", "dns"), help="override the stack's failoverVia (the way a cut-over takes)"
+    )
+    plan_parser.add_argument(
+        "--artifact", metavar="NAME", help="print one rendered file (e.g. Caddyfile), nothing else"
+    )
     plan_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
     plan_parser.add_argument("--json", action="store_true", help="machine-readable: stack, mode, resources, artifacts")
     plan_parser.add_argument("--diff", action="store_true", help="show what flipping the mode changes")
@@ -272,7 +278,16 @@ def _plan(args: argparse.Namespace) -> int:
                 )
             ]
         )
-    result = offline.plan(args.stack, mode=args.mode, services=services, project=project)
+    overrides = {"failoverVia": args.via} if args.via else {}
+    result = offline.plan(args.stack, mode=args.mode, services=services, project=project, overrides=overrides)
+    if args.artifact:
+        if args.artifact not in result.artifacts:
+            names = ", ".join(result.artifacts)
+            raise InputError(
+                [Problem("--artifact", f"{args.artifact!r} is not a file of this plan", f"one of: {names}")]
+            )
+        print(result.artifacts[args.artifact], end="")
+        return 0
     if saved is not None:
         problems = [
             Problem(
@@ -301,7 +316,7 @@ def _plan(args: argparse.Namespace) -> int:
         return 0
     if args.diff:
         other_mode = "failover" if result.mode == "tunnel" else "tunnel"
-        flipped = offline.plan(args.stack, mode=other_mode, services=services, project=project)
+        flipped = offline.plan(args.stack, mode=other_mode, services=services, project=project, overrides=overrides)
         changes = offline.diff(result, flipped)
         if args.json:
             print(

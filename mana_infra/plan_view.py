@@ -23,6 +23,8 @@ def print_plan(result: Any) -> None:
         provider, kind = resource.type.split(":")[0], resource.type.split(":")[-1].split("/")[-1]
         table.add_row(Text(resource.name), Text(f"{provider}:{kind}"), Text(summary(resource.type, resource.inputs)))
     console.print(table)
+    # Pulumi's own summary form; offline there is no state, so everything is to create.
+    console.print(f"Resources: + {len(result.resources)} to create (from an empty stack)", markup=False)
     outputs = Table(title="stack outputs")
     outputs.add_column("output")
     outputs.add_column("value", overflow="fold")

@@ -177,3 +177,18 @@ def test_plan_against_a_saved_plan_shows_only_what_changed(mana_infra: Callable[
     broken.write_text("{}")
     result = mana_infra("plan", "--against", str(broken))
     assert result.returncode == 2 and "is not the output of `mana-infra plan --json`" in result.stderr
+
+
+def test_plan_prints_one_artifact_for_the_way_given_and_a_summary(mana_infra: Callable[..., Run]) -> None:
+    """`--artifact NAME` prints the file alone (to diff or to validate); `--via` beside `--mode` shows the
+    DNS-only flip without editing the stack; the table ends in Pulumi's own summary form."""
+    result = mana_infra("plan", "--mode", "failover", "--via", "dns", "--artifact", "Caddyfile")
+    assert result.returncode == 0, result.stderr
+    assert "# mode=failover via=dns." in result.stdout and result.stdout.rstrip().endswith("sites.d/*.caddy")
+    edge = mana_infra("plan", "--mode", "failover", "--artifact", "Caddyfile")
+    assert "# mode=failover via=edge." in edge.stdout
+    wrong = mana_infra("plan", "--artifact", "nope")
+    assert wrong.returncode == 2 and "one of: Caddyfile, cloud-init.yaml" in wrong.stderr
+    table = mana_infra("plan")
+    resources = json.loads(mana_infra("plan", "--json").stdout)["resources"]
+    assert f"Resources: + {len(resources)} to create (from an empty stack)" in table.stdout
