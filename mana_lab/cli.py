@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +27,14 @@ def _log(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `mana-infra lab status | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="mana-infra lab", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"lab state and logs (default {DEFAULT_WORKDIR})")
     parser.add_argument(
@@ -88,7 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "down":
             removed = cleanup_leftovers(Path(args.workdir) / "pids")
-            print("\n".join(removed) or "nothing to remove")
+            # The work folder holds the lab's keys and certificates: nothing of it outlives the lab.
+            if Path(args.workdir).is_dir():
+                shutil.rmtree(args.workdir, ignore_errors=True)
+                removed.append(f"the work folder {args.workdir}")
+            print("removed: " + "; ".join(removed) if removed else "nothing to remove")
             return 0
         if args.command == "status":
             print(status_text())

@@ -286,10 +286,11 @@ def cleanup_leftovers(pid_dir: Path | None = None) -> list[str]:
             f.unlink(missing_ok=True)
     if pids:
         kill_pids(pids)
-        removed.append(f"pids {sorted(set(pids))}")
+        removed.append(f"{len(set(pids))} processes stopped")
     for ns in namespaces:
         run(["ip", "netns", "del", ns], check=False)
-        removed.append(f"netns {ns}")
+    if namespaces:
+        removed.append(f"{len(namespaces)} network namespaces ({', '.join(sorted(namespaces))})")
     if WG_RUN_DIR.is_dir():
         for sock in WG_RUN_DIR.glob(f"{PREFIX}*"):
             sock.unlink(missing_ok=True)
