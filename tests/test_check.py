@@ -1304,3 +1304,22 @@ def test_a_renewal_due_while_cloudflare_refuses_is_a_problem(
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", GOOD_TOKEN)
     _, report = run_json(outputs_argv(world, path), capsys, world.reach())
     assert not [p for p in report["problems"] if p.startswith("publicCertificateExpiresOn")]
+
+
+def test_ssh_silent_while_https_answers_names_sshallowedcidrs(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """A home address that changed: the firewall drops SSH from it (a timeout) while HTTPS answers. check
+    says so, with the address the VPS saw (from its refusal) and the command, before a `pulumi up` fails
+    on the Caddy command."""
+
+    def timing_out(script: str, timeout: float) -> Any:
+        raise subprocess.TimeoutExpired(["ssh", "root@203.0.113.10"], timeout)
+
+    reach = Reach(https_port=world.port, vps_runner=timing_out)
+    _, report = run_json([*world.argv(*REFUSED), "--stack", "prod"], capsys, reach)
+    [problem] = [p for p in report["problems"] if p.startswith("SSH to the VPS failed")]
+    address = report["hosts"][0]["standby"]["refused"]
+    assert "The VPS answers HTTPS but not SSH: its firewall lets SSH in from sshAllowedCidrs only" in problem
+    assert f"address changed (the VPS sees this machine as {address})" in problem, problem
+    assert (
+        "pulumi config set --stack prod --path 'sshAllowedCidrs[N]' <address>/32 && pulumi up --stack prod" in problem
+    )

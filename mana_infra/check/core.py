@@ -963,7 +963,19 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
     if wireguard["checked"] and not wireguard["ok"]:
         problems.append(f"WireGuard down: {wireguard['error']}")
     if vps["ssh"]["checked"] and not vps["ssh"]["ok"]:
-        problems.append(f"SSH to the VPS failed, so WireGuard went unchecked: {vps['ssh']['error']}")
+        ssh_problem = f"SSH to the VPS failed, so WireGuard went unchecked: {vps['ssh']['error']}"
+        if health["ok"] and "timed out" in str(vps["ssh"]["error"]).lower():
+            # The VPS answers HTTPS: a silent SSH port is its firewall, which opens 22 to sshAllowedCidrs only.
+            seen = sorted({str(h["standby"]["refused"]) for h in hosts if h["standby"].get("refused")})
+            here = f" (the VPS sees this machine as {', '.join(seen)})" if seen else ""
+            s = f" --stack {endpoints.stack}" if endpoints.stack else ""
+            ssh_problem += (
+                f". The VPS answers HTTPS but not SSH: its firewall lets SSH in from sshAllowedCidrs only; if this "
+                f"machine's address changed{here}, add it from an address still allowed (or Hetzner's console): "
+                f"pulumi config set{s} --path 'sshAllowedCidrs[N]' <address>/32 && pulumi up{s} (the Caddy "
+                "command of every `pulumi up` needs SSH)"
+            )
+        problems.append(ssh_problem)
     if not vps["ssh"]["checked"]:
         notes.append(f"WireGuard not checked: {vps['ssh']['why_not_checked']}")
 
