@@ -159,8 +159,9 @@ class RehearsalConfig:
     failover_ttl: int
 
 
-def set_command(key: str, value: str, secret: bool = False) -> str:
-    return f"pulumi config set {'--secret ' if secret else ''}{key} {value}"
+def set_command(key: str, value: str, secret: bool = False, *, stack: str | None = None) -> str:
+    named = f"--stack {stack} " if stack else ""
+    return f"pulumi config set {named}{'--secret ' if secret else ''}{key} {value}"
 
 
 class _Reader:
@@ -169,7 +170,12 @@ class _Reader:
     def __init__(self, values: Mapping[str, str | None], stack: str) -> None:
         self.values = values
         self.where = f"Pulumi.{stack}.yaml"
+        self.stack = stack
         self.problems: list[Problem] = []
+
+    def fix(self, key: str, value: str, secret: bool = False) -> str:
+        """The command that sets ``key`` in this stack: named, as the selected stack may be another."""
+        return set_command(key, value, secret, stack=self.stack)
 
     def problem(self, key: str, message: str, fix: str) -> None:
         self.problems.append(Problem(f"{self.where}: {PROJECT}:{key}", message, fix))
@@ -177,7 +183,7 @@ class _Reader:
     def text(self, key: str, example: str) -> str:
         value = self.values.get(key)
         if value is None or value == "":
-            self.problem(key, "is not set", set_command(key, example))
+            self.problem(key, "is not set", self.fix(key, example))
             return ""
         return value
 
@@ -187,14 +193,14 @@ class _Reader:
     def integer(self, key: str, low: int, high: int, example: str) -> int:
         raw = self.text(key, example)
         if raw and (not re.fullmatch(r"-?\d+", raw) or not low <= int(raw) <= high):
-            self.problem(key, f"{raw!r} is not an integer in {low}-{high}", set_command(key, example))
+            self.problem(key, f"{raw!r} is not an integer in {low}-{high}", self.fix(key, example))
             return low
         return int(raw) if raw else low
 
     def boolean(self, key: str) -> bool:
         raw = self.text(key, "true")
         if raw and raw not in ("true", "false"):
-            self.problem(key, f"{raw!r} is not true or false", set_command(key, "true") + "  (or false)")
+            self.problem(key, f"{raw!r} is not true or false", self.fix(key, "true") + "  (or false)")
         return raw == "true"
 
     def json(self, key: str) -> Any:
@@ -249,15 +255,16 @@ def parse_stack_config(
     role = read.text("role", "standby")
     if role and role not in ROLES:
         read.problem("role", f"{role!r} is not a role: the allowed values are {' and '.join(ROLES)}",
-                     set_command("role", "standby") + "  (or rehearsal, for the failover stack)")  # fmt: skip
+                     read.fix("role", "standby") + "  (or rehearsal, for the failover stack)")  # fmt: skip
     zone = read.text("zone", "mana.how").lower().rstrip(".")
     if zone and (reason := hostname_problem(zone)):
-        read.problem("zone", reason, set_command("zone", "mana.how"))
+        read.problem("zone", reason, read.fix("zone", "mana.how"))
     if ssh_private_key is None:
         read.problem(
             "sshPrivateKey",
             "is not set: the Caddy remote command logs in with it",
-            "pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519   (the key matching sshPublicKey)",
+            f"pulumi config set --stack {read.stack} --secret sshPrivateKey < ~/.ssh/id_ed25519   "
+            "(the key matching sshPublicKey)",
         )
     ssh_user = read.text("sshUser", "root")
     failover_ttl = read.integer("failoverTtl", FAILOVER_TTL_MIN, FAILOVER_TTL_MAX, "60")
@@ -277,14 +284,14 @@ def parse_stack_config(
                 Problem(
                     f"{read.where}: {key}",
                     f"is not set: the program needs {what}",
-                    f"pulumi config set --secret {key} <token>   (or export {env_var})",
+                    f"pulumi config set --stack {read.stack} --secret {key} <token>   (or export {env_var})",
                 )
             )
 
     if role == "rehearsal":
         prod_stack = read.text("prodStack", "prod")
         if prod_stack and not _STACK_NAME.match(prod_stack):
-            read.problem("prodStack", f"{prod_stack!r} is not a stack name", set_command("prodStack", "prod"))
+            read.problem("prodStack", f"{prod_stack!r} is not a stack name", read.fix("prodStack", "prod"))
         hosts = _rehearsal_hosts(read, zone, services)
         raise_if_any(read.problems)
         return RehearsalConfig(stack, zone, prod_stack, hosts, ssh_private_key or "", ssh_user, failover_ttl)
@@ -310,7 +317,7 @@ def _standby(
         read.problem(
             "mode",
             f"{mode!r} is not a mode: the allowed values are {' and '.join(MODES)}",
-            set_command("mode", "failover") + "  (or tunnel)",
+            read.fix("mode", "failover") + "  (or tunnel)",
         )
 
     tunnel_id = read.text("tunnelId", "<uuid from `cloudflared tunnel list`>").lower()
@@ -318,7 +325,7 @@ def _standby(
         read.problem(
             "tunnelId",
             f"{tunnel_id!r} is not a tunnel UUID",
-            set_command("tunnelId", "<uuid from `cloudflared tunnel list`>"),
+            read.fix("tunnelId", "<uuid from `cloudflared tunnel list`>"),
         )
 
     hetzner: dict[str, str] = {}
@@ -328,7 +335,7 @@ def _standby(
             read.problem(
                 key,
                 f"{hetzner[key]!r} is not a Hetzner name (lower-case letters, digits, dots, hyphens)",
-                set_command(key, example),
+                read.fix(key, example),
             )
 
     ssh_public_key = read.text("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"').strip()
@@ -336,7 +343,7 @@ def _standby(
         read.problem(
             "sshPublicKey",
             "is not an OpenSSH public key (expected e.g. `ssh-ed25519 AAAA... comment`)",
-            set_command("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"'),
+            read.fix("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"'),
         )
 
     macmini_public_key = read.optional("macMiniPublicKey")
@@ -344,25 +351,25 @@ def _standby(
         read.problem(
             "macMiniPublicKey",
             "is not a WireGuard key (44 characters of base64 for 32 bytes)",
-            set_command("macMiniPublicKey", '"$(wg pubkey < /etc/wireguard/client_private.key)"'),
+            read.fix("macMiniPublicKey", '"$(wg pubkey < /etc/wireguard/client_private.key)"'),
         )
 
     origin_name = (read.optional("originName") or (f"vps.{zone}" if zone else "")).lower().rstrip(".")
     if origin_name and zone:
         if reason := hostname_problem(origin_name):
-            read.problem("originName", reason, set_command("originName", f"vps.{zone}"))
+            read.problem("originName", reason, read.fix("originName", f"vps.{zone}"))
         elif not in_zone(origin_name, zone):
             read.problem(
-                "originName", f"{origin_name} is outside the zone {zone}", set_command("originName", f"vps.{zone}")
+                "originName", f"{origin_name} is outside the zone {zone}", read.fix("originName", f"vps.{zone}")
             )
         elif uncovered := covered_problem(origin_name, zone):
-            read.problem("originName", uncovered, set_command("originName", f"vps.{zone}"))
+            read.problem("originName", uncovered, read.fix("originName", f"vps.{zone}"))
     colliding = next((s for s in services if s.host == origin_name), None)
     if colliding and read.optional("originName"):
         read.problem(
             "originName",
             f"{origin_name} is also an inventory host: the origin name must be a name of its own",
-            set_command("originName", f"standby.{zone}"),
+            read.fix("originName", f"standby.{zone}"),
         )
     elif colliding:
         # The stack never named it: the inventory took the VPS's default name.
@@ -370,54 +377,54 @@ def _standby(
             Problem(
                 f"{read.values.get('services') or 'services.yaml'}:{colliding.line}: entry ({origin_name})",
                 f"{origin_name} is the VPS's own name (originName, by default vps.<zone>), not an app's",
-                f"give the app another name, or the VPS another: {set_command('originName', f'standby.{zone}')}",
+                f"give the app another name, or the VPS another: {read.fix('originName', f'standby.{zone}')}",
             )
         )
 
     health_path = read.text("healthPath", "/healthz")
     if health_path and (not health_path.startswith("/") or " " in health_path or "{" in health_path):
-        read.problem("healthPath", f"{health_path!r} is not a plain path", set_command("healthPath", "/healthz"))
+        read.problem("healthPath", f"{health_path!r} is not a plain path", read.fix("healthPath", "/healthz"))
 
     acme_email = read.optional("acmeEmail")
     if acme_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", acme_email):
-        read.problem(
-            "acmeEmail", f"{acme_email!r} is not an e-mail address", set_command("acmeEmail", "ops@example.org")
-        )
+        read.problem("acmeEmail", f"{acme_email!r} is not an e-mail address", read.fix("acmeEmail", "ops@example.org"))
 
     cloudflare_zone_id = read.optional("cloudflareZoneId")
     if cloudflare_zone_id and not re.fullmatch(r"[0-9a-f]{32}", cloudflare_zone_id):
         read.problem(
             "cloudflareZoneId",
             f"{cloudflare_zone_id!r} is not a Cloudflare zone id (32 hex digits)",
-            "pulumi config set cloudflareZoneId $(pulumi stack output cloudflareZoneId)",
+            f"pulumi config set --stack {read.stack} cloudflareZoneId "
+            f"$(pulumi stack output --stack {read.stack} cloudflareZoneId)",
         )
     failover_via = read.text("failoverVia", "edge")
     if failover_via and failover_via not in VIAS:
         read.problem(
             "failoverVia",
             f"{failover_via!r} is not a way to fail over: the allowed values are {' and '.join(VIAS)}",
-            set_command("failoverVia", "edge") + "  (through Cloudflare's edge; or dns: DNS-only)",
+            read.fix("failoverVia", "edge") + "  (through Cloudflare's edge; or dns: DNS-only)",
         )
     acme_server = read.text("acmeServer", "https://acme-v02.api.letsencrypt.org/directory")
     if acme_server and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", acme_server):
         read.problem(
             "acmeServer",
             f"{acme_server!r} is not an ACME directory URL",
-            set_command("acmeServer", "https://acme-v02.api.letsencrypt.org/directory"),
+            read.fix("acmeServer", "https://acme-v02.api.letsencrypt.org/directory"),
         )
     cloudflare_reachable = read.boolean("cloudflareReachable")
     if not cloudflare_reachable and mode == "failover" and failover_via == "edge":
         read.problem(
             "failoverVia",
             "is edge, and Cloudflare is marked unreachable: the way through the edge is Cloudflare's",
-            set_command("failoverVia", "dns") + "  (then the registrar's nameserver switch: see emergencyCutover)",
+            read.fix("failoverVia", "dns") + "  (then the registrar's nameserver switch: see emergencyCutover)",
         )
     ssh_allowed = _cidrs(read, "sshAllowedCidrs", "SSH")
     if not cloudflare_reachable and not cloudflare_zone_id:
         read.problem(
             "cloudflareZoneId",
             "is not set, and Cloudflare is marked unreachable: the zone cannot be looked up",
-            "pulumi config set cloudflareZoneId $(pulumi stack output cloudflareZoneId)",
+            f"pulumi config set --stack {read.stack} cloudflareZoneId "
+            f"$(pulumi stack output --stack {read.stack} cloudflareZoneId)",
         )
 
     return StandbyConfig(
@@ -456,7 +463,7 @@ def _standby(
 
 def _cidrs(read: _Reader, key: str, what: str, *, required: bool = True) -> tuple[str, ...]:
     """A list of the operator's networks: never the whole internet. Optional lists may be empty."""
-    fix = f"pulumi config set --path '{key}[0]' 198.51.100.7/32   (one index per network)"
+    fix = f"pulumi config set --stack {read.stack} --path '{key}[0]' 198.51.100.7/32   (one index per network)"
     raw, entries = read.optional(key), read.json(key)
     if not raw or entries == []:
         if required:
@@ -492,7 +499,7 @@ def _wireguard_network(read: _Reader) -> WireGuardNetwork:
             read.problem(
                 "wireguardSubnet",
                 f"{raw_subnet!r} is not an IPv4 network",
-                set_command("wireguardSubnet", "10.0.0.0/24"),
+                read.fix("wireguardSubnet", "10.0.0.0/24"),
             )
         return fallback
     addresses: list[ipaddress.IPv4Address] = []
@@ -502,11 +509,11 @@ def _wireguard_network(read: _Reader) -> WireGuardNetwork:
             address = ipaddress.IPv4Address(raw)
         except ValueError:
             if raw:
-                read.problem(key, f"{raw!r} is not an IPv4 address", set_command(key, str(example)))
+                read.problem(key, f"{raw!r} is not an IPv4 address", read.fix(key, str(example)))
             continue
         if address not in subnet or address in (subnet.network_address, subnet.broadcast_address):
             read.problem(
-                key, f"{address} is not a host address in wireguardSubnet {subnet}", set_command(key, str(example))
+                key, f"{address} is not a host address in wireguardSubnet {subnet}", read.fix(key, str(example))
             )
             continue
         addresses.append(address)
@@ -516,7 +523,7 @@ def _wireguard_network(read: _Reader) -> WireGuardNetwork:
         read.problem(
             "wireguardMacMiniAddress",
             f"{addresses[1]} is also the VPS's address",
-            set_command("wireguardMacMiniAddress", str(subnet[2])),
+            read.fix("wireguardMacMiniAddress", str(subnet[2])),
         )
     return WireGuardNetwork(subnet, addresses[0], addresses[1], port)
 
@@ -545,8 +552,8 @@ def _adopt_records(read: _Reader, hosts: set[str]) -> dict[str, str]:
 def _rehearsal_hosts(read: _Reader, zone: str, services: tuple[Service, ...]) -> tuple[RehearsalHost, ...]:
     """The test hostnames; by default one, failover-test.<zone>, reaching the landing page (the apex)."""
     fix = (
-        "pulumi config set --path 'rehearsalHosts[0].host' failover-test.<zone> && "
-        "pulumi config set --path 'rehearsalHosts[0].service' <an inventory host>"
+        f"pulumi config set --stack {read.stack} --path 'rehearsalHosts[0].host' failover-test.<zone> && "
+        f"pulumi config set --stack {read.stack} --path 'rehearsalHosts[0].service' <an inventory host>"
     )
     by_host = {service.host: service for service in services}
     entries = read.json("rehearsalHosts") or [{"host": f"failover-test.{zone}", "service": zone}]
@@ -601,7 +608,7 @@ def _check_keys(read: _Reader, project: Project, config_keys: Mapping[str, bool]
         namespace, _, name = key.partition(":")
         if namespace == PROJECT and name not in project.declared:
             if name in RENAMED_KEYS:
-                message, fix = f"was renamed: use {RENAMED_KEYS[name]}", f"pulumi config rm {name}"
+                message, fix = f"was renamed: use {RENAMED_KEYS[name]}", f"pulumi config rm --stack {read.stack} {name}"
             else:
                 lowered = {known.lower(): known for known in declared}
                 nearest = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
@@ -609,14 +616,17 @@ def _check_keys(read: _Reader, project: Project, config_keys: Mapping[str, bool]
                 message = "is not a key of this project: it would be ignored" + (
                     f" (did you mean `{guess}`?)" if guess else ""
                 )
-                fix = f"pulumi config rm {name}" + (f" && pulumi config set {guess} <value>" if guess else "")
+                fix = f"pulumi config rm --stack {read.stack} {name}" + (
+                    f" && pulumi config set --stack {read.stack} {guess} <value>" if guess else ""
+                )
             read.problems.append(Problem(f"{read.where}: {key}", message, fix))
         elif key in PROVIDER_TOKENS and not secret:
             read.problems.append(
                 Problem(
                     f"{read.where}: {key}",
                     "is in plaintext: a provider token must be a secret (the stack file is committed)",
-                    f"pulumi config rm {key} && pulumi config set --secret {key} <token>",
+                    f"pulumi config rm --stack {read.stack} {key} && pulumi config set --stack {read.stack} --secret "
+                    f"{key} <token>",
                 )
             )
 

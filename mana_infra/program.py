@@ -249,7 +249,8 @@ def zone_ssl_mode(config: StandbyConfig, zone_id: str) -> str:
                     Problem(
                         f"zone {config.zone}",
                         f"its SSL/TLS mode cannot be read ({exc}): the way through the edge needs Full (strict)",
-                        "give the token Zone Settings:Read, or fail over DNS-only: pulumi config set failoverVia dns",
+                        "give the token Zone Settings:Read, or fail over DNS-only: "
+                        f"pulumi config set --stack {config.stack} failoverVia dns",
                     )
                 ]
             ) from None
@@ -264,7 +265,7 @@ def zone_ssl_mode(config: StandbyConfig, zone_id: str) -> str:
                     f"Cloudflare dashboard -> {config.zone} -> SSL/TLS -> Overview -> Full (strict), or "
                     f"curl -X PATCH {CLOUDFLARE_API}/zones/{zone_id}/settings/ssl "
                     "-H 'Authorization: Bearer <token>' --json '{\"value\": \"strict\"}'; "
-                    "or fail over DNS-only: pulumi config set failoverVia dns",
+                    f"or fail over DNS-only: pulumi config set --stack {config.stack} failoverVia dns",
                 )
             ]
         )

@@ -168,15 +168,17 @@ class Project:
                 secure.add(name)
             else:
                 values[name] = config_string(value)
-        problems = self._cli_refusals(path, {qualified(str(k)): v for k, v in stack_values.items()}, secure)
+        problems = self._cli_refusals(path, {qualified(str(k)): v for k, v in stack_values.items()}, secure, stack)
         if problems:
             raise InputError(problems)
         return StackConfig(stack, path, values, frozenset(secure), dict(stack_values))
 
-    def _cli_refusals(self, path: Path, stack_values: Mapping[str, Any], secure: set[str]) -> list[Problem]:
+    def _cli_refusals(self, path: Path, stack_values: Mapping[str, Any], secure: set[str], stack: str) -> list[Problem]:
         """What `pulumi preview` and `pulumi up` refuse before running the program (the CLI's own
-        check of a stack's configuration against Pulumi.yaml), with the command that fixes each."""
+        check of a stack's configuration against Pulumi.yaml), with the command that fixes each (naming
+        the stack: the selected one may be another)."""
         problems: list[Problem] = []
+        rm, config_set = f"pulumi config rm --stack {stack}", f"pulumi config set --stack {stack}"
         for key, declared in self.declared.items():
             name = qualified(key)
             if name not in stack_values:
@@ -186,7 +188,7 @@ class Project:
                     Problem(
                         f"{path.name}: {name}",
                         "is in plaintext, but it is a secret: the Pulumi CLI refuses it (and the file is committed)",
-                        f"pulumi config rm {key} && pulumi config set --secret {key} <value>",
+                        f"{rm} {key} && {config_set} --secret {key} <value>",
                     )
                 )
             elif name not in secure and not _of_type(stack_values[name], declared):
@@ -195,7 +197,7 @@ class Project:
                     Problem(
                         f"{path.name}: {name}",
                         f"{stack_values[name]!r} is not of type {kind}: the Pulumi CLI refuses it",
-                        f"pulumi config set {'--path ' if kind in ('array', 'object') else ''}{key} <{kind}>",
+                        f"{config_set} {'--path ' if kind in ('array', 'object') else ''}{key} <{kind}>",
                     )
                 )
         reported = {problem.where for problem in problems}
@@ -209,7 +211,7 @@ class Project:
                     Problem(
                         f"{path.name}: {name}",
                         f"is {what} in plaintext: anyone who reads the repository has it",
-                        f"pulumi config rm {key} && pulumi config set --secret {key} <value>   (then rotate it)",
+                        f"{rm} {key} && {config_set} --secret {key} <value>   (then rotate it)",
                     )
                 )
         return problems
@@ -227,7 +229,9 @@ class Project:
             f"Stack '{config.stack}' is missing configuration value{'s' * (len(keys) > 1)} "
             + ", ".join(f"'{key}'" for key in keys)
             + ": the Pulumi CLI refuses to run it",
-            " && ".join(f"pulumi config set {'--secret ' * (key in secret)}{key} <value>" for key in keys),
+            " && ".join(
+                f"pulumi config set --stack {config.stack} {'--secret ' * (key in secret)}{key} <value>" for key in keys
+            ),
         )
 
 

@@ -72,7 +72,10 @@ def test_a_misspelled_key_names_the_key_it_meant(checkout: Path, capsys: pytest.
         "Pulumi.prod.yaml: mana-infra:secondaryDNS: is not a key of this project: it would be ignored "
         "(did you mean `secondaryDns`?)" in message
     )
-    assert "fix: pulumi config rm secondaryDNS && pulumi config set secondaryDns <value>" in message
+    assert (
+        "fix: pulumi config rm --stack prod secondaryDNS && pulumi config set --stack prod secondaryDns <value>"
+        in message
+    )
 
 
 def test_a_renamed_key_says_what_took_its_place(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,7 +110,10 @@ def test_a_token_or_private_key_in_plaintext_is_refused_with_the_secret_command(
     stack.write_text(stack.read_text() + line + "\n")
     message = refused(capsys, "plan")
     assert f"is {what} in plaintext: anyone who reads the repository has it" in message
-    assert f"fix: pulumi config rm {key} && pulumi config set --secret {key} <value> (then rotate it)" in message
+    assert (
+        f"fix: pulumi config rm --stack prod {key} && pulumi config set --stack prod --secret {key} <value> "
+        "(then rotate it)" in message
+    )
 
 
 def test_flags_that_cannot_take_effect_together_are_refused(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,7 +59,7 @@ def test_the_prod_stack_with_its_placeholders_is_valid() -> None:
 def test_a_wrong_mode_names_the_allowed_values() -> None:
     [problem] = problems(prod_values(mode="failsafe"))
     assert "mana-infra:mode: 'failsafe' is not a mode: the allowed values are tunnel and failover" in problem
-    assert "pulumi config set mode failover" in problem
+    assert "pulumi config set --stack prod mode failover" in problem
 
 
 def test_all_problems_at_once_each_with_its_fix() -> None:
@@ -77,17 +77,17 @@ def test_all_problems_at_once_each_with_its_fix() -> None:
         tokens=set(),
     )
     expected = {
-        "mana-infra:tunnelId: is not set": "pulumi config set tunnelId",
-        "mana-infra:sshPublicKey: is not an OpenSSH public key": "pulumi config set sshPublicKey",
-        "mana-infra:sshPrivateKey: is not set": "pulumi config set --secret sshPrivateKey",
-        "mana-infra:sshAllowedCidrs: is not set": "pulumi config set --path 'sshAllowedCidrs[0]'",
-        "mana-infra:failoverTtl: '10' is not an integer in 60-300": "pulumi config set failoverTtl 60",
+        "mana-infra:tunnelId: is not set": "pulumi config set --stack prod tunnelId",
+        "mana-infra:sshPublicKey: is not an OpenSSH public key": "pulumi config set --stack prod sshPublicKey",
+        "mana-infra:sshPrivateKey: is not set": "pulumi config set --stack prod --secret sshPrivateKey",
+        "mana-infra:sshAllowedCidrs: is not set": "pulumi config set --stack prod --path 'sshAllowedCidrs[0]'",
+        "mana-infra:failoverTtl: '10' is not an integer in 60-300": "pulumi config set --stack prod failoverTtl 60",
         "mana-infra:wireguardMacMiniAddress: 10.9.9.9 is not a host address": (
-            "pulumi config set wireguardMacMiniAddress 10.0.0.2"
+            "pulumi config set --stack prod wireguardMacMiniAddress 10.0.0.2"
         ),
-        "mana-infra:failoverVia: 'proxy' is not a way to fail over": "pulumi config set failoverVia edge",
-        "hcloud:token: is not set": "pulumi config set --secret hcloud:token",
-        "cloudflare:apiToken: is not set": "pulumi config set --secret cloudflare:apiToken",
+        "mana-infra:failoverVia: 'proxy' is not a way to fail over": "pulumi config set --stack prod failoverVia edge",
+        "hcloud:token: is not set": "pulumi config set --stack prod --secret hcloud:token",
+        "cloudflare:apiToken: is not set": "pulumi config set --stack prod --secret cloudflare:apiToken",
     }
     assert len(found) == len(expected)
     for what, fix in expected.items():

@@ -127,7 +127,7 @@ def test_the_edge_way_needs_full_strict_and_never_changes_it() -> None:
     assert problem.where == "zone mana.how"
     assert "its SSL/TLS mode is 'full': through the edge, Cloudflare must verify" in problem.message
     assert "SSL/TLS -> Overview -> Full (strict)" in str(problem.fix)
-    assert "/settings/ssl" in str(problem.fix) and "pulumi config set failoverVia dns" in str(problem.fix)
+    assert "/settings/ssl" in str(problem.fix) and "pulumi config set --stack prod failoverVia dns" in str(problem.fix)
     assert plan_with_clouds(offline.OfflineClouds(ssl_mode="full"), mode="tunnel").outputs["zoneSslMode"] == "full"
     dns = plan_with_clouds(offline.OfflineClouds(ssl_mode="full"), mode="failover", failoverVia="dns")
     assert dns.outputs["zoneSslMode"] == "full"
