@@ -82,18 +82,8 @@ class FailoverDns(pulumi.ComponentResource):
                 opts=child,
             )
 
-        probe = args["tunnel_probe"]
-        cloudflare.DnsRecord(
-            "tunnel-probe",
-            zone_id=args["zone_id"],
-            name=probe.name,
-            type=probe.type,
-            content=probe.content,
-            proxied=probe.proxied,
-            ttl=probe.ttl,
-            comment=f"{COMMENT}: the tunnel's probe",  # Cloudflare takes 100 characters (Free plan)
-            opts=child,
-        )
+        # Cloudflare takes 100 characters of comment (Free plan).
+        _record("tunnel-probe", args["zone_id"], args["tunnel_probe"], f"{COMMENT}: the tunnel's probe", child)
 
         after = list(args.get("after", []))
         for spec in args["inventory"]:
@@ -104,16 +94,20 @@ class FailoverDns(pulumi.ComponentResource):
                 import_=import_id,
                 ignore_changes=ADOPTION_IGNORED_FIELDS if import_id else None,
             )
-            cloudflare.DnsRecord(
-                f"{name}-{spec.name}",
-                zone_id=args["zone_id"],
-                name=spec.name,
-                type=spec.type,
-                content=spec.content,
-                proxied=spec.proxied,
-                ttl=spec.ttl,
-                comment=COMMENT,
-                opts=options,
-            )
+            _record(f"{name}-{spec.name}", args["zone_id"], spec, COMMENT, options)
 
         self.register_outputs({})
+
+
+def _record(name: str, zone_id: str, spec: DnsRecord, comment: str, opts: pulumi.ResourceOptions) -> None:
+    cloudflare.DnsRecord(
+        name,
+        zone_id=zone_id,
+        name=spec.name,
+        type=spec.type,
+        content=spec.content,
+        proxied=spec.proxied,
+        ttl=spec.ttl,
+        comment=comment,
+        opts=opts,
+    )
