@@ -15,7 +15,7 @@ from .errors import InputError, Problem
 from .files import read_json
 from .model import MODES
 from .plan_view import print_changes, print_plan
-from .project import Project, find_project_dir
+from .project import Project, find_project_dir, selected_stack
 from .terminal import count
 
 # Sub-commands with a parser of their own, imported only when used: the plan's start-up stays short.
@@ -47,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     plan_parser = commands.add_parser("plan", help="evaluate the Pulumi program offline and show what it would build")
-    plan_parser.add_argument("--stack", default="prod", help="stack whose Pulumi.<stack>.yaml is used (default prod)")
+    plan_parser.add_argument(
+        "--stack", help="stack whose Pulumi.<stack>.yaml is used (default: the stack `pulumi stack select` chose)"
+    )
     _project_dir_argument(plan_parser)
     plan_parser.add_argument("--mode", choices=MODES, help="override the stack's mode")
     plan_parser.add_argument(
@@ -72,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "commands that fill adoptRecords. Exit 0: the first `pulumi up` is safe; 1: conflicts to resolve "
         "first; 2: bad input.",
     )
-    adopt_parser.add_argument("--stack", default="prod", help="stack whose Pulumi.<stack>.yaml is used (default prod)")
+    adopt_parser.add_argument(
+        "--stack", help="stack whose Pulumi.<stack>.yaml is used (default: the stack `pulumi stack select` chose)"
+    )
     _project_dir_argument(adopt_parser)
     adopt_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
     adopt_parser.add_argument(
@@ -163,7 +167,6 @@ def _unknown_flags(parser: argparse.ArgumentParser, arguments: Sequence[str], co
 def _switch(command: str, arguments: list[str]) -> int:
     """cutover/failback: their own flags, and check's for the pre-flight and the checks after."""
     from . import cutover
-    from .project import selected_stack
 
     full = _switch_parser(command, with_check=True)
     problems = _unknown_flags(full, arguments, command)
@@ -265,6 +268,7 @@ def _plan(args: argparse.Namespace) -> int:
         )
     saved = _read_saved_plan(args.against) if args.against else None
     project = Project.find(args.project_dir)
+    args.stack = args.stack or selected_stack(project.dir)
     # A flag's file is the operator's, relative to where they stand; the stack's is the project's.
     services = str(Path(args.services).resolve()) if args.services else None
     if args.mode and project.stack_config(args.stack).get("role") == "rehearsal":
@@ -344,9 +348,9 @@ def _read_saved_plan(path: str) -> dict[str, Any]:
 def _adopt(args: argparse.Namespace) -> int:
     from .adopt import adopt  # imports the DNS component (Pulumi): only when adopting
 
-    report = adopt(
-        Project.find(args.project_dir), args.stack, args.records, services_file=args.services, zone_id=args.zone_id
-    )
+    project = Project.find(args.project_dir)
+    stack = args.stack or selected_stack(project.dir)
+    report = adopt(project, stack, args.records, services_file=args.services, zone_id=args.zone_id)
     print(report.text)
     return report.exit_code
 

@@ -166,3 +166,11 @@ def with_standby(check: Callable[[Standby], Awaitable[T]], stack: str = "prod", 
 
     offline.evaluate(stack, project=PROJECT, overrides=overrides, program_fn=program)
     return result["value"]
+
+
+def with_stack(argv: list[str]) -> list[str]:
+    """`plan` and `adopt` as the tests of this checkout's stack prod run them: --stack prod unless given
+    (without it they act on the stack the Pulumi CLI has selected: test_cli has that case)."""
+    if argv[:1] in (["plan"], ["adopt"]) and "--stack" not in argv:
+        return [argv[0], "--stack", "prod", *argv[1:]]
+    return argv

@@ -18,7 +18,7 @@ from mana_infra import cli
 from mana_infra import plan as offline
 from mana_infra.components.dns import ADOPTION_IGNORED_FIELDS, COMMENT
 
-from .support import FIXTURES, PROJECT, PROJECT_DIR, copy_project
+from .support import FIXTURES, PROJECT, PROJECT_DIR, copy_project, with_stack
 
 # The current answer (no zone_id on the records), 39 records in two pages of 20.
 PAGES = [FIXTURES / f"cloudflare-dns-records-mana.how-page-{page}.json" for page in (1, 2)]
@@ -48,7 +48,7 @@ def adopt(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.chdir(PROJECT_DIR)
 
     def run(*args: str | Path) -> Run:
-        code = cli.main(["adopt", *map(str, args)])
+        code = cli.main(with_stack(["adopt", *map(str, args)]))
         out, err = capsys.readouterr()
         assert "Traceback" not in err
         return Run(code, out, err)

@@ -12,7 +12,7 @@ import pytest
 
 from mana_infra import cli
 
-from .support import PROJECT_DIR, copy_project
+from .support import PROJECT_DIR, copy_project, with_stack
 
 LATIN1 = "caf\xe9".encode("latin-1")  # "café" as an editor on an old system saves it: not UTF-8
 
@@ -27,7 +27,7 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     try:
-        code = cli.main(list(args))
+        code = cli.main(with_stack(list(args)))
     except SystemExit as exit_:
         code = int(exit_.code or 0)
     out, err = capsys.readouterr()

@@ -15,7 +15,7 @@ import pytest
 from mana_infra import cli
 from mana_infra import plan as offline
 
-from .support import PROJECT_DIR, plan_of
+from .support import PROJECT_DIR, plan_of, with_stack
 
 
 @dataclass
@@ -32,7 +32,7 @@ def mana_infra(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
 
     def run(*args: str) -> Run:
         try:
-            code = cli.main(list(args))
+            code = cli.main(with_stack(list(args)))
         except SystemExit as exit_:  # argparse's own refusals
             code = int(exit_.code or 0)
         out, err = capsys.readouterr()
@@ -45,7 +45,7 @@ def test_the_installed_entry_point_runs_the_plan(tmp_path: Path) -> None:
     """The console script the README's commands use, started as the operator starts it."""
     entry_point = Path(sys.executable).parent / "mana-infra"
     result = subprocess.run(
-        [str(entry_point), "plan", "--json"], capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120
+        [str(entry_point), "plan", "--stack", "prod", "--json"], capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["stack"] == "prod"
@@ -192,3 +192,21 @@ def test_plan_prints_one_artifact_for_the_way_given_and_a_summary(mana_infra: Ca
     table = mana_infra("plan")
     resources = json.loads(mana_infra("plan", "--json").stdout)["resources"]
     assert f"Resources: + {len(resources)} to create (from an empty stack)" in table.stdout
+
+
+def test_plan_acts_on_the_selected_stack_without_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As every Pulumi command: --stack, else the stack `pulumi stack select` chose (here the rehearsal),
+    named in the first line; with no Pulumi CLI to ask, the command says to give --stack."""
+    fake = tmp_path / "bin" / "pulumi"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\n[ "$1 $2" = "stack --show-name" ] && echo failover\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.chdir(PROJECT_DIR)
+    assert cli.main(["plan"]) == 0
+    assert "mana-infra plan: stack failover, mode failover" in capsys.readouterr().out
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert cli.main(["plan"]) == 2
+    assert "--stack: is not given, and no Pulumi CLI is installed to say which is selected" in capsys.readouterr().err
