@@ -45,7 +45,11 @@ def test_the_installed_entry_point_runs_the_plan(tmp_path: Path) -> None:
     """The console script the README's commands use, started as the operator starts it."""
     entry_point = Path(sys.executable).parent / "mana-infra"
     result = subprocess.run(
-        [str(entry_point), "plan", "--stack", "prod", "--json"], capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120
+        [str(entry_point), "plan", "--stack", "prod", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["stack"] == "prod"
