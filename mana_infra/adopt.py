@@ -649,7 +649,7 @@ def adopt(
 
     resolved, source, problems = resolve_zone_id(zone_id, config, pages, zone)
     usable = resolved if not problems else None
-    rerun = "mana-infra adopt" + (f" --stack {stack}" if stack != "prod" else "")
+    rerun = f"mana-infra adopt --stack {stack}"
     rerun += f" --zone-id {usable}" if usable and zone_id else ""
     problems += check_zone(pages, zone)
     problems += check_pages(pages, usable, rerun)

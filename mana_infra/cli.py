@@ -176,7 +176,7 @@ def _switch(command: str, arguments: list[str]) -> int:
     args, check_arguments = _switch_parser(command, with_check=False).parse_known_args(arguments)
     asking = not args.preview and not args.yes
     if asking and not sys.stdin.isatty():
-        again = shlex.join([f"mana-infra {command}", *arguments])
+        again = " ".join(["mana-infra", command, *map(shlex.quote, arguments)])
         raise InputError(
             [
                 Problem(

@@ -333,7 +333,7 @@ def test_a_missing_page_is_refused_with_the_command_that_fetches_it(adopt: Calla
         "there would look like one to create, and the first `pulumi up` would fail on it\n"
         "    fix: save the missing page:\n"
         f'      {CURL} "{API}/zones/{ZONE_ID}/dns_records?page=2&per_page=20" > records-2.json\n'
-        f"      then run adopt with every page: mana-infra adopt --zone-id {ZONE_ID} --records {PAGES[0]} "
+        f"      then run adopt with every page: mana-infra adopt --stack prod --zone-id {ZONE_ID} --records {PAGES[0]} "
         "records-2.json\n"
     )
 

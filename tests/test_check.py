@@ -57,6 +57,8 @@ SOON = f"soon.{ZONE}"  # the VPS serves it a certificate with 15 days left
 GONE = f"gone.{ZONE}"  # no DNS record; the VPS proxies it to a Mac Mini port where nothing listens
 # Through the tunnel, and refused by the VPS to this machine, as the program's Caddyfile refuses outsiders.
 REFUSED = (f"refused.{ZONE}", f"refused2.{ZONE}")
+# Through the tunnel, and proxied by the VPS to a Mac Mini port where nothing listens: the Mac Mini down.
+DEAD = (f"dead.{ZONE}", f"dead2.{ZONE}")
 PROBE = f"tunnel-probe.{ZONE}"  # on the tunnel in every mode, no site anywhere: the edge answers it
 PROJECT = Path(__file__).resolve().parent.parent
 GOOD_TOKEN = "good-token-" + "x" * 40
@@ -100,7 +102,7 @@ def _zone_files(directory: Path) -> None:
         [
             # The apex: Cloudflare flattens its CNAME to the edge's address, with the TTL of proxied records.
             f"{ZONE}. 300 IN A {EDGE_IP}\n",
-            *(f"{h}. 60 IN CNAME {TUNNEL_TARGET}.\n" for h in (*TUNNEL_HOSTS[1:], SOON, *REFUSED, PROBE)),
+            *(f"{h}. 60 IN CNAME {TUNNEL_TARGET}.\n" for h in (*TUNNEL_HOSTS[1:], SOON, *REFUSED, *DEAD, PROBE)),
             f"untrusted.{ZONE}. 60 IN CNAME {TUNNEL_TARGET}.\n",
             f"wrong.{ZONE}. 60 IN CNAME old-server.{ZONE}.\n",
             f"old-server.{ZONE}. 60 IN A {STRAY_IP}\n",
@@ -181,16 +183,25 @@ class World:
         # The Mac Mini: one plain HTTP backend per inventory port (none on GONE's).
         self.ports = {
             host: free_port([MINI_IP])
-            for host in (*TUNNEL_HOSTS, *FAILOVER_HOSTS, SOON, GONE, *REFUSED, f"untrusted.{ZONE}", f"wrong.{ZONE}")
+            for host in (
+                *TUNNEL_HOSTS,
+                *FAILOVER_HOSTS,
+                SOON,
+                GONE,
+                *REFUSED,
+                *DEAD,
+                f"untrusted.{ZONE}",
+                f"wrong.{ZONE}",
+            )
         }
         for host, port in self.ports.items():
-            if host != GONE:
+            if host not in (GONE, *DEAD):
                 self.sites.append(Site(MINI_IP, port, f"mini port={port}"))
 
         # The certificates of the edge, the stray server and the VPS's health names and SOON.
         ca = LocalCA(self.tmp / "ca")
         rogue = LocalCA(self.tmp / "rogue", name="rogue CA")
-        good = ca.issue("edge", [*TUNNEL_HOSTS, SOON, *REFUSED, PROBE, f"wrong.{ZONE}"])
+        good = ca.issue("edge", [*TUNNEL_HOSTS, SOON, *REFUSED, *DEAD, PROBE, f"wrong.{ZONE}"])
         health = ca.issue("health", [f"vps.{ZONE}", f"vpsf.{ZONE}"])
         soon = ca.issue("soon", [SOON], days=15)
 
@@ -204,7 +215,7 @@ class World:
             '\trespond "mana-infra standby" 404\n}',
             f"vpsf.{ZONE} {{\n\tbind {VPS_IP}\n" + tls.format(*health) + '\trespond /healthz "ok mode=failover" 200\n}',
         ]
-        self.served = (*TUNNEL_HOSTS, *FAILOVER_HOSTS, GONE)
+        self.served = (*TUNNEL_HOSTS, *FAILOVER_HOSTS, GONE, *DEAD)
         sites += [f"{h} {{\n\tbind {VPS_IP}\n\treverse_proxy {MINI_IP}:{self.ports[h]}\n}}" for h in self.served]
         refusal = STANDBY_REFUSAL.format(host="{host}", served="served through Cloudflare", address="{remote_host}")
         sites += [f'{h} {{\n\tbind {VPS_IP}\n\trespond "{refusal}" 403\n}}' for h in REFUSED]
@@ -1211,19 +1222,22 @@ def test_a_refusal_is_not_checked_from_here_and_never_healthy(
 
 
 def test_the_mac_mini_down_is_no_cut_over(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    """Home power or the home line: the edge answers with tunnel errors and the VPS's WireGuard has no
-    handshake. No way is offered (the VPS reaches the Mac Mini no better), and the alert says so."""
+    """Home power or the home line: the edge answers with tunnel errors, the VPS's WireGuard has no
+    handshake and Caddy there reaches no app. No way is offered (the VPS reaches the Mac Mini no better),
+    and the alert says so. A stale handshake alone, while the VPS serves every host, is no such case."""
     world.edge.default_status = 530
     try:
         code, report = run_json(world.argv(*TUNNEL_HOSTS), capsys, world.reach(wg_age=4000))
+        assert report["diagnosis"]["way"] == "edge" and report["diagnosis"]["case"] == "tunnel/serving"
+        code, report = run_json(world.argv(*DEAD), capsys, world.reach(wg_age=4000))
         assert code == 1
-        assert report["public_path"]["failures"] == {"tunnel_error": list(TUNNEL_HOSTS)}
+        assert report["public_path"]["failures"] == {"tunnel_error": list(DEAD)}
         diagnosis = report["diagnosis"]
         assert (diagnosis["way"], diagnosis["command"], diagnosis["case"]) == (None, None, "tunnel/mac-mini-down")
         assert diagnosis["why"].startswith("the Mac Mini or its line is down: the tunnel fails at it and so does "
                                            "WireGuard from the VPS (WireGuard down: ")  # fmt: skip
         assert diagnosis["why"].endswith("no cut-over helps. Check the Mac Mini's power, its line and cloudflared")
-        argv = [*world.argv(*TUNNEL_HOSTS), "--watch", "1", "--rounds", "2", "--alert-after", "2"]
+        argv = [*world.argv(*DEAD), "--watch", "1", "--rounds", "2", "--alert-after", "2"]
         code, out, err = run(argv, capsys, world.reach(wg_age=4000), sleep=lambda _s: None)
         assert "No cut-over fits: the Mac Mini or its line is down" in flat(out + err)
         assert "mana-infra cutover" not in out + err

@@ -7,6 +7,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from mana_infra.check import cli as check
 from mana_infra.render.services import (
     WATCH_OUTPUTS,
@@ -28,17 +30,25 @@ def test_the_mac_minis_wireguard_comes_up_at_boot() -> None:
     assert plan_of("prod").outputs["macminiLaunchdPlist"] == macmini_wireguard_plist()
 
 
-def test_the_watch_runs_check_on_copied_outputs_with_the_webhook_from_the_environment() -> None:
+def test_the_watch_runs_check_on_copied_outputs_with_the_webhook_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     unit = watch_systemd_unit("prod")
     [exec_start] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
     argv = shlex.split(exec_start.removeprefix("ExecStart="))
-    assert argv[:-2] == ["/usr/local/bin/mana-infra", "check", "--stack", "prod", "--watch", "60", "--outputs",
-                         WATCH_OUTPUTS]  # fmt: skip
-    assert argv[-2:] == ["--webhook", "${MANA_WATCH_WEBHOOK}"] and "EnvironmentFile=/etc/mana-infra/watch.env" in unit
-    assert "Restart=always" in unit
-    # Every flag is one check takes, together (a flag that cannot take effect would be refused).
-    args = check.parse_args([*argv[2:-1], "https://hooks.example.net/x"])
-    assert (args.watch, args.outputs, args.webhook) == (60.0, WATCH_OUTPUTS, "https://hooks.example.net/x")
+    assert argv == ["/usr/local/bin/mana-infra", "check", "--stack", "prod", "--watch", "60", "--no-ssh",
+                    "--outputs", WATCH_OUTPUTS]  # fmt: skip
+    assert "EnvironmentFile=/etc/mana-infra/watch.env" in unit and "Restart=always" in unit
+    # check takes every flag, and the webhook from the environment file: never in argv, where `ps` shows it.
+    monkeypatch.setenv("MANA_WATCH_WEBHOOK", "https://hooks.example.net/x")
+    args = check.parse_args(argv[2:])
+    assert (args.watch, args.outputs, args.webhook, args.no_ssh) == (
+        60.0,
+        WATCH_OUTPUTS,
+        "https://hooks.example.net/x",
+        True,
+    )
+    assert check.parse_args(["--outputs", WATCH_OUTPUTS]).webhook is None  # no watch, no alert
     agent = plistlib.loads(watch_launchd_agent("prod").encode())
     assert agent["KeepAlive"] is True and agent["ProgramArguments"][:2] == ["/bin/sh", "-c"]
     assert shlex.join(watch_command("prod", 60)) in agent["ProgramArguments"][2]

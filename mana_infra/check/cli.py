@@ -45,6 +45,7 @@ __all__ = ["Reach", "add_arguments", "build", "cli", "cutover_command", "main", 
 
 EXIT_OK, EXIT_DEGRADED, EXIT_INPUT = 0, 1, 2
 ALERT_AFTER = 3  # --alert-after's default
+WEBHOOK_VARIABLE = "MANA_WATCH_WEBHOOK"
 CERT_WARN_DAYS, WATCH_CERT_WARN_DAYS = 7.0, 21.0  # --cert-warn-days's default, once and with --watch
 SSH_FLAGS = ("ssh_host", "ssh_user", "ssh_key", "ssh_port", "ssh_option", "wg_interface", "handshake_max_age")
 
@@ -159,7 +160,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, for_switch: bool = False) 
         help="with --watch: after K rounds in a row with the public path down, print what failed and the "
         f"cut-over command that fits (default {ALERT_AFTER})",
     )
-    out.add_argument("--webhook", metavar="URL", help="with --watch: POST the alert as JSON to this URL")
+    out.add_argument(
+        "--webhook",
+        metavar="URL",
+        help=f"with --watch: POST the alert as JSON to this URL (default: ${WEBHOOK_VARIABLE}, if set)",
+    )
     out.add_argument("--rounds", type=int, metavar="N", help="with --watch: stop after N checks")
 
 
@@ -173,7 +178,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "override them.",
     )
     add_arguments(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.watch is not None and args.webhook is None:
+        # A webhook's URL is often a secret: from the environment it stays out of `ps`.
+        args.webhook = os.environ.get(WEBHOOK_VARIABLE) or None
+    return args
 
 
 # ------------------------------------------------------------------------------------------ endpoints

@@ -458,9 +458,13 @@ VPS_KINDS = frozenset({"tls_error", "cert_untrusted", "refused_here"})
 def answered_by(result: HttpsResult | None, json: dict[str, Any]) -> str:
     """ "mac-mini", "vps" or "nobody" for one answer through the VPS (see NOBODY_KINDS, VPS_KINDS)."""
     failure = json["failure"]
-    if result is None or failure in NOBODY_KINDS or (failure == "http_error" and result.status is None):
+    if result is None or failure in NOBODY_KINDS:
         return "nobody"
     if failure in VPS_KINDS:
+        return "vps"
+    # TLS done, no HTTP answer in time: Caddy on the VPS holds the request while it dials the Mac Mini
+    # (its dial timeout is as long as check's default timeout).
+    if failure == "http_error" and result.status is None:
         return "vps"
     # Caddy's reverse proxy answers 502/504 with an empty body when its upstream does not; an app's own
     # 5xx comes with what the app wrote.
@@ -743,15 +747,17 @@ def standby_condition(report: dict[str, Any]) -> tuple[str, str]:
     wireguard = report["paths"]["wireguard"]["state"]
     failing = [h for h in hosts if not h["standby"]["ok"]]
     by = {who: [h for h in failing if h["standby"]["answered_by"] == who] for who in ("vps", "nobody", "mac-mini")}
-    upstream = [h for h in by["vps"] if h["standby"]["failure"] == "http_5xx"]
+    upstream = [h for h in by["vps"] if h["standby"]["failure"] in ("http_5xx", "http_error")]
+    if not failing:
+        return "serving", "the VPS serves every host"  # through WireGuard: whatever a handshake's age says
     if wireguard == "down":
         return "mac-mini-down", "WireGuard down: " + str(report["vps"]["wireguard"]["error"])
     if hosts and len(upstream) == len(hosts):
-        return "mac-mini-down", f"Caddy on the VPS answers {upstream[0]['standby']['status']} for every host"
+        first = upstream[0]["standby"]
+        answer = f"answers {first['status']}" if first["status"] else "gets no answer behind it"
+        return "mac-mini-down", f"Caddy on the VPS {answer} for every host"
     if hosts and len(by["nobody"]) == len(hosts) and not report["vps"]["health"]["ok"]:
         return "vps-down", f"{kinds_text(_kinds(by['nobody']))}"
-    if not failing:
-        return "serving", "the VPS serves every host"
     refused = [h for h in failing if h["standby"]["failure"] == "refused_here"]
     if refused:
         return "unproven", f"the standby is not proven: the VPS refuses this machine for {count(len(refused), 'host')}"
@@ -972,8 +978,8 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
             ssh_problem += (
                 f". The VPS answers HTTPS but not SSH: its firewall lets SSH in from sshAllowedCidrs only; if this "
                 f"machine's address changed{here}, add it from an address still allowed (or Hetzner's console): "
-                f"pulumi config set{s} --path 'sshAllowedCidrs[N]' <address>/32 && pulumi up{s} (the Caddy "
-                "command of every `pulumi up` needs SSH)"
+                f"pulumi config set{s} --path 'sshAllowedCidrs[N]' <address>/32 && pulumi up{s} (/128 for IPv6; "
+                "the Caddy command of every `pulumi up` needs SSH)"
             )
         problems.append(ssh_problem)
     if not vps["ssh"]["checked"]:

@@ -43,8 +43,10 @@ def macmini_wireguard_plist(config_path: str = "/etc/wireguard/wg0.conf", homebr
 
 def watch_command(stack: str, interval: int) -> list[str]:
     """The watch's command line, but for where the stack's outputs are: a copied file (`--outputs`), so
-    the machine needs no Pulumi CLI and no access to the state."""
-    return ["mana-infra", "check", "--stack", stack, "--watch", str(interval)]
+    the machine needs no Pulumi CLI and no access to the state. No SSH: the watch has no key to the VPS
+    (nor should it), and the standby path through the VPS proves WireGuard anyway. The webhook comes
+    from MANA_WATCH_WEBHOOK in the environment, never from the command line (`ps` shows that)."""
+    return ["mana-infra", "check", "--stack", stack, "--watch", str(interval), "--no-ssh"]
 
 
 def watch_systemd_unit(stack: str, interval: int = 60) -> str:
@@ -59,7 +61,7 @@ def watch_systemd_unit(stack: str, interval: int = 60) -> str:
         "\n"
         "[Service]\n"
         f"EnvironmentFile={WATCH_ENVIRONMENT}\n"
-        f"ExecStart=/usr/local/bin/{command} --webhook ${{MANA_WATCH_WEBHOOK}}\n"
+        f"ExecStart=/usr/local/bin/{command}\n"
         "Restart=always\n"
         "RestartSec=30\n"
         "DynamicUser=yes\n"
@@ -79,8 +81,8 @@ def watch_launchd_agent(stack: str, interval: int = 60, homebrew: str = HOMEBREW
             "ProgramArguments": [
                 "/bin/sh",
                 "-c",
-                f'. "$HOME/.config/mana-infra/watch.env" && exec {command} '
-                '--outputs "$HOME/.config/mana-infra/outputs.json" --webhook "$MANA_WATCH_WEBHOOK"',
+                f'set -a && . "$HOME/.config/mana-infra/watch.env" && exec {command} '
+                '--outputs "$HOME/.config/mana-infra/outputs.json"',
             ],
             "RunAtLoad": True,
             "KeepAlive": True,
