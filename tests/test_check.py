@@ -1059,6 +1059,10 @@ def test_stack_outputs_come_from_the_pulumi_cli_when_present(monkeypatch: pytest
     assert endpoints.services[0].host == "chat.mana.how" and endpoints.proxied == {"chat.mana.how": False}
     assert options.runner is not None and options.runner_note == "root@203.0.113.10".join(("ssh ", ""))
     assert endpoints.emergency_command is None
+    # Without --stack: the selected stack's outputs, and the stack named, so every command carries it.
+    monkeypatch.setattr(check, "selected_stack", lambda _where: "prod")
+    endpoints, _ = check.build(check.parse_args(["--resolver", "127.0.0.1"]), reader)
+    assert calls[-1] is None and endpoints.stack == "prod"
 
 
 def test_the_commands_of_the_three_ways() -> None:

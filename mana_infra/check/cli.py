@@ -5,6 +5,7 @@ name), and the watch loop with its alert. The probing and the verdict are in .co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
@@ -27,6 +28,7 @@ from ..errors import InputError, Problem
 from ..files import read_text
 from ..inventory import load_inventory
 from ..model import CLOUDFLARE_API, MODES, Service, hostname_problem
+from ..project import selected_stack
 from ..terminal import console_for, count
 from .core import CERTIFICATE_OUTPUTS, CLOUDFLARE_EDGE, WAYS, Endpoints, Options, cutover_command, kinds_text
 from .probes import (
@@ -343,7 +345,12 @@ def _read_outputs(
     if args.no_pulumi or (flags_say_everything and not args.stack):
         return {}, "flags"
     if shutil.which("pulumi"):
-        return outputs_reader(args.stack), f"pulumi stack output{' --stack ' + args.stack if args.stack else ''}"
+        outputs = outputs_reader(args.stack)
+        if not args.stack:
+            # The selected stack, by name: the report's first line and every command it prints name it.
+            with contextlib.suppress(InputError):
+                args.stack = selected_stack(Path.cwd())
+        return outputs, f"pulumi stack output{' --stack ' + args.stack if args.stack else ''}"
     if args.stack:
         problems.append(
             Problem(
