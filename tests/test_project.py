@@ -54,7 +54,7 @@ def test_the_plan_reads_the_project_it_is_pointed_at(tmp_path: Path, capsys: pyt
     """Not the copy the package was installed from: another checkout's inventory is the one planned."""
     checkout = copy_project(tmp_path / "checkout")
     (checkout / "services.yaml").write_text("services:\n  - host: only.mana.how\n    port: 8080\n")
-    assert cli.main(["plan", "--project-dir", str(checkout), "--json"]) == 0
+    assert cli.main(["plan", "--stack", "prod", "--project-dir", str(checkout), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     cnames = [r["inputs"]["name"] for r in document["resources"] if r["name"].startswith("dns-") and
               r["inputs"]["type"] == "CNAME"]  # fmt: skip
