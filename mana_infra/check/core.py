@@ -305,9 +305,14 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
     return report
 
 
+def stack_flag(stack: str | None) -> str:
+    """` --stack S` for a command check prints, or nothing when no stack was named."""
+    return f" --stack {stack}" if stack else ""
+
+
 def allow_command(addresses: Sequence[str], allowed: Sequence[str] | None, stack: str | None) -> str:
     """The command that lets these addresses check the standby: checkAllowedCidrs with them added."""
-    s = f" --stack {stack}" if stack else ""
+    s = stack_flag(stack)
     added = [f"{a}/128" if ":" in a else f"{a}/32" for a in addresses]
     if allowed is None:
         shown = f"`pulumi config get checkAllowedCidrs{s}`"
@@ -691,7 +696,7 @@ def public_path(hosts: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def cutover_command(way: str, stack: str | None, emergency: str | None = None) -> str:
     """The command for a way: `mana-infra cutover --via edge|dns`, or the stack's emergencyCutover."""
-    suffix = f" --stack {stack}" if stack else ""
+    suffix = stack_flag(stack)
     if way == "emergency":
         return emergency or f"pulumi stack output emergencyCutover{suffix}"
     return f"mana-infra cutover --via {way}{suffix}"
@@ -796,7 +801,7 @@ def diagnose(report: dict[str, Any], endpoints: Endpoints) -> dict[str, Any]:
     case = (public, standby)
     outcome = DIAGNOSIS_TABLE[case]
     if outcome.startswith("none:"):
-        stack = f" --stack {endpoints.stack}" if endpoints.stack else ""
+        stack = stack_flag(endpoints.stack)
         return fits(None, NO_WAY_REASONS[outcome].format(standby=standby_words, stack=stack), f"{public}/{standby}")
     caveat = f"; but {standby_words}" if standby == "unproven" else ""
     if outcome == "emergency":
@@ -974,7 +979,7 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
             # The VPS answers HTTPS: a silent SSH port is its firewall, which opens 22 to sshAllowedCidrs only.
             seen = sorted({str(h["standby"]["refused"]) for h in hosts if h["standby"].get("refused")})
             here = f" (the VPS sees this machine as {', '.join(seen)})" if seen else ""
-            s = f" --stack {endpoints.stack}" if endpoints.stack else ""
+            s = stack_flag(endpoints.stack)
             ssh_problem += (
                 f". The VPS answers HTTPS but not SSH: its firewall lets SSH in from sshAllowedCidrs only; if this "
                 f"machine's address changed{here}, add it from an address still allowed (or Hetzner's console): "
@@ -1001,7 +1006,7 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
     # The tunnel, by its probe name: what a fail-back needs to know while the hosts are on the VPS.
     probe = report["tunnel_probe"]
     paths["tunnel"] = {"state": {"up": "up", "down": "down"}.get(probe["state"], "unchecked")}
-    stack = f" --stack {endpoints.stack}" if endpoints.stack else ""
+    stack = stack_flag(endpoints.stack)
     if endpoints.mode == "failover" and not endpoints.vps_stack:
         if probe["state"] == "up":
             notes.append(
