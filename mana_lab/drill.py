@@ -311,12 +311,7 @@ def mac_mini_down(lab: Lab, *, deadline: float = 20) -> Phase:
     t0 = time.monotonic()
     lab.cut_edge("link")
     lab.wireguard_down()
-    # Until Caddy on the VPS answers 502 for every host at once (pooled connections dropped, see _faults).
-    while True:
-        r = lab.probe(timeout=4.5, connect=topo.VPS_IP)
-        statuses = sorted({x.get("status") or "timeout/error" for x in r["results"]}, key=str)
-        if (statuses == [502] and max(x["seconds"] for x in r["results"]) < 4.5) or time.monotonic() - t0 >= 30:
-            break
+    _, statuses, _ = until_every_host_502(lab, connect=topo.VPS_IP)
     run = lab.check("tunnel")
     public = lab.probe(expect_ips=[topo.EDGE_IP])
     diagnosis = (run.report or {}).get("diagnosis") or {}
@@ -615,6 +610,19 @@ def switch_nameservers(
     )
 
 
+def until_every_host_502(lab: Lab, **probe: Any) -> tuple[dict[str, Any], list[Any], int]:
+    """Probe until Caddy on the VPS answers 502 for every host at once and fast (WireGuard or the Mac Mini
+    down: see _faults on the pooled connections that hang first), at most 30 s. The last probe, its
+    statuses, and the requests that failed meanwhile."""
+    started, failed = time.monotonic(), 0
+    while True:
+        r = lab.probe(timeout=4.5, **probe)
+        failed += r["failures"]
+        statuses = sorted({x.get("status") or "timeout/error" for x in r["results"]}, key=str)
+        if (statuses == [502] and max(x["seconds"] for x in r["results"]) < 4.5) or time.monotonic() - started >= 30:
+            return r, statuses, failed
+
+
 def _faults(lab: Lab, failover_dns: Mapping[str, Any], zone: str, *, deadline: float, nudge: bool) -> list[Fault]:
     """The faults, in the DNS-only state (every host straight at the VPS), each with its recovery."""
     vps = [topo.VPS_IP]
@@ -626,14 +634,7 @@ def _faults(lab: Lab, failover_dns: Mapping[str, Any], zone: str, *, deadline: f
     # let check judge, then bring WireGuard back and measure the recovery.
     lab.wireguard_down()
     t0 = time.monotonic()
-    failed = 0
-    statuses: list[Any] = []
-    while True:
-        r = lab.probe(timeout=4.5)
-        failed += r["failures"]
-        statuses = sorted({x.get("status") or "timeout/error" for x in r["results"]}, key=str)
-        if (statuses == [502] and max(x["seconds"] for x in r["results"]) < 4.5) or time.monotonic() - t0 >= 30:
-            break
+    r, statuses, failed = until_every_host_502(lab)
     fast_502_after = round(time.monotonic() - t0, 3)
     slowest_502 = max(x["seconds"] for x in r["results"])
     run = lab.check("failover-dns")
