@@ -940,6 +940,17 @@ class Lab:
             )
             self._wait_listening("caddy-edge", "tcp", 443)
 
+    def vps_unreachable(self, unreachable: bool = True) -> None:
+        """The VPS not answering (stopped, or Hetzner's side down): every connection to its HTTPS, HTTP
+        and SSH is reset, so nobody answers for any host, its health path and SSH fail alike."""
+        rules = "table inet lab-vps-down\ndelete table inet lab-vps-down\n"
+        if unreachable:
+            rules += (
+                "table inet lab-vps-down {\n\tchain input {\n\t\ttype filter hook input priority filter;\n"
+                "\t\ttcp dport { 22, 80, 443 } reject with tcp reset\n\t}\n}\n"
+            )
+        run(netns_exec_argv(topo.ns_name("vps"), ["nft", "-f", "-"]), input=rules)
+
     def wireguard_down(self) -> None:
         """Take the Mac Mini's tunnel down (wg-quick down).
 
@@ -1171,14 +1182,16 @@ class Lab:
             "LogLevel=ERROR",
         ]
 
-    def check(self, state: str | None, *, role: str = "client", **kwargs: Any) -> CheckRun:
+    def check(
+        self, state: str | None, *, role: str = "client", env: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> CheckRun:
         """Run the real ``mana-infra check`` in the client namespace, or ``role``'s (see check_argv for
-        the flags)."""
+        the flags), with ``env`` added to its environment (e.g. CLOUDFLARE_API_TOKEN)."""
         argv = self.check_argv(state, **kwargs)
         t0 = time.monotonic()
         project = str(PACKAGE_DIR.parent)
-        env = {"PYTHONPATH": project + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")}
-        proc = self.exec(role, argv, env=env, timeout=120)
+        path = project + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")
+        proc = self.exec(role, argv, env={**(env or {}), "PYTHONPATH": path}, timeout=120)
         seconds = round(time.monotonic() - t0, 3)
         try:
             report = json.loads(proc.stdout) if proc.stdout.strip() else None

@@ -1,10 +1,12 @@
 """`mana-infra check` against the lab's real servers (knotd, Caddy, sshd, WireGuard, pebble's
-certificate), on the plan's stack outputs, once healthy and once per failure mode: the tunnel down,
-the edge itself down, WireGuard down, a host pointing elsewhere, an untrusted certificate, a Hetzner
+certificate), on the plan's stack outputs, once healthy and once per failure mode: every cell of check's diagnosis table
+(the tunnel, the edge or the Cloudflare API down, with the standby serving, unproven, behind a dead
+WireGuard or itself down), WireGuard down, a host pointing elsewhere, an untrusted certificate, a Hetzner
 mirror that differs from failover. Each asserts check's exit code and the problem it names."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,33 +109,79 @@ def test_mirror_differs_from_failover(lab: Any) -> None:
     assert [p for p in run.problems if "mirror" not in p] == []  # only the mirror: DNS and HTTPS are fine
 
 
-def test_tunnel_down(lab: Any) -> None:
-    """The tunnel cut, the edge answering 502: the edge way fits (records stay proxied, to the VPS)."""
-    lab.cut_edge()
-    try:
-        run = lab.check("tunnel")
-    finally:
-        lab.restore_edge()
-    assert run.exit_code == 1
-    assert "HTTP 502" in problem(run, "tunnel path down: 27 of 27 hosts fail")
-    assert run.report["tunnel_down"] is True
-    assert run.report["paths"]["standby"]["state"] == "up"  # the VPS could take over
-    assert run.report["diagnosis"]["way"] == "edge"
-    assert run.report["diagnosis"]["command"] == "mana-infra cutover --via edge"
-    assert lab.check("tunnel").exit_code == 0
+# DIAGNOSIS_TABLE's rows and columns, each as the lab makes it happen. The public failure: the tunnel cut
+# (the edge answers 502), the edge itself stopped (connections refused), or the tunnel cut while the
+# Cloudflare API cannot be reached (check asks it: CLOUDFLARE_API_TOKEN, at a lab address where nothing
+# listens). The standby: serving, unproven (check run from outside the networks the VPS serves in
+# tunnel mode), the Mac Mini's WireGuard down (Caddy on the VPS answers 502), the VPS not answering.
+PUBLIC_FAILURES = ("tunnel", "edge", "api")
+STANDBY_STATES = ("serving", "unproven", "mac-mini-down", "vps-down")
+API_UNREACHABLE = {
+    "CLOUDFLARE_API_TOKEN": "lab-token-never-sent-anywhere",
+    "CLOUDFLARE_BASE_URL": f"http://{topo.DNS_IP}:9/client/v4",
+}
 
 
-def test_edge_down(lab: Any) -> None:
-    """The edge itself refuses connections: only DNS-only fits."""
-    lab.cut_edge("stop")
+def test_every_cell_of_the_diagnosis_table_has_a_lab_case() -> None:
+    from mana_infra.check.core import DIAGNOSIS_TABLE
+
+    assert set(DIAGNOSIS_TABLE) == {(p, s) for p in PUBLIC_FAILURES for s in STANDBY_STATES}
+
+
+@contextlib.contextmanager
+def standby_state(lab: Any, state: str) -> Iterator[str]:
+    """Make the standby ``state``; yields the role check runs as."""
+    from mana_lab.drill import until_every_host_502
+
+    if state == "mac-mini-down":
+        lab.wireguard_down()
+        until_every_host_502(lab, connect=topo.VPS_IP)  # the pooled upstream connections gone first
+    elif state == "vps-down":
+        lab.vps_unreachable()
     try:
-        run = lab.check("tunnel")
+        yield "outsider" if state == "unproven" else "client"
+    finally:
+        if state == "mac-mini-down":
+            lab.wireguard_up()
+            lab.wait_handshake(after=0)
+        elif state == "vps-down":
+            lab.vps_unreachable(False)
+
+
+def public_failure_check(lab: Any, public: str, role: str) -> Any:
+    lab.cut_edge("stop" if public == "edge" else "link")
+    try:
+        return lab.check("tunnel", role=role, env=API_UNREACHABLE if public == "api" else None)
     finally:
         lab.restore_edge()
-    assert run.exit_code == 1
-    assert run.report["public_path"]["failures"] == {"connect_refused": [h for h, _ in lab.services]}
-    assert run.report["diagnosis"]["way"] == "dns" and run.report["tunnel_down"] is True
-    assert lab.check("tunnel").exit_code == 0
+
+
+@pytest.mark.parametrize("standby", STANDBY_STATES)
+def test_diagnosis_table_in_the_lab(lab: Any, standby: str) -> None:
+    """Each cell of the table, made real: check's diagnosis names the cell and offers its way, or no
+    cut-over at all where none helps (the Mac Mini down, the VPS down); never a healthy verdict."""
+    from mana_infra.check.core import DIAGNOSIS_TABLE
+
+    with standby_state(lab, standby) as role:
+        runs = {public: public_failure_check(lab, public, role) for public in PUBLIC_FAILURES}
+    assert lab.check("tunnel").exit_code == 0  # everything restored
+    for public, run in runs.items():
+        diagnosis = run.report["diagnosis"]
+        outcome = DIAGNOSIS_TABLE[(public, standby)]
+        expected_way = None if outcome.startswith("none:") else outcome
+        assert (diagnosis["case"], diagnosis["way"]) == (f"{public}/{standby}", expected_way), (public, diagnosis)
+        assert run.exit_code == 1 and not run.report["healthy"], public
+        if expected_way is None:
+            why = diagnosis["why"]
+            assert diagnosis["command"] is None and ("no cut-over helps" in why or "a cut-over would move" in why), why
+        if standby == "serving":
+            assert run.report["paths"]["standby"]["state"] == "up"  # the VPS could take over
+    if standby == "serving":
+        assert "HTTP 502" in problem(runs["tunnel"], "tunnel path down: 27 of 27 hosts fail")
+        assert runs["tunnel"].report["tunnel_down"] is True
+        assert runs["tunnel"].report["diagnosis"]["command"] == "mana-infra cutover --via edge"
+        assert runs["edge"].report["public_path"]["failures"] == {"connect_refused": [h for h, _ in lab.services]}
+        assert runs["api"].report["cloudflare_api"]["state"] == "unreachable"
 
 
 def test_wireguard_down(lab: Any) -> None:
