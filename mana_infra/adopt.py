@@ -42,7 +42,7 @@ from .model import (
     in_zone,
 )
 from .project import Project, StackConfig
-from .records import inventory_record
+from .records import inventory_record, tunnel_probe_host
 from .terminal import count
 
 WIDTH = 80
@@ -594,6 +594,22 @@ def origin_verdict(
     return Verdict(origin_name, "conflict", what=what, todo=(todo,), commands=(move,), label=label)
 
 
+def probe_verdict(records: Sequence[Mapping[str, Any]], zone: str) -> Verdict:
+    """The program keeps its tunnel probe at tunnel-probe.<zone>: any record there is in its way."""
+    name = tunnel_probe_host(zone)
+    here = [record for record in records if _name(record) == name]
+    label = f"{name} (the tunnel probe: a CNAME to the tunnel that no flip moves)"
+    if not here:
+        return Verdict(name, "create", what="free", label=label)
+    what = (
+        f"has {_describe(here)}: the program creates its tunnel probe there (proxied, to the tunnel; check and "
+        "failback ask it while the records point at the VPS), and Cloudflare takes no record beside a CNAME "
+        "nor an identical one: the first `pulumi up` fails"
+    )
+    todo = "the name is the program's: delete the record in the dashboard before the first `pulumi up`"
+    return Verdict(name, "conflict", what=what, todo=(todo,), label=label)
+
+
 # ---------------------------------------------------------------------------------------- report
 
 
@@ -603,6 +619,7 @@ class Report:
     exit_code: int
     verdicts: tuple[Verdict, ...]
     origin: Verdict
+    probe: Verdict
 
 
 def adopt(
@@ -684,16 +701,19 @@ def adopt(
     )
     taken = {_name(record) for record in records} | {service.host for service in services}
     origin = origin_verdict(records, origin_name, zone, stack, taken)
+    probe = probe_verdict(records, zone)
     others = [record for record in records if not _the_programs(record, services, origin_name, zone)]
     header = _header(stack, zone, mode, resolved, source, pages, others)
-    text = render(header, verdicts, origin, stack, len(services))
-    conflicts = [verdict for verdict in [*verdicts, origin] if verdict.kind == "conflict"]
-    return Report(text, 1 if conflicts else 0, tuple(verdicts), origin)
+    text = render(header, verdicts, origin, probe, stack, len(services))
+    conflicts = [verdict for verdict in [*verdicts, origin, probe] if verdict.kind == "conflict"]
+    return Report(text, 1 if conflicts else 0, tuple(verdicts), origin, probe)
 
 
 def _the_programs(record: Mapping[str, Any], services: Sequence[Service], origin_name: str, zone: str) -> bool:
     """Whether the record is one the first `pulumi up` adopts, or one that stands in its way."""
     name, kind = _name(record), record.get("type")
+    if name == tunnel_probe_host(zone):
+        return True
     if name == origin_name:
         return kind in (*_ADDRESS_TYPES, "CNAME")
     if name == zone:
@@ -801,9 +821,11 @@ def _header(
     return lines
 
 
-def render(header: list[str], verdicts: Sequence[Verdict], origin: Verdict, stack: str, hosts: int) -> str:
+def render(
+    header: list[str], verdicts: Sequence[Verdict], origin: Verdict, probe: Verdict, stack: str, hosts: int
+) -> str:
     lines = [*header]
-    conflicts = [verdict for verdict in [origin, *verdicts] if verdict.kind == "conflict"]
+    conflicts = [verdict for verdict in [origin, probe, *verdicts] if verdict.kind == "conflict"]
     for verdict in conflicts:
         lines.append("")
         lines.append(f"conflict  {verdict.label or verdict.host}")
@@ -838,11 +860,14 @@ def render(header: list[str], verdicts: Sequence[Verdict], origin: Verdict, stac
         lines.append("Nothing to adopt.")
     lines.append("")
     tally = [f"{len(adopts)} to adopt", f"{len(creates)} to create"]
-    host_conflicts = len(conflicts) - (origin.kind == "conflict")
+    host_conflicts = len(conflicts) - (origin.kind == "conflict") - (probe.kind == "conflict")
     tally.append(count(host_conflicts, "conflict"))
     origin_state = "conflict" if origin.kind == "conflict" else "free"
+    probe_state = f"; the tunnel probe {probe.host}: conflict" if probe.kind == "conflict" else ""
     lines += _wrap(
-        f"{count(hosts, 'host')}: {', '.join(tally)}; the origin name {origin.host}: {origin_state}.", "", ""
+        f"{count(hosts, 'host')}: {', '.join(tally)}; the origin name {origin.host}: {origin_state}{probe_state}.",
+        "",
+        "",
     )
     if conflicts:
         which = "the conflict" if len(conflicts) == 1 else f"the {len(conflicts)} conflicts"

@@ -472,3 +472,26 @@ def test_what_is_not_a_dns_records_answer_is_refused_naming_what_it_holds(
         path = answer(tmp_path / "broken.json", [broken])
         result = adopt("--records", path, "--zone-id", zone["id"])
         assert result.code == 2 and f"is not a Cloudflare DNS record list: result[0] {reason}" in result.err
+
+
+def test_a_record_at_the_tunnel_probe_is_a_conflict(adopt: Callable[..., Run], tmp_path: Path) -> None:
+    """tunnel-probe.<zone> is the program's: a record already there fails the first `pulumi up`."""
+    records = current_records()
+    probe = copy.deepcopy(record_of(records, "www.mana.how"))
+    probe.update(name="tunnel-probe.mana.how", content="198.51.100.7", type="A", proxied=False, ttl=300, id="e" * 32)
+    records.append(probe)
+    result = adopt(
+        "--records", answer(tmp_path / "r.json", records), "--zone-id", ZONE_ID, "--project-dir", project_with(tmp_path)
+    )
+    assert result.code == 1
+    conflict = block(result.out, "conflict  tunnel-probe.mana.how")
+    assert conflict.startswith("conflict  tunnel-probe.mana.how (the tunnel probe: a CNAME to the tunnel")
+    assert "has A 198.51.100.7: the program creates its tunnel probe there" in " ".join(conflict.split())
+    assert "delete the record in the dashboard before the first `pulumi up`" in " ".join(conflict.split())
+    summary = " ".join(result.out.split())
+    assert "vps.mana.how: conflict; the tunnel probe tunnel-probe.mana.how: conflict." in summary
+    assert "Safe:" not in result.out
+    # Without it, the probe's name is free and never mentioned among the other records.
+    clean = adopt("--records", answer(tmp_path / "c.json", current_records()), "--zone-id", ZONE_ID,
+                  "--project-dir", project_with(tmp_path / "c"))  # fmt: skip
+    assert "tunnel-probe" not in clean.out
