@@ -1,9 +1,11 @@
-"""``mana-infra lab up|down|drill|status``: the lab from the command line.
+"""``mana-infra lab up|status|check|down|drill|e2e``: the lab from the command line.
 
 ``main(argv)`` takes the arguments after ``lab``. The lab always runs the offline plan of a stack
-(``--stack``, default prod): its artifacts and DNS records, see inputs.py. ``up`` leaves the lab
-running (its daemons are detached) until ``down``. ``drill --json`` prints the drill's report as JSON
-on stdout; progress goes to stderr.
+(``--stack``, default prod): its artifacts and DNS records, see inputs.py; a rehearsal stack runs its
+prod stack's plan with the rehearsal in it. ``up`` leaves the lab running (its daemons are detached)
+until ``down``, and saves what it runs (``lab.json`` in the work folder) for ``status`` and ``check``.
+``up``, ``drill`` and ``e2e`` replace a running lab only with ``--replace``. ``drill --json`` prints the
+drill's report as JSON on stdout; progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .inputs import STATES
 
@@ -43,8 +48,9 @@ def _main(argv: Sequence[str] | None) -> int:
         type=Path,
         help="the project whose offline plan the lab runs (default: the one around the working directory)",
     )
-    stack_help = "the stack whose offline plan the lab runs (default prod)"
-    sub = parser.add_subparsers(dest="command", required=True)
+    stack_help = "the stack whose offline plan the lab runs (default prod; a rehearsal stack: its prod stack's)"
+    replace_help = "tear down a running lab first (without it, a running lab is refused, not replaced)"
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{up,status,check,down,drill,e2e}")
     p_up = sub.add_parser("up", help="build the lab from the stack's offline plan and leave it running")
     p_up.add_argument("--stack", default="prod", help=stack_help)
     p_up.add_argument(
@@ -53,10 +59,17 @@ def _main(argv: Sequence[str] | None) -> int:
         choices=tuple(STATES),
         help="the standby's state to start in: tunnel (default), failover (through the edge), failover-dns",
     )
-    sub.add_parser("down", help="tear the lab down, including leftovers of crashed runs")
-    sub.add_parser("status", help="namespaces and processes of the lab")
+    p_up.add_argument("--replace", action="store_true", help=replace_help)
+    sub.add_parser("status", help="what the running lab runs: stack, state, since when, processes per namespace")
+    sub.add_parser(
+        "check",
+        help="mana-infra check from the lab's client (its resolver, CA bundle, SSH key); check's flags (--json, "
+        "--verbose, ...) pass through",
+    )
+    sub.add_parser("down", help="tear the lab down, including leftovers of crashed runs, and its work folder")
     p_drill = sub.add_parser("drill", help="run the failover drill in a fresh lab (torn down afterwards)")
     p_drill.add_argument("--stack", default="prod", help=stack_help)
+    p_drill.add_argument("--replace", action="store_true", help=replace_help)
     p_drill.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p_drill.add_argument("--deadline", type=float, default=20, help="seconds each phase may take (default 20)")
     p_drill.add_argument(
@@ -71,31 +84,22 @@ def _main(argv: Sequence[str] | None) -> int:
         "their machines (`make engine` first)",
     )
     p_e2e.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    p_e2e.add_argument("--replace", action="store_true", help=replace_help)
+    # check's own flags (--json, --verbose, ...) go to mana-infra check: argparse's REMAINDER drops them.
+    args, passed_on = parser.parse_known_args(list(argv) if argv is not None else None)
+    if passed_on and args.command != "check":
+        parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
 
     from .system import LabError, cleanup_leftovers
 
     try:
+        if args.command in ("up", "drill", "e2e"):
+            refusal = _refuse_running_lab(Path(args.workdir), args.command, args.replace)
+            if refusal:
+                _log(f"lab: {refusal}")
+                return 2
         if args.command == "up":
-            from .inputs import inputs_from_plan
-            from .lab import Lab
-            from .topology import MIRROR_DNS_IP
-
-            lab = Lab.from_inputs(args.workdir, inputs_from_plan(args.stack, project_dir=args.project_dir), args.mode)
-            try:
-                seconds = lab.up()
-            except BaseException:
-                lab.down()
-                raise
-            print(f"lab up in {seconds:.2f}s ({args.mode}, stack {args.stack}); CA bundle {lab.ca_bundle}")
-            print(f"ssh:   ip netns exec mlab-client {shlex.join(lab.ssh_argv())}")
-            argv = lab.check_argv(args.mode, mirror=lab.mirror_records is not None)
-            print(f"check: ip netns exec mlab-client {shlex.join(a for a in argv if a != '--json')}")
-            if lab.mirror_records is not None:
-                print(f"mirror: the Hetzner zone on {MIRROR_DNS_IP} (the check above asks it too)")
-            print(f"acme:  pebble at {lab.acme_directory} ({lab.acme_orders()} order so far)")
-            print("down:  mana-infra lab down")
-            return 0
+            return _up(args)
         if args.command == "down":
             removed = cleanup_leftovers(Path(args.workdir) / "pids")
             # The work folder holds the lab's keys and certificates: nothing of it outlives the lab.
@@ -105,17 +109,20 @@ def _main(argv: Sequence[str] | None) -> int:
             print("removed: " + "; ".join(removed) if removed else "nothing to remove")
             return 0
         if args.command == "status":
-            print(status_text())
+            print(status_text(Path(args.workdir)))
             return 0
+        if args.command == "check":
+            return _check(Path(args.workdir), passed_on)
         if args.command == "e2e":
             return _e2e(args)
         if args.command == "drill":
             from .drill import run_drill
             from .inputs import inputs_from_plan
 
-            _log(f"drill: evaluating the offline plan of {args.stack} (its three states)")
+            stack, rehearsal = lab_stacks(args.stack, args.project_dir)
+            _log(f"drill: evaluating the offline plan of {stack} (its three states)")
             report = run_drill(
-                inputs_from_plan(args.stack, project_dir=args.project_dir),
+                inputs_from_plan(stack, rehearsal_stack=rehearsal, project_dir=args.project_dir),
                 args.workdir,
                 deadline=args.deadline,
                 nudge_after_wan_change=not args.no_nudge,
@@ -135,6 +142,109 @@ def _main(argv: Sequence[str] | None) -> int:
         _log("lab: interrupted; cleaned up")
         return 130
     return 2
+
+
+STATE_FILE = "lab.json"  # in the work folder: what `lab up` started, for status and check
+
+
+def lab_stacks(stack: str, project_dir: Path | None) -> tuple[str, str | None]:
+    """The standby stack whose plan the lab runs, and the rehearsal stack beside it: a rehearsal stack
+    (role rehearsal) has no VPS of its own, so the lab runs its prodStack with it as the rehearsal."""
+    from mana_infra.project import Project, find_project_dir
+
+    project = Project.at(find_project_dir(project_dir))
+    if stack not in project.stacks():
+        return stack, "failover"  # the plan names the missing stack file, with its fix
+    config = project.stack_config(stack)
+    if config.get("role") != "rehearsal":
+        return stack, "failover"
+    prod = (config.get("prodStack") or "prod").split("/")[-1]
+    _log(f"lab: stack {stack} rehearses {prod}: the lab runs {prod}'s offline plan with {stack}'s rehearsal")
+    return prod, stack
+
+
+def _refuse_running_lab(workdir: Path, command: str, replace: bool) -> str | None:
+    """A running lab is replaced only on request: its namespaces are shared by every lab on the machine."""
+    from .system import lab_namespaces
+
+    running = lab_namespaces()
+    if not running:
+        return None
+    what = _describe_state(workdir) or f"{len(running)} namespaces ({', '.join(running[:3])}...)"
+    if replace:
+        _log(f"lab: replacing the running lab: {what}")
+        return None
+    fresh = "builds a fresh lab" if command != "up" else "would replace it"
+    return (
+        f"a lab is running: {what}. `{command}` {fresh}: `mana-infra lab down` first, or `mana-infra lab "
+        f"{command} --replace`"
+    )
+
+
+def _read_state(workdir: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads((workdir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _describe_state(workdir: Path) -> str | None:
+    state = _read_state(workdir)
+    if not state:
+        return None
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.get("started", 0)))
+    rehearsal = f", rehearsal stack {state['rehearsal']}" if state.get("rehearsal") else ""
+    return f"stack {state.get('stack')}, state {state.get('mode')}{rehearsal}, up since {since} ({workdir})"
+
+
+def _up(args: argparse.Namespace) -> int:
+    from .inputs import inputs_from_plan
+    from .lab import Lab
+    from .topology import MIRROR_DNS_IP
+
+    stack, rehearsal = lab_stacks(args.stack, args.project_dir)
+    _log(f"lab: evaluating the offline plan of {stack}")
+    inputs = inputs_from_plan(stack, rehearsal_stack=rehearsal, project_dir=args.project_dir)
+    lab = Lab.from_inputs(args.workdir, inputs, args.mode, progress=_log)
+    try:
+        seconds = lab.up()
+    except BaseException:
+        lab.down()
+        raise
+    check = [a for a in lab.check_argv(args.mode, mirror=lab.mirror_records is not None) if a != "--json"]
+    state = {
+        "stack": stack,
+        "rehearsal": (inputs.get("rehearsal") or {}).get("stack"),
+        "mode": args.mode,
+        "started": time.time(),
+        "check": check,
+        "ssh": lab.ssh_argv(),
+    }
+    (Path(args.workdir) / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    print(f"lab up in {seconds:.2f}s ({args.mode}, stack {stack}); CA bundle {lab.ca_bundle}")
+    print(f"ssh:   ip netns exec mlab-client {shlex.join(lab.ssh_argv())}")
+    print("check: mana-infra lab check   (the check command from the lab's client; `lab status` shows it whole)")
+    if lab.mirror_records is not None:
+        print(f"mirror: the Hetzner zone on {MIRROR_DNS_IP} (lab check asks it too)")
+    print(f"acme:  pebble at {lab.acme_directory} ({lab.acme_orders()} order so far)")
+    print("down:  mana-infra lab down")
+    return 0
+
+
+def _check(workdir: Path, extra: Sequence[str]) -> int:
+    """The saved check command in the lab's client namespace, its output and exit code as they are."""
+    from .system import lab_namespaces, netns_exec_argv
+    from .topology import ns_name
+
+    state = _read_state(workdir)
+    if not state or ns_name("client") not in lab_namespaces():
+        _log(f"lab: no lab started by `mana-infra lab up` is running ({workdir}): start one with `mana-infra lab up`")
+        return 2
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    return subprocess.run(
+        netns_exec_argv(ns_name("client"), [*state["check"], *extra]), env=env, check=False
+    ).returncode
 
 
 def _e2e(args: argparse.Namespace) -> int:
@@ -159,14 +269,21 @@ def _e2e(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def status_text() -> str:
-    """The lab's namespaces, each with the processes running in it (pid and name)."""
+def status_text(workdir: Path = Path(DEFAULT_WORKDIR)) -> str:
+    """What the running lab runs (from `lab up`'s state file: stack, state, since when, its check
+    command), then its namespaces, each with the processes running in it (pid and name)."""
     from .system import lab_namespaces, netns_pids
 
     namespaces = lab_namespaces()
     if not namespaces:
         return "no lab is running (`mana-infra lab up` starts one)"
+    state = _read_state(workdir)
     lines = []
+    if state:
+        lines += [f"lab: {_describe_state(workdir)}", f"check: ip netns exec mlab-client {shlex.join(state['check'])}"]
+        lines.append("       (the same: mana-infra lab check)")
+    else:
+        lines.append(f"lab: running, not started by `mana-infra lab up` with --workdir {workdir} (a drill, a test?)")
     for ns in namespaces:
         processes = [f"{pid} {_process_name(pid)}" for pid in netns_pids(ns)]
         lines.append(f"{ns}: " + (", ".join(processes) if processes else "no processes"))

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -56,6 +56,17 @@ from .system import (
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# What each step of up() does, as its progress line says it.
+STEP_WORDS = {
+    "cleanup-leftovers": "removing leftovers of earlier runs",
+    "network": "the network: namespaces, links, addresses",
+    "files": "the files: DNS zones, the edge, the Mac Mini's apps and WireGuard, the VPS's image",
+    "daemons": "starting knotd, the edge's Caddy, the apps, pebble",
+    "install-certificates": "installing both certificates on the VPS (the plan's commands)",
+    "push-caddyfile": "the plan's Caddyfile onto the VPS (its apply script)",
+    "wait-ready": "waiting until every daemon listens",
+    "wg-handshake": "waiting for WireGuard's first handshake",
+}
 REQUIRED_TOOLS = (
     "ip",
     "caddy",
@@ -144,6 +155,7 @@ class Lab:
         mirror_records: Iterable[DnsRecord] | None = None,
         certificate_commands: Mapping[str, str] | None = None,
         state_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         # No artifacts: the substrate alone (the clouds create the VPS: world.py).
         missing = [k for k in ARTIFACT_KEYS if k not in artifacts] if artifacts else []
@@ -176,6 +188,7 @@ class Lab:
         self.pki: certs.LabPki | None = None
         self.mini_wan_ip = topo.MINI_WAN_IPS[0]
         self.timings: dict[str, float] = {}
+        self._progress = progress or (lambda message: None)
         self._serial = int(time.time())
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._is_up = False
@@ -323,6 +336,10 @@ class Lab:
     def _standby_up(self, t0: float) -> None:
         """The standby as the plan builds it: the VPS booted from the user data, the certificates, the
         Caddyfile, WireGuard to the Mac Mini."""
+        self._progress(
+            "lab: the VPS boots from the plan's user data and WireGuard comes up; pebble issues the "
+            "public certificate by DNS-01 meanwhile"
+        )
         wg_thread = threading.Thread(target=self._boot_vps_and_wireguard)
         self._wg_errors: list[str] = []
         self._vps_booted = threading.Event()
@@ -380,6 +397,7 @@ class Lab:
         return removed
 
     def _step(self, name: str, fn: Any) -> Any:
+        self._progress(f"lab: {STEP_WORDS.get(name, name)}")
         t = time.monotonic()
         result = fn()
         self.timings[name] = round(time.monotonic() - t, 3)

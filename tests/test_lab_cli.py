@@ -16,7 +16,7 @@ def test_status_into_a_closed_pipe_is_no_traceback() -> None:
     """`mana-infra lab status | head -1`: the reader leaves early, the command ends quietly."""
     code = (
         "import sys; sys.path.insert(0, '.'); import mana_lab.cli as cli;"
-        "cli.status_text = lambda: '\\n'.join(f'mlab-{i}: no processes' for i in range(200000));"
+        "cli.status_text = lambda *_: '\\n'.join(f'mlab-{i}: no processes' for i in range(200000));"
         "sys.exit(cli.main(['status']))"
     )
     reader, writer = os.pipe()
@@ -43,3 +43,66 @@ def test_down_removes_the_work_folder_with_the_keys(
     assert cli.main(["--workdir", str(workdir), "down"]) == 0
     assert not workdir.exists()
     assert capsys.readouterr().out == f"removed: 3 processes stopped; the work folder {workdir}\n"
+
+
+def test_a_rehearsal_stack_runs_its_prod_stacks_plan_with_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """`lab up --stack failover`: the rehearsal has no VPS of its own; the lab runs prod with it."""
+    import mana_lab.cli as cli
+
+    assert cli.lab_stacks("failover", PROJECT_DIR) == ("prod", "failover")
+    assert "stack failover rehearses prod" in capsys.readouterr().err
+    assert cli.lab_stacks("prod", PROJECT_DIR) == ("prod", "failover")
+
+
+def running_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A lab as `lab up` leaves it, without building one: its namespaces and its state file."""
+    import json
+
+    import mana_lab.system
+
+    monkeypatch.setattr(mana_lab.system, "lab_namespaces", lambda: ["mlab-client", "mlab-dns"])
+    monkeypatch.setattr(mana_lab.system, "netns_pids", lambda ns: [])
+    workdir = tmp_path / "lab"
+    workdir.mkdir()
+    state = {"stack": "prod", "rehearsal": "failover", "mode": "failover-dns", "started": 0,
+             "check": ["python", "-m", "mana_infra", "check", "--outputs", "out.json"], "ssh": ["ssh"]}  # fmt: skip
+    (workdir / "lab.json").write_text(json.dumps(state))
+    return workdir
+
+
+@pytest.mark.parametrize("command", ["up", "drill", "e2e"])
+def test_a_running_lab_is_never_replaced_without_replace(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mana_lab.cli as cli
+
+    workdir = running_lab(tmp_path, monkeypatch)
+    assert cli.main(["--workdir", str(workdir), command]) == 2
+    err = capsys.readouterr().err
+    assert "a lab is running: stack prod, state failover-dns, rehearsal stack failover, up since" in err
+    assert f"`mana-infra lab down` first, or `mana-infra lab {command} --replace`" in err
+    assert cli._refuse_running_lab(workdir, command, replace=True) is None
+    assert "replacing the running lab: stack prod" in capsys.readouterr().err
+
+
+def test_status_names_what_the_lab_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mana_lab.cli as cli
+
+    workdir = running_lab(tmp_path, monkeypatch)
+    lines = cli.status_text(workdir).splitlines()
+    assert lines[0].startswith("lab: stack prod, state failover-dns, rehearsal stack failover, up since ")
+    assert lines[1] == "check: ip netns exec mlab-client python -m mana_infra check --outputs out.json"
+    assert lines[3:] == ["mlab-client: no processes", "mlab-dns: no processes"]
+    (workdir / "lab.json").unlink()
+    assert "not started by `mana-infra lab up`" in cli.status_text(workdir)
+
+
+def test_lab_check_without_a_lab_says_how_to_start_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mana_lab.cli as cli
+    import mana_lab.system
+
+    monkeypatch.setattr(mana_lab.system, "lab_namespaces", lambda: [])
+    assert cli.main(["--workdir", str(tmp_path), "check"]) == 2
+    assert "start one with `mana-infra lab up`" in capsys.readouterr().err

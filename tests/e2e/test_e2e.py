@@ -47,8 +47,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     require_root_and_tools(*REQUIRED_TOOLS)
     require_full_engine()
     workdir = tmp_path_factory.mktemp("e2e")
+    # --replace: like every lab test's set-up, the suite clears whatever a crashed run left running.
     done = subprocess.run(
-        [sys.executable, "-m", "mana_infra", "lab", "--workdir", str(workdir), "e2e", "--json"],
+        [sys.executable, "-m", "mana_infra", "lab", "--workdir", str(workdir), "e2e", "--json", "--replace"],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,

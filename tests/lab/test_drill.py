@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import mana_lab.system
 from mana_lab import topology as topo
 
 PHASES = [
@@ -329,7 +330,8 @@ def test_cli_drill_says_its_verdict_once_on_stdout(
     from mana_lab import cli, inputs
     from mana_lab import drill as drill_module
 
-    monkeypatch.setattr(inputs, "inputs_from_plan", lambda stack="prod", project_dir=None: {})
+    monkeypatch.setattr(inputs, "inputs_from_plan", lambda *a, **k: {})
+    monkeypatch.setattr(mana_lab.system, "lab_namespaces", lambda: [])
     monkeypatch.setattr(drill_module, "run_drill", lambda *a, log=print, **k: drill)
     assert cli.main(["--workdir", str(tmp_path), "drill"]) == 0
     out, err = capsys.readouterr()
@@ -345,7 +347,8 @@ def test_cli_drill_json_on_stdout(
     from mana_lab import cli, inputs
     from mana_lab import drill as drill_module
 
-    monkeypatch.setattr(inputs, "inputs_from_plan", lambda stack="prod", project_dir=None: {})
+    monkeypatch.setattr(inputs, "inputs_from_plan", lambda *a, **k: {})
+    monkeypatch.setattr(mana_lab.system, "lab_namespaces", lambda: [])
     monkeypatch.setattr(drill_module, "run_drill", lambda *a, log=print, **k: (log("progress"), drill)[1])
     assert cli.main(["--workdir", str(tmp_path), "drill", "--json"]) == 0
     out, err = capsys.readouterr()
