@@ -14,7 +14,7 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -419,6 +419,8 @@ def _standby(
             read.fix("failoverVia", "dns") + "  (then the registrar's nameserver switch: see emergencyCutover)",
         )
     ssh_allowed = _cidrs(read, "sshAllowedCidrs", "SSH")
+    # Who may check the standby: by default, who may log in to it.
+    check_allowed = _cidrs(read, "checkAllowedCidrs", "the inventory hosts", required=False) or ssh_allowed
     if not cloudflare_reachable and not cloudflare_zone_id:
         read.problem(
             "cloudflareZoneId",
@@ -440,9 +442,8 @@ def _standby(
         ssh_private_key=ssh_private_key,
         ssh_user=ssh_user,
         ssh_allowed_cidrs=ssh_allowed,
-        # Who may check the standby: by default, who may log in to it.
-        check_allowed_cidrs=_cidrs(read, "checkAllowedCidrs", "the inventory hosts", required=False) or ssh_allowed,
-        wireguard=_wireguard_network(read),
+        check_allowed_cidrs=check_allowed,
+        wireguard=_wireguard_network(read, {"sshAllowedCidrs": ssh_allowed, "checkAllowedCidrs": check_allowed}),
         macmini_public_key=macmini_public_key,
         macmini_private_key_path=read.text("macMiniPrivateKeyPath", "/etc/wireguard/client_private.key"),
         origin_name=origin_name,
@@ -486,7 +487,17 @@ def _cidrs(read: _Reader, key: str, what: str, *, required: bool = True) -> tupl
     return tuple(cidrs)
 
 
-def _wireguard_network(read: _Reader) -> WireGuardNetwork:
+# Where a tunnel's own addresses belong (RFC 1918, and RFC 6598's shared space): any other network is
+# somebody's on the internet, and the VPS would send its traffic for it into WireGuard instead.
+PRIVATE_NETWORKS = tuple(
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+
+
+def _wireguard_network(read: _Reader, known: Mapping[str, Sequence[str]]) -> WireGuardNetwork:
+    """The tunnel's subnet and both ends' addresses. The subnet must be private and apart from every
+    network the stack names (``known``: the operator's networks): the VPS routes the whole subnet into
+    WireGuard, so an overlap would send SSH's and check's answers into the tunnel."""
     fallback = WireGuardNetwork(
         ipaddress.IPv4Network("10.0.0.0/24"), ipaddress.IPv4Address("10.0.0.1"), ipaddress.IPv4Address("10.0.0.2")
     )
@@ -502,6 +513,29 @@ def _wireguard_network(read: _Reader) -> WireGuardNetwork:
                 read.fix("wireguardSubnet", "10.0.0.0/24"),
             )
         return fallback
+    # The addresses move with the subnet: one command sets all three.
+    other = (
+        f"pulumi config set-all --stack {read.stack} --plaintext wireguardSubnet=10.77.0.0/24 --plaintext "
+        "wireguardVpsAddress=10.77.0.1 --plaintext wireguardMacMiniAddress=10.77.0.2   (or another private /24 "
+        "apart from your networks)"
+    )
+    if not any(subnet.subnet_of(private) for private in PRIVATE_NETWORKS):
+        read.problem(
+            "wireguardSubnet",
+            f"{subnet} is not a private network (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10): the "
+            "VPS would send traffic for those internet addresses into WireGuard",
+            other,
+        )
+    for key, cidrs in known.items():
+        for index, cidr in enumerate(cidrs):
+            network = ipaddress.ip_network(cidr)
+            if network.version == 4 and subnet.overlaps(network):
+                read.problem(
+                    "wireguardSubnet",
+                    f"{subnet} overlaps {key}[{index}] {cidr}: the VPS routes the subnet into WireGuard, so its "
+                    f"answers to {cidr} would go into the tunnel instead of back to you",
+                    other,
+                )
     addresses: list[ipaddress.IPv4Address] = []
     for key, example in (("wireguardVpsAddress", subnet[1]), ("wireguardMacMiniAddress", subnet[2])):
         raw = read.text(key, str(example))

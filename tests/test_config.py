@@ -183,3 +183,26 @@ def test_the_vps_name_in_the_inventory_is_blamed_on_the_inventory(tmp_path: Path
     [problem] = [str(p) for p in caught.value.problems]
     assert problem.startswith(f"{inventory}:4: entry (vps.mana.how): vps.mana.how is the VPS's own name"), problem
     assert "Pulumi.prod.yaml" not in problem
+
+
+def test_the_wireguard_subnet_is_private_and_apart_from_the_operators_networks() -> None:
+    """The VPS routes the whole subnet into WireGuard: a public one, or one that holds an allowed
+    network, would send the VPS's answers into the tunnel."""
+    [public] = problems(prod_values(wireguardSubnet="198.18.0.0/24", wireguardVpsAddress="198.18.0.1",
+                                    wireguardMacMiniAddress="198.18.0.2"))  # fmt: skip
+    assert "mana-infra:wireguardSubnet: 198.18.0.0/24 is not a private network" in public
+    fix = "pulumi config set-all --stack prod --plaintext wireguardSubnet=10.77.0.0/24 --plaintext wireguardVpsAddress"
+    assert fix in public
+    overlap = problems(
+        prod_values(
+            sshAllowedCidrs='["198.51.100.7/32", "10.0.0.128/25"]', checkAllowedCidrs='["10.0.0.0/16", "2001:db8::/32"]'
+        )
+    )
+    assert [p.split(": the VPS")[0] for p in overlap] == [
+        "Pulumi.prod.yaml: mana-infra:wireguardSubnet: 10.0.0.0/24 overlaps sshAllowedCidrs[1] 10.0.0.128/25",
+        "Pulumi.prod.yaml: mana-infra:wireguardSubnet: 10.0.0.0/24 overlaps checkAllowedCidrs[0] 10.0.0.0/16",
+    ]
+    assert all(fix in p for p in overlap)
+    config = parse(prod_values(wireguardSubnet="10.77.0.0/24", wireguardVpsAddress="10.77.0.1",
+                               wireguardMacMiniAddress="10.77.0.2", sshAllowedCidrs='["10.0.0.0/16"]'))  # fmt: skip
+    assert str(config.wireguard.subnet) == "10.77.0.0/24"
