@@ -14,9 +14,8 @@ from typing import Any
 from .errors import InputError, Problem
 from .files import read_json
 from .model import MODES
-from .plan_view import print_changes, print_plan
+from .plan_view import print_comparison, print_plan
 from .project import Project, find_project_dir, selected_stack
-from .terminal import count
 
 # Sub-commands with a parser of their own, imported only when used: the plan's start-up stays short.
 DELEGATED = {
@@ -308,27 +307,22 @@ def _plan(args: argparse.Namespace) -> int:
         ]
         if problems:
             raise InputError(problems)
-        changes = offline.diff(offline.PlanResult.from_json(saved), result)
+        comparison = offline.compare(offline.PlanResult.from_json(saved), result, args.against, "this plan")
         if args.json:
             print(
-                json.dumps(
-                    {"stack": args.stack, "mode": result.mode, "against": args.against, "changes": changes}, indent=2
-                )
+                json.dumps({"stack": args.stack, "mode": result.mode, "against": args.against, **comparison}, indent=2)
             )
         else:
-            print_changes(f"changes against {args.against} (stack {args.stack}, mode {result.mode})", changes)
+            print_comparison(f"Changes against {args.against} (stack {args.stack}, mode {result.mode})", comparison)
         return 0
     if args.diff:
         other_mode = "failover" if result.mode == "tunnel" else "tunnel"
         flipped = offline.plan(args.stack, mode=other_mode, services=services, project=project, overrides=overrides)
-        changes = offline.diff(result, flipped)
+        comparison = offline.compare(result, flipped, f"mode {result.mode}", f"mode {other_mode}")
         if args.json:
-            print(
-                json.dumps({"stack": args.stack, "from": result.mode, "to": other_mode, "changes": changes}, indent=2)
-            )
+            print(json.dumps({"stack": args.stack, "from": result.mode, "to": other_mode, **comparison}, indent=2))
         else:
-            fields = count(len(changes), "field")
-            print_changes(f"flipping mode {result.mode} -> {other_mode} changes {fields}", changes)
+            print_comparison(f"Flipping stack {args.stack} from mode {result.mode} to {other_mode}", comparison)
         return 0
     if args.json:
         print(json.dumps(result.as_json(), indent=2))

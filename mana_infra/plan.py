@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import difflib
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -474,3 +476,59 @@ def diff(before: PlanResult, after: PlanResult) -> list[dict[str, Any]]:
                     }
                 )
     return changes
+
+
+# The inputs that carry a whole rendered file: the comparison shows them as that file's unified diff.
+FILE_FIELDS = {
+    (CADDY_COMMAND, "stdin"): "Caddyfile",
+    ("standby-server", "userData"): "cloud-init.yaml",
+    (REHEARSAL_COMMAND, "stdin"): SITE_FILE,
+}
+_PRIVATE_KEY_LINE = re.compile(r"^(\s*PrivateKey\s*=\s*)\S+", re.M)
+
+
+def redacted(text: str) -> str:
+    """A rendered file as it may be printed: its WireGuard private keys as [secret]."""
+    return _PRIVATE_KEY_LINE.sub(lambda match: match.group(1) + SECRET, text)
+
+
+def compare(before: PlanResult, after: PlanResult, before_label: str, after_label: str) -> dict[str, Any]:
+    """What ``after`` changes against ``before``, as an operator reviews it: the field changes (diff),
+    resources created and deleted with their inputs, a unified diff of each rendered file that differs
+    (private keys redacted), the outputs that differ, and a count in Pulumi's summary form."""
+    changes = diff(before, after)
+    old = {resource.name: resource for resource in before.resources}
+    new = {resource.name: resource for resource in after.resources}
+    created = [{"resource": n, "type": new[n].type, "inputs": new[n].inputs} for n in sorted(new.keys() - old.keys())]
+    deleted = [{"resource": n, "type": old[n].type, "inputs": old[n].inputs} for n in sorted(old.keys() - new.keys())]
+    updated = {change["resource"] for change in changes if change["field"] != "(resource)"}
+    files = {}
+    for name in sorted(before.artifacts.keys() | after.artifacts.keys()):
+        old_text, new_text = (redacted(plan.artifacts.get(name, "")) for plan in (before, after))
+        if old_text != new_text:
+            lines = difflib.unified_diff(
+                old_text.splitlines(keepends=True),
+                new_text.splitlines(keepends=True),
+                f"{name} ({before_label})",
+                f"{name} ({after_label})",
+            )
+            files[name] = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    outputs = [
+        {"output": key, "before": before.outputs.get(key), "after": after.outputs.get(key)}
+        for key in sorted(before.outputs.keys() | after.outputs.keys())
+        if before.outputs.get(key) != after.outputs.get(key)
+    ]
+    summary = {
+        "create": len(created),
+        "update": len(updated),
+        "delete": len(deleted),
+        "same": len((old.keys() & new.keys()) - updated),
+    }
+    return {
+        "summary": summary,
+        "changes": changes,
+        "created": created,
+        "deleted": deleted,
+        "files": files,
+        "outputs": outputs,
+    }

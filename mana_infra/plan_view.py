@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rich.table import Table
@@ -112,18 +112,85 @@ def summary(resource_type: str, inputs: Mapping[str, Any]) -> str:
     return ""
 
 
-def print_changes(title: str, changes: Sequence[Mapping[str, Any]]) -> None:
+def summary_line(counts: Mapping[str, int]) -> str:
+    """Pulumi's own summary form, on one line."""
+    return (
+        f"Resources: + {counts['create']} to create, ~ {counts['update']} to update, - {counts['delete']} to delete, "
+        f"{counts['same']} unchanged"
+    )
+
+
+def change_rows(comparison: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The table's rows: one per field change, the same change in several resources (the inventory's
+    records above all) as one row naming how many; a rendered file's field points at its diff; a created
+    or deleted resource with its key inputs."""
+    from .plan import FILE_FIELDS
+
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for change in comparison["changes"]:
+        if change["field"] == "(resource)":
+            continue
+        file = FILE_FIELDS.get((change["resource"], change["field"]))
+        if file:
+            cells = (change["field"], f"({file}: its diff below)", "")
+        else:
+            cells = (change["field"], short(change["before"]), short(change["after"]))
+        groups.setdefault(cells, []).append(change["resource"])
+    rows = []
+    for (field, before, after), resources in groups.items():
+        who = resources[0] if len(resources) == 1 else f"{len(resources)} resources: {resources[0]} … {resources[-1]}"
+        rows.append((who, field, before, after))
+    for resource in comparison["created"]:
+        rows.append((resource["resource"], "(created)", "", summary(resource["type"], resource["inputs"]) or "created"))
+    for resource in comparison["deleted"]:
+        rows.append((resource["resource"], "(deleted)", summary(resource["type"], resource["inputs"]) or "exists", ""))
+    return rows
+
+
+def print_comparison(title: str, comparison: Mapping[str, Any]) -> None:
+    """A comparison (plan.compare) as the operator and the pull-request comment read it: the summary,
+    the changes grouped, each rendered file's unified diff, the outputs that differ."""
     console = console_for()
-    if not changes:
-        console.print(f"{title}: No changes.", markup=False)
+    console.print(f"{title}. {summary_line(comparison['summary'])}", markup=False)
+    rows = change_rows(comparison)
+    if not rows and not comparison["outputs"]:
+        console.print("No changes.", markup=False)
         return
-    table = Table(title=title)
-    for column in ("resource", "field", "before", "after"):
-        table.add_column(column, overflow="fold")
-    for change in changes:
-        table.add_row(*(Text(text) for text in (change["resource"], change["field"], short(change["before"]),
-                                                  short(change["after"]))))  # fmt: skip
-    console.print(table)
+    if rows:
+        table = Table()
+        for column in ("resource", "field", "before", "after"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))
+        console.print(table)
+    for diff_text in comparison["files"].values():
+        print(diff_text, end="", flush=True)  # as the file has it: tabs and long lines untouched
+    if comparison["outputs"]:
+        outputs = Table(title="outputs that differ")
+        for column in ("output", "before", "after"):
+            outputs.add_column(column, overflow="fold")
+        for change in comparison["outputs"]:
+            before, after = output_change(change["output"], change["before"], change["after"])
+            outputs.add_row(Text(change["output"]), Text(before), Text(after))
+        console.print(outputs)
+
+
+def output_change(name: str, before: Any, after: Any) -> tuple[str, str]:
+    """Two values of one output, short: for lists of the same length, how many entries differ and the first."""
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after) and before:
+        differing = [index for index, (old, new) in enumerate(zip(before, after, strict=True)) if old != new]
+        first = differing[0]
+        old, new = before[first], after[first]
+        each = f"{len(differing)} of {len(before)} entries differ, e.g. [{first}]"
+        if isinstance(old, dict) and isinstance(new, dict):  # only the keys that differ, after its name
+            keys = [key for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
+            each += f" {old.get('host') or ''}".rstrip()
+            old = ", ".join(f"{key} {old.get(key)}" for key in keys)
+            new = ", ".join(f"{key} {new.get(key)}" for key in keys)
+        return f"{each}: {short(old)}", short(new)
+    return short(output_text(name, before) if before is not None else "(absent)"), short(
+        output_text(name, after) if after is not None else "(absent)"
+    )
 
 
 def short(value: Any) -> str:

@@ -122,7 +122,8 @@ def test_plan_diff_shows_what_the_flip_changes(mana_infra: Callable[..., Run]) -
     # Through the edge (the default way) only the target moves: still proxied, still automatic TTL.
     assert chat == {"content": ("00000000-0000-4000-8000-000000000000.cfargotunnel.com", "vps.mana.how")}
     table = mana_infra("plan", "--diff", "--mode", "failover")
-    assert table.returncode == 0 and "failover -> tunnel" in table.stdout and "dns-chat.mana.how" in table.stdout
+    assert table.returncode == 0 and "from mode failover to tunnel" in table.stdout
+    assert "27 resources:" in table.stdout and "dns-chat.mana.how" not in table.stdout
 
 
 @pytest.mark.parametrize(
@@ -214,3 +215,44 @@ def test_plan_acts_on_the_selected_stack_without_stack(
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
     assert cli.main(["plan"]) == 2
     assert "--stack: is not given, and no Pulumi CLI is installed to say which is selected" in capsys.readouterr().err
+
+
+def test_plan_against_shows_a_port_change_as_the_caddyfiles_own_lines(
+    mana_infra: Callable[..., Run], tmp_path: Path
+) -> None:
+    """glitchtip 8020 -> 8021: the Caddyfile's unified diff holds exactly that line, a new host is a
+    created resource with its inputs, the outputs that differ are named, and the summary counts."""
+    base = tmp_path / "base.json"
+    base.write_text(mana_infra("plan", "--json").stdout)
+    inventory = tmp_path / "services.yaml"
+    text = (PROJECT_DIR / "services.yaml").read_text()
+    assert "port: 8020" in text
+    inventory.write_text(text.replace("port: 8020", "port: 8021") + "  - host: new.mana.how\n    port: 6000\n")
+    document = json.loads(mana_infra("plan", "--against", str(base), "--services", str(inventory), "--json").stdout)
+    caddyfile = document["files"]["Caddyfile"]
+    assert caddyfile.startswith(f"--- Caddyfile ({base})\n+++ Caddyfile (this plan)\n")
+    removed = [line for line in caddyfile.splitlines() if line.startswith("-") and not line.startswith("---")]
+    assert removed == ["-\treverse_proxy 10.0.0.2:8020 {"]
+    assert "+\treverse_proxy 10.0.0.2:8021 {" in caddyfile.splitlines()
+    assert document["summary"] == {"create": 2, "update": 1, "delete": 0, "same": document["summary"]["same"]}
+    [record] = [c for c in document["created"] if c["resource"] == "dns-new.mana.how"]
+    assert record["inputs"]["name"] == "new.mana.how" and record["inputs"]["proxied"] is True
+    assert {o["output"] for o in document["outputs"]} >= {"hosts", "caddyfileSha256"}
+    table = mana_infra("plan", "--against", str(base), "--services", str(inventory)).stdout
+    assert "Resources: + 2 to create, ~ 1 to update, - 0 to delete" in table
+    assert "+\treverse_proxy 10.0.0.2:8021 {" in table and "(Caddyfile: its diff" in table
+    from mana_infra.plan_view import change_rows
+
+    assert ("dns-new.mana.how", "(created)", "",
+            "new.mana.how CNAME -> 00000000-0000-4000-8000-000000000000.cfargotunnel.com (proxied, ttl 1)") in (
+        change_rows(document)
+    )  # fmt: skip
+
+
+def test_plan_diff_groups_the_records_and_keeps_keys_secret(mana_infra: Callable[..., Run]) -> None:
+    """The DNS-only flip moves 27 records the same way: one row per field, naming how many."""
+    table = mana_infra("plan", "--diff", "--mode", "failover", "--via", "dns").stdout
+    assert table.startswith("Flipping stack prod from mode failover to tunnel. Resources: + 0 to create")
+    assert table.count("27 resources:") == 3  # content, proxied, ttl
+    assert "dns-chat.mana.how" not in table  # in the groups, not a row each
+    assert not re.search(r"PrivateKey = [A-Za-z0-9+/]{43}=", table)
