@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.table import Table
@@ -17,11 +17,11 @@ from .terminal import console_for
 def print_plan(result: Any) -> None:
     console = console_for()
     table = Table(title=f"mana-infra plan: stack {result.stack}, mode {result.mode} (offline)")
-    for column in ("resource", "type", "key inputs"):
-        table.add_column(column, overflow="fold")
-    for resource in result.resources:
-        provider, kind = resource.type.split(":")[0], resource.type.split(":")[-1].split("/")[-1]
-        table.add_row(Text(resource.name), Text(f"{provider}:{kind}"), Text(summary(resource.type, resource.inputs)))
+    table.add_column("resource", overflow="fold", max_width=30)
+    table.add_column("type", overflow="fold", max_width=26)
+    table.add_column("key inputs", overflow="fold")
+    for row in plan_rows(result.resources):
+        table.add_row(*(Text(cell) for cell in row))
     console.print(table)
     # Pulumi's own summary form; offline there is no state, so everything is to create.
     console.print(f"Resources: + {len(result.resources)} to create (from an empty stack)", markup=False)
@@ -30,7 +30,7 @@ def print_plan(result: Any) -> None:
     outputs.add_column("value", overflow="fold")
     for name, value in sorted(result.outputs.items()):
         # As text, not markup: "[secret]" is a value here, not a style.
-        outputs.add_row(Text(name), Text(output_text(name, value)))
+        outputs.add_row(Text(name), Text(output_cell(name, value)))
     console.print(outputs)
     for warning in result.outputs.get("configWarnings") or []:
         console.print(f"warning: {warning}", markup=False)
@@ -51,6 +51,37 @@ def print_plan(result: Any) -> None:
     )
 
 
+# Records that differ only by their name (the inventory's, in Cloudflare and in the mirror): one row.
+GROUPED_KINDS = {"DnsRecord": "name", "ZoneRrset": "name"}
+
+
+def plan_rows(resources: Sequence[Any]) -> list[tuple[str, str, str]]:
+    """The plan's table rows: resource, type, key inputs. Records alike but for their name are one row
+    (how many, what they share, their names), in the place of the first."""
+    rows: list[tuple[str, str, str]] = []
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for resource in resources:
+        kind = resource.type.split(":")[-1].split("/")[-1]
+        if kind in GROUPED_KINDS:
+            alike = {key: value for key, value in resource.inputs.items() if key != GROUPED_KINDS[kind]}
+            groups.setdefault((resource.type, json.dumps(alike, sort_keys=True)), []).append(resource)
+    placed: set[tuple[str, str]] = set()
+    for resource in resources:
+        provider, kind = resource.type.split(":")[0], resource.type.split(":")[-1].split("/")[-1]
+        key = next((k for k, members in groups.items() if resource in members and len(members) > 1), None)
+        if key is None:
+            rows.append((resource.name, f"{provider}:{kind}", summary(resource.type, resource.inputs)))
+            continue
+        if key in placed:
+            continue
+        placed.add(key)
+        members = groups[key]
+        shared = summary(resource.type, {**resource.inputs, "name": "*"})
+        names = ", ".join(str(member.inputs.get("name")) for member in members)
+        rows.append((f"{len(members)} records: {members[0].name} …", f"{provider}:{kind}", f"{shared}: {names}"))
+    return rows
+
+
 def budget_text(budget: Mapping[str, Any], mode: str) -> str:
     """The real-world time of a switch from the records of this plan, in plain words."""
     move = "Cut-over" if mode == "tunnel" else "Fail-back"
@@ -60,6 +91,21 @@ def budget_text(budget: Mapping[str, Any], mode: str) -> str:
         f"({edge.get('why')}); DNS-only up to {dns.get('seconds')} s ({dns.get('why')}); certificates: "
         f"{budget.get('certificates')}."
     )
+
+
+def output_cell(name: str, value: Any) -> str:
+    """An output in the plan's table: a rendered file (many lines) by its size and where to read it."""
+    if name == "hosts" and isinstance(value, list) and value and all(isinstance(host, dict) for host in value):
+        ways = {(host.get("target"), host.get("proxied"), host.get("ttl")) for host in value}
+        if len(ways) == 1:  # one way for all: said once, then each host with its port
+            [(target, proxied, ttl)] = ways
+            each = ", ".join(f"{host.get('host')}:{host.get('port')}" for host in value)
+            return f"{len(value)} hosts -> {target} ({'proxied' if proxied else 'DNS-only'}, ttl {ttl}): {each}"
+    text = output_text(name, value)
+    lines = text.count("\n") + 1
+    if isinstance(value, str) and lines > 4:
+        return f"({lines} lines: `mana-infra plan --json` has it; once deployed, `pulumi stack output {name}`)"
+    return text
 
 
 def output_text(name: str, value: Any) -> str:

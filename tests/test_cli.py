@@ -92,13 +92,24 @@ def test_plan_table_lists_resources_outputs_and_placeholders(mana_infra: Callabl
         "stack prod, mode tunnel",
         "standby-server",
         "hcloud:Server",
-        "dns-chat.mana.how",
+        "27 records: dns-auth.mana.how",  # the inventory's records, alike but for their names: one row
+        "26 records:",  # and the mirror's
         "mana-infra:tunnelId",
         "mana-infra:sshPrivateKey = [secret]",
         "originIpv4",
         "203.0.113.10",
     ):
         assert text in result.stdout, text
+    assert "chat.mana.how," in result.stdout and "dns-chat.mana.how" not in result.stdout
+    from mana_infra.plan_view import output_cell
+
+    outputs = json.loads(mana_infra("plan", "--json").stdout)["outputs"]
+    hosts = output_cell("hosts", outputs["hosts"])
+    assert hosts.startswith("27 hosts -> 00000000-0000-4000-8000-000000000000.cfargotunnel.com (proxied, ttl 1): ")
+    assert "glitchtip.mana.how:8020" in hosts
+    plist = output_cell("macminiLaunchdPlist", outputs["macminiLaunchdPlist"])  # a rendered file: by its size
+    shown = r"\(\d+ lines: `mana-infra plan --json` has it; once deployed, `pulumi stack output macminiLaunchdPlist`\)"
+    assert re.fullmatch(shown, plist), plist
     assert not re.search(r"PrivateKey = [A-Za-z0-9+/]{43}=", result.stdout)
     assert (
         "offline-placeholder-token" not in result.stdout and "offline-placeholder-ssh-private-key" not in result.stdout
