@@ -135,7 +135,10 @@ def test_no_changes_says_so(checkout: Path, capsys: pytest.CaptureFixture[str]) 
     saved = checkout / "plan.json"
     saved.write_text(run(capsys, "plan", "--json")[1])
     code, out, _ = run(capsys, "plan", "--against", str(saved))
-    assert code == 0 and " ".join(out.split()) == f"changes against {saved} (stack prod, mode tunnel): No changes."
+    assert code == 0 and " ".join(out.split()) == (
+        f"Changes against {saved} (stack prod, mode tunnel). Resources: + 0 to create, ~ 0 to update, - 0 to "
+        "delete, 85 unchanged No changes."
+    )
 
 
 def test_the_plan_shows_every_output_and_secrets_as_secret(
@@ -146,7 +149,7 @@ def test_the_plan_shows_every_output_and_secrets_as_secret(
     assert code == 0
     assert max(len(line) for line in out.splitlines()) <= 80  # an 80-column terminal, no wrapped rows
     assert re.search(r"│ macminiWireguardConfig +│ \[secret\] +│", out)  # a value, not rich's markup
-    assert re.search(r"│ hosts +│ mana\.how ->", out)  # every output, the hosts too
+    assert re.search(r"│ hosts +│ 27 hosts ->", out)  # every output, the hosts too
     document = json.loads(run(capsys, "plan", "--json")[1])
     assert list(document) == ["stack", "mode", "resources", "outputs", "placeholders", "artifacts"]
     assert document["outputs"]["macminiWireguardConfig"] == "[secret]" and len(document["outputs"]["hosts"]) == 27
