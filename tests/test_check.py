@@ -1351,3 +1351,16 @@ def test_ssh_silent_while_https_answers_names_sshallowedcidrs(world: World, caps
     assert (
         "pulumi config set --stack prod --path 'sshAllowedCidrs[N]' <address>/32 && pulumi up --stack prod" in problem
     )
+
+
+def test_one_app_behind_wireguard_silent_names_its_listen_address(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One host's app does not answer the VPS (Caddy's 502) while another's does, WireGuard up: the app
+    listens on 127.0.0.1 only, and check says where it must listen."""
+    _code, report = run_json(world.argv(GONE, TUNNEL_HOSTS[0]), capsys, world.reach())
+    [problem] = [p for p in report["problems"] if p.startswith("Caddy on the VPS gets no answer")]
+    assert f"for 1 host while others answer: {GONE} (port " in problem
+    assert "must listen on the Mac Mini's WireGuard address too (wireguardMacMiniAddress" in problem
+    _code, alone = run_json(world.argv(GONE), capsys, world.reach())  # every host: the Mac Mini, not one app
+    assert not [p for p in alone["problems"] if p.startswith("Caddy on the VPS gets no answer")]

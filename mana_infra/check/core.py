@@ -929,6 +929,19 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
             f"standby path (HTTPS straight to the VPS) {state}: {len(failed_standby)} of {len(hosts)} fail: "
             f"{_grouped(failed_standby, 'standby')}{hint}"
         )
+        wireguard = report["vps"]["wireguard"]
+        behind = [
+            h for h in failed_standby if h["standby"]["answered_by"] == "vps" and h["standby"]["status"] in (502, 504)
+        ]
+        if behind and len(behind) < len(hosts) and not (wireguard["checked"] and not wireguard["ok"]):
+            # Some apps answer through WireGuard and these do not: not the tunnel, the app's listen address.
+            ports = ", ".join(f"{h['host']} (port {h['port']})" for h in behind)
+            problems.append(
+                f"Caddy on the VPS gets no answer from the app behind WireGuard for {count(len(behind), 'host')} "
+                f"while others answer: {ports}. An app that listens on 127.0.0.1 only (common behind cloudflared) "
+                "must listen on the Mac Mini's WireGuard address too (wireguardMacMiniAddress, 10.0.0.2 by default), "
+                "or on 0.0.0.0"
+            )
     soon = [h for h in hosts if h["standby"]["cert_expiring"]]
     if soon:
         days = min(h["standby"]["cert_days_left"] for h in soon)
