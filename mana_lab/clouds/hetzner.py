@@ -1624,11 +1624,18 @@ class HetznerCloud:
     def _rrset_action(self, request: Request, params: dict[str, str]) -> Response:
         zone = self._zone(params["zone"])
         rrsets = self._rrsets(zone)
-        key = self._rrset_key(zone, params["name"], params["type"])
-        rrset = rrsets[key]
         body = self._body(request)
         name = params["action"]
         resources = [(zone["id"], "zone")]
+        if name == "add_records" and f"{params['name']}/{params['type'].upper()}" not in rrsets:
+            # "For convenience, the RRSet will be automatically created if it doesn't exist" (API
+            # reference, Zone RRSet Actions: Add Records to an RRSet): how lego's DNS-01 adds its TXT record.
+            self._add_rrset(zone, {**body, "name": params["name"], "type": params["type"].upper(), "labels": {}})
+            action = self._action("add_rrset_records", resources)
+            self._zone_touched(zone)
+            return Response(201, {"action": action})
+        key = self._rrset_key(zone, params["name"], params["type"])
+        rrset = rrsets[key]
         if name == "change_protection":
             if body.get("change") is not None:
                 rrset["protection"]["change"] = _bool(body["change"], "change")
@@ -1650,9 +1657,13 @@ class HetznerCloud:
             added = self._records(rrset["type"], body.get("records"))
             known = {record["value"] for record in rrset["records"]}
             merged = rrset["records"] + [record for record in added if record["value"] not in known]
+            # "If set, and the RRSet being updated already has a TTL, the values must be the same."
+            ttl = _int(body["ttl"], "ttl") if body.get("ttl") is not None else None
+            if ttl is not None and rrset["ttl"] is not None and ttl != rrset["ttl"]:
+                raise invalid("ttl", f"must be the RRSet's TTL ({rrset['ttl']})")
             rrset["records"] = self._records(rrset["type"], merged)
-            if body.get("ttl") is not None:
-                rrset["ttl"] = _int(body["ttl"], "ttl")
+            if ttl is not None:
+                rrset["ttl"] = ttl
             command = "add_rrset_records"
         elif name == "update_records":
             updates = self._records(rrset["type"], body.get("records"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -258,11 +259,29 @@ def _server_class(host: str) -> type[_HttpServer]:
 
 class StandInServer:
     """A stand-in API on HOST:PORT (port 0 picks a free one); `start()` serves from a thread,
-    `serve_forever()` in the foreground."""
+    `serve_forever()` in the foreground. With ``tls`` (certificate and key files) it speaks HTTPS: for a
+    client whose API address is fixed in its code (lego's Hetzner provider: https://api.hetzner.cloud/v1)."""
 
-    def __init__(self, api: Api, host: str = "127.0.0.1", port: int = 0, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        api: Api,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_path: Path | None = None,
+        *,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.api = api
         self._httpd = _server_class(host)((host, port), api, RequestLog(log_path))
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            # The handshake happens in the request's thread: a slow client holds up nobody else.
+            self._httpd.socket = context.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.scheme = "https"
         self._thread: threading.Thread | None = None
 
     @property
@@ -276,7 +295,7 @@ class StandInServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     def start(self) -> StandInServer:
         self._thread = threading.Thread(

@@ -302,6 +302,30 @@ def test_zones_and_rrsets(hetzner: Running) -> None:
     assert hetzner.events[-1] == ("zone", ("mana.how", []))
 
 
+def test_a_dns01_challenge_as_lego_makes_it(hetzner: Running) -> None:
+    """lego's hetzner provider (v4.35.2, internal/hetznerv1): add_records on an RRSet that need not
+    exist, GET /actions/{id} until it is no longer running, remove_records, which deletes the emptied RRSet."""
+    assert hetzner("POST", "/zones", {"name": "mana.how", "mode": "primary", "ttl": 300}).status == 201
+    path = "/zones/mana.how/rrsets/_acme-challenge/TXT/actions"
+    added = hetzner("POST", f"{path}/add_records", {"ttl": 120, "records": [{"value": '"token-1"'}]})
+    assert added.status == 201 and added.body["action"]["command"] == "add_rrset_records"
+    assert hetzner("GET", f"/actions/{added.body['action']['id']}").body["action"]["status"] == "success"
+    rrset = hetzner("GET", "/zones/mana.how/rrsets/_acme-challenge/TXT").body["rrset"]
+    assert (rrset["ttl"], rrset["records"]) == (120, [{"value": '"token-1"', "comment": ""}])
+    # The wildcard's challenge at the same name: appended, with the same TTL (another one is refused).
+    assert hetzner("POST", f"{path}/add_records", {"ttl": 120, "records": [{"value": '"token-2"'}]}).status == 201
+    other_ttl = hetzner("POST", f"{path}/add_records", {"ttl": 60, "records": [{"value": '"token-3"'}]})
+    assert other_ttl.status == 400 and error_of(other_ttl)["code"] == "invalid_input"
+    kind, (_, rrsets) = hetzner.events[-1]
+    assert kind == "zone" and [r["records"] for r in rrsets if r["id"] == "_acme-challenge/TXT"] == [
+        [{"value": '"token-1"', "comment": ""}, {"value": '"token-2"', "comment": ""}]
+    ]
+    for token in ("token-1", "token-2"):
+        removed = hetzner("POST", f"{path}/remove_records", {"records": [{"value": f'"{token}"'}]})
+        assert removed.status == 201 and removed.body["action"]["command"] == "remove_rrset_records"
+    assert hetzner("GET", "/zones/mana.how/rrsets/_acme-challenge/TXT").status == 404
+
+
 def test_state_survives_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "state" / "hetzner.json"
     with StandInServer(HetznerCloud(state)) as server:

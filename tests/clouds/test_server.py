@@ -6,6 +6,7 @@ import http.client
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from mana_lab.clouds.__main__ import build_api, build_parser, parse_listen
 from mana_lab.clouds.hetzner import HetznerCloud
 from mana_lab.clouds.server import StandInServer
+from mana_lab.standins import LocalCA
 
 from .conftest import CLOUDFLARE_TOKEN, HCLOUD_TOKEN, Running, call, fake_ssh_key
 
@@ -101,6 +103,30 @@ def test_ipv6_loopback() -> None:
     with StandInServer(HetznerCloud(), "::1", 0) as server:
         assert server.url.startswith("http://[::1]:")
         assert call(server.url + "/v1/locations", token=HCLOUD_TOKEN).status == 200
+
+
+def test_https_with_a_certificate_for_the_apis_own_name(tmp_path: Path) -> None:
+    """lego's Hetzner provider has https://api.hetzner.cloud/v1 in its code: the lab serves the stand-in
+    there over TLS, with a certificate of the lab's CA for that name, which a client trusting it accepts."""
+    ca = LocalCA(tmp_path / "ca")
+    with StandInServer(HetznerCloud(), tls=ca.issue("hetzner-api", ["api.hetzner.cloud"], ips=["127.0.0.1"])) as server:
+        assert server.url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(ca.cert_path))
+        connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=context, timeout=5)
+        connection.request("GET", "/v1/locations", headers={"Authorization": f"Bearer {HCLOUD_TOKEN}"})
+        assert connection.getresponse().status == 200
+        connection.close()
+        untrusted = http.client.HTTPSConnection(
+            "127.0.0.1", server.port, context=ssl.create_default_context(), timeout=5
+        )
+        with pytest.raises(ssl.SSLCertVerificationError):
+            untrusted.request("GET", "/v1/locations")
+        untrusted.close()
+        # The refused handshake held up nobody: the server still answers.
+        again = http.client.HTTPSConnection("127.0.0.1", server.port, context=context, timeout=5)
+        again.request("GET", "/v1/locations", headers={"Authorization": f"Bearer {HCLOUD_TOKEN}"})
+        assert again.getresponse().status == 200
+        again.close()
 
 
 def test_command_line_serves_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
