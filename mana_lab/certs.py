@@ -33,7 +33,9 @@ from .standins import LocalCA
 ORIGIN_VALIDITY_DAYS = 5475  # what the product asks Cloudflare's Origin CA for (15 years)
 # Environment of pebble: no random validation delays (a lab second is precious), no deliberately
 # rejected nonces (a test of clients' retries that Let's Encrypt does not run).
-PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
+# No reuse of earlier authorizations (pebble reuses half by default): every order validates its
+# DNS-01 challenge, so a test of where the TXT record goes cannot pass on an old validation.
+PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
 ORDER_LINE = "Added order"  # pebble logs this line once per new order
 
 

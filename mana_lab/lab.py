@@ -168,8 +168,8 @@ class Lab:
         self.tunnel_id = tunnel_id.lower()
         self.dns_records = list(dns_records)
         self.mirror_records = list(mirror_records) if mirror_records is not None else None
-        # The DNS server the client asks (probe and check): the Cloudflare zone's, or after the
-        # nameserver switch the mirror's. The lab has no recursive resolver: this is the delegation.
+        # The DNS server the client's probe and check ask: the Cloudflare zone's, or after the
+        # nameserver switch the mirror's (the delegation; RESOLVER_IP follows it for everyone else).
         self.resolver = topo.DNS_IP
         # The SSH command text of the program's Caddy command: the shipped script, byte for byte.
         self.caddy_command = caddy_command or caddy_command_text()
@@ -433,6 +433,8 @@ class Lab:
             attach_to_bridge(m.ns, f"p-{m.role}", m.ipv4, m.ipv6)
         if self.mirror_records is not None:
             ip("addr", "add", f"{topo.MIRROR_DNS_IP}/24", "dev", "wan0", ns=topo.ns_name("dns"))
+        ip("addr", "add", f"{topo.RESOLVER_IP}/24", "dev", "wan0", ns=topo.ns_name("dns"))
+        self._delegate(topo.DNS_IP)
         edge, mini = topo.MEMBERS["edge"].ns, topo.MEMBERS["mini"].ns
         # change_mini_wan() adds the new address before it removes the old one; without promotion,
         # removing the primary address would take the new (secondary) one with it.
@@ -466,11 +468,11 @@ class Lab:
     # ------------------------------------------------------------------ files
 
     def _write_files(self) -> None:
-        # The operator's machine resolves through the lab's DNS (lego's propagation check asks the
-        # zone's nameserver by name); ip netns exec mounts this over /etc/resolv.conf.
+        # The operator's machine resolves through the lab's DNS as delegated (lego's propagation check
+        # asks the zone's nameserver by name); ip netns exec mounts this over /etc/resolv.conf.
         client_etc = ETC_NETNS / topo.ns_name("client")
         client_etc.mkdir(parents=True, exist_ok=True)
-        (client_etc / "resolv.conf").write_text(f"nameserver {topo.DNS_IP}\n")
+        (client_etc / "resolv.conf").write_text(f"nameserver {topo.RESOLVER_IP}\n")
         self.pki = certs.LabPki(self.pki_dir, self.zone, topo.ACME_NAME, topo.ACME_IP)
         certs.pebble_config(
             self.acme_dir / "pebble.json",
@@ -653,7 +655,7 @@ class Lab:
         self._spawn(
             "acme",
             "pebble",
-            ["pebble", "-config", str(self.acme_dir / "pebble.json"), "-dnsserver", f"{topo.DNS_IP}:53"],
+            ["pebble", "-config", str(self.acme_dir / "pebble.json"), "-dnsserver", f"{topo.RESOLVER_IP}:53"],
             env=certs.PEBBLE_ENV,
         )
         self._spawn(
@@ -929,6 +931,18 @@ class Lab:
             self.resolver = topo.DNS_IP
         else:
             raise ValueError(to)
+        self._delegate(self.resolver)
+
+    def _delegate(self, nameserver: str) -> None:
+        """Resolvers follow the delegation: RESOLVER_IP (pebble's validation, the operator's machine)
+        answers from ``nameserver``, by DNAT in the dns namespace."""
+        table = "ip lab-delegation"
+        rules = [f"ip daddr {topo.RESOLVER_IP} {proto} dport 53 dnat to {nameserver}" for proto in ("udp", "tcp")]
+        chain = (
+            "chain prerouting {\n    type nat hook prerouting priority dstnat;\n    " + "\n    ".join(rules) + "\n  }"
+        )
+        text = f"table {table}\ndelete table {table}\ntable {table} {{\n  {chain}\n}}\n"
+        run(netns_exec_argv(topo.ns_name("dns"), ["nft", "-f", "-"]), input=text)
 
     def cut_edge(self, how: str = "link") -> None:
         """Break the Cloudflare Tunnel path.

@@ -38,6 +38,9 @@ V6_NET = "2001:db8::/64"
 
 DNS_IP = "192.0.2.53"  # knotd with the Cloudflare zone (the plan's DnsRecords) and cfargotunnel.com
 MIRROR_DNS_IP = "192.0.2.54"  # a second knotd in the dns namespace: the Hetzner mirror (the plan's ZoneRrsets)
+# What the resolvers ask (pebble's validation, the operator's machine): the dns namespace forwards it to the
+# nameserver the registrar delegates the zone to, DNS_IP or, after the switch, MIRROR_DNS_IP.
+RESOLVER_IP = "192.0.2.55"
 EDGE_IP = "198.51.100.10"  # where Cloudflare answers proxied records (flattened), and its proxy's source
 EDGE_IP6 = "2001:db8::10"
 VPS_IP = "203.0.113.10"  # the offline plan's VPS IPv4: the Endpoint in wg0-macmini.conf
@@ -92,6 +95,10 @@ MEMBERS: dict[str, Member] = {
 # The clouds' APIs (the end-to-end runs): the stand-in Hetzner Cloud and Cloudflare APIs, an internet away.
 CLOUDS = Member("clouds", ns_name("clouds"), "198.51.100.30")
 HETZNER_API_PORT = 8080
+# lego's Hetzner DNS provider has the API's address in its code: the operator's machine finds the stand-in
+# there (its hosts file), over HTTPS with the lab CA's certificate.
+HETZNER_API_NAME = "api.hetzner.cloud"
+HETZNER_API_TLS_PORT = 443
 CLOUDFLARE_API_PORT = 8081
 
 EDGE_NETWORKS = (f"{EDGE_IP}/32", f"{EDGE_IP6}/128")
