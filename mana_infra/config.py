@@ -93,6 +93,8 @@ class StandbyConfig:
     acme_server: str
     cloudflare_token: pulumi.Input[str]
     """For the ACME DNS-01 challenge at Cloudflare: only ever handed to the ACME provider."""
+    hcloud_token: pulumi.Input[str]
+    """For the ACME DNS-01 challenge at the Hetzner mirror (Cloudflare unreachable): the same."""
     protect: bool
     adopt_records: Mapping[str, str]
     secondary_dns: bool
@@ -222,16 +224,19 @@ def read_stack_config(project: Project) -> StandbyConfig | RehearsalConfig:
         key for key, (env_var, _) in PROVIDER_TOKENS.items() if get_config(key) or os.environ.get(env_var)
     }
     config_keys = {key: is_config_secret(key) for key in CONFIG.get()}
-    cloudflare_token = pulumi.Config("cloudflare").get_secret("apiToken") or pulumi.Output.secret(
-        os.environ.get("CLOUDFLARE_API_TOKEN", "")
-    )
+    # The providers' own settings, for the ACME provider's DNS-01 challenge (secrets, either way).
+    provider_tokens = {
+        key: pulumi.Config(key.split(":")[0]).get_secret(key.split(":")[1])
+        or pulumi.Output.secret(os.environ.get(env_var, ""))
+        for key, (env_var, _) in PROVIDER_TOKENS.items()
+    }
     return parse_stack_config(
         values,
         stack=pulumi.get_stack(),
         ssh_private_key=config.get_secret("sshPrivateKey"),
         tokens_present=tokens_present,
         project=project,
-        cloudflare_token=cloudflare_token,
+        provider_tokens=provider_tokens,
         config_keys=config_keys,
     )
 
@@ -243,7 +248,7 @@ def parse_stack_config(
     ssh_private_key: pulumi.Input[str] | None,
     tokens_present: set[str],
     project: Project,
-    cloudflare_token: pulumi.Input[str] = "",
+    provider_tokens: Mapping[str, pulumi.Input[str]] | None = None,
     config_keys: Mapping[str, bool] | None = None,
 ) -> StandbyConfig | RehearsalConfig:
     """Check every value; raise one InputError naming every problem and the command that fixes it.
@@ -296,7 +301,9 @@ def parse_stack_config(
         raise_if_any(read.problems)
         return RehearsalConfig(stack, zone, prod_stack, hosts, ssh_private_key or "", ssh_user, failover_ttl)
 
-    standby = _standby(read, stack, zone, services, ssh_private_key or "", ssh_user, failover_ttl, cloudflare_token)
+    standby = _standby(
+        read, stack, zone, services, ssh_private_key or "", ssh_user, failover_ttl, provider_tokens or {}
+    )
     raise_if_any(read.problems)
     return standby
 
@@ -309,7 +316,7 @@ def _standby(
     ssh_private_key: pulumi.Input[str],
     ssh_user: str,
     failover_ttl: int,
-    cloudflare_token: pulumi.Input[str],
+    provider_tokens: Mapping[str, pulumi.Input[str]],
 ) -> StandbyConfig:
     """The standby's own keys; only returned when the reader found no problem."""
     mode = read.text("mode", "tunnel")
@@ -452,7 +459,8 @@ def _standby(
         failover_via=cast(Via, failover_via),
         acme_email=acme_email,
         acme_server=acme_server,
-        cloudflare_token=cloudflare_token,
+        cloudflare_token=provider_tokens.get("cloudflare:apiToken", ""),
+        hcloud_token=provider_tokens.get("hcloud:token", ""),
         protect=read.boolean("protect"),
         adopt_records=_adopt_records(read, {s.host for s in services}),
         secondary_dns=read.boolean("secondaryDns"),

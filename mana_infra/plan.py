@@ -78,7 +78,13 @@ PLACEHOLDERS = (
     Placeholder(f"{PROJECT}:sshAllowedCidrs", json.dumps(["192.0.2.0/24"]), False, "the networks allowed to SSH"),
     Placeholder(f"{PROJECT}:sshPrivateKey", "offline-placeholder-ssh-private-key", True, "the SSH private key", ROLES),
     *(
-        Placeholder(key, "offline-placeholder-token", True, what, tuple(r for r in ROLES if key in TOKENS_BY_ROLE[r]))
+        Placeholder(
+            key,
+            f"offline-placeholder-{key.split(':')[0]}-token",  # one per provider: a test can tell which went where
+            True,
+            what,
+            tuple(r for r in ROLES if key in TOKENS_BY_ROLE[r]),
+        )
         for key, (_, what) in PROVIDER_TOKENS.items()
     ),
 )

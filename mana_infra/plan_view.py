@@ -46,7 +46,8 @@ def print_plan(result: Any) -> None:
             shown = SECRET if placeholder.secret else placeholder.value
             console.print(f"  {placeholder.key} = {shown}   ({placeholder.why})", markup=False)
     console.print(
-        f"Artifacts: {', '.join(result.artifacts)} (see them with --json); --diff shows what the flip changes.",
+        f"Artifacts: {', '.join(result.artifacts)} (one with --artifact NAME, all with --json); "
+        "--diff shows what the flip changes.",
         markup=False,
     )
 

@@ -139,7 +139,10 @@ def build(config: StandbyConfig) -> Standby:
             "zone_id": zone_id,
             "acme_server": config.acme_server,
             "acme_email": config.acme_email,
-            "cloudflare_token": config.cloudflare_token,
+            # After the registrar's switch, Let's Encrypt reads the challenge from the Hetzner zone.
+            "dns_provider": "cloudflare" if config.cloudflare_reachable else "hetzner",
+            "dns_token": config.cloudflare_token if config.cloudflare_reachable else config.hcloud_token,
+            "cloudflare_reachable": config.cloudflare_reachable,
         },
     )
     certificate_files = [
@@ -202,6 +205,7 @@ def build(config: StandbyConfig) -> Standby:
                 "inventory": records,
                 "adopt": config.adopt_records,
                 "tunnel_probe": tunnel_probe_record(config.zone, config.tunnel_id),
+                "cloudflare_reachable": config.cloudflare_reachable,
                 "after": after,
             },
         )
@@ -378,7 +382,7 @@ def export(config: StandbyConfig, standby: Standby) -> None:
                 lambda servers: (
                     f"At the registrar of {config.zone}, replace the nameservers with "
                     f"{', '.join(s.rstrip('.') for s in servers)} (remove or replace the DS record first if "
-                    "DNSSEC is on: see the README's runbook)."
+                    "DNSSEC is on: see the README's section 'Cloudflare completely down, or the account locked')."
                 )
             ),
         )

@@ -549,8 +549,9 @@ def fail_back(lab: Lab, name: str, current: str, tunnel: Mapping[str, Any], *, d
 def switch_nameservers(
     lab: Lab, emergency: Mapping[str, Any], tunnel: Mapping[str, Any], *, deadline: float = 20
 ) -> Phase:
-    """Cloudflare completely gone (the README's runbook): its edge refuses connections and its API is
-    out of reach. The emergency cut-over's targeted ``pulumi up`` runs only the Caddy command (its
+    """Cloudflare completely gone (the README's "Cloudflare completely down, or the account locked"): its
+    edge refuses connections and its API is out of reach. The emergency cut-over's targeted ``pulumi up``
+    runs only the Caddy command (its
     ``create`` text, the DNS-only Caddyfile on stdin: the emergency sets ``failoverVia dns``); the
     Cloudflare zone stays as it is. The nameserver switch: the client's DNS now asks the Hetzner mirror.
     Then check in that state, with the mirror asked directly too. Afterwards everything returns: the

@@ -80,6 +80,7 @@ EXTRA_RECORDS = (
 )
 INVENTORY_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
 CADDY_COMMAND = "caddy-apply"
+PUBLIC_CERTIFICATE = "certificates-public"
 
 
 @dataclass
@@ -219,6 +220,9 @@ class Operator:
             "LEGO_CA_CERTIFICATES": str(world.pki.ca_path) if world.pki else "",
             # lego's Cloudflare DNS provider reads its API's address from here (and only here).
             "CLOUDFLARE_BASE_URL": world.cloudflare_base_url,
+            # Its Hetzner provider has https://api.hetzner.cloud/v1 in its code: the hosts file sends that
+            # name to the stand-in, which shows a certificate of the lab CA (Go reads the roots from here).
+            "SSL_CERT_FILE": str(world.pki.ca_path) if world.pki else "",
             "CLOUDFLARE_API_TOKEN": CLOUDFLARE_TOKEN,
         }
 
@@ -672,6 +676,7 @@ class EndToEnd:
             world.switch_nameservers("mirror")
             served = world.probe(expect_ips=[topo.VPS_IP])
             run.expect(served["all_ok"], f"through the mirror: {served['results'][:2]}")
+            self._renewal_at_hetzner(run)
         finally:
             world.switch_nameservers("cloudflare")
             world.cloudflare_unreachable(False)
@@ -683,8 +688,50 @@ class EndToEnd:
             "pulumi config set --stack prod mode tunnel && pulumi up --stack prod",
         )
         run.problems += [f"back: {p}" for p in back.problems]
+        # The challenge returns to Cloudflare in place: no new certificate for it.
+        certificate_steps = {r["name"]: r["op"] for r in back.touched("acme:")}
+        run.expect(certificate_steps == {PUBLIC_CERTIFICATE: "update"}, f"back: the ACME steps {certificate_steps}")
         world.settle()
         self.green(run, mode="tunnel")
+
+    def _renewal_at_hetzner(self, run: Run) -> None:
+        """A long outage: the weekly untargeted `pulumi up`, with the certificate due (``--replace``
+        stands in for the calendar: a renewal and a new order go through the same challenge). It calls
+        no Cloudflare API, the DNS-01 record goes to the Hetzner zone, the CA validates it there (the
+        resolvers follow the registrar's switch), and the VPS serves the new certificate."""
+        world = self.world
+        old = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
+        hetzner_before, cloudflare_before = world.requests()["hetzner"], world.requests()["cloudflare"]
+        weekly = Run("weekly", "")
+        urn = "urn:pulumi:prod::mana-infra::mana-infra:index:Certificates$acme:index/certificate:Certificate::"
+        urn += PUBLIC_CERTIFICATE
+        self.pulumi(weekly, f"pulumi up --stack prod --replace '{urn}'")
+        run.problems += [f"weekly run: {p}" for p in weekly.problems]
+        run.details["weekly"] = weekly.changes
+        run.expect(
+            world.cloudflare_attempts() == 0, f"weekly run: {world.cloudflare_attempts()} connections to Cloudflare"
+        )
+        run.expect(world.requests()["cloudflare"] == cloudflare_before, "weekly run: Cloudflare's API was asked")
+        run.expect(
+            not weekly.touched("cloudflare:"),
+            f"weekly run changed Cloudflare resources: {weekly.touched('cloudflare:')}",
+        )
+        challenge = [
+            (entry["method"], entry["path"].rsplit("/", 1)[-1])
+            for entry in world.request_log("hetzner", hetzner_before)
+            if "/rrsets/_acme-challenge/TXT/actions/" in entry["path"] and entry["status"] == 201
+        ]
+        run.details["challenge at hetzner"] = challenge
+        run.expect(
+            ("POST", "add_records") in challenge and ("POST", "remove_records") in challenge,
+            f"weekly run: the DNS-01 record did not go through the Hetzner zone: {challenge}",
+        )
+        new = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
+        run.expect(new["serial"] != old["serial"], "weekly run: the VPS still has the old certificate")
+        served = world.probe(expect_ips=[topo.VPS_IP])
+        run.expect(
+            served["all_ok"], f"weekly run: through the mirror with the new certificate: {served['results'][:2]}"
+        )
 
     def policy(self, run: Run) -> None:
         run.command = "pulumi preview --stack prod --policy-pack policy"

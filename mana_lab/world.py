@@ -40,7 +40,7 @@ from .clouds.hetzner import HetznerCloud
 from .clouds.server import Request, StandInServer
 from .dnszone import rrset_records
 from .lab import ACME_LATENCY_MS, PACKAGE_DIR, Lab
-from .system import LabError, in_namespace, netns_exec_argv, run
+from .system import ETC_NETNS, LabError, in_namespace, netns_exec_argv, run
 
 NFT_TABLE = "inet lab-reach"
 
@@ -148,7 +148,7 @@ class World(Lab):
             f"127.0.0.1:{self.SECOND_CA_PORT}",
             f"{topo.ACME_IP}:{self.SECOND_CA_MANAGEMENT_PORT}",
         )
-        pebble = ["pebble", "-config", str(config), "-dnsserver", f"{topo.DNS_IP}:53"]
+        pebble = ["pebble", "-config", str(config), "-dnsserver", f"{topo.RESOLVER_IP}:53"]
         self._spawn("acme", "pebble-2", pebble, env=certs.PEBBLE_ENV)
         public, private = f"{topo.ACME_IP}:{self.SECOND_CA_PORT}", f"127.0.0.1:{self.SECOND_CA_PORT}"
         latency = [self.python, str(PACKAGE_DIR / "latency.py"), public, private, str(ACME_LATENCY_MS)]
@@ -164,11 +164,16 @@ class World(Lab):
         self.ca_bundle.write_text(self.ca_bundle.read_text() + second)
         self._worker = threading.Thread(target=self._apply_zones, name="world-zones", daemon=True)
         self._worker.start()
-        for api, port, log in (
-            (self.hetzner, topo.HETZNER_API_PORT, self.hetzner_log),
-            (self.cloudflare, topo.CLOUDFLARE_API_PORT, self.cloudflare_log),
+        hetzner_tls = self.pki.ca.issue("hetzner-api", [topo.HETZNER_API_NAME])
+        (ETC_NETNS / topo.ns_name("client") / "hosts").write_text(
+            f"127.0.0.1 localhost\n::1 localhost\n{topo.CLOUDS.ipv4} {topo.HETZNER_API_NAME}\n"
+        )
+        for api, port, log, tls in (
+            (self.hetzner, topo.HETZNER_API_PORT, self.hetzner_log, None),
+            (self.hetzner, topo.HETZNER_API_TLS_PORT, self.hetzner_log, hetzner_tls),
+            (self.cloudflare, topo.CLOUDFLARE_API_PORT, self.cloudflare_log, None),
         ):
-            self._servers.append(in_namespace(topo.CLOUDS.ns, _server_factory(api, port, log)).start())
+            self._servers.append(in_namespace(topo.CLOUDS.ns, _server_factory(api, port, log, tls)).start())
         return seconds
 
     def down(self) -> list[str]:
@@ -313,8 +318,10 @@ class World(Lab):
         return 0
 
 
-def _server_factory(api: HetznerCloud | CloudflareApi, port: int, log: Path) -> Callable[[], StandInServer]:
-    return lambda: StandInServer(api, topo.CLOUDS.ipv4, port, log)
+def _server_factory(
+    api: HetznerCloud | CloudflareApi, port: int, log: Path, tls: tuple[Path, Path] | None
+) -> Callable[[], StandInServer]:
+    return lambda: StandInServer(api, topo.CLOUDS.ipv4, port, log, tls=tls)
 
 
 def _lines(path: Path) -> int:

@@ -153,10 +153,12 @@ def prod_protected(
 
 # --- 3. No Cloudflare or Hetzner token on the server ------------------------------------------------
 
-# Names a token travels under: environment variables (any case, any prefix such as MY_HCLOUD_TOKEN),
-# Pulumi config keys, the provider argument.
+# Names a token travels under: environment variables (any case, any prefix such as MY_HCLOUD_TOKEN; lego's
+# CF_DNS_API_TOKEN and HETZNER_API_TOKEN, the ACME provider's DNS-01 settings), Pulumi config keys, the
+# provider argument.
 _TOKEN_NAMES = re.compile(
-    r"(?<![A-Za-z0-9])(?:(?i:HCLOUD_TOKEN|CLOUDFLARE_API_TOKEN|CLOUDFLARE_API_KEY|CF_API_TOKEN|CF_API_KEY|CF_DNS_API_TOKEN))"
+    r"(?<![A-Za-z0-9])(?:(?i:HCLOUD_TOKEN|CLOUDFLARE_API_TOKEN|CLOUDFLARE_API_KEY|CF_API_TOKEN|CF_API_KEY"
+    r"|CF_DNS_API_TOKEN|HETZNER_API_TOKEN))"
     r"(?![A-Za-z0-9])"
     r"|hcloud:token|cloudflare:api(?:Token|Key)|(?<![A-Za-z0-9])apiToken(?![A-Za-z0-9])"
 )

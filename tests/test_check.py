@@ -1329,6 +1329,7 @@ def test_a_renewal_due_while_cloudflare_refuses_is_a_problem(
     _, report = run_json(outputs_argv(world, path), capsys, world.reach())
     [problem] = [p for p in report["problems"] if p.startswith("publicCertificateExpiresOn")]
     assert "its renewal is due (" in problem and "the Cloudflare API refuses the token" in problem, problem
+    assert "with cloudflareReachable false the challenge goes to the Hetzner zone" in problem, problem
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", GOOD_TOKEN)
     _, report = run_json(outputs_argv(world, path), capsys, world.reach())
     assert not [p for p in report["problems"] if p.startswith("publicCertificateExpiresOn")]

@@ -111,8 +111,8 @@ def test_plan_table_lists_resources_outputs_and_placeholders(mana_infra: Callabl
     shown = r"\(\d+ lines: `mana-infra plan --json` has it; once deployed, `pulumi stack output macminiLaunchdPlist`\)"
     assert re.fullmatch(shown, plist), plist
     assert not re.search(r"PrivateKey = [A-Za-z0-9+/]{43}=", result.stdout)
-    assert (
-        "offline-placeholder-token" not in result.stdout and "offline-placeholder-ssh-private-key" not in result.stdout
+    assert not re.search(
+        r"offline-placeholder-(cloudflare|hcloud)-token|offline-placeholder-ssh-private-key", result.stdout
     )
 
 

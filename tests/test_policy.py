@@ -258,6 +258,7 @@ TOKEN_LEAKS = [
     pytest.param("cfg = {apiToken: x}\n", ["'apiToken'"], id="provider-argument"),
     pytest.param("dns cloudflare {env.CF_API_TOKEN}\n", ["'CF_API_TOKEN'"], id="caddy-dns-module"),
     pytest.param("MY_HCLOUD_TOKEN=x\n", ["'HCLOUD_TOKEN'"], id="prefixed-name"),
+    pytest.param("HETZNER_API_TOKEN=x\n", ["'HETZNER_API_TOKEN'"], id="lego-hetzner-env"),
 ]
 
 

@@ -243,7 +243,8 @@ def test_secrets_stay_secret_in_what_the_engine_receives() -> None:
         "PrivateKey = ",
         "PRIVATE KEY-----",
         "offline-placeholder-ssh-private-key",
-        "offline-placeholder-token",
+        "offline-placeholder-cloudflare-token",
+        "offline-placeholder-hcloud-token",
     ):
         assert secret not in printed
 

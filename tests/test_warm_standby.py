@@ -60,9 +60,40 @@ def test_a_public_certificate_by_dns01_renewed_a_third_ahead_the_token_kept_off_
     # The token the challenge uses is the stack's Cloudflare token, and it goes nowhere near the VPS.
     assert public.revealed is not None
     token = public.revealed["dnsChallenges"][0]["config"]["CF_DNS_API_TOKEN"]
-    assert token == "offline-placeholder-token"
+    assert token == "offline-placeholder-cloudflare-token"
     for name in ("standby-server", "caddy-apply", "certificate-public-apply", "certificate-origin-apply"):
         assert token not in json.dumps(resources[name].revealed)
+
+
+UNREACHABLE = {"cloudflareReachable": "false", "cloudflareZoneId": "023e105f4ecef8ad9ca31a8372d0c353"}
+
+
+def test_without_cloudflare_the_challenge_goes_to_the_hetzner_zone_with_the_hetzner_token() -> None:
+    """With Cloudflare unreachable, Let's Encrypt reads the zone from Hetzner's nameservers once the
+    registrar points there: the renewal's TXT record goes to the Hetzner zone, with the stack's Hetzner
+    token, and nothing else of the certificate changes (no new order: the next renewal uses it)."""
+    reachable = by_name(plan_of("prod"))["certificates-public"]
+    public = by_name(plan_of("prod", **UNREACHABLE))["certificates-public"]
+    assert public.inputs["dnsChallenges"] == [{"provider": "hetzner", "config": {"HETZNER_API_TOKEN": offline.SECRET}}]
+    assert public.revealed is not None
+    assert public.revealed["dnsChallenges"][0]["config"] == {"HETZNER_API_TOKEN": "offline-placeholder-hcloud-token"}
+    assert {k: v for k, v in public.inputs.items() if k != "dnsChallenges"} == {
+        k: v for k, v in reachable.inputs.items() if k != "dnsChallenges"
+    }
+    assert public.options == reachable.options
+
+
+def test_without_cloudflare_every_cloudflare_resource_keeps_what_the_state_holds() -> None:
+    """An untargeted `pulumi up` in the emergency (the weekly run, which renews the certificate) must not
+    call Cloudflare: each Cloudflare resource ignores every change then, and only then."""
+    for overrides, ignored in (({}, []), (UNREACHABLE, ["*"])):
+        resources = plan_of("prod", "failover", failoverVia="dns", **overrides).resources
+        at_cloudflare = [r for r in resources if r.type.startswith("cloudflare:")]
+        assert len(at_cloudflare) == 27 + 4  # the hosts, the origin's A and AAAA, the tunnel's probe, Origin CA
+        assert {r.name: r.options["ignoreChanges"] for r in at_cloudflare} == {r.name: ignored for r in at_cloudflare}
+        assert not [
+            r.name for r in resources if not r.type.startswith("cloudflare:") and "*" in r.options["ignoreChanges"]
+        ]
 
 
 def test_both_certificates_go_to_the_vps_through_the_apply_script_as_secrets() -> None:

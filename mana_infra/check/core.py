@@ -1047,14 +1047,17 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
                 f"{certificate['output']}: {certificate['what']} expires within {warn_days:g} days "
                 f"({days_text(certificate['days_left'])} left, on {certificate['expires_on']})"
             )
-    # The public certificate renews by DNS-01 at Cloudflare: due while the API does not answer, it will not.
+    # The public certificate renews by DNS-01 at Cloudflare while the stack counts on Cloudflare: due while
+    # the API does not answer, it will not until the stack says Cloudflare is gone (then at Hetzner's zone).
     public = report["certificates"].get("public")
     if public and not public["expired"] and public["days_left"] < RENEWAL_DUE_DAYS and api["state"] in API_BLOCKED:
+        stack = endpoints.stack or "<stack>"
         problems.append(
             f"{public['output']}: its renewal is due ({days_text(public['days_left'])} left, on "
             f"{public['expires_on']}) and {api_blocked_text(api)}: the DNS-01 challenge at Cloudflare cannot run, "
-            "and the DNS-only way goes when it expires; renew while Cloudflare answers (pulumi up), or plan the "
-            "emergency path before that day"
+            "and the DNS-only way goes when it expires; renew while Cloudflare answers (pulumi up), or, with "
+            "Cloudflare gone, the emergency (pulumi stack output emergencyCutover) and the registrar's switch, "
+            f"then pulumi up --stack {stack}: with cloudflareReachable false the challenge goes to the Hetzner zone"
         )
 
     report["paths"] = paths

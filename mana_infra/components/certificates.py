@@ -4,10 +4,11 @@
   (15 years, trusted by Cloudflare's edge alone, which verifies it in SSL mode Full (strict)). Its key
   is made here and kept in the (encrypted) state; Cloudflare signs the request.
 - For the DNS-only way: a publicly trusted certificate for the zone and *.zone from an ACME CA (Let's
-  Encrypt), validated by DNS-01 at Cloudflare. `pulumi up` renews it once a third of its lifetime is
-  left (the scheduled workflow runs it weekly); one wildcard order uses one of Let's Encrypt's 50 certificates a
-  week, however many hosts there are, and nothing is ordered during a cut-over. The Cloudflare token
-  stays with the ACME provider here: the VPS never sees it.
+  Encrypt), validated by DNS-01 at the zone that answers: Cloudflare's, or with Cloudflare unreachable
+  the Hetzner mirror (live once the registrar points at it). `pulumi up` renews it once a third of its
+  lifetime is left (the scheduled workflow runs it weekly); one wildcard order uses one of Let's
+  Encrypt's 50 certificates a week, however many hosts there are, and nothing is ordered during a
+  cut-over. The DNS token stays with the ACME provider here: the VPS never sees it.
 
 Both go to the VPS as one PEM file each (chain and key), through the same validate-swap-reload path as
 the Caddyfile.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 import pulumi
 import pulumi_cloudflare as cloudflare
@@ -25,9 +26,15 @@ import pulumi_tls as tls
 import pulumiverse_acme as acme
 
 from ..model import pem_file
+from .dns import cloudflare_options
 
 # Cloudflare's longest Origin CA validity: 15 years.
 ORIGIN_CA_VALIDITY_DAYS = 5475
+
+DnsProvider = Literal["cloudflare", "hetzner"]
+# lego's DNS providers (run by the ACME provider) and the variable each takes its token from: lego's
+# providers/dns/cloudflare and providers/dns/hetzner (v4.35.2; HETZNER_API_TOKEN is the Cloud API's).
+DNS_CHALLENGE_TOKENS: dict[DnsProvider, str] = {"cloudflare": "CF_DNS_API_TOKEN", "hetzner": "HETZNER_API_TOKEN"}
 
 
 class CertificatesArgs(TypedDict):
@@ -39,8 +46,13 @@ class CertificatesArgs(TypedDict):
     """The ACME directory (Let's Encrypt's, or a staging or test CA's)."""
     acme_email: str | None
     """Contact for the ACME account (expiry notices), optional."""
-    cloudflare_token: pulumi.Input[str]
-    """For the DNS-01 challenge's TXT record at Cloudflare (secret)."""
+    dns_provider: DnsProvider
+    """Where the DNS-01 challenge's TXT record goes: Cloudflare's zone, or the Hetzner mirror when
+    Cloudflare is unreachable. A change is an update, not a new certificate: the next renewal uses it."""
+    dns_token: pulumi.Input[str]
+    """That provider's API token (secret)."""
+    cloudflare_reachable: bool
+    """False: the Origin CA certificate keeps what the state holds, with no call to Cloudflare."""
 
 
 class Certificates(pulumi.ComponentResource):
@@ -75,7 +87,7 @@ class Certificates(pulumi.ComponentResource):
             hostnames=sorted(names),
             request_type="origin-ecc",
             requested_validity=ORIGIN_CA_VALIDITY_DAYS,
-            opts=child,
+            opts=cloudflare_options(child, args["cloudflare_reachable"]),
         )
 
         # Another ACME directory (staging, then production) is another CA: its account and certificate
@@ -106,8 +118,8 @@ class Certificates(pulumi.ComponentResource):
             min_days_dynamic=True,
             dns_challenges=[
                 acme.CertificateDnsChallengeArgs(
-                    provider="cloudflare",
-                    config={"CF_DNS_API_TOKEN": pulumi.Output.secret(args["cloudflare_token"])},
+                    provider=args["dns_provider"],
+                    config={DNS_CHALLENGE_TOKENS[args["dns_provider"]]: pulumi.Output.secret(args["dns_token"])},
                 )
             ],
             opts=acme_child,

@@ -16,6 +16,18 @@ COMMENT = "managed by mana-infra (Pulumi): Cloudflare Tunnel fallback"
 ADOPTION_IGNORED_FIELDS = ["comment", "ttl"]
 
 
+# Every input as the state holds it: with Cloudflare unreachable, a Cloudflare resource's diff is empty, so
+# no `pulumi up` calls its API (a record's flip to the failover form waits until Cloudflare is back).
+CLOUDFLARE_UNREACHABLE_IGNORED = ["*"]
+
+
+def cloudflare_options(opts: pulumi.ResourceOptions, reachable: bool) -> pulumi.ResourceOptions:
+    """``opts`` for a Cloudflare resource: unchanged while Cloudflare answers, every change ignored when not."""
+    if reachable:
+        return opts
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=CLOUDFLARE_UNREACHABLE_IGNORED))
+
+
 def lookup_zone_id(zone: str) -> str:
     """The Cloudflare zone's id, looked up by its name (a plain value: the mirror's read needs it)."""
     return cloudflare.get_zone(filter={"name": zone, "match": "all"}).id
@@ -56,6 +68,8 @@ class FailoverDnsArgs(TypedDict):
     """Hosts whose existing record is adopted in this run: host -> `<zoneId>/<recordId>`."""
     tunnel_probe: DnsRecord
     """The record that stays on the tunnel in every mode (records.tunnel_probe_record)."""
+    cloudflare_reachable: bool
+    """False: every record keeps what the state holds, with no call to Cloudflare (the emergency)."""
     after: NotRequired[Sequence[pulumi.Resource]]
     """What the inventory records wait for: on a cut-over, the VPS serving every host."""
 
@@ -65,7 +79,8 @@ class FailoverDns(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: FailoverDnsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mana-infra:index:FailoverDns", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        reachable = args["cloudflare_reachable"]
+        child = cloudflare_options(pulumi.ResourceOptions(parent=self), reachable)
 
         # DNS-only in both modes: checks, WireGuard and SSH reach the VPS itself, and so does Cloudflare's
         # edge when a proxied record points at this name.
@@ -94,6 +109,7 @@ class FailoverDns(pulumi.ComponentResource):
                 import_=import_id,
                 ignore_changes=ADOPTION_IGNORED_FIELDS if import_id else None,
             )
+            options = cloudflare_options(options, reachable)
             _record(f"{name}-{spec.name}", args["zone_id"], spec, COMMENT, options)
 
         self.register_outputs({})
