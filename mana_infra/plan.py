@@ -40,7 +40,7 @@ OFFLINE_IPV6 = "2001:db8::1"
 OFFLINE_IPV6_NETWORK = "2001:db8::/64"
 # The certificates' ends: Cloudflare's Origin CA signs for 15 years, Let's Encrypt for 90 days.
 OFFLINE_ORIGIN_CA_EXPIRY = "2041-11-24T12:00:00Z"
-OFFLINE_PUBLIC_EXPIRY = "2027-02-26T12:00:00Z"
+OFFLINE_PUBLIC_ISSUED, OFFLINE_PUBLIC_EXPIRY = "2026-11-28T12:00:00Z", "2027-02-26T12:00:00Z"  # 90 days
 # Hetzner's DNS nameservers, as its API assigns them to a primary zone.
 OFFLINE_HETZNER_NAMESERVERS = ("hydrogen.ns.hetzner.com.", "oxygen.ns.hetzner.com.", "helium.ns.hetzner.de.")
 OFFLINE_MARK = "OFFLINE PLAN: placeholder keys and documentation addresses (203.0.113.0/24, 2001:db8::/32); not for use"
@@ -251,6 +251,7 @@ class OfflineClouds(pulumi_mocks.Mocks):
                 certificatePem=_offline_pem("CERTIFICATE", args.name),
                 issuerPem=_offline_pem("CERTIFICATE", f"{args.name} issuer"),
                 privateKeyPem=_secret(_offline_pem("PRIVATE KEY", args.name)),
+                certificateNotBefore=OFFLINE_PUBLIC_ISSUED,
                 certificateNotAfter=OFFLINE_PUBLIC_EXPIRY,
             )
         return resource_id, state

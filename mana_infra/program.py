@@ -391,6 +391,8 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     pulumi.export("originCertificateExpiresOn", standby.certificates.origin_expires_on)
     pulumi.export("originCertificateSha256", standby.certificates.origin_sha256)
     pulumi.export("publicCertificateExpiresOn", standby.certificates.public_expires_on)
+    pulumi.export("publicCertificateIssuedOn", standby.certificates.public_issued_on)
+    pulumi.export("cloudflareReachable", config.cloudflare_reachable)
     pulumi.export("cutoverBudget", cutover_budget(standby.records, config.failover_ttl))
     pulumi.export("zone", config.zone)
     pulumi.export("sshUser", config.ssh_user)

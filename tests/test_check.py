@@ -1146,6 +1146,25 @@ def test_the_flags_parse() -> None:
     assert options.cert_warn_days == 21
 
 
+@pytest.mark.parametrize(("lifetime", "warn_days"), [(None, 21), (90, 21), (64, 13.3), (45, 7)])
+def test_watch_warns_a_week_past_the_renewal_point_of_a_short_lived_certificate(
+    tmp_path: Path, lifetime: int | None, warn_days: float
+) -> None:
+    """The weekly run renews at a third of the lifetime left, so a healthy 64-day certificate falls to
+    about 14 days: --watch's 21 would alert every cycle. Its default follows the lifetime the outputs
+    date (publicCertificateIssuedOn to publicCertificateExpiresOn), never above 21 days."""
+    expires = datetime(2027, 6, 1, tzinfo=UTC)
+    outputs = {"mode": "failover", "originName": "vps.mana.how", "publicCertificateExpiresOn": expires.isoformat()}
+    if lifetime is not None:
+        outputs["publicCertificateIssuedOn"] = (expires - timedelta(days=lifetime)).isoformat()
+    (path := tmp_path / "outputs.json").write_text(json.dumps(outputs))
+    argv = ["--outputs", str(path), "--services", str(PROJECT / "services.yaml"), "--resolver", "127.0.0.1", "--no-ssh"]
+    _, watching = check.build(check.parse_args([*argv, "--watch", "60"]))
+    _, once = check.build(check.parse_args(argv))
+    _, given = check.build(check.parse_args([*argv, "--watch", "60", "--cert-warn-days", "30"]))
+    assert (watching.cert_warn_days, once.cert_warn_days, given.cert_warn_days) == (warn_days, 7, 30)
+
+
 def test_the_mirror_is_asked_directly_and_differences_are_named(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1320,19 +1339,43 @@ def test_adopt_records_left_set_is_a_note(world: World, capsys: pytest.CaptureFi
 def test_a_renewal_due_while_cloudflare_refuses_is_a_problem(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The public certificate renews by DNS-01 at Cloudflare: due (under a third of 90 days left) while
-    the API refuses the token, it will not renew, and the DNS-only way goes with it."""
+    """The public certificate renews by DNS-01 at Cloudflare, once a third of its lifetime is left: due
+    while the API refuses the token or does not answer, it will not renew, and the DNS-only way goes
+    with it. Not due (more than a third left, of 90 days or of the 45 the outputs date) is no problem;
+    with cloudflareReachable false the renewal is Hetzner's, and check says what it waits for."""
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    now = datetime.now(UTC)
     monkeypatch.setenv("CLOUDFLARE_BASE_URL", world.api_url)
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", BAD_TOKEN)
-    expires = (datetime.now(UTC) + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    path = outputs_file(world, tmp_path / "outputs.json", publicCertificateExpiresOn=expires)
-    _, report = run_json(outputs_argv(world, path), capsys, world.reach())
-    [problem] = [p for p in report["problems"] if p.startswith("publicCertificateExpiresOn")]
+
+    def renewal(left: float, lifetime: float | None = None, **outputs: Any) -> tuple[list[str], list[str]]:
+        expires = now + timedelta(days=left)
+        issued = None if lifetime is None else (expires - timedelta(days=lifetime)).strftime(stamp)
+        path = outputs_file(
+            world, tmp_path / "outputs.json", publicCertificateExpiresOn=expires.strftime(stamp),
+            publicCertificateIssuedOn=issued, **outputs,
+        )  # fmt: skip
+        _, report = run_json(outputs_argv(world, path), capsys, world.reach())
+        mine = [text for text in (*report["problems"], *report["notes"]) if text.startswith("publicCertificate")]
+        return [p for p in report["problems"] if p in mine], [n for n in report["notes"] if n in mine]
+
+    [problem], [] = renewal(29)  # no publicCertificateIssuedOn: a stack from before it, 90 days
     assert "its renewal is due (" in problem and "the Cloudflare API refuses the token" in problem, problem
     assert "with cloudflareReachable false the challenge goes to the Hetzner zone" in problem, problem
+    assert renewal(31) == ([], [])
+    assert renewal(16, lifetime=45) == ([], [])  # Let's Encrypt's lifetime from 2028: due at 15
+    assert len(renewal(14, lifetime=45)[0]) == 1
+
+    [], [note] = renewal(14, lifetime=45, cloudflareReachable=False)
+    assert "with cloudflareReachable false its DNS-01 challenge goes to the Hetzner zone" in note, note
+    assert "once the registrar lists the stack's secondaryDnsNameservers" in note, note
+
+    monkeypatch.setenv("CLOUDFLARE_BASE_URL", f"http://127.0.0.1:{free_port(['127.0.0.1'])}/client/v4")
+    [problem], [] = renewal(20)
+    assert "its renewal is due (" in problem and "the Cloudflare API is unreachable" in problem, problem
+    monkeypatch.setenv("CLOUDFLARE_BASE_URL", world.api_url)
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", GOOD_TOKEN)
-    _, report = run_json(outputs_argv(world, path), capsys, world.reach())
-    assert not [p for p in report["problems"] if p.startswith("publicCertificateExpiresOn")]
+    assert renewal(20) == ([], [])
 
 
 def test_ssh_silent_while_https_answers_names_sshallowedcidrs(world: World, capsys: pytest.CaptureFixture[str]) -> None:

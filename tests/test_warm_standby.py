@@ -118,6 +118,10 @@ def test_the_certificates_are_secret_and_their_ends_are_outputs() -> None:
     outputs = plan_of("prod").outputs
     assert outputs["originCertificateExpiresOn"] == offline.OFFLINE_ORIGIN_CA_EXPIRY
     assert outputs["publicCertificateExpiresOn"] == offline.OFFLINE_PUBLIC_EXPIRY
+    # check's renewal point is a third of the lifetime, from these two; and it says where the renewal runs.
+    assert outputs["publicCertificateIssuedOn"] == offline.OFFLINE_PUBLIC_ISSUED
+    assert outputs["cloudflareReachable"] is True
+    assert plan_of("prod", **UNREACHABLE).outputs["cloudflareReachable"] is False
 
 
 def test_the_origin_certificate_is_pinned_by_its_fingerprint_in_the_outputs() -> None:

@@ -30,7 +30,16 @@ from ..inventory import load_inventory
 from ..model import CLOUDFLARE_API, MODES, Service, hostname_problem
 from ..project import selected_stack
 from ..terminal import console_for, count
-from .core import CERTIFICATE_OUTPUTS, CLOUDFLARE_EDGE, WAYS, Endpoints, Options, cutover_command, kinds_text
+from .core import (
+    CERTIFICATE_OUTPUTS,
+    CLOUDFLARE_EDGE,
+    WAYS,
+    Endpoints,
+    Options,
+    cutover_command,
+    kinds_text,
+    renewal_due_days,
+)
 from .probes import (
     CloudflareApi,
     Nameserver,
@@ -49,6 +58,18 @@ EXIT_OK, EXIT_DEGRADED, EXIT_INPUT = 0, 1, 2
 ALERT_AFTER = 3  # --alert-after's default
 WEBHOOK_VARIABLE = "MANA_WATCH_WEBHOOK"
 CERT_WARN_DAYS, WATCH_CERT_WARN_DAYS = 7.0, 21.0  # --cert-warn-days's default, once and with --watch
+# The weekly deploy run renews within a week of the renewal point: --watch's default warns once one more
+# run has gone by (and a day), when that comes before WATCH_CERT_WARN_DAYS (certificates under 87 days).
+MISSED_RUN_DAYS = 8.0
+
+
+def watch_cert_warn_days(endpoints: Endpoints | None) -> float:
+    """--watch's default: 21 days, or fewer for a shorter-lived public certificate, which a healthy
+    weekly renewal lets fall to a third of its lifetime less a week (64 days: about 14 left)."""
+    lifetime = endpoints.public_lifetime_days if endpoints else None
+    return min(WATCH_CERT_WARN_DAYS, round(renewal_due_days(lifetime) - MISSED_RUN_DAYS, 1))
+
+
 SSH_FLAGS = ("ssh_host", "ssh_user", "ssh_key", "ssh_port", "ssh_option", "wg_interface", "handshake_max_age")
 
 StackOutputsReader = Callable[[str | None], dict[str, Any]]
@@ -133,7 +154,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, for_switch: bool = False) 
         "--cert-warn-days",
         type=float,
         help=f"degraded when a certificate expires sooner (default {CERT_WARN_DAYS:g}, with --watch "
-        f"{WATCH_CERT_WARN_DAYS:g}: time to renew; 0 turns it off)",
+        f"{WATCH_CERT_WARN_DAYS:g}, or a week past the public certificate's renewal point when that comes "
+        "first: a renewal missed; 0 turns it off)",
     )
 
     vps = parser.add_argument_group("the VPS over SSH (WireGuard's latest handshake)")
@@ -441,6 +463,14 @@ def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Probl
             bad(outputs.where(output), "", f"{text!r} is not an RFC 3339 timestamp", "")
             continue
         certificates[key] = expires
+    public_lifetime_days = None
+    if (issued_text := outputs.text("publicCertificateIssuedOn", None)) is not None:
+        issued = parse_timestamp(issued_text)
+        if issued is None:
+            bad(outputs.where("publicCertificateIssuedOn"), "", f"{issued_text!r} is not an RFC 3339 timestamp", "")
+        elif "public" in certificates:
+            public_lifetime_days = (certificates["public"] - issued).total_seconds() / 86400
+    reachable = outputs.get("cloudflareReachable")
     pinned = outputs.text("originCertificateSha256", None)
     if pinned is not None and not re.fullmatch(r"[0-9a-f]{64}", pinned):
         bad(outputs.where("originCertificateSha256"), "", f"{pinned!r} is not a SHA-256 fingerprint in hex", "")
@@ -464,6 +494,8 @@ def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Probl
         vps_stack=outputs.text("prodStack", None),
         emergency_command=outputs.text("emergencyCutover", None),
         certificates=certificates,
+        public_lifetime_days=public_lifetime_days,
+        cloudflare_reachable=reachable if isinstance(reachable, bool) else None,
         pinned_certificates=(pinned,) if pinned else (),
         check_allowed_cidrs=tuple(str(c) for c in allowed) if isinstance(allowed, list) else None,
         tunnel_probe=tunnel_probe or None,
@@ -527,7 +559,7 @@ def _options(
         bad("--rounds", f"{args.rounds} is less than 1", "e.g. --rounds 10")
     cert_warn_days = args.cert_warn_days
     if cert_warn_days is None:
-        cert_warn_days = WATCH_CERT_WARN_DAYS if args.watch is not None else CERT_WARN_DAYS
+        cert_warn_days = CERT_WARN_DAYS if args.watch is None else watch_cert_warn_days(endpoints)
     elif cert_warn_days < 0:
         bad("--cert-warn-days", f"{cert_warn_days:g} is negative", "e.g. --cert-warn-days 21 (0 turns it off)")
     if args.ssh_key and not Path(args.ssh_key).is_file():

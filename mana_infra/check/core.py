@@ -71,8 +71,16 @@ WAYS: dict[str, str] = {"edge": "through Cloudflare's edge", "dns": "DNS-only", 
 EDGE_BUDGET = "seconds (Cloudflare applies a record change within a minute)"
 
 # The program renews the public certificate once a third of its lifetime is left (Certificates,
-# min_days_dynamic): 30 days of today's 90.
-RENEWAL_DUE_DAYS = 30
+# min_days_dynamic): 30 days of 90, about 21 of the 64 Let's Encrypt gives from February 2027, 15 of 45
+# from 2028. A stack without publicCertificateIssuedOn (deployed before that output) had 90-day ones.
+RENEWAL_SHARE = 1 / 3
+PUBLIC_LIFETIME_DAYS_BEFORE_THE_OUTPUT = 90.0
+
+
+def renewal_due_days(lifetime_days: float | None) -> float:
+    """Days left at which `pulumi up` renews the public certificate."""
+    return (lifetime_days or PUBLIC_LIFETIME_DAYS_BEFORE_THE_OUTPUT) * RENEWAL_SHARE
+
 
 # Certificate expiry dates the stack's outputs may carry: key -> (output, what it is).
 CERTIFICATE_OUTPUTS: dict[str, tuple[str, str]] = {
@@ -101,6 +109,10 @@ class Endpoints:
     emergency_command: str | None = None
     # Expiry of the certificates the outputs name (keys of CERTIFICATE_OUTPUTS).
     certificates: dict[str, datetime] = field(default_factory=dict)
+    # The public certificate's lifetime in days (publicCertificateIssuedOn to its expiry), when known.
+    public_lifetime_days: float | None = None
+    # The stack's cloudflareReachable (None: the outputs do not say): false, the renewal's DNS-01 is at Hetzner.
+    cloudflare_reachable: bool | None = None
     # SHA-256 fingerprints the standby path takes without a CA: the stack's Origin CA certificate
     # (originCertificateSha256), which the VPS serves through the edge and only Cloudflare trusts.
     pinned_certificates: tuple[str, ...] = ()
@@ -1050,8 +1062,16 @@ def evaluate(report: dict[str, Any], endpoints: Endpoints, options: Options) -> 
     # The public certificate renews by DNS-01 at Cloudflare while the stack counts on Cloudflare: due while
     # the API does not answer, it will not until the stack says Cloudflare is gone (then at Hetzner's zone).
     public = report["certificates"].get("public")
-    if public and not public["expired"] and public["days_left"] < RENEWAL_DUE_DAYS and api["state"] in API_BLOCKED:
-        stack = endpoints.stack or "<stack>"
+    due = public and not public["expired"] and public["days_left"] < renewal_due_days(endpoints.public_lifetime_days)
+    stack = endpoints.stack or "<stack>"
+    if due and endpoints.cloudflare_reachable is False:
+        notes.append(
+            f"{public['output']}: its renewal is due ({days_text(public['days_left'])} left, on "
+            f"{public['expires_on']}): with cloudflareReachable false its DNS-01 challenge goes to the Hetzner "
+            "zone, which Let's Encrypt asks once the registrar lists the stack's secondaryDnsNameservers; until "
+            f"then pulumi up --stack {stack} fails at certificates-public and the certificate on the VPS stays"
+        )
+    elif due and api["state"] in API_BLOCKED:
         problems.append(
             f"{public['output']}: its renewal is due ({days_text(public['days_left'])} left, on "
             f"{public['expires_on']}) and {api_blocked_text(api)}: the DNS-01 challenge at Cloudflare cannot run, "

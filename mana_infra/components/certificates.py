@@ -45,7 +45,8 @@ class CertificatesArgs(TypedDict):
     acme_server: str
     """The ACME directory (Let's Encrypt's, or a staging or test CA's)."""
     acme_email: str | None
-    """Contact for the ACME account (expiry notices), optional."""
+    """Contact for the ACME account, optional (Let's Encrypt sends no expiry e-mails since June 2025);
+    a change replaces the account and the certificate."""
     dns_provider: DnsProvider
     """Where the DNS-01 challenge's TXT record goes: Cloudflare's zone, or the Hetzner mirror when
     Cloudflare is unreachable. A change is an update, not a new certificate: the next renewal uses it."""
@@ -63,6 +64,7 @@ class Certificates(pulumi.ComponentResource):
     origin_sha256: pulumi.Output[str]
     public_pem: pulumi.Output[str]
     public_expires_on: pulumi.Output[str]
+    public_issued_on: pulumi.Output[str]
 
     def __init__(self, name: str, args: CertificatesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mana-infra:index:Certificates", name, None, opts)
@@ -113,8 +115,9 @@ class Certificates(pulumi.ComponentResource):
             common_name=zone,
             subject_alternative_names=names[1:],
             key_type="P256",
-            # Renewed once a third of its lifetime is left (30 of 90 days; 15 of the 45 days Let's Encrypt
-            # moves to by 2028): the weekly deploy run renews it with two runs to spare.
+            # Renewed once a third of its lifetime is left (30 of 90 days; about 21 of the 64 days from
+            # February 2027; 15 of the 45 from February 2028): the weekly deploy run renews it with two
+            # runs to spare.
             min_days_dynamic=True,
             dns_challenges=[
                 acme.CertificateDnsChallengeArgs(
@@ -134,11 +137,14 @@ class Certificates(pulumi.ComponentResource):
             pulumi.Output.all(public.certificate_pem, public.issuer_pem, public.private_key_pem).apply(pem_file)
         )
         self.public_expires_on = public.certificate_not_after
+        # With the expiry it gives the lifetime, which check needs: a third of it is the renewal point.
+        self.public_issued_on = public.certificate_not_before
         self.register_outputs(
             {
                 "origin_expires_on": self.origin_expires_on,
                 "origin_sha256": self.origin_sha256,
                 "public_expires_on": self.public_expires_on,
+                "public_issued_on": self.public_issued_on,
             }
         )
 
