@@ -681,6 +681,7 @@ class EndToEnd:
             world.switch_nameservers("cloudflare")
             world.cloudflare_unreachable(False)
         # When Cloudflare is back (the README): reachable again, and back to the tunnel.
+        renewed = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
         back = Run("back", "")
         self.pulumi(
             back,
@@ -691,6 +692,8 @@ class EndToEnd:
         # The challenge returns to Cloudflare in place: no new certificate for it.
         certificate_steps = {r["name"]: r["op"] for r in back.touched("acme:")}
         run.expect(certificate_steps == {PUBLIC_CERTIFICATE: "update"}, f"back: the ACME steps {certificate_steps}")
+        served = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
+        run.expect(served["serial"] == renewed["serial"], "back: a new certificate was ordered")
         world.settle()
         self.green(run, mode="tunnel")
 

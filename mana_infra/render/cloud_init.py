@@ -17,6 +17,7 @@ from .remote import CADDY_DIR
 # path as everything else, and it is the same Caddy 2.6 line the lab tests with Debian's package.
 # The Caddyfile uses nothing newer than Caddy 2.6.
 PACKAGES = ("wireguard", "caddy", "unattended-upgrades")
+VPS_CADDY_LINE = "2.6."  # Ubuntu 24.04's caddy: 2.6.2
 
 SSHD_HARDENING = """\
 # mana-infra: keys only, no passwords, root by key alone (Pulumi's remote command logs in as root).

@@ -5,12 +5,14 @@ Cloudflare's proxy does, the Mac Mini's stub answering what it saw (backends.py,
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mana_infra.render.cloud_init import VPS_CADDY_LINE
 from mana_lab import topology as topo
 from mana_lab.backends import HEADERS_PATH
 
@@ -22,6 +24,10 @@ FORGED_HEADERS = ("Cf-Connecting-IP", "X-Real-IP", "X-Forwarded-For", "True-Clie
 @pytest.fixture(scope="module")
 def lab(plan_inputs: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from mana_lab.lab import Lab
+
+    # What a forged header does is Caddy's to decide: proven only with the Caddy line the VPS runs.
+    version = subprocess.run(["caddy", "version"], capture_output=True, text=True, check=True).stdout.strip()
+    assert version.lstrip("v").startswith(VPS_CADDY_LINE), f"the lab's Caddy is {version}, the VPS's {VPS_CADDY_LINE}x"
 
     with Lab.from_inputs(tmp_path_factory.mktemp("visitor-lab"), plan_inputs, "failover") as lab:
         lab.set_dns(plan_inputs["states"]["failover"]["dns_records"])
