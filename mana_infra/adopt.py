@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .components.dns import ADOPTION_IGNORED_FIELDS, COMMENT
-from .errors import InputError, Problem
+from .errors import ExitCode, InputError, Problem
 from .files import read_text
 from .inventory import load_inventory
 from .model import (
@@ -616,7 +616,7 @@ def probe_verdict(records: Sequence[Mapping[str, Any]], zone: str) -> Verdict:
 @dataclass(frozen=True)
 class Report:
     text: str
-    exit_code: int
+    exit_code: ExitCode
     verdicts: tuple[Verdict, ...]
     origin: Verdict
     probe: Verdict
@@ -706,7 +706,7 @@ def adopt(
     header = _header(stack, zone, mode, resolved, source, pages, others)
     text = render(header, verdicts, origin, probe, stack, len(services))
     conflicts = [verdict for verdict in [*verdicts, origin, probe] if verdict.kind == "conflict"]
-    return Report(text, 1 if conflicts else 0, tuple(verdicts), origin, probe)
+    return Report(text, ExitCode.NOT_OK if conflicts else ExitCode.OK, tuple(verdicts), origin, probe)
 
 
 def _the_programs(record: Mapping[str, Any], services: Sequence[Service], origin_name: str, zone: str) -> bool:

@@ -1,4 +1,5 @@
-"""`mana-infra`: the offline plan, record adoption, and the health check of both paths."""
+"""`mana-infra`: the offline plan, record adoption, the health check of both paths, the cut-over and the
+fail-back, and the lab. One table (`COMMANDS`) holds every subcommand: its parser and what runs it."""
 
 from __future__ import annotations
 
@@ -7,100 +8,139 @@ import importlib
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, Problem
+from .errors import ExitCode, InputError, Problem
 from .files import read_json
-from .model import MODES
+from .model import MODES, VIAS
 from .plan_view import print_comparison, print_plan
 from .project import Project, find_project_dir, selected_stack
 
-# Sub-commands with a parser of their own, imported only when used: the plan's start-up stays short.
-DELEGATED = {
-    "cutover": "cut over to the standby VPS (--via edge|dns): pre-flight, pulumi up, every host green, timed",
-    "failback": "fail back to the Cloudflare Tunnel: pulumi up, every host green through the tunnel, timed",
-    "check": "health of both paths: DNS, the tunnel, the standby VPS, WireGuard",
-    "lab": "the failover lab in network namespaces (Linux, root, a checkout): up, down, status, drill, e2e",
-}
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that keeps the flags it was given (argparse has no public list of them), so a
+    flag a command does not take is refused with the nearest one it does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.flags: list[str] = []
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.flags.extend(action.option_strings)
+        return action
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> Any:
+        group = super().add_argument_group(*args, **kwargs)
+        add = group.add_argument
+
+        def recorded(*names: Any, **options: Any) -> argparse.Action:
+            action = add(*names, **options)
+            self.flags.extend(action.option_strings)
+            return action
+
+        group.add_argument = recorded  # type: ignore[method-assign]
+        return group
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `mana-infra` subcommand: its summary, its own parser (built when used, so that `plan` does not
+    import the check, nor `check` Pulumi) and what runs it."""
+
+    summary: str
+    parser: Callable[[str, Sequence[str]], argparse.ArgumentParser]  # (name, the arguments after it)
+    run: Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every subcommand the same way: the table's parser, then its run; bad input exits 2 with every problem."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    top = argparse.ArgumentParser(
+        prog="mana-infra",
+        description=__doc__,
+        epilog="commands:\n" + "\n".join(f"  {name:<9} {c.summary}" for name, c in COMMANDS.items()) + "\n\n"
+        "`mana-infra COMMAND --help` shows a command's own flags.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"mana-infra {_version()}")
+    top.add_argument("command", choices=COMMANDS, metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
+    top.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    chosen = top.parse_args(arguments)
+    command = COMMANDS[chosen.command]
     try:
-        if arguments[:1] == ["check"]:
-            from .check.cli import cli as check
-
-            return check(arguments[1:])
-        if arguments[:1] == ["lab"]:
-            return _lab(arguments[1:])
-        if arguments[:1] in (["cutover"], ["failback"]):
-            return _switch(arguments[0], arguments[1:])
+        parser = command.parser(chosen.command, chosen.arguments)
+        args, extra = parser.parse_known_args(chosen.arguments)
+        if extra and not getattr(args, "passes_on", False):  # `lab check` passes check's flags on to it
+            raise InputError(_unknown_flags(parser, extra, chosen.command))
+        args.passed_on = extra
+        args.given = list(chosen.arguments)  # as typed: what a refusal's fix repeats
+        return int(command.run(args))
     except InputError as error:
         print(error, file=sys.stderr)
-        return 2
+        return ExitCode.BAD_INPUT
 
-    parser = argparse.ArgumentParser(prog="mana-infra", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"mana-infra {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True)
 
-    plan_parser = commands.add_parser("plan", help="evaluate the Pulumi program offline and show what it would build")
-    plan_parser.add_argument(
+def _plan_parser(name: str, _arguments: Sequence[str]) -> argparse.ArgumentParser:
+    parser = Parser(prog=f"mana-infra {name}", description=COMMANDS[name].summary, allow_abbrev=False)
+    parser.add_argument(
         "--stack", help="stack whose Pulumi.<stack>.yaml is used (default: the stack `pulumi stack select` chose)"
     )
-    _project_dir_argument(plan_parser)
-    plan_parser.add_argument("--mode", choices=MODES, help="override the stack's mode")
-    plan_parser.add_argument(
-        "--via", choices=("edge", "dns"), help="override the stack's failoverVia (the way a cut-over takes)"
-    )
-    plan_parser.add_argument(
-        "--artifact", metavar="NAME", help="print one rendered file (e.g. Caddyfile), nothing else"
-    )
-    plan_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
-    plan_parser.add_argument("--json", action="store_true", help="machine-readable: stack, mode, resources, artifacts")
-    plan_parser.add_argument("--diff", action="store_true", help="show what flipping the mode changes")
-    plan_parser.add_argument(
+    _project_dir_argument(parser)
+    parser.add_argument("--mode", choices=MODES, help="override the stack's mode")
+    parser.add_argument("--via", choices=VIAS, help="override the stack's failoverVia (the way a cut-over takes)")
+    parser.add_argument("--artifact", metavar="NAME", help="print one rendered file (e.g. Caddyfile), nothing else")
+    parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
+    parser.add_argument("--json", action="store_true", help="machine-readable: stack, mode, resources, artifacts")
+    parser.add_argument("--diff", action="store_true", help="show what flipping the mode changes")
+    parser.add_argument(
         "--against", metavar="PLAN_JSON", help="show what changed since a saved `plan --json` (e.g. the base branch's)"
     )
-    plan_parser.set_defaults(handler=_plan)
+    return parser
 
-    adopt_parser = commands.add_parser(
-        "adopt",
-        help="adopt the zone's existing records on the first `pulumi up`",
+
+def _adopt_parser(name: str, _arguments: Sequence[str]) -> argparse.ArgumentParser:
+    parser = Parser(
+        prog=f"mana-infra {name}",
+        allow_abbrev=False,
         description="Check the zone's saved records against the plan: per inventory host adopt, create or "
         "conflict, what the first `pulumi up` and the run after it change, and the `pulumi config set` "
         "commands that fill adoptRecords. Exit 0: the first `pulumi up` is safe; 1: conflicts to resolve "
         "first; 2: bad input.",
     )
-    adopt_parser.add_argument(
+    parser.add_argument(
         "--stack", help="stack whose Pulumi.<stack>.yaml is used (default: the stack `pulumi stack select` chose)"
     )
-    _project_dir_argument(adopt_parser)
-    adopt_parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
-    adopt_parser.add_argument(
+    _project_dir_argument(parser)
+    parser.add_argument("--services", metavar="FILE", help="another inventory file instead of the stack's")
+    parser.add_argument(
         "--records",
         metavar="FILE",
         nargs="+",
         required=True,
         help="Cloudflare's answers to GET /zones/<zone id>/dns_records?page=N&per_page=M, every page",
     )
-    adopt_parser.add_argument(
+    parser.add_argument(
         "--zone-id",
         metavar="ID",
         help="the zone's id (default: the stack's cloudflareZoneId; the records no longer carry it)",
     )
-    adopt_parser.set_defaults(handler=_adopt)
+    return parser
 
-    for name, summary in DELEGATED.items():
-        commands.add_parser(name, help=f"{summary} (`mana-infra {name} --help`)")
 
-    args = parser.parse_args(arguments)
-    try:
-        return int(args.handler(args))
-    except InputError as error:
-        print(error, file=sys.stderr)
-        return 2
+def _check_parser(_name: str, _arguments: Sequence[str]) -> argparse.ArgumentParser:
+    from .check import cli as check
+
+    return check.parser(Parser)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .check import cli as check
+
+    return check.main(check.with_environment(args))
 
 
 SWITCH_DESCRIPTIONS = {
@@ -111,18 +151,16 @@ SWITCH_DESCRIPTIONS = {
 }
 
 
-def _switch_parser(command: str, *, with_check: bool) -> argparse.ArgumentParser:
-    """cutover's or failback's flags; with_check: check's too, which they pass on to their checks."""
+def _switch_parser(command: str, _arguments: Sequence[str]) -> argparse.ArgumentParser:
+    """cutover's or failback's flags, and check's that they pass on to their checks."""
     from .check import cli as check
 
-    parser = argparse.ArgumentParser(
-        prog=f"mana-infra {command}", description=SWITCH_DESCRIPTIONS[command], allow_abbrev=False, add_help=with_check
-    )
+    parser = Parser(prog=f"mana-infra {command}", description=SWITCH_DESCRIPTIONS[command], allow_abbrev=False)
     parser.add_argument("--stack", help="the stack to switch (default: the selected stack)")
     _project_dir_argument(parser)
     if command == "cutover":
         parser.add_argument(
-            "--via", choices=("edge", "dns"), default="edge", help="through Cloudflare's edge (default) or DNS-only"
+            "--via", choices=VIAS, default="edge", help="through Cloudflare's edge (default) or DNS-only"
         )
     risk = "the standby is not proven" if command == "cutover" else "the tunnel is not shown to serve"
     parser.add_argument("--force", action="store_true", help=f"{command} even when {risk} (the pre-flight fails)")
@@ -131,8 +169,7 @@ def _switch_parser(command: str, *, with_check: bool) -> argparse.ArgumentParser
     parser.add_argument("--within", type=float, metavar="SECONDS",
                         help="time limit for every host to be green (default: the way's budget + 60 s)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="the verdict as JSON on stdout (progress on stderr)")
-    if with_check:
-        check.add_arguments(parser, for_switch=True)
+    check.add_arguments(parser, for_switch=True)
     return parser
 
 
@@ -142,18 +179,20 @@ def _unknown_flags(parser: argparse.ArgumentParser, arguments: Sequence[str], co
 
     from .check import cli as check
 
-    known = sorted(parser._option_string_actions)  # argparse keeps no public list of them
-    checks_own = argparse.ArgumentParser(add_help=False)
-    check.add_arguments(checks_own)
+    known = sorted(parser.flags) if isinstance(parser, Parser) else []
+    checks = check.parser(Parser)
+    checks_own = checks.flags if isinstance(checks, Parser) else []
     problems = []
     for token in arguments:
         flag = token.split("=", 1)[0]
-        if not flag.startswith("-") or flag in known or flag.lstrip("-").replace(".", "", 1).isdigit():
+        if not flag.startswith("-") or flag.lstrip("-").replace(".", "", 1).isdigit():
+            problems.append(Problem(token, f"is not an argument of mana-infra {command}",
+                                    f"`mana-infra {command} --help` lists what it takes"))  # fmt: skip
             continue
         near = difflib.get_close_matches(flag, known, n=1, cutoff=0.75)
         if command == "failback" and flag == "--via":
             fix = "leave it out: failback returns to the tunnel, whichever way the cut-over took"
-        elif flag in checks_own._option_string_actions:
+        elif flag in checks_own and command != "check":
             fix = f"it is `mana-infra check`'s: mana-infra check {flag} ... (the stack's outputs come from --stack)"
         elif near:
             fix = f"did you mean {near[0]}?"
@@ -163,19 +202,14 @@ def _unknown_flags(parser: argparse.ArgumentParser, arguments: Sequence[str], co
     return problems
 
 
-def _switch(command: str, arguments: list[str]) -> int:
-    """cutover/failback: their own flags, and check's for the pre-flight and the checks after."""
+def _switch(args: argparse.Namespace) -> int:
+    """cutover/failback: the pre-flight, the config, `pulumi up`, every host green; check's flags go to its checks."""
     from . import cutover
 
-    full = _switch_parser(command, with_check=True)
-    problems = _unknown_flags(full, arguments, command)
-    if problems:
-        raise InputError(problems)
-    full.parse_args(arguments)  # --help, and every value of the right type
-    args, check_arguments = _switch_parser(command, with_check=False).parse_known_args(arguments)
+    command = "cutover" if hasattr(args, "via") else "failback"
     asking = not args.preview and not args.yes
     if asking and not sys.stdin.isatty():
-        again = " ".join(["mana-infra", command, *map(shlex.quote, arguments)])
+        again = " ".join(["mana-infra", command, *map(shlex.quote, args.given)])
         raise InputError(
             [
                 Problem(
@@ -192,13 +226,13 @@ def _switch(command: str, arguments: list[str]) -> int:
         answer = input(f"{command} stack {stack} now? `pulumi up` changes DNS and the VPS [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing changed", file=sys.stderr)
-            return 1
+            return ExitCode.NOT_OK
     switch = cutover.Switch("failover", args.via) if command == "cutover" else cutover.Switch("tunnel")
     engine = cutover.AutomationEngine(stack, project_dir)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
     verdict = cutover.run(
         engine,
-        cutover.check_with(["--stack", stack, *check_arguments]),
+        cutover.check_with(args, stack),
         switch,
         preview=args.preview,
         force=args.force,
@@ -221,7 +255,7 @@ def _version() -> str:
         return "(not installed)"
 
 
-def _lab(arguments: list[str]) -> int:
+def _lab_module(arguments: Sequence[str] = ()) -> Any:
     """The lab is a development tool of the repository, not of this package: it is imported from the
     project folder (the one around the working directory, or --project-dir)."""
     finder = argparse.ArgumentParser(add_help=False)
@@ -238,8 +272,15 @@ def _lab(arguments: list[str]) -> int:
             ]
         )
     sys.path.insert(0, str(project_dir))
-    lab = importlib.import_module("mana_lab.cli")
-    return int(lab.main(arguments))
+    return importlib.import_module("mana_lab.cli")
+
+
+def _lab_parser(_name: str, arguments: Sequence[str]) -> argparse.ArgumentParser:
+    return _lab_module(arguments).parser(Parser)  # type: ignore[no-any-return]
+
+
+def _lab(args: argparse.Namespace) -> int:
+    return int(_lab_module(["--project-dir", str(args.project_dir)] if args.project_dir else []).run(args))
 
 
 def _project_dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -347,6 +388,26 @@ def _adopt(args: argparse.Namespace) -> int:
     report = adopt(project, stack, args.records, services_file=args.services, zone_id=args.zone_id)
     print(report.text)
     return report.exit_code
+
+
+SWITCH_SUMMARY = {
+    "cutover": "cut over to the standby VPS (--via edge|dns): pre-flight, pulumi up, every host green, timed",
+    "failback": "fail back to the Cloudflare Tunnel: pulumi up, every host green through the tunnel, timed",
+}
+
+# Every subcommand, in the order `mana-infra --help` lists them.
+COMMANDS: dict[str, Command] = {
+    "plan": Command("evaluate the Pulumi program offline and show what it would build", _plan_parser, _plan),
+    "adopt": Command("adopt the zone's existing records on the first `pulumi up`", _adopt_parser, _adopt),
+    "check": Command("health of both paths: DNS, the tunnel, the standby VPS, WireGuard", _check_parser, _check),
+    "cutover": Command(SWITCH_SUMMARY["cutover"], _switch_parser, _switch),
+    "failback": Command(SWITCH_SUMMARY["failback"], _switch_parser, _switch),
+    "lab": Command(
+        "the failover lab in network namespaces (Linux, root, a checkout): up, down, status, drill, e2e",
+        _lab_parser,
+        _lab,
+    ),
+}
 
 
 if __name__ == "__main__":

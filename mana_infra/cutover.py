@@ -13,24 +13,23 @@ and the real check; the tests and the lab put their own behind them.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import InputError, Problem
+from .check import decision
+from .check.report import Report
+from .errors import ExitCode, InputError, Problem
 from .model import Mode, Via
 from .project import PROJECT, Project
 from .records import adoption_left_text
 
-EXIT_GREEN, EXIT_NOT_GREEN = 0, 1
-
-# What check's report says of the standby before a cut-over: its path through the VPS, the VPS, WireGuard.
-STANDBY_PARTS = ("standby", "vps", "wireguard")
 # Time limits when the outputs carry no budget: Cloudflare follows a proxied record within a minute;
 # resolvers keep a proxied record's answers for 300 s.
 DEFAULT_WITHIN = {"edge": 120.0, "dns": 360.0, "tunnel": 360.0}
@@ -56,8 +55,8 @@ class Engine(Protocol):
         """The stack's outputs, secrets left out."""
 
 
-Checker = Callable[[Mapping[str, Any]], dict[str, Any]]
-"""Runs `mana-infra check` on a stack's outputs: the JSON report."""
+Checker = Callable[[Mapping[str, Any]], Report]
+"""Runs `mana-infra check` on a stack's outputs: its report."""
 
 
 @dataclass
@@ -82,7 +81,7 @@ class Verdict:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_GREEN if self.green or self.previewed else EXIT_NOT_GREEN
+        return ExitCode.OK if self.green or self.previewed else ExitCode.NOT_OK
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,40 +117,9 @@ class Switch:
         return values
 
 
-PASSING_STATES = ("up", "unchecked", "unused")
-
-
-def standby_problems(report: Mapping[str, Any]) -> list[str]:
-    """What keeps the standby from taking over, from check's report: its own parts, not the public path
-    (which is down, or the command would not be run)."""
-    paths = report.get("paths", {})
-    broken = [
-        f"{part}: {paths[part]['state']}"
-        for part in STANDBY_PARTS
-        # The standby path must be proven: refused from here ("unchecked") is no pre-flight.
-        if part in paths and paths[part].get("state") not in (("up",) if part == "standby" else PASSING_STATES)
-    ]
-    problems = [p for p in report.get("problems", []) if any(word in p for word in ("standby", "VPS", "WireGuard"))]
-    return broken + problems if broken else []
-
-
-def tunnel_problems(report: Mapping[str, Any]) -> list[str]:
-    """What keeps a fail-back from serving: the tunnel not shown to serve by its probe name. Failed back
-    too early, every host is down until the tunnel returns."""
-    probe = report.get("tunnel_probe") or {}
-    if probe.get("state") == "up":
-        return []
-    risk = "every host would be down until the tunnel is back"
-    if probe.get("state") == "down":
-        return [f"the tunnel is down ({probe.get('host')}: {probe.get('error')}): {risk}"]
-    return [f"whether the tunnel serves is not known ({probe.get('host') or 'no probe'}: {probe.get('error')}): {risk}"]
-
-
-def green_hosts(report: Mapping[str, Any]) -> int:
+def green_hosts(report: Report) -> int:
     """Hosts whose DNS gives the path of the stack's mode and that answer through it."""
-    return sum(
-        1 for host in report.get("hosts", []) if host["dns"]["path"] == host["dns"]["expected"] and host["live"]["ok"]
-    )
+    return sum(1 for host in report.hosts if host.dns.path is host.dns.expected and host.live.ok)
 
 
 def run(
@@ -189,14 +157,16 @@ def run(
         )
         return verdict
     report = checker(before)
-    verdict.hosts = len(report.get("hosts", []))
+    verdict.hosts = len(report.hosts)
     left = before.get("adoptRecordsLeft") or []
     ttl_moves = switch.via == "dns" or (switch.mode == "tunnel" and before.get("failoverVia") == "dns")
     if left and ttl_moves:
         stage("pre-flight", started, False, adoption_left_text(left, engine.stack_name, deployed=True)
               + ": this switch changes their TTL")  # fmt: skip
         return verdict
-    problems = standby_problems(report) if switch.mode == "failover" else tunnel_problems(report)
+    # The decision says what keeps the switch from helping: the standby for a cut-over, the tunnel for a fail-back.
+    ask = decision.standby_blockers if switch.mode == "failover" else decision.failback_blockers
+    problems = ask(report)
     if switch.mode == "failover" and switch.via == "edge" and before.get("zoneSslMode") not in (None, "strict"):
         problems.append(
             f"the zone's SSL/TLS mode is {before['zoneSslMode']!r}: the way through the edge needs Full (strict) "
@@ -243,15 +213,15 @@ def run(
     started = clock()
     while True:
         report = checker(after)
-        verdict.hosts = len(report.get("hosts", []))
+        verdict.hosts = len(report.hosts)
         verdict.green_hosts = green_hosts(report)
-        if report.get("exit_code") == 0 and verdict.green_hosts == verdict.hosts:
+        if report.healthy and verdict.green_hosts == verdict.hosts:
             verdict.green = True
             stage("every host green", started, True, f"{verdict.green_hosts} of {verdict.hosts}")
             return verdict
         if clock() - started + interval > limit:
             detail = f"{verdict.green_hosts} of {verdict.hosts} green after {limit:g} s: " + "; ".join(
-                report.get("problems", [])[:3]
+                report.problems[:3]
             )
             stage("every host green", started, False, detail)
             return verdict
@@ -342,17 +312,24 @@ class AutomationEngine:
         return {name: output.value for name, output in self.stack.outputs().items() if not output.secret}
 
 
-def check_with(arguments: Sequence[str]) -> Checker:
-    """The real check, with the operator's own check flags (resolver, CA, SSH key, ...), on outputs."""
+def check_with(args: argparse.Namespace, stack: str) -> Checker:
+    """The real check on a stack's outputs, with the check flags the operator gave the command (resolver,
+    CA file, SSH key, ...): `args` is the command's parse, which carries check's flags for switches."""
     from .check import cli as check
     from .check.view import check_once
 
-    def run_check(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    checks_own = argparse.ArgumentParser(add_help=False)
+    check.add_arguments(checks_own, for_switch=True)
+    passed = list(vars(checks_own.parse_args([])))  # the names of the flags a switch passes on
+
+    def run_check(outputs: Mapping[str, Any]) -> Report:
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="mana-infra-outputs-") as file:
             json.dump(dict(outputs), file)
             file.flush()
-            args = check.parse_args([*arguments, "--outputs", file.name])
-            endpoints, options = check.build(args)
+            check_args = check.parse_args(["--stack", stack, "--outputs", file.name])
+            for name in passed:
+                setattr(check_args, name, getattr(args, name))
+            endpoints, options = check.build(check_args)
             return check_once(endpoints, options, show_progress=False)
 
     return run_check

@@ -1,10 +1,14 @@
-"""One error type for every kind of bad input: it carries all problems found, not just the first."""
+"""One error type for every kind of bad input: it carries all problems found, not just the first.
+
+Plain Python: the check (all the off-site watch box runs) imports it without pulumi. Inside a Pulumi
+program the same errors reach the engine as `pulumi.RunError`s (see `program.run`), which it prints
+without a traceback.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import pulumi
+from enum import IntEnum
 
 
 @dataclass(frozen=True)
@@ -20,12 +24,8 @@ class Problem:
         return f"{text}\n    fix: {self.fix}" if self.fix else text
 
 
-class InputError(pulumi.RunError):
-    """Bad configuration or inventory.
-
-    A subclass of ``pulumi.RunError`` because Pulumi prints such an error's message and stops
-    cleanly, without the Python traceback an operator has no use for.
-    """
+class InputError(Exception):
+    """Bad configuration or inventory: every problem, each with where it is and how to fix it."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = list(problems)
@@ -55,7 +55,7 @@ CLOUD_APIS = {
 }
 
 
-class CloudError(pulumi.RunError):
+class CloudError(Exception):
     """A cloud's API did not answer a question the program asked it (an invoke): said in one
     paragraph, with what to check, and without the Python traceback Pulumi would print otherwise."""
 
@@ -75,3 +75,12 @@ def cloud_error(error: Exception) -> CloudError | None:
     # The provider's own last words carry the reason (e.g. "dial tcp ...: connection refused").
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return CloudError(token, lines[-1] if lines else text)
+
+
+class ExitCode(IntEnum):
+    """What every `mana-infra` command exits with."""
+
+    OK = 0  # healthy, green, safe to go on
+    NOT_OK = 1  # degraded, not green, conflicts to resolve first, or declined at the prompt
+    BAD_INPUT = 2  # bad input: every problem said, nothing changed
+    INTERRUPTED = 130  # Ctrl-C before a first result

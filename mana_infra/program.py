@@ -68,17 +68,24 @@ PROD_OUTPUTS_READ = ("originName", "originIpv4", "healthUrl", "macminiAddress", 
 def run(project: Project | None = None) -> None:
     """Entry point of `pulumi up` (and of the offline plan, under the mock engine). The Pulumi CLI
     runs the program in the project's folder, where the project is found."""
-    config = read_stack_config(project or Project.find())
     try:
+        config = read_stack_config(project or Project.find())
         if isinstance(config, RehearsalConfig):
             export_rehearsal(config, build_rehearsal(config))
         else:
             export(config, build(config))
+    except InputError as error:
+        raise ProgramInputError(error.problems) from None
     except Exception as error:  # an invoke's failure: the cloud's words, not a traceback
         failed = cloud_error(error)
         if failed is None:
             raise
-        raise failed from None
+        raise pulumi.RunError(str(failed)) from None
+
+
+class ProgramInputError(InputError, pulumi.RunError):
+    """Bad input inside `pulumi up`: a `pulumi.RunError`, so the engine prints its message and stops
+    cleanly, without the Python traceback an operator has no use for."""
 
 
 def build(config: StandbyConfig) -> Standby:

@@ -32,15 +32,26 @@ def _log(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m`-style entry (the tests): parse, then run; `mana-infra lab` parses with its dispatcher."""
+    lab = parser()
+    args, passed_on = lab.parse_known_args(list(argv) if argv is not None else None)
+    if passed_on and not getattr(args, "passes_on", False):
+        lab.error(f"unrecognized arguments: {' '.join(passed_on)}")
+    args.passed_on = passed_on
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     try:
-        return _main(argv)
+        return _run(args)
     except BrokenPipeError:  # `mana-infra lab status | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    parser = argparse.ArgumentParser(prog="mana-infra lab", description=(__doc__ or "").splitlines()[0])
+def parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`mana-infra lab`'s parser (of ``kind``: the dispatcher's keeps its flags)."""
+    parser = kind(prog="mana-infra lab", description=(__doc__ or "").splitlines()[0], allow_abbrev=False)
     parser.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"lab state and logs (default {DEFAULT_WORKDIR})")
     parser.add_argument(
         "--project-dir",
@@ -61,11 +72,12 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     p_up.add_argument("--replace", action="store_true", help=replace_help)
     sub.add_parser("status", help="what the running lab runs: stack, state, since when, processes per namespace")
-    sub.add_parser(
+    lab_check = sub.add_parser(
         "check",
-        help="mana-infra check from the lab's client (its resolver, CA bundle, SSH key); check's flags (--json, "
-        "--verbose, ...) pass through",
+        help="mana-infra check from the lab's client (its resolver, CA bundle, SSH key); check's own flags "
+        "(--json, --no-ssh, --timeout, ...) pass through",
     )
+    lab_check.set_defaults(passes_on=True)  # check's flags are check's to take or refuse
     sub.add_parser("down", help="tear the lab down, including leftovers of crashed runs, and its work folder")
     p_drill = sub.add_parser("drill", help="run the failover drill in a fresh lab (torn down afterwards)")
     p_drill.add_argument("--stack", default="prod", help=stack_help)
@@ -85,11 +97,10 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     p_e2e.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p_e2e.add_argument("--replace", action="store_true", help=replace_help)
-    # check's own flags (--json, --verbose, ...) go to mana-infra check: argparse's REMAINDER drops them.
-    args, passed_on = parser.parse_known_args(list(argv) if argv is not None else None)
-    if passed_on and args.command != "check":
-        parser.error(f"unrecognized arguments: {' '.join(passed_on)}")
+    return parser
 
+
+def _run(args: argparse.Namespace) -> int:
     from .system import LabError, cleanup_leftovers
 
     try:
@@ -112,7 +123,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(status_text(Path(args.workdir)))
             return 0
         if args.command == "check":
-            return _check(Path(args.workdir), passed_on)
+            return _check(Path(args.workdir), args.passed_on)
         if args.command == "e2e":
             return _e2e(args)
         if args.command == "drill":

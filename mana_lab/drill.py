@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mana_infra.cutover import standby_problems, tunnel_problems
+from mana_infra.check import decision
 from mana_infra.model import STANDBY_REFUSAL
 
 from . import topology as topo
@@ -293,7 +293,8 @@ def not_checked_from_here(lab: Lab) -> Phase:
         and report.get("paths", {}).get("standby", {}).get("state") == "unchecked"
         and f"the VPS refuses {topo.OUTSIDER_IP} for" in problem
         and report.get("healthy") is False
-        and bool(standby_problems(report))
+        and run.typed is not None
+        and bool(decision.standby_blockers(run.typed))
     )
     return Phase(
         "not-checked-from-here",
@@ -335,7 +336,7 @@ def failback_too_early(lab: Lab, state: str) -> Phase:
     t0 = time.monotonic()
     run = lab.check(state)
     report = run.report or {}
-    refused = tunnel_problems(report)
+    refused = decision.failback_blockers(run.typed) if run.typed else ["no report"]
     probe = report.get("tunnel_probe") or {}
     return Phase(
         "failback-too-early",
@@ -443,7 +444,7 @@ def outage(lab: Lab, name: str, how: str, *, deadline: float = 20) -> Phase:
         run.exit_code,
         _healthy(r),
         seconds,
-        ok=bool(run.report and run.report["tunnel_down"]) and way == expected_way,
+        ok=run.typed is not None and decision.public_path_down(run.typed) and way == expected_way,
         details=details,
     )
 
@@ -526,7 +527,7 @@ def fail_back(lab: Lab, name: str, current: str, tunnel: Mapping[str, Any], *, d
     lab.restore_edge()
     # The fail-back's pre-flight, as `mana-infra failback` runs it: the tunnel serves again.
     before = lab.check(current)
-    preflight = tunnel_problems(before.report or {})
+    preflight = decision.failback_blockers(before.typed) if before.typed else ["no report"]
     step = lab.apply_state(tunnel, dns_first=True)
     r = lab.probe(mode="until_ok", deadline=deadline, expect_ips=[topo.EDGE_IP])
     seconds = round(time.monotonic() - t0, 3)

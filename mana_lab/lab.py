@@ -33,6 +33,7 @@ from typing import Any
 
 from cryptography import x509
 
+from mana_infra.check.report import Report
 from mana_infra.model import TUNNEL_DOMAIN, DnsRecord, tunnel_target
 from mana_infra.render.remote import caddy_command as caddy_command_text
 
@@ -109,6 +110,11 @@ class CheckRun:
     @property
     def problems(self) -> list[str]:
         return list(self.report["problems"]) if self.report else [self.stderr or f"exit {self.exit_code}, no report"]
+
+    @property
+    def typed(self) -> Report | None:
+        """The report read back into check's types: what the decision reads."""
+        return Report.from_json(self.report) if self.report else None
 
 
 class Lab:

@@ -295,10 +295,10 @@ def bench(hosts: int = 27, rounds: int = 5, mode: str = "failover") -> dict[str,
             times, healthy = [], True
             for _ in range(rounds):
                 report = run_check(endpoints, options)
-                times.append(report["seconds"])
-                healthy = healthy and report["healthy"]
-                if not report["healthy"]:
-                    print("\n".join(report["problems"]), file=sys.stderr)
+                times.append(report.seconds)
+                healthy = healthy and report.healthy
+                if not report.healthy:
+                    print("\n".join(report.problems), file=sys.stderr)
         finally:
             server.close()
             edge.close()

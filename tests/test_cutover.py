@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mana_infra import cli, cutover
+from mana_infra.check import Report
 
 from .support import copy_project, local_backend, require_engine
 
@@ -54,32 +55,66 @@ class FakeEngine:
 
 
 def report(
-    *, hosts: int = 3, green: int = 3, standby: str = "up", problems: tuple[str, ...] = (), tunnel: str = "up"
-) -> dict[str, Any]:
-    """check's report, as much of it as the command reads."""
+    *,
+    hosts: int = 3,
+    green: int = 3,
+    standby: str = "up",
+    problems: tuple[tuple[str, str], ...] = (),
+    tunnel: str = "up",
+    path: str = "origin",
+) -> Report:
+    """check's report as the command reads it: the hosts (DNS on ``path``, ``green`` of them answering), the
+    standby path's state, the tunnel's probe, and ``problems`` as (subject, text)."""
     tunnel_error = (
         None if tunnel == "up" else "HTTP 530 (Cloudflare error 1033: the tunnel has no cloudflared connection)"
     )
+    https = dict.fromkeys(("address", "status", "latency_ms", "cert_days_left", "cert_trusted", "error", "failure",
+                           "refused"), None) | {"path": path, "cert_pinned": False, "cert_expiring": False}  # fmt: skip
+    dns = {"path": path, "expected": path, "detail": "", "chain": [], "addresses": [], "ttl": None, "error": None,
+           "failure": None, "ms": 1.0}  # fmt: skip
     rows = [
-        {"host": f"h{i}.mana.how", "dns": {"path": "origin", "expected": "origin"}, "live": {"ok": i < green}}
+        {
+            "host": f"h{i}.mana.how",
+            "name": f"h{i}",
+            "port": 8000 + i,
+            "health": "/",
+            "dns": dns,
+            "live": https | {"ok": i < green},
+            "standby": https | {"ok": standby == "up"},
+        }
         for i in range(hosts)
     ]
-    return {
-        "hosts": rows,
-        "tunnel_probe": {"host": "tunnel-probe.mana.how", "state": tunnel, "status": 404, "error": tunnel_error},
-        "paths": {"standby": {"state": standby}, "vps": {"state": "up"}, "wireguard": {"state": "up"}},
-        "problems": list(problems),
-        "exit_code": 0 if green == hosts and not problems else 1,
-    }
+    probe = {"host": "tunnel-probe.mana.how", "state": tunnel, "status": 404, "error": tunnel_error}
+    paths = {"standby": {"state": standby}, "vps": {"state": "up"}, "wireguard": {"state": "up"}}
+    return Report.from_json(
+        {
+            "version": 2, "checked_at": "2026-12-07T00:00:00+00:00", "mode": "failover", "stack": "prod",
+            "endpoints": {"origin_name": "vps.mana.how", "origin_ips": [], "tunnel_target": None,
+                          "tunnel_addresses": [], "health_url": None, "https_port": 443, "resolvers": []},
+            "hosts": rows,
+            "vps": {"health": https | {"ok": True}, "wireguard": {"checked": False, "ok": None, "interface": "wg0",
+                    "latest_handshake": None, "age_seconds": None, "max_age_seconds": 180, "error": None},
+                    "ssh": {"checked": False, "ok": None, "error": None, "via": "", "seconds": None,
+                            "why_not_checked": "no SSH"}},
+            "cloudflare_api": {"checked": False, "ok": None, "state": "not_checked", "error": None,
+                               "why_not_checked": "no token", "url": None, "seconds": None},
+            "tunnel_probe": probe, "certificates": {}, "paths": paths,
+            "public_path": {"state": "up", "total": hosts, "failed": 0, "failures": {}},
+            "diagnosis": {"way": None, "why": "", "command": None, "case": None},
+            "budget": {"edge_seconds": 60, "dns_seconds": None, "acme": "none", "text": {}},
+            "findings": [{"subject": subject, "text": text} for subject, text in problems],
+            "notes": [], "seconds": 0.1,
+        }
+    )  # fmt: skip
 
 
 class Checks:
     """Answers check's reports in turn; the last one repeats."""
 
-    def __init__(self, *reports: dict[str, Any]) -> None:
+    def __init__(self, *reports: Report) -> None:
         self.reports, self.seen = list(reports), []  # type: list[Mapping[str, Any]]
 
-    def __call__(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+    def __call__(self, outputs: Mapping[str, Any]) -> Report:
         self.seen.append(dict(outputs))
         return self.reports.pop(0) if len(self.reports) > 1 else self.reports[0]
 
@@ -121,7 +156,9 @@ def test_a_cut_over_through_the_edge_stage_by_stage_until_every_host_is_green() 
 
 
 def test_a_standby_that_is_not_green_is_not_cut_over_to_unless_forced() -> None:
-    broken = report(green=0, standby="down", problems=("standby path (HTTPS straight to the VPS) down: 3 of 3 fail",))
+    broken = report(
+        green=0, standby="down", problems=(("standby", "standby path (HTTPS straight to the VPS) down: 3 of 3 fail"),)
+    )
     engine = FakeEngine(dict(OUTPUTS))
     verdict, lines = switch_with(engine, Checks(broken), cutover.Switch("failover", "dns"))
     assert verdict.exit_code == 1 and engine.calls == [] and engine.config == {"mode": "tunnel"}
@@ -154,7 +191,7 @@ def test_a_preview_changes_nothing_and_puts_the_configuration_back() -> None:
 
 def test_not_green_within_the_ways_budget_is_a_failure_that_says_what_is_wrong() -> None:
     engine = FakeEngine(dict(OUTPUTS))
-    stuck = report(green=1, problems=("DNS: 2 hosts resolve to the tunnel path",))
+    stuck = report(green=1, problems=(("dns", "DNS: 2 hosts resolve to the tunnel path"),))
     verdict, _ = switch_with(engine, Checks(report(), stuck), cutover.Switch("failover", "edge"))
     assert verdict.exit_code == 1 and verdict.green_hosts == 1
     last = verdict.stages[-1]
@@ -171,9 +208,7 @@ def test_an_engine_error_stops_the_command_with_the_engines_words() -> None:
 
 def test_a_fail_back_sets_the_mode_and_keeps_the_way() -> None:
     engine = FakeEngine({**OUTPUTS, "mode": "failover"}, config={"mode": "failover", "failoverVia": "dns"})
-    tunnel = report()
-    for host in tunnel["hosts"]:
-        host["dns"].update(path="tunnel", expected="tunnel")
+    tunnel = report(path="tunnel")
     verdict, _ = switch_with(engine, Checks(report(standby="down"), tunnel), cutover.Switch("tunnel"))
     assert verdict.exit_code == 0 and engine.config == {"mode": "tunnel", "failoverVia": "dns"}
     assert verdict.stages[0].ok and verdict.stages[0].detail == "the tunnel serves"  # no standby needed

@@ -24,22 +24,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import InputError, Problem
+from ..errors import ExitCode, InputError, Problem
 from ..files import read_text
 from ..inventory import load_inventory
 from ..model import CLOUDFLARE_API, MODES, Service, hostname_problem
 from ..project import selected_stack
 from ..terminal import console_for, count
-from .core import (
-    CERTIFICATE_OUTPUTS,
-    CLOUDFLARE_EDGE,
-    WAYS,
-    Endpoints,
-    Options,
-    cutover_command,
-    kinds_text,
-    renewal_due_days,
-)
+from . import decision
+from .assess import renewal_due_days
+from .core import CERTIFICATE_OUTPUTS, CLOUDFLARE_EDGE, Endpoints, Options
+from .decision import cutover_command, kinds_text
 from .probes import (
     CloudflareApi,
     Nameserver,
@@ -50,11 +44,11 @@ from .probes import (
     ssh_argv,
     system_nameservers,
 )
+from .report import Report, Way
 from .view import check_once, print_command, render
 
 __all__ = ["Reach", "add_arguments", "build", "cli", "cutover_command", "main", "parse_args"]
 
-EXIT_OK, EXIT_DEGRADED, EXIT_INPUT = 0, 1, 2
 ALERT_AFTER = 3  # --alert-after's default
 WEBHOOK_VARIABLE = "MANA_WATCH_WEBHOOK"
 CERT_WARN_DAYS, WATCH_CERT_WARN_DAYS = 7.0, 21.0  # --cert-warn-days's default, once and with --watch
@@ -192,9 +186,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, for_switch: bool = False) 
     out.add_argument("--rounds", type=int, metavar="N", help="with --watch: stop after N checks")
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+def parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`mana-infra check`'s parser (of ``kind``: the dispatcher's keeps its flags)."""
+    parser = kind(
         prog="mana-infra check",
+        allow_abbrev=False,
         description="Check every inventory host through the path DNS gives today (the public path) and through "
         "the standby VPS, plus the VPS's health, WireGuard, the Hetzner mirror and the Cloudflare API (with "
         "CLOUDFLARE_API_TOKEN); say which way to fail over fits and what each takes. Exit 0 healthy, 1 "
@@ -202,11 +198,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "override them.",
     )
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def with_environment(args: argparse.Namespace) -> argparse.Namespace:
+    """What the environment adds to the flags: the watch's webhook from MANA_WATCH_WEBHOOK."""
     if args.watch is not None and args.webhook is None:
         # A webhook's URL is often a secret: from the environment it stays out of `ps`.
         args.webhook = os.environ.get(WEBHOOK_VARIABLE) or None
     return args
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    return with_environment(parser().parse_args(argv))
 
 
 # ------------------------------------------------------------------------------------------ endpoints
@@ -738,42 +742,35 @@ def post_webhook(url: str, payload: dict[str, Any], timeout: float) -> str | Non
     return None
 
 
-def standby_ready(report: dict[str, Any]) -> bool:
-    """The VPS could take over: it serves every host (HTTPS through it), its health path answers, and
-    WireGuard is not known to be down."""
-    states = {name: str(path["state"]) for name, path in report["paths"].items()}
-    return states["standby"] == "up" and states["vps"] == "up" and states["wireguard"] != "down"
-
-
-def alert_payload(report: dict[str, Any], rounds: int) -> dict[str, Any]:
+def alert_payload(report: Report, rounds: int) -> dict[str, Any]:
     """What the webhook gets: what failed (by kind), the way that fits and its command, the standby."""
-    public = report["public_path"]
-    failures: dict[str, list[str]] = public["failures"]
-    diagnosis = report["diagnosis"]
+    public = report.public_path
+    failures = public.failures
+    diagnosis = report.diagnosis
     return {
         "event": "public_path_down",
-        "kind": max(failures, key=lambda kind: len(failures[kind])) if failures else None,
-        "way": diagnosis["way"],
-        "command": diagnosis["command"],
-        "why": diagnosis["why"],
-        "failures": failures,
-        "counts": {kind: len(hosts) for kind, hosts in failures.items()},
-        "failed": public["failed"],
-        "total": public["total"],
+        "kind": max(failures, key=lambda kind: len(failures[kind])).value if failures else None,
+        "way": diagnosis.way.value if diagnosis.way else None,
+        "command": diagnosis.command,
+        "why": diagnosis.why,
+        "failures": {kind.value: hosts for kind, hosts in failures.items()},
+        "counts": {kind.value: len(hosts) for kind, hosts in failures.items()},
+        "failed": public.failed,
+        "total": public.total,
         "consecutive_failures": rounds,
-        "standby_ready": standby_ready(report),
-        "cloudflare_api": report["cloudflare_api"]["state"],
-        "budget": report["budget"],
-        "mode": report["mode"],
-        "stack": report["stack"],
-        "checked_at": report["checked_at"],
-        "problems": report["problems"],
-        "paths": report["paths"],
+        "standby_ready": not decision.standby_blockers(report),
+        "cloudflare_api": report.cloudflare_api.state.value,
+        "budget": report.budget.to_json(),
+        "mode": report.mode,
+        "stack": report.stack,
+        "checked_at": report.checked_at,
+        "problems": report.problems,
+        "paths": {name: path.to_json() for name, path in report.paths.items()},
     }
 
 
 # As the alert says it: "Cut over <way>".
-ALERT_WAYS = {**WAYS, "emergency": "by " + WAYS["emergency"]}
+ALERT_WAYS = {**{way.value: way.words for way in Way}, "emergency": "by " + Way.EMERGENCY.words}
 
 
 def alert_lines(payload: dict[str, Any]) -> tuple[str, list[str], str, str | None, str | None]:
@@ -799,42 +796,43 @@ def main(
         endpoints, options = build(args, outputs_reader, reach)
     except InputError as error:
         print(str(error), file=sys.stderr)
-        return EXIT_INPUT
+        return ExitCode.BAD_INPUT
     show_progress = not args.json and sys.stderr.isatty()
     console = console_for()
     alert_after = ALERT_AFTER if args.alert_after is None else args.alert_after
     failures = 0
     rounds = 0
-    code = EXIT_OK
+    code = ExitCode.OK
     try:
         while True:
             started = time.monotonic()
             report = check_once(endpoints, options, show_progress=show_progress)
             rounds += 1
-            code = int(report["exit_code"])
+            code = ExitCode(report.exit_code)
             if args.json:
-                print(
-                    json.dumps(report, separators=(",", ":") if args.watch else None, indent=None if args.watch else 2),
-                    flush=True,
+                compact = args.watch is not None
+                text = json.dumps(
+                    report.to_json(), separators=(",", ":") if compact else None, indent=None if compact else 2
                 )
+                print(text, flush=True)
             else:
                 if args.watch:
-                    console.rule(f"check {rounds} at {report['checked_at']}", style="dim")
+                    console.rule(f"check {rounds} at {report.checked_at}", style="dim")
                 render(report, console)
             if args.watch is None:
                 return code
             # Once per outage: the count restarts only after a round with the public path not down.
-            failures = failures + 1 if report["tunnel_down"] else 0
+            failures = failures + 1 if decision.public_path_down(report) else 0
             if failures == alert_after:
                 _alert(report, failures, args, options, console)
             if args.rounds is not None and rounds >= args.rounds:
                 return code
             sleep(max(0.0, args.watch - (time.monotonic() - started)))
     except KeyboardInterrupt:
-        return code if rounds else 130
+        return code if rounds else ExitCode.INTERRUPTED
 
 
-def _alert(report: dict[str, Any], failures: int, args: argparse.Namespace, options: Options, console: Any) -> None:
+def _alert(report: Report, failures: int, args: argparse.Namespace, options: Options, console: Any) -> None:
     payload = alert_payload(report, failures)
     heading, kinds, fits, command, warning = alert_lines(payload)
     if args.json:  # stdout is for the reports; the alert goes to stderr, one line each

@@ -6,35 +6,34 @@ from __future__ import annotations
 from typing import Any
 
 from ..terminal import console_for, count
-from .core import WAYS, Endpoints, Options, kinds_text, run_check
+from .core import Endpoints, Options, run_check
+from .decision import kinds_text
+from .report import Diagnosis, HttpsCheck, Report, TunnelState
 
 
 def _status_style(ok: bool | None) -> str:
     return "green" if ok else ("red" if ok is False else "yellow")
 
 
-def _https_cell(part: dict[str, Any]) -> str:
+def _https_cell(part: HttpsCheck) -> str:
     from rich.markup import escape
 
-    if part["ok"] or part["status"] is not None:
-        bits = [f"{part['status']}", f"{part['latency_ms']:.0f} ms" if part["latency_ms"] is not None else ""]
-        if part["cert_days_left"] is not None:
-            bits.append(
-                f"cert {part['cert_days_left']:.0f} d"
-                if part["cert_days_left"] >= 1
-                else f"cert {part['cert_days_left'] * 24:.0f} h"
-            )
-        if part.get("cert_pinned"):
+    if part.ok or part.status is not None:
+        bits = [f"{part.status}", f"{part.latency_ms:.0f} ms" if part.latency_ms is not None else ""]
+        days = part.cert_days_left
+        if days is not None:
+            bits.append(f"cert {days:.0f} d" if days >= 1 else f"cert {days * 24:.0f} h")
+        if part.cert_pinned:
             bits.append("(the stack's Origin CA cert)")
         text = " ".join(b for b in bits if b)
-        error = part["error"] or ""
-        if error.startswith(f"HTTP {part['status']}"):  # the status is shown already: only what it means
-            error = error[len(f"HTTP {part['status']}") :].strip()
+        error = part.error or ""
+        if error.startswith(f"HTTP {part.status}"):  # the status is shown already: only what it means
+            error = error[len(f"HTTP {part.status}") :].strip()
         if error:
             text += f" {error}"
     else:
-        text = part["error"] or "-"
-    return f"[{_status_style(part['ok'])}]{escape(text)}[/]"
+        text = part.error or "-"
+    return f"[{_status_style(part.ok)}]{escape(text)}[/]"
 
 
 def shell_lines(command: str, width: int, indent: int = 4) -> list[str]:
@@ -89,91 +88,92 @@ def print_command(console: Any, command: str, indent: int = 4) -> None:
         console.print(f"[bold]{escape(line)}[/]", no_wrap=True, overflow="ignore", crop=False, soft_wrap=False)
 
 
-def render(report: dict[str, Any], console: Any) -> None:
+def render(report: Report, console: Any) -> None:
     """The human view: one row per host, then the VPS, the way that fits, the budget, what is wrong."""
     from rich.markup import escape
     from rich.table import Table
 
     title = (
-        f"mana-infra check - mode {report['mode']}"
-        + (f", stack {report['stack']}" if report["stack"] else "")
-        + f" - {count(len(report['hosts']), 'host')} in {report['seconds']:.2f} s"
+        f"mana-infra check - mode {report.mode}"
+        + (f", stack {report.stack}" if report.stack else "")
+        + f" - {count(len(report.hosts), 'host')} in {report.seconds:.2f} s"
     )
     table = Table(title=title, title_justify="left", expand=False)
     table.add_column("host")
     table.add_column("DNS now")
     table.add_column("HTTPS via DNS")
     table.add_column("standby (via VPS)")
-    for host in report["hosts"]:
-        dns = host["dns"]
-        dns_ok = dns["path"] == dns["expected"]
-        dns_text = dns["path"] + ("" if dns_ok else f": {dns['detail']}")
+    for host in report.hosts:
+        dns = host.dns
+        dns_ok = dns.path is dns.expected
+        dns_text = dns.path + ("" if dns_ok else f": {dns.detail}")
         table.add_row(
-            escape(host["host"]),
+            escape(host.host),
             f"[{_status_style(dns_ok)}]{escape(dns_text)}[/]",
-            _https_cell(host["live"]),
-            _https_cell(host["standby"]),
+            _https_cell(host.live),
+            _https_cell(host.standby),
         )
     console.print(table)
 
-    health = report["vps"]["health"]
-    console.print(
-        f"VPS health {escape(str(health['url']))}: "
-        + _https_cell(health)
-        + (f" [dim]{escape(health['body'][:40])}[/]" if health["body"] else "")
-    )
-    wireguard = report["vps"]["wireguard"]
-    if wireguard["checked"]:
-        if wireguard["ok"]:
-            console.print(
-                f"WireGuard {wireguard['interface']}: [green]last handshake {wireguard['age_seconds']} s ago[/]"
-            )
-        else:
-            console.print(f"WireGuard {wireguard['interface']}: [red]{escape(wireguard['error'] or 'down')}[/]")
-    elif report["vps"]["ssh"]["checked"]:
-        console.print("WireGuard: [yellow]not checked[/] (the SSH session failed)")
-    if "mirror" in report["paths"]:
-        mirror = report["paths"]["mirror"]
-        style = _status_style(mirror["failed"] == 0)
+    _parts(report, console)
+    public = report.public_path
+    if public.state != "up":
         console.print(
-            f"Hetzner mirror: [{style}]{mirror['total'] - mirror['failed']} of {count(mirror['total'], 'host')} "
-            "in failover form[/]"
+            f"Public path: [red]{public.state}[/] ({public.failed} of {count(public.total, 'host')} fail: "
+            f"{escape(kinds_text(public.failures, hosts=True))})"
         )
-    probe = report["tunnel_probe"]
-    if probe["state"] != "not_checked":
-        probe_ok = probe["state"] == "up"
-        text = f"answers HTTP {probe['status']} (cloudflared)" if probe_ok else f"{probe['state']}: {probe['error']}"
-        console.print(f"Tunnel probe {escape(str(probe['host']))}: [{_status_style(probe_ok)}]{escape(text)}[/]")
-    api = report["cloudflare_api"]
-    if api["checked"]:
-        text = "takes the token" if api["ok"] else f"{api['state']}: {api['error']}"
-        console.print(f"Cloudflare API: [{_status_style(api['ok'])}]{escape(text)}[/]")
-    for certificate in report["certificates"].values():
-        ok = not certificate["expired"] and not certificate["expiring"]
-        console.print(
-            f"{certificate['output']}: [{_status_style(ok)}]{certificate['days_left']:.0f} days left[/] — "
-            f"{escape(certificate['what'])}"
-        )
-
-    public = report["public_path"]
-    if public["state"] != "up":
-        console.print(
-            f"Public path: [red]{public['state']}[/] ({public['failed']} of {count(public['total'], 'host')} fail: "
-            f"{escape(kinds_text(public['failures'], hosts=True))})"
-        )
-    _fits(report["diagnosis"], console)
-    text = report["budget"]["text"]
+    _fits(report.diagnosis, console)
+    text = report.budget.text
     console.print(
         escape(f"Budget: edge way {text['edge']}; DNS-only {text['dns']}; certificates: {text['certificates']}")
     )
-    for note in report["notes"]:
+    for note in report.notes:
         _hanging(console, "[dim]note:[/]", f"[dim]{escape(note)}[/]")
-    if report["problems"]:
-        console.print(f"[bold red]DEGRADED[/] ({count(len(report['problems']), 'problem')}):")
-        for problem in report["problems"]:
+    if report.problems:
+        console.print(f"[bold red]DEGRADED[/] ({count(len(report.problems), 'problem')}):")
+        for problem in report.problems:
             _hanging(console, "  [red]-[/]", escape(problem))
     else:
         console.print("[bold green]HEALTHY[/]: every path answers")
+
+
+def _parts(report: Report, console: Any) -> None:
+    """The VPS, WireGuard, the mirror, the tunnel's probe, Cloudflare's API and the dated certificates."""
+    from rich.markup import escape
+
+    health = report.vps.health
+    body = f" [dim]{escape(health.body[:40])}[/]" if health.body else ""
+    console.print(f"VPS health {escape(str(health.url))}: " + _https_cell(health) + body)
+    wireguard = report.vps.wireguard
+    if wireguard.checked:
+        if wireguard.ok:
+            console.print(f"WireGuard {wireguard.interface}: [green]last handshake {wireguard.age_seconds} s ago[/]")
+        else:
+            console.print(f"WireGuard {wireguard.interface}: [red]{escape(wireguard.error or 'down')}[/]")
+    elif report.vps.ssh.checked:
+        console.print("WireGuard: [yellow]not checked[/] (the SSH session failed)")
+    mirror = report.paths.get("mirror")
+    if mirror is not None and mirror.total is not None and mirror.failed is not None:
+        style = _status_style(mirror.failed == 0)
+        console.print(
+            f"Hetzner mirror: [{style}]{mirror.total - mirror.failed} of {count(mirror.total, 'host')} "
+            "in failover form[/]"
+        )
+    probe = report.tunnel_probe
+    if probe.state is not TunnelState.NOT_CHECKED:
+        probe_ok = probe.state is TunnelState.UP
+        text = f"answers HTTP {probe.status} (cloudflared)" if probe_ok else f"{probe.state}: {probe.error}"
+        console.print(f"Tunnel probe {escape(str(probe.host))}: [{_status_style(probe_ok)}]{escape(text)}[/]")
+    api = report.cloudflare_api
+    if api.checked:
+        text = "takes the token" if api.ok else f"{api.state}: {api.error}"
+        console.print(f"Cloudflare API: [{_status_style(api.ok)}]{escape(text)}[/]")
+    for certificate in report.certificates.values():
+        ok = not certificate.expired and not certificate.expiring
+        console.print(
+            f"{certificate.output}: [{_status_style(ok)}]{certificate.days_left:.0f} days left[/] — "
+            f"{escape(certificate.what)}"
+        )
 
 
 def _hanging(console: Any, label: str, text: str) -> None:
@@ -187,15 +187,15 @@ def _hanging(console: Any, label: str, text: str) -> None:
     console.print(grid)
 
 
-def _fits(diagnosis: dict[str, Any], console: Any) -> None:
+def _fits(diagnosis: Diagnosis, console: Any) -> None:
     """`Fits: <way> — <why>: <command>`, on one line when it fits; else the command below it."""
     from rich.markup import escape
 
-    if diagnosis["way"] is None:
-        console.print(escape(f"Fits: no cut-over — {diagnosis['why']}"))
+    if diagnosis.way is None or diagnosis.command is None:
+        console.print(escape(f"Fits: no cut-over — {diagnosis.why}"))
         return
-    head = f"Fits: {WAYS[diagnosis['way']]} — {diagnosis['why']}:"
-    command = diagnosis["command"]
+    head = f"Fits: {diagnosis.way.words} — {diagnosis.why}:"
+    command = diagnosis.command
     if len(head) + 1 + len(command) <= console.width:
         console.print(f"[bold]{escape(head)} {escape(command)}[/]", no_wrap=True, crop=False)
     else:
@@ -203,7 +203,7 @@ def _fits(diagnosis: dict[str, Any], console: Any) -> None:
         print_command(console, command)
 
 
-def check_once(endpoints: Endpoints, options: Options, *, show_progress: bool) -> dict[str, Any]:
+def check_once(endpoints: Endpoints, options: Options, *, show_progress: bool) -> Report:
     if not show_progress:
         return run_check(endpoints, options)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

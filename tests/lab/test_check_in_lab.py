@@ -111,7 +111,7 @@ def test_mirror_differs_from_failover(lab: Any) -> None:
     assert [p for p in run.problems if "mirror" not in p] == []  # only the mirror: DNS and HTTPS are fine
 
 
-# DIAGNOSIS_TABLE's rows and columns, each as the lab makes it happen. The public failure: the tunnel cut
+# The decision table's rows and columns, each as the lab makes it happen. The public failure: the tunnel cut
 # (the edge answers 502), the edge itself stopped (connections refused), or the tunnel cut while the
 # Cloudflare API cannot be reached (check asks it: CLOUDFLARE_API_TOKEN, at a lab address where nothing
 # listens). The standby: serving, unproven (check run from outside the networks the VPS serves in
@@ -125,7 +125,7 @@ API_UNREACHABLE = {
 
 
 def test_every_cell_of_the_diagnosis_table_has_a_lab_case() -> None:
-    from mana_infra.check.core import DIAGNOSIS_TABLE
+    from mana_infra.check.decision import TABLE as DIAGNOSIS_TABLE
 
     assert set(DIAGNOSIS_TABLE) == {(p, s) for p in PUBLIC_FAILURES for s in STANDBY_STATES}
 
@@ -175,7 +175,7 @@ def test_diagnosis_table_in_the_lab(lab: Any, standby: str) -> None:
     cut-over at all where none helps (the Mac Mini down, the VPS down); never a healthy verdict. With
     the Mac Mini's WireGuard down and the tunnel still serving, check also says the standby is down
     before any visitor notices."""
-    from mana_infra.check.core import DIAGNOSIS_TABLE
+    from mana_infra.check.decision import TABLE as DIAGNOSIS_TABLE
 
     with standby_state(lab, standby) as role:
         quiet = lab.check("tunnel") if standby == "mac-mini-down" else None

@@ -1,0 +1,234 @@
+"""The verdict, in one place: what failure the public path shows, what state the standby is in, whether
+it is ready, which way fits or why none does, and the command to run.
+
+Every caller asks here: check (its `diagnosis`), cutover's and failback's pre-flights, the watch's
+alert. The way comes from `TABLE` — the public failure (row) against the standby's state (column) —
+looked up, not re-derived in branches. Nothing here probes or prints; it reads a typed `Report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ..terminal import count
+from .report import AnsweredBy, ApiCheck, Diagnosis, Failure, PathState, PublicPath, Report, Subject, TunnelState, Way
+
+
+class PublicFailure(StrEnum):
+    """The table's rows: what failed on the public path (in tunnel mode)."""
+
+    TUNNEL = "tunnel"  # the edge answers over TLS, the tunnel behind it fails (1033, 530, cloudflared's 502)
+    EDGE = "edge"  # the edge itself or Cloudflare's DNS fails
+    API = "api"  # either, and Cloudflare's API refuses the token or does not answer
+
+
+class StandbyState(StrEnum):
+    """The table's columns: what the standby shows."""
+
+    SERVING = "serving"  # the VPS serves every host from the Mac Mini (through WireGuard)
+    UNPROVEN = "unproven"  # the VPS refuses this machine (or some hosts fail): not shown to help
+    MAC_MINI_DOWN = "mac-mini-down"  # the VPS answers, the Mac Mini behind WireGuard does not
+    VPS_DOWN = "vps-down"  # the VPS does not answer
+
+
+class NoWay(StrEnum):
+    """Why no cut-over helps, as the table says it; `reason` takes the standby's words and the stack flag."""
+
+    MAC_MINI = "none:mac-mini"
+    MAC_MINI_BEHIND_VPS = "none:mac-mini-behind-vps"
+    VPS = "none:vps"
+
+    def reason(self, standby: str, stack: str) -> str:
+        return _NO_WAY_REASONS[self].format(standby=standby, stack=stack)
+
+
+_NO_WAY_REASONS = {
+    NoWay.MAC_MINI: "the Mac Mini or its line is down: the tunnel fails at it and so does WireGuard from the VPS "
+    "({standby}); no cut-over helps. Check the Mac Mini's power, its line and cloudflared",
+    NoWay.MAC_MINI_BEHIND_VPS: "the VPS answers but the Mac Mini behind WireGuard does not ({standby}): a "
+    "cut-over would move visitors onto it and serve them the same failure. Check the Mac Mini and its WireGuard",
+    NoWay.VPS: "the VPS does not answer either ({standby}): no cut-over helps before `pulumi up{stack}` restores it",
+}
+
+P, S = PublicFailure, StandbyState
+TABLE: dict[tuple[PublicFailure, StandbyState], Way | NoWay] = {
+    (P.TUNNEL, S.SERVING): Way.EDGE,
+    (P.EDGE, S.SERVING): Way.DNS,
+    (P.API, S.SERVING): Way.EMERGENCY,
+    (P.TUNNEL, S.UNPROVEN): Way.EDGE,
+    (P.EDGE, S.UNPROVEN): Way.DNS,
+    (P.API, S.UNPROVEN): Way.EMERGENCY,
+    # Both paths fail at the Mac Mini: home power or the home line. The VPS reaches it no better.
+    (P.TUNNEL, S.MAC_MINI_DOWN): NoWay.MAC_MINI,
+    (P.EDGE, S.MAC_MINI_DOWN): NoWay.MAC_MINI_BEHIND_VPS,
+    (P.API, S.MAC_MINI_DOWN): NoWay.MAC_MINI,
+    (P.TUNNEL, S.VPS_DOWN): NoWay.VPS,
+    (P.EDGE, S.VPS_DOWN): NoWay.VPS,
+    (P.API, S.VPS_DOWN): NoWay.VPS,
+}
+del P, S
+
+# The problems that speak of the standby: what keeps it from taking over.
+STANDBY_SUBJECTS = frozenset({Subject.STANDBY, Subject.VPS, Subject.WIREGUARD})
+
+
+# ----------------------------------------------------------------------------------------- words
+
+
+def stack_flag(stack: str | None) -> str:
+    """` --stack S` for a command check prints, or nothing when no stack was named."""
+    return f" --stack {stack}" if stack else ""
+
+
+def names_text(names: Sequence[str], limit: int = 4) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def kinds_text(failures: Mapping[Failure, Sequence[str]], *, hosts: bool = False) -> str:
+    """`DNS timeout: 3 hosts; tunnel error: 1 host` (with hosts: `... (a, b, c)`)."""
+    return "; ".join(
+        f"{Failure(kind).label}: {count(len(names), 'host')}" + (f" ({names_text(names)})" if hosts else "")
+        for kind, names in failures.items()
+    )
+
+
+def api_blocked_text(api: ApiCheck) -> str:
+    """`the Cloudflare API refuses the token (...)` / `... is unreachable (...)`."""
+    blocked = "refuses the token" if api.state == "refused" else "is unreachable"
+    return f"the Cloudflare API {blocked} ({api.error})"
+
+
+def cutover_command(way: Way | str, stack: str | None, emergency: str | None = None) -> str:
+    """The command for a way: `mana-infra cutover --via edge|dns`, or the stack's emergencyCutover."""
+    suffix = stack_flag(stack)
+    if Way(way) is Way.EMERGENCY:
+        return emergency or f"pulumi stack output emergencyCutover{suffix}"
+    return f"mana-infra cutover --via {way}{suffix}"
+
+
+def tunnel_unknown_text(host: str | None, error: str | None) -> str:
+    return f"whether the tunnel serves is not known ({host or 'no probe'}: {error})"
+
+
+# ------------------------------------------------------------------------------------------ the verdict
+
+
+def public_failure(public: PublicPath, api: ApiCheck) -> PublicFailure | None:
+    """The table's row, or None when every host answers."""
+    if not public.failures:
+        return None
+    if api.state.blocked:
+        return PublicFailure.API
+    # NXDOMAIN is Cloudflare's DNS answering (a record is missing, and either way writes it): it does not
+    # speak against the edge when tunnel errors show the edge answering for the other hosts.
+    kinds = set(public.failures)
+    tunnel_side = Failure.TUNNEL_ERROR in kinds and kinds <= {Failure.TUNNEL_ERROR, Failure.DNS_NXDOMAIN}
+    return PublicFailure.TUNNEL if tunnel_side else PublicFailure.EDGE
+
+
+def standby_state(report: Report) -> tuple[StandbyState, str]:
+    """The table's column, and the words for it."""
+    hosts = report.hosts
+    failing = [h for h in hosts if not h.standby.ok]
+    by = {who: [h for h in failing if h.standby.answered_by is who] for who in AnsweredBy}
+    upstream = [h for h in by[AnsweredBy.VPS] if h.standby.failure in (Failure.HTTP_5XX, Failure.HTTP_ERROR)]
+    if not failing:
+        return StandbyState.SERVING, "the VPS serves every host"  # through WireGuard: whatever a handshake says
+    if report.paths["wireguard"].state is PathState.DOWN:
+        return StandbyState.MAC_MINI_DOWN, f"WireGuard down: {report.vps.wireguard.error}"
+    if hosts and len(upstream) == len(hosts):
+        first = upstream[0].standby
+        answer = f"answers {first.status}" if first.status else "gets no answer behind it"
+        return StandbyState.MAC_MINI_DOWN, f"Caddy on the VPS {answer} for every host"
+    nobody = by[AnsweredBy.NOBODY]
+    if hosts and len(nobody) == len(hosts) and not report.vps.health.ok:
+        kinds: dict[Failure, list[str]] = {}
+        for h in nobody:
+            kinds.setdefault(h.standby.failure or Failure.CONNECT_ERROR, []).append(h.host)
+        return StandbyState.VPS_DOWN, kinds_text(kinds)
+    refused = [h for h in failing if h.standby.failure is Failure.REFUSED_HERE]
+    if refused:
+        return (
+            StandbyState.UNPROVEN,
+            f"the standby is not proven: the VPS refuses this machine for {count(len(refused), 'host')}",
+        )
+    return StandbyState.UNPROVEN, f"the standby fails for {count(len(failing), 'host')} too"
+
+
+def standby_blockers(report: Report) -> list[str]:
+    """What keeps the standby from taking over (empty: it is ready): its path through the VPS proven up
+    for every host, the VPS's health up, WireGuard not known to be down; then what check said of them."""
+    states = {name: report.paths[name].state for name in ("standby", "vps", "wireguard")}
+    broken = [
+        f"{name}: {state}"
+        for name, state in states.items()
+        # The standby path must be proven: refused from here ("unchecked") is no pre-flight.
+        if (state is not PathState.UP if name == "standby" else state is PathState.DOWN)
+    ]
+    said = [finding.text for finding in report.findings if finding.subject in STANDBY_SUBJECTS]
+    return broken + said if broken else []
+
+
+def failback_blockers(report: Report) -> list[str]:
+    """What keeps a fail-back from serving: the tunnel not shown to serve by its probe name. Failed back
+    too early, every host is down until the tunnel returns."""
+    probe = report.tunnel_probe
+    if probe.state is TunnelState.UP:
+        return []
+    risk = "every host would be down until the tunnel is back"
+    if probe.state is TunnelState.DOWN:
+        return [f"the tunnel is down ({probe.host}: {probe.error}): {risk}"]
+    return [f"{tunnel_unknown_text(probe.host, probe.error)}: {risk}"]
+
+
+def public_path_down(report: Report) -> bool:
+    """What the watch counts towards its alert: the public path down while the stack is on the tunnel."""
+    return report.mode == "tunnel" and report.public_path.state is PathState.DOWN
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the advice names: the stack, and its emergencyCutover command."""
+
+    stack: str | None
+    emergency_command: str | None = None
+    own_vps: bool = True
+
+
+def diagnose(report: Report, context: Context) -> Diagnosis:
+    """Which way to fail over fits what failed (TABLE); none when every host answers, when the hosts are
+    on the VPS already (mode failover), or when no cut-over can help."""
+    failures = report.public_path.failures
+    api = report.cloudflare_api
+    if report.mode != "tunnel":
+        failing = f" (the public path fails: {kinds_text(failures)})" if failures else ""
+        return Diagnosis(
+            None, f"mode {report.mode}: the hosts are on the VPS already, no cut-over applies{failing}", None, None
+        )
+    public = public_failure(report.public_path, api)
+    if public is None:
+        later = f"; should it fail, only the emergency path fits: {api_blocked_text(api)}" if api.state.blocked else ""
+        return Diagnosis(None, f"every host answers through the tunnel: nothing to cut over{later}", None, None)
+    standby, standby_words = standby_state(report)
+    case = f"{public}/{standby}"
+    outcome = TABLE[(public, standby)]
+    if isinstance(outcome, NoWay):
+        return Diagnosis(None, outcome.reason(standby_words, stack_flag(context.stack)), None, case)
+    caveat = f"; but {standby_words}" if standby is StandbyState.UNPROVEN else ""
+    command = cutover_command(outcome, context.stack, context.emergency_command)
+    return Diagnosis(outcome, _why(outcome, failures, api) + caveat, command, case)
+
+
+def _why(way: Way, failures: Mapping[Failure, list[str]], api: ApiCheck) -> str:
+    if way is Way.EMERGENCY:
+        blocked = f"{api_blocked_text(api)}, so no record can change at Cloudflare"
+        return f"{blocked}; the public path fails ({kinds_text(failures)})"
+    if way is Way.EDGE:
+        return f"the edge answers over TLS, the tunnel behind it fails ({kinds_text(failures)})"
+    edge_side: dict[Failure, list[str]] = {k: v for k, v in failures.items() if k is not Failure.TUNNEL_ERROR}
+    what = "DNS for the names fails" if all(k.is_dns for k in edge_side) else "the edge itself fails"
+    tunnel: dict[Failure, list[str]] = {k: v for k, v in failures.items() if k is Failure.TUNNEL_ERROR}
+    also = f"; also {kinds_text(tunnel)}" if tunnel else ""
+    return f"{what} ({kinds_text(edge_side)}{also})"
