@@ -39,6 +39,7 @@ from .model import (
     in_zone,
 )
 from .project import PROJECT, Project
+from .records import rehearsal_host
 
 # Keys read as plain text; `sshPrivateKey` is read apart, as a secret.
 PLAIN_KEYS = (
@@ -380,9 +381,10 @@ def _standby(
         )
     elif colliding:
         # The stack never named it: the inventory took the VPS's default name.
+        source, number = read.values.get("services") or "services.yaml", services.index(colliding) + 1
         read.problems.append(
             Problem(
-                f"{read.values.get('services') or 'services.yaml'}:{colliding.line}: entry ({origin_name})",
+                f"{source}:{colliding.line}: entry {number} ({origin_name})",
                 f"{origin_name} is the VPS's own name (originName, by default vps.<zone>), not an app's",
                 f"give the app another name, or the VPS another: {read.fix('originName', f'standby.{zone}')}",
             )
@@ -598,7 +600,7 @@ def _rehearsal_hosts(read: _Reader, zone: str, services: tuple[Service, ...]) ->
         f"pulumi config set --stack {read.stack} --path 'rehearsalHosts[0].service' <an inventory host>"
     )
     by_host = {service.host: service for service in services}
-    entries = read.json("rehearsalHosts") or [{"host": f"failover-test.{zone}", "service": zone}]
+    entries = read.json("rehearsalHosts") or [{"host": rehearsal_host(zone), "service": zone}]
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
         read.problem("rehearsalHosts", f"{read.optional('rehearsalHosts')!r} is not a list of {{host, service}}", fix)
         return ()
@@ -675,7 +677,7 @@ def _check_keys(read: _Reader, project: Project, config_keys: Mapping[str, bool]
 
 def _free_test_name(zone: str, taken: set[str]) -> str:
     """A test hostname that is nobody's yet."""
-    candidates = (f"failover-test{'' if n == 1 else f'-{n}'}.{zone}" for n in range(1, len(taken) + 2))
+    candidates = (rehearsal_host(zone, n) for n in range(1, len(taken) + 2))
     return next(name for name in candidates if name not in taken)
 
 

@@ -266,15 +266,13 @@ class AutomationEngine:
         try:
             self.stack = automation.select_stack(stack_name=stack, work_dir=str(project_dir))
         except Exception as exc:  # no CLI, no login, no such stack: the CLI's own words
-            raise InputError(
-                [
-                    Problem(
-                        f"stack {stack}",
-                        f"cannot be selected: {str(exc).strip().splitlines()[-1]}",
-                        "install the Pulumi CLI, `pulumi login`, and run this in the project folder",
-                    )
-                ]
-            ) from None
+            words = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            fix = (
+                f"`pulumi stack init {stack}` in {project_dir} (the backend you are logged in to has no such stack)"
+                if "no stack named" in str(exc)
+                else "install the Pulumi CLI, `pulumi login`, and run this in the project folder"
+            )
+            raise InputError([Problem(f"stack {stack}", f"cannot be selected: {words}", fix)]) from None
 
     def get_config(self, key: str) -> str | None:
         """The stack file's own value (None: not set there, Pulumi.yaml's default applies): what a

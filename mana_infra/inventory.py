@@ -7,7 +7,7 @@ from pathlib import Path
 from .errors import InputError, Problem, raise_if_any
 from .files import LINE_KEY, load_yaml, read_text
 from .model import Service, hostname_problem, in_zone
-from .records import tunnel_probe_host
+from .records import rehearsal_host, tunnel_probe_host
 
 ALLOWED_KEYS = ("host", "port", "name", "health")
 
@@ -21,6 +21,16 @@ def load_inventory(path: Path, zone: str) -> tuple[Service, ...]:
 def parse_inventory(text: str, source: str, zone: str) -> tuple[Service, ...]:
     document = load_yaml(text, source, lines=True)
     entries = document.get("services") if isinstance(document, dict) else None
+    if isinstance(document, list):
+        raise InputError(
+            [
+                Problem(
+                    source,
+                    "its top level is a list: the entries belong under `services:`",
+                    "add a first line `services:` and indent the entries beneath it",
+                )
+            ]
+        )
     if not isinstance(entries, list) or not entries:
         raise InputError(
             [
@@ -108,6 +118,15 @@ def _parse_entry(
                     label,
                     f"{host} is the tunnel's probe name: mana-infra keeps it on the tunnel in every mode, so "
                     "that check and failback can tell whether the tunnel serves",
+                    "give the app another name",
+                )
+            )
+        elif host == rehearsal_host(zone):
+            problems.append(
+                Problem(
+                    label,
+                    f"{host} is the rehearsal's test hostname (stack failover, `pulumi up -s failover`): a "
+                    "rehearsal must never move a production name, so its plan would refuse this one",
                     "give the app another name",
                 )
             )

@@ -102,6 +102,15 @@ def hostname_problem(host: str) -> str | None:
     """Why ``host`` is not a valid DNS hostname, or None when it is."""
     if len(host) > 253:
         return f"hostname {host!r} is longer than 253 characters"
+    if not host.isascii():
+        try:
+            ascii_form = host.encode("idna").decode()
+        except UnicodeError:
+            return f"hostname {host!r} is not ASCII and has no valid xn-- (IDNA) form"
+        return (
+            f"hostname {host!r} is not ASCII: DNS, Caddy and Cloudflare take an internationalised name in its "
+            f"xn-- (IDNA) form, {ascii_form}"
+        )
     for label in host.split("."):
         if not _LABEL.match(label):
             return (

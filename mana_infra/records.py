@@ -35,6 +35,14 @@ def tunnel_probe_host(zone: str) -> str:
     return f"{TUNNEL_PROBE_LABEL}.{zone}"
 
 
+# The rehearsal stack's test hostname unless its rehearsalHosts names others: no app may take it.
+REHEARSAL_LABEL = "failover-test"
+
+
+def rehearsal_host(zone: str, n: int = 1) -> str:
+    return f"{REHEARSAL_LABEL}{'' if n == 1 else f'-{n}'}.{zone}"
+
+
 def tunnel_probe_record(zone: str, tunnel_id: str) -> DnsRecord:
     """The probe's record: proxied to the tunnel, whatever the mode (no flip moves it)."""
     return DnsRecord(tunnel_probe_host(zone), "CNAME", tunnel_target(tunnel_id), AUTOMATIC_TTL, proxied=True)

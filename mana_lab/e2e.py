@@ -58,7 +58,7 @@ from mana_infra.inventory import load_inventory
 from . import certs
 from . import topology as topo
 from .engine import Engine
-from .system import LabError, netns_exec_argv
+from .system import LabError, netns_exec_argv, run_limited
 from .world import World
 
 TUNNEL_ID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
@@ -81,6 +81,22 @@ EXTRA_RECORDS = (
 INVENTORY_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
 CADDY_COMMAND = "caddy-apply"
 PUBLIC_CERTIFICATE = "certificates-public"
+
+
+# A preview with the policy pack takes about 20 s here; without its virtualenv the pack's language host
+# waits for ever (seen: over ten minutes), so the step checks first and never waits long.
+POLICY_PREVIEW_SECONDS = 180.0
+
+
+def policy_venv_problem(project: Path) -> str | None:
+    """Why `pulumi preview --policy-pack policy` cannot run in ``project``, or None."""
+    if (project / "policy" / "venv" / "bin" / "python").exists():
+        return None
+    return (
+        f"the policy pack's virtualenv {project / 'policy' / 'venv'} is missing (policy/PulumiPolicy.yaml names it): "
+        "`make setup` makes it, or `python3 -m venv policy/venv && policy/venv/bin/pip install -r "
+        "policy/requirements.txt`"
+    )
 
 
 @dataclass
@@ -231,14 +247,13 @@ class Operator:
     ) -> subprocess.CompletedProcess[str]:
         """``command`` as the operator types it, in the project folder on the operator's machine."""
         started = time.monotonic()
-        done = subprocess.run(
+        done = run_limited(
             netns_exec_argv(topo.ns_name("client"), ["sh", "-c", command]),
             cwd=self.project,
             env=self.env,
             input=stdin,
-            capture_output=True,
-            text=True,
             timeout=timeout or self.timeout,
+            what=command,
         )
         with self.log.open("a") as log:
             log.write(f"\n$ {command}   # exit {done.returncode}, {time.monotonic() - started:.1f} s\n")
@@ -738,14 +753,19 @@ class EndToEnd:
 
     def policy(self, run: Run) -> None:
         run.command = "pulumi preview --stack prod --policy-pack policy"
-        passed = self.op.sh(run.command)
+        problem = policy_venv_problem(self.op.project)
+        run.expect(problem is None, str(problem))
+        if problem:
+            return
+        passed = self.op.sh(run.command, timeout=POLICY_PREVIEW_SECONDS)
         run.details["pass"] = passed.returncode
         run.expect(
             passed.returncode == 0 and "✅ mana-infra-guard-rails" in passed.stdout,
             f"the policy pack on prod: exit {passed.returncode}: {passed.stdout[-600:]}",
         )
         try:
-            blocked = self.op.sh(f"pulumi config set --stack prod protect false && {run.command}")
+            unprotect = f"pulumi config set --stack prod protect false && {run.command}"
+            blocked = self.op.sh(unprotect, timeout=POLICY_PREVIEW_SECONDS)
         finally:
             self.op.must("pulumi config set --stack prod protect true")
         out = blocked.stdout + blocked.stderr
@@ -774,7 +794,7 @@ class EndToEnd:
         """The operator uploaded a key by hand (Hetzner's console, here its API); the program uses it."""
         op, world = self.op, self.world
         key = self.workdir / "laptop_ed25519"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "laptop", "-f", str(key)], check=True)
+        run_limited(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "laptop", "-f", str(key)], timeout=20)
         body = json.dumps({"name": "operator-laptop", "public_key": Path(f"{key}.pub").read_text().strip()})
         op.must(
             f"curl -sS --fail -H 'Authorization: Bearer {HCLOUD_TOKEN}' -H 'Content-Type: application/json' "

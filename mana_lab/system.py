@@ -40,19 +40,45 @@ def run(
     env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a short-lived command and capture its output (never use this for daemonizing tools)."""
-    proc = subprocess.run(
-        list(argv),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=input,
-        env=dict(env) if env is not None else None,
-    )
+    proc = run_limited(argv, timeout=timeout, input=input, env=dict(env) if env is not None else None)
     if check and proc.returncode != 0:
         raise LabError(
             f"{' '.join(argv)} failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
         )
     return proc
+
+
+def run_limited(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    what: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command with its output captured, for at most ``timeout`` seconds: past it the command and
+    everything it started (its own session) are killed and a LabError names the command (``what``, else
+    its argv) — never a wait for a child that a grandchild's open pipe keeps alive."""
+    proc = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        name = what or " ".join(argv)
+        raise LabError(f"`{name}` did not finish within {timeout:g} s: killed, with everything it started") from None
+    return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
 
 
 def ip(*args: str, ns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -181,7 +181,8 @@ def test_the_vps_name_in_the_inventory_is_blamed_on_the_inventory(tmp_path: Path
     with pytest.raises(InputError) as caught:
         offline.plan("prod", services=str(inventory))
     [problem] = [str(p) for p in caught.value.problems]
-    assert problem.startswith(f"{inventory}:4: entry (vps.mana.how): vps.mana.how is the VPS's own name"), problem
+    # Named like every other inventory problem: the line and the entry's number.
+    assert problem.startswith(f"{inventory}:4: entry 2 (vps.mana.how): vps.mana.how is the VPS's own name"), problem
     assert "Pulumi.prod.yaml" not in problem
 
 

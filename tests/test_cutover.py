@@ -11,6 +11,7 @@ import pytest
 
 from mana_infra import cli, cutover
 from mana_infra.check import Report
+from mana_infra.errors import InputError
 
 from .support import copy_project, local_backend, require_engine
 
@@ -251,6 +252,15 @@ def real_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
 
     automation.create_stack("prod", work_dir=str(project))
     yield project
+
+
+def test_a_stack_the_backend_does_not_have_is_told_to_init_it(real_stack: Path) -> None:
+    """Logged in, no stack `staging` there: the fix is `pulumi stack init`, not installing the CLI."""
+    with pytest.raises(InputError) as refused:
+        cutover.AutomationEngine("staging", real_stack)
+    [problem] = refused.value.problems
+    assert "no stack named 'staging' found" in problem.message, problem
+    assert problem.fix is not None and problem.fix.startswith("`pulumi stack init staging` in ")
 
 
 def test_the_automation_engine_sets_and_restores_config_with_the_real_cli(real_stack: Path) -> None:

@@ -118,3 +118,16 @@ def test_the_tunnel_probe_name_is_no_app() -> None:
         parse_inventory("services:\n  - host: tunnel-probe.mana.how\n    port: 80\n", "services.yaml", "mana.how")
     assert "tunnel-probe.mana.how is the tunnel's probe name: mana-infra keeps it on the tunnel" in str(caught.value)
     assert "services.yaml:2" in str(caught.value)
+
+
+def test_what_a_new_user_tripped_over_is_said_plainly() -> None:
+    """A top-level list, an internationalised name, the rehearsal's test hostname: each said as what it is."""
+    assert problems_of("- host: mana.how\n  port: 5000\n") == [
+        "services.yaml: its top level is a list: the entries belong under `services:`\n"
+        "    fix: add a first line `services:` and indent the entries beneath it"
+    ]
+    [idn] = problems_of("services:\n  - host: bücher.mana.how\n    port: 5000\n")
+    assert "is not ASCII" in idn and "xn--bcher-kva.mana.how" in idn, idn
+    [rehearsal] = problems_of("services:\n  - host: failover-test.mana.how\n    port: 5000\n")
+    assert rehearsal.startswith("services.yaml:2: entry 1 (failover-test.mana.how): failover-test.mana.how is the")
+    assert "rehearsal's test hostname" in rehearsal and "give the app another name" in rehearsal

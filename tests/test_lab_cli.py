@@ -106,3 +106,30 @@ def test_lab_check_without_a_lab_says_how_to_start_one(
     monkeypatch.setattr(mana_lab.system, "lab_namespaces", lambda: [])
     assert cli.main(["--workdir", str(tmp_path), "check"]) == 2
     assert "start one with `mana-infra lab up`" in capsys.readouterr().err
+
+
+def test_a_command_past_its_limit_is_killed_with_what_it_started_and_named(tmp_path: Path) -> None:
+    """No command of the lab or the e2e waits for ever: a grandchild that holds the output pipe open (as
+    a language host does) is killed with it, and the error names the command."""
+    import time
+
+    from mana_lab.system import LabError, run_limited
+
+    started = time.monotonic()
+    with pytest.raises(LabError) as failed:
+        run_limited(["sh", "-c", "sleep 30 & sleep 30"], timeout=0.5, what="pulumi preview --policy-pack policy")
+    assert time.monotonic() - started < 5
+    assert str(failed.value) == (
+        "`pulumi preview --policy-pack policy` did not finish within 0.5 s: killed, with everything it started"
+    )
+    assert run_limited(["sh", "-c", "echo ok"], timeout=5).stdout == "ok\n"
+
+
+def test_the_policy_step_says_when_the_packs_virtualenv_is_missing(tmp_path: Path) -> None:
+    from mana_lab.e2e import policy_venv_problem
+
+    problem = policy_venv_problem(tmp_path)
+    assert problem is not None and "policy/venv is missing" in problem and "`make setup` makes it" in problem
+    (tmp_path / "policy" / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "policy" / "venv" / "bin" / "python").touch()
+    assert policy_venv_problem(tmp_path) is None

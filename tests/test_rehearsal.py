@@ -105,16 +105,18 @@ def test_bad_rehearsal_hosts_are_named(hosts: list[dict[str, object]], message: 
 
 
 def test_a_clash_suggests_a_name_that_is_free(tmp_path: Path) -> None:
-    """The default test hostname is an inventory host here: the hint must not suggest it again."""
+    """A test hostname that is an inventory host: the hint must not suggest it again. (The default,
+    failover-test.<zone>, the inventory itself refuses: see test_inventory.)"""
     inventory = tmp_path / "services.yaml"
     inventory.write_text(
-        "services:\n  - host: mana.how\n    port: 5000\n  - host: failover-test.mana.how\n    port: 1\n"
+        "services:\n  - host: mana.how\n    port: 5000\n  - host: failover-test-2.mana.how\n    port: 1\n"
     )
+    hosts = json.dumps([{"host": "failover-test-2.mana.how", "service": "mana.how"}])
     with pytest.raises(InputError) as caught:
-        offline.plan("failover", overrides={"services": str(inventory)})
+        offline.plan("failover", overrides={"services": str(inventory), "rehearsalHosts": hosts})
     [problem] = caught.value.problems
-    assert "failover-test.mana.how collides with the inventory host" in problem.message
-    assert problem.fix == "pick a name of its own, e.g. failover-test-2.mana.how"
+    assert "failover-test-2.mana.how collides with the inventory host" in problem.message
+    assert problem.fix == "pick a name of its own, e.g. failover-test.mana.how"
 
 
 def test_the_default_rehearsal_host_is_failover_test_to_the_landing_page() -> None:
