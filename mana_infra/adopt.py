@@ -26,18 +26,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .components.dns import ADOPTION_IGNORED_FIELDS, COMMENT
+from .config import PLAIN_KEYS, record_settings
 from .errors import ExitCode, InputError, Problem
 from .files import read_text
 from .inventory import load_inventory
 from .model import (
     AUTOMATIC_TTL,
     CLOUDFLARE_API,
-    MODES,
     TUNNEL_DOMAIN,
     TUNNEL_UUID,
-    VIAS,
     DnsRecord,
-    Mode,
     Service,
     in_zone,
 )
@@ -470,90 +468,89 @@ def _describe(records: Iterable[Mapping[str, Any]]) -> str:
     )
 
 
-def classify(
-    services: Sequence[Service],
-    records: Sequence[Mapping[str, Any]],
-    *,
-    zone: str,
-    zone_id: str,
-    wanted: Mapping[str, DnsRecord],
-    target_label: str,
-    stack: str,
-    services_file: str = "services.yaml",
-) -> list[Verdict]:
+@dataclass(frozen=True)
+class Target:
+    """What the first `pulumi up` of a stack wants at each inventory host, and where to say it."""
+
+    zone: str
+    zone_id: str
+    wanted: Mapping[str, DnsRecord]  # host -> the record the plan writes
+    label: str  # "the tunnel", or the origin name: where the records point
+    stack: str
+    services_file: str = "services.yaml"
+
+
+def classify(services: Sequence[Service], records: Sequence[Mapping[str, Any]], target: Target) -> list[Verdict]:
     """One verdict per inventory host, in the inventory's order."""
     by_name: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
         by_name.setdefault(_name(record), []).append(record)
-    verdicts = []
-    for service in services:
-        host, want = service.host, wanted[service.host]
-        existing = by_name.get(host, [])
-        cnames = [record for record in existing if record.get("type") == "CNAME"]
-        # At the apex Cloudflare flattens the CNAME, so MX, TXT and the like may stand beside it; an
-        # address record may not, and below the apex nothing may (RFC 1034).
-        others = [
-            record
-            for record in existing
-            if record.get("type") != "CNAME" and (host != zone or record.get("type") in _ADDRESS_TYPES)
-        ]
-        if others:
-            them = "it" if len(others) == 1 else "them"
-            verdicts.append(
-                Verdict(
-                    host,
-                    "conflict",
-                    what=f"has {_describe(others)}: Cloudflare allows no CNAME beside {them} (error 81053), so "
-                    "the first `pulumi up` fails on this host",
-                    todo=(
-                        f"to serve it through {target_label}: delete {them} in the dashboard right before the "
-                        "first `pulumi up` (the host has no address until the CNAME is created); to serve it "
-                        f"elsewhere: remove it from {services_file}",
-                    ),
-                )
-            )
-            continue
-        if not cnames:
-            verdicts.append(
-                Verdict(
-                    host,
-                    "create",
-                    what=f"no record yet: the first `pulumi up` creates the CNAME -> {want.content} "
-                    f"({_shown('proxied', want.proxied)}, TTL {_shown('ttl', want.ttl)})",
-                )
-            )
-            continue
-        record = cnames[0]
-        import_id = f"{zone_id}/{record['id']}"
-        first, then = changes(record, want)
-        content = _content(record)
-        if content == want.content:
-            verdicts.append(Verdict(host, "adopt", import_id=import_id, first=first, then=then))
-            continue
-        how = f"{_shown('proxied', record.get('proxied'))}, TTL {_shown('ttl', record.get('ttl'))}"
-        what = (
-            f"CNAME to {content} ({how}), not to {target_label}: the first `pulumi up` moves it there, "
-            "and visitors see the change"
+    return [_verdict(service.host, by_name.get(service.host, []), target) for service in services]
+
+
+def _verdict(host: str, existing: Sequence[Mapping[str, Any]], target: Target) -> Verdict:
+    want = target.wanted[host]
+    cnames = [record for record in existing if record.get("type") == "CNAME"]
+    # At the apex Cloudflare flattens the CNAME, so MX, TXT and the like may stand beside it; an
+    # address record may not, and below the apex nothing may (RFC 1034).
+    others = [
+        record
+        for record in existing
+        if record.get("type") != "CNAME" and (host != target.zone or record.get("type") in _ADDRESS_TYPES)
+    ]
+    if others:
+        them = "it" if len(others) == 1 else "them"
+        return Verdict(
+            host,
+            "conflict",
+            what=f"has {_describe(others)}: Cloudflare allows no CNAME beside {them} (error 81053), so "
+            "the first `pulumi up` fails on this host",
+            todo=(
+                f"to serve it through {target.label}: delete {them} in the dashboard right before the "
+                "first `pulumi up` (the host has no address until the CNAME is created); to serve it "
+                f"elsewhere: remove it from {target.services_file}",
+            ),
         )
-        if other_tunnel := _TUNNEL_TARGET.match(content):
-            what += f"; {other_tunnel.group(1)} is another tunnel: is tunnelId right? (`cloudflared tunnel list`)"
-        verdicts.append(
-            Verdict(
-                host,
-                "conflict",
-                what=what,
-                todo=(
-                    f"if {target_label} serves {host} and the move is wanted, make it at a moment you choose "
-                    f"(point the record at {want.content}, {_shown('proxied', want.proxied)}), save the records "
-                    "again and run adopt again; or accept the move with the first `pulumi up`:",
-                ),
-                commands=(config_command(stack, host, import_id),),
-                import_id=import_id,
-                first=first,
-                then=then,
-            )
+    if not cnames:
+        return Verdict(
+            host,
+            "create",
+            what=f"no record yet: the first `pulumi up` creates the CNAME -> {want.content} "
+            f"({_shown('proxied', want.proxied)}, TTL {_shown('ttl', want.ttl)})",
         )
-    return verdicts
+    record = cnames[0]
+    import_id = f"{target.zone_id}/{record['id']}"
+    first, then = changes(record, want)
+    if _content(record) == want.content:
+        return Verdict(host, "adopt", import_id=import_id, first=first, then=then)
+    return _moved(host, record, want, target, import_id)
+
+
+def _moved(host: str, record: Mapping[str, Any], want: DnsRecord, target: Target, import_id: str) -> Verdict:
+    """A CNAME that points elsewhere: the first `pulumi up` would move it, and visitors see that."""
+    content = _content(record)
+    first, then = changes(record, want)
+    how = f"{_shown('proxied', record.get('proxied'))}, TTL {_shown('ttl', record.get('ttl'))}"
+    what = (
+        f"CNAME to {content} ({how}), not to {target.label}: the first `pulumi up` moves it there, "
+        "and visitors see the change"
+    )
+    if other_tunnel := _TUNNEL_TARGET.match(content):
+        what += f"; {other_tunnel.group(1)} is another tunnel: is tunnelId right? (`cloudflared tunnel list`)"
+    return Verdict(
+        host,
+        "conflict",
+        what=what,
+        todo=(
+            f"if {target.label} serves {host} and the move is wanted, make it at a moment you choose "
+            f"(point the record at {want.content}, {_shown('proxied', want.proxied)}), save the records "
+            "again and run adopt again; or accept the move with the first `pulumi up`:",
+        ),
+        commands=(config_command(target.stack, host, import_id),),
+        import_id=import_id,
+        first=first,
+        then=then,
+    )
 
 
 def origin_verdict(
@@ -631,16 +628,54 @@ def adopt(
     zone_id: str | None = None,
 ) -> Report:
     """Read the saved answers, check them, and report what the first `pulumi up` does to each host."""
+    config, zone = _standby_stack(project, stack)
+    # The stack's own inventory (Pulumi.yaml's default when the stack names none), or --services.
+    inventory = Path(services_file) if services_file else project.path(str(config.get("services")))
+    services = load_inventory(inventory, zone)
+    pages = _read_pages(records_files, zone)
+    resolved, source, problems = resolve_zone_id(zone_id, config, pages, zone)
+    usable = resolved if not problems else None
+    rerun = f"mana-infra adopt --stack {stack}"
+    rerun += f" --zone-id {usable}" if usable and zone_id else ""
+    problems += check_zone(pages, zone)
+    problems += check_pages(pages, usable, rerun)
+    if problems or not resolved:
+        raise InputError(problems)
+    records = [record for page in pages for record in page.records]
+    # The stack's values with Pulumi.yaml's defaults, read by the program's own parser.
+    settings = record_settings({key: config.get(key) for key in PLAIN_KEYS}, stack, zone, services)
+    tunnel_id = _tunnel_id(config, services, records)
+    wanted = {
+        service.host: inventory_record(
+            service,
+            settings.mode,
+            via=settings.failover_via,
+            tunnel_id=tunnel_id,
+            origin_name=settings.origin_name,
+            failover_ttl=settings.failover_ttl,
+        )
+        for service in services
+    }
+    origin_name = settings.origin_name
+    target_label = "the tunnel" if settings.mode == "tunnel" else origin_name
+    verdicts = classify(services, records, Target(zone, resolved, wanted, target_label, stack, inventory.name))
+    taken = {_name(record) for record in records} | {service.host for service in services}
+    origin = origin_verdict(records, origin_name, zone, stack, taken)
+    probe = probe_verdict(records, zone)
+    others = [record for record in records if not _the_programs(record, services, origin_name, zone)]
+    header = _header(stack, zone, settings.mode, resolved, source, pages, others)
+    text = render(header, verdicts, origin, probe, stack, len(services))
+    conflicts = [verdict for verdict in [*verdicts, origin, probe] if verdict.kind == "conflict"]
+    return Report(text, ExitCode.NOT_OK if conflicts else ExitCode.OK, tuple(verdicts), origin, probe)
+
+
+def _standby_stack(project: Project, stack: str) -> tuple[StackConfig, str]:
+    """The stack's config and zone: a standby stack's (a rehearsal has nothing to adopt)."""
     config = project.stack_config(stack)
     zone = (config.get("zone") or "").lower().rstrip(".")
     if not zone:
-        raise InputError(
-            [
-                Problem(
-                    config.file.name, "mana-infra:zone is not set", f"pulumi config set --stack {stack} zone mana.how"
-                )
-            ]
-        )
+        fix = f"pulumi config set --stack {stack} zone mana.how"
+        raise InputError([Problem(config.file.name, "mana-infra:zone is not set", fix)])
     if config.get("role") == "rehearsal":
         raise InputError(
             [
@@ -651,9 +686,11 @@ def adopt(
                 )
             ]
         )
-    inventory = Path(services_file) if services_file else project.path(config.get("services") or "services.yaml")
-    services = load_inventory(inventory, zone)
+    return config, zone
 
+
+def _read_pages(records_files: Sequence[str], zone: str) -> list[Page]:
+    """Every saved page; every file's problems at once."""
     problems: list[Problem] = []
     pages: list[Page] = []
     for file in records_files:
@@ -663,50 +700,7 @@ def adopt(
             problems.extend(error.problems)
     if problems:
         raise InputError(problems)
-
-    resolved, source, problems = resolve_zone_id(zone_id, config, pages, zone)
-    usable = resolved if not problems else None
-    rerun = f"mana-infra adopt --stack {stack}"
-    rerun += f" --zone-id {usable}" if usable and zone_id else ""
-    problems += check_zone(pages, zone)
-    problems += check_pages(pages, usable, rerun)
-    if problems or not resolved:
-        raise InputError(problems)
-    records = [record for page in pages for record in page.records]
-
-    mode, tunnel_id = _mode_and_tunnel(config, services, records)
-    origin_name = (config.get("originName") or f"vps.{zone}").lower().rstrip(".")
-    via = config.get("failoverVia") or "edge"
-    wanted = {
-        service.host: inventory_record(
-            service,
-            mode,
-            via=via if via in VIAS else "edge",  # only failover mode reads it; config.py checks it
-            tunnel_id=tunnel_id,
-            origin_name=origin_name,
-            failover_ttl=_integer(config.get("failoverTtl"), 60),
-        )
-        for service in services
-    }
-    target_label = "the tunnel" if mode == "tunnel" else origin_name
-    verdicts = classify(
-        services,
-        records,
-        zone=zone,
-        zone_id=resolved,
-        wanted=wanted,
-        target_label=target_label,
-        stack=stack,
-        services_file=inventory.name,
-    )
-    taken = {_name(record) for record in records} | {service.host for service in services}
-    origin = origin_verdict(records, origin_name, zone, stack, taken)
-    probe = probe_verdict(records, zone)
-    others = [record for record in records if not _the_programs(record, services, origin_name, zone)]
-    header = _header(stack, zone, mode, resolved, source, pages, others)
-    text = render(header, verdicts, origin, probe, stack, len(services))
-    conflicts = [verdict for verdict in [*verdicts, origin, probe] if verdict.kind == "conflict"]
-    return Report(text, ExitCode.NOT_OK if conflicts else ExitCode.OK, tuple(verdicts), origin, probe)
+    return pages
 
 
 def _the_programs(record: Mapping[str, Any], services: Sequence[Service], origin_name: str, zone: str) -> bool:
@@ -721,32 +715,13 @@ def _the_programs(record: Mapping[str, Any], services: Sequence[Service], origin
     return any(service.host == name for service in services)
 
 
-def _integer(raw: str | None, default: int) -> int:
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        return default
-
-
-def _mode_and_tunnel(
-    config: StackConfig, services: Sequence[Service], records: Sequence[Mapping[str, Any]]
-) -> tuple[Mode, str]:
-    """The stack's mode and tunnel: without the tunnel id, adopt cannot tell a tunnel CNAME from another."""
+def _tunnel_id(config: StackConfig, services: Sequence[Service], records: Sequence[Mapping[str, Any]]) -> str:
+    """The stack's tunnel: without its id, adopt cannot tell a tunnel CNAME from another (the records'
+    own tunnel is named in the fix)."""
     where = config.file.name
-    mode = config.get("mode") or "tunnel"
-    if mode not in MODES:
-        raise InputError(
-            [
-                Problem(
-                    f"{where}: mana-infra:mode",
-                    f"{mode!r} is not a mode: the allowed values are {' and '.join(MODES)}",
-                    f"pulumi config set --stack {config.stack} mode tunnel",
-                )
-            ]
-        )
     tunnel_id = (config.get("tunnelId") or "").strip().lower()
     if tunnel_id and TUNNEL_UUID.match(tunnel_id):
-        return mode, tunnel_id
+        return tunnel_id
     hosts = {service.host for service in services}
     seen: dict[str, int] = {}
     for record in records:

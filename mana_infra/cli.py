@@ -230,15 +230,8 @@ def _switch(args: argparse.Namespace) -> int:
     switch = cutover.Switch("failover", args.via) if command == "cutover" else cutover.Switch("tunnel")
     engine = cutover.AutomationEngine(stack, project_dir)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
-    verdict = cutover.run(
-        engine,
-        cutover.check_with(args, stack),
-        switch,
-        preview=args.preview,
-        force=args.force,
-        within=args.within,
-        log=log,
-    )
+    options = cutover.Options(preview=args.preview, force=args.force, within=args.within, log=log)
+    verdict = cutover.run(engine, cutover.check_with(args, stack), switch, options)
     if args.json:
         print(json.dumps(verdict.to_dict(), indent=2))
     else:

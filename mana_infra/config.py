@@ -25,7 +25,6 @@ from .errors import InputError, Problem, raise_if_any
 from .inventory import covered_problem, load_inventory, one_level_fix
 from .limits import FAILOVER_TTL_MAX, FAILOVER_TTL_MIN
 from .model import (
-    MODES,
     PROVIDER_TOKENS,
     ROLES,
     TUNNEL_UUID,
@@ -37,6 +36,7 @@ from .model import (
     WireGuardNetwork,
     hostname_problem,
     in_zone,
+    mode_problem,
 )
 from .project import PROJECT, Project
 from .records import rehearsal_host
@@ -303,65 +303,56 @@ def parse_stack_config(
         return RehearsalConfig(stack, zone, prod_stack, hosts, ssh_private_key or "", ssh_user, failover_ttl)
 
     standby = _standby(
-        read, stack, zone, services, ssh_private_key or "", ssh_user, failover_ttl, provider_tokens or {}
+        read, _Given(stack, zone, services, ssh_private_key or "", ssh_user, failover_ttl, provider_tokens or {})
     )
     raise_if_any(read.problems)
     return standby
 
 
-def _standby(
-    read: _Reader,
-    stack: str,
-    zone: str,
-    services: tuple[Service, ...],
-    ssh_private_key: pulumi.Input[str],
-    ssh_user: str,
-    failover_ttl: int,
-    provider_tokens: Mapping[str, pulumi.Input[str]],
-) -> StandbyConfig:
-    """The standby's own keys; only returned when the reader found no problem."""
+@dataclass(frozen=True)
+class RecordSettings:
+    """What the inventory records follow: the mode, the way, the DNS-only TTL and the VPS's name. The
+    program reads them with every other key; `mana-infra adopt` reads just these, the same way."""
+
+    mode: Mode
+    failover_via: Via
+    failover_ttl: int
+    origin_name: str
+
+
+def record_settings(
+    values: Mapping[str, str | None], stack: str, zone: str, services: tuple[Service, ...]
+) -> RecordSettings:
+    """The record settings of a stack's values (Pulumi.yaml's defaults already in them); InputError
+    names every problem."""
+    read = _Reader(values, stack)
+    settings = _record_settings(read, zone, services)
+    raise_if_any(read.problems)
+    return settings
+
+
+def _record_settings(
+    read: _Reader, zone: str, services: tuple[Service, ...], failover_ttl: int | None = None
+) -> RecordSettings:
+    """failover_ttl: already read (parse_stack_config reads it for every role), else read here."""
     mode = read.text("mode", "tunnel")
-    if mode and mode not in MODES:
+    if mode and (reason := mode_problem(mode)):
+        read.problem("mode", reason, read.fix("mode", "failover") + "  (or tunnel)")
+    failover_via = read.text("failoverVia", "edge")
+    if failover_via and failover_via not in VIAS:
         read.problem(
-            "mode",
-            f"{mode!r} is not a mode: the allowed values are {' and '.join(MODES)}",
-            read.fix("mode", "failover") + "  (or tunnel)",
+            "failoverVia",
+            f"{failover_via!r} is not a way to fail over: the allowed values are {' and '.join(VIAS)}",
+            read.fix("failoverVia", "edge") + "  (through Cloudflare's edge; or dns: DNS-only)",
         )
+    if failover_ttl is None:
+        failover_ttl = read.integer("failoverTtl", FAILOVER_TTL_MIN, FAILOVER_TTL_MAX, "60")
+    origin_name = _origin_name(read, zone, services)
+    return RecordSettings(cast(Mode, mode), cast(Via, failover_via), failover_ttl, origin_name)
 
-    tunnel_id = read.text("tunnelId", "<uuid from `cloudflared tunnel list`>").lower()
-    if tunnel_id and not TUNNEL_UUID.match(tunnel_id):
-        read.problem(
-            "tunnelId",
-            f"{tunnel_id!r} is not a tunnel UUID",
-            read.fix("tunnelId", "<uuid from `cloudflared tunnel list`>"),
-        )
 
-    hetzner: dict[str, str] = {}
-    for key, example in (("serverType", "cx23"), ("location", "nbg1"), ("image", "ubuntu-24.04")):
-        hetzner[key] = read.text(key, example)
-        if hetzner[key] and not _SLUG.match(hetzner[key]):
-            read.problem(
-                key,
-                f"{hetzner[key]!r} is not a Hetzner name (lower-case letters, digits, dots, hyphens)",
-                read.fix(key, example),
-            )
-
-    ssh_public_key = read.text("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"').strip()
-    if ssh_public_key and not (_SSH_PUBLIC_KEY.match(ssh_public_key) and _is_key_blob(ssh_public_key)):
-        read.problem(
-            "sshPublicKey",
-            "is not an OpenSSH public key (expected e.g. `ssh-ed25519 AAAA... comment`)",
-            read.fix("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"'),
-        )
-
-    macmini_public_key = read.optional("macMiniPublicKey")
-    if macmini_public_key and not _is_wireguard_key(macmini_public_key):
-        read.problem(
-            "macMiniPublicKey",
-            "is not a WireGuard key (44 characters of base64 for 32 bytes)",
-            read.fix("macMiniPublicKey", '"$(wg pubkey < /etc/wireguard/client_private.key)"'),
-        )
-
+def _origin_name(read: _Reader, zone: str, services: tuple[Service, ...]) -> str:
+    """originName, or the VPS's default name vps.<zone>: a name of its own inside the zone."""
     origin_name = (read.optional("originName") or (f"vps.{zone}" if zone else "")).lower().rstrip(".")
     if origin_name and zone:
         if reason := hostname_problem(origin_name):
@@ -381,7 +372,7 @@ def _standby(
         )
     elif colliding:
         # The stack never named it: the inventory took the VPS's default name.
-        source, number = read.values.get("services") or "services.yaml", services.index(colliding) + 1
+        source, number = read.values.get("services"), services.index(colliding) + 1
         read.problems.append(
             Problem(
                 f"{source}:{colliding.line}: entry {number} ({origin_name})",
@@ -389,58 +380,40 @@ def _standby(
                 f"give the app another name, or the VPS another: {read.fix('originName', f'standby.{zone}')}",
             )
         )
+    return origin_name
 
+
+@dataclass(frozen=True)
+class _Given:
+    """What parse_stack_config read before the standby's own keys."""
+
+    stack: str
+    zone: str
+    services: tuple[Service, ...]
+    ssh_private_key: pulumi.Input[str]
+    ssh_user: str
+    failover_ttl: int
+    provider_tokens: Mapping[str, pulumi.Input[str]]
+
+
+def _standby(read: _Reader, given: _Given) -> StandbyConfig:
+    """The standby's own keys; only returned when the reader found no problem."""
+    zone, services = given.zone, given.services
+    settings = _record_settings(read, zone, services, given.failover_ttl)
+    tunnel_id = _tunnel_id(read)
+    hetzner = _hetzner(read)
+    ssh_public_key, macmini_public_key = _public_keys(read)
     health_path = read.text("healthPath", "/healthz")
     if health_path and (not health_path.startswith("/") or " " in health_path or "{" in health_path):
         read.problem("healthPath", f"{health_path!r} is not a plain path", read.fix("healthPath", "/healthz"))
-
-    acme_email = read.optional("acmeEmail")
-    if acme_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", acme_email):
-        read.problem("acmeEmail", f"{acme_email!r} is not an e-mail address", read.fix("acmeEmail", "ops@example.org"))
-
-    cloudflare_zone_id = read.optional("cloudflareZoneId")
-    if cloudflare_zone_id and not re.fullmatch(r"[0-9a-f]{32}", cloudflare_zone_id):
-        read.problem(
-            "cloudflareZoneId",
-            f"{cloudflare_zone_id!r} is not a Cloudflare zone id (32 hex digits)",
-            f"pulumi config set --stack {read.stack} cloudflareZoneId "
-            f"$(pulumi stack output --stack {read.stack} cloudflareZoneId)",
-        )
-    failover_via = read.text("failoverVia", "edge")
-    if failover_via and failover_via not in VIAS:
-        read.problem(
-            "failoverVia",
-            f"{failover_via!r} is not a way to fail over: the allowed values are {' and '.join(VIAS)}",
-            read.fix("failoverVia", "edge") + "  (through Cloudflare's edge; or dns: DNS-only)",
-        )
-    acme_server = read.text("acmeServer", "https://acme-v02.api.letsencrypt.org/directory")
-    if acme_server and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", acme_server):
-        read.problem(
-            "acmeServer",
-            f"{acme_server!r} is not an ACME directory URL",
-            read.fix("acmeServer", "https://acme-v02.api.letsencrypt.org/directory"),
-        )
-    cloudflare_reachable = read.boolean("cloudflareReachable")
-    if not cloudflare_reachable and mode == "failover" and failover_via == "edge":
-        read.problem(
-            "failoverVia",
-            "is edge, and Cloudflare is marked unreachable: the way through the edge is Cloudflare's",
-            read.fix("failoverVia", "dns") + "  (then the registrar's nameserver switch: see emergencyCutover)",
-        )
+    acme_email, acme_server = _acme(read)
+    cloudflare_zone_id, cloudflare_reachable = _cloudflare(read, settings)
     ssh_allowed = _cidrs(read, "sshAllowedCidrs", "SSH")
     # Who may check the standby: by default, who may log in to it.
     check_allowed = _cidrs(read, "checkAllowedCidrs", "the inventory hosts", required=False) or ssh_allowed
-    if not cloudflare_reachable and not cloudflare_zone_id:
-        read.problem(
-            "cloudflareZoneId",
-            "is not set, and Cloudflare is marked unreachable: the zone cannot be looked up",
-            f"pulumi config set --stack {read.stack} cloudflareZoneId "
-            f"$(pulumi stack output --stack {read.stack} cloudflareZoneId)",
-        )
-
     return StandbyConfig(
-        stack=stack,
-        mode=cast(Mode, mode),
+        stack=given.stack,
+        mode=settings.mode,
         zone=zone,
         tunnel_id=tunnel_id,
         services=services,
@@ -448,21 +421,21 @@ def _standby(
         location=hetzner["location"],
         image=hetzner["image"],
         ssh_public_key=ssh_public_key,
-        ssh_private_key=ssh_private_key,
-        ssh_user=ssh_user,
+        ssh_private_key=given.ssh_private_key,
+        ssh_user=given.ssh_user,
         ssh_allowed_cidrs=ssh_allowed,
         check_allowed_cidrs=check_allowed,
         wireguard=_wireguard_network(read, {"sshAllowedCidrs": ssh_allowed, "checkAllowedCidrs": check_allowed}),
         macmini_public_key=macmini_public_key,
         macmini_private_key_path=read.text("macMiniPrivateKeyPath", "/etc/wireguard/client_private.key"),
-        origin_name=origin_name,
+        origin_name=settings.origin_name,
         health_path=health_path,
-        failover_ttl=failover_ttl,
-        failover_via=cast(Via, failover_via),
+        failover_ttl=settings.failover_ttl,
+        failover_via=settings.failover_via,
         acme_email=acme_email,
         acme_server=acme_server,
-        cloudflare_token=provider_tokens.get("cloudflare:apiToken", ""),
-        hcloud_token=provider_tokens.get("hcloud:token", ""),
+        cloudflare_token=given.provider_tokens.get("cloudflare:apiToken", ""),
+        hcloud_token=given.provider_tokens.get("hcloud:token", ""),
         protect=read.boolean("protect"),
         adopt_records=_adopt_records(read, {s.host for s in services}),
         secondary_dns=read.boolean("secondaryDns"),
@@ -470,6 +443,92 @@ def _standby(
         cloudflare_reachable=cloudflare_reachable,
         warnings=config_warnings(hetzner["location"], hetzner["serverType"], services, read.where),
     )
+
+
+def _tunnel_id(read: _Reader) -> str:
+    tunnel_id = read.text("tunnelId", "<uuid from `cloudflared tunnel list`>").lower()
+    if tunnel_id and not TUNNEL_UUID.match(tunnel_id):
+        read.problem(
+            "tunnelId",
+            f"{tunnel_id!r} is not a tunnel UUID",
+            read.fix("tunnelId", "<uuid from `cloudflared tunnel list`>"),
+        )
+    return tunnel_id
+
+
+def _hetzner(read: _Reader) -> dict[str, str]:
+    """serverType, location, image: Hetzner's names."""
+    hetzner: dict[str, str] = {}
+    for key, example in (("serverType", "cx23"), ("location", "nbg1"), ("image", "ubuntu-24.04")):
+        hetzner[key] = read.text(key, example)
+        if hetzner[key] and not _SLUG.match(hetzner[key]):
+            read.problem(
+                key,
+                f"{hetzner[key]!r} is not a Hetzner name (lower-case letters, digits, dots, hyphens)",
+                read.fix(key, example),
+            )
+    return hetzner
+
+
+def _public_keys(read: _Reader) -> tuple[str, str | None]:
+    """sshPublicKey, and macMiniPublicKey when the Mac Mini's private key stays off the state."""
+    ssh_public_key = read.text("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"').strip()
+    if ssh_public_key and not (_SSH_PUBLIC_KEY.match(ssh_public_key) and _is_key_blob(ssh_public_key)):
+        read.problem(
+            "sshPublicKey",
+            "is not an OpenSSH public key (expected e.g. `ssh-ed25519 AAAA... comment`)",
+            read.fix("sshPublicKey", '"$(cat ~/.ssh/id_ed25519.pub)"'),
+        )
+    macmini_public_key = read.optional("macMiniPublicKey")
+    if macmini_public_key and not _is_wireguard_key(macmini_public_key):
+        read.problem(
+            "macMiniPublicKey",
+            "is not a WireGuard key (44 characters of base64 for 32 bytes)",
+            read.fix("macMiniPublicKey", '"$(wg pubkey < /etc/wireguard/client_private.key)"'),
+        )
+    return ssh_public_key, macmini_public_key
+
+
+def _acme(read: _Reader) -> tuple[str | None, str]:
+    """acmeEmail (optional) and acmeServer."""
+    acme_email = read.optional("acmeEmail")
+    if acme_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", acme_email):
+        read.problem("acmeEmail", f"{acme_email!r} is not an e-mail address", read.fix("acmeEmail", "ops@example.org"))
+    acme_server = read.text("acmeServer", "https://acme-v02.api.letsencrypt.org/directory")
+    if acme_server and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", acme_server):
+        read.problem(
+            "acmeServer",
+            f"{acme_server!r} is not an ACME directory URL",
+            read.fix("acmeServer", "https://acme-v02.api.letsencrypt.org/directory"),
+        )
+    return acme_email, acme_server
+
+
+def _cloudflare(read: _Reader, settings: RecordSettings) -> tuple[str | None, bool]:
+    """cloudflareZoneId and cloudflareReachable, and what Cloudflare marked gone rules out."""
+    zone_id_fix = (
+        f"pulumi config set --stack {read.stack} cloudflareZoneId "
+        f"$(pulumi stack output --stack {read.stack} cloudflareZoneId)"
+    )
+    cloudflare_zone_id = read.optional("cloudflareZoneId")
+    if cloudflare_zone_id and not re.fullmatch(r"[0-9a-f]{32}", cloudflare_zone_id):
+        read.problem(
+            "cloudflareZoneId", f"{cloudflare_zone_id!r} is not a Cloudflare zone id (32 hex digits)", zone_id_fix
+        )
+    cloudflare_reachable = read.boolean("cloudflareReachable")
+    if not cloudflare_reachable and settings.mode == "failover" and settings.failover_via == "edge":
+        read.problem(
+            "failoverVia",
+            "is edge, and Cloudflare is marked unreachable: the way through the edge is Cloudflare's",
+            read.fix("failoverVia", "dns") + "  (then the registrar's nameserver switch: see emergencyCutover)",
+        )
+    if not cloudflare_reachable and not cloudflare_zone_id:
+        read.problem(
+            "cloudflareZoneId",
+            "is not set, and Cloudflare is marked unreachable: the zone cannot be looked up",
+            zone_id_fix,
+        )
+    return cloudflare_zone_id, cloudflare_reachable
 
 
 def _cidrs(read: _Reader, key: str, what: str, *, required: bool = True) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from .check import decision
 from .check.report import Report
 from .errors import ExitCode, InputError, Problem
 from .model import Mode, Via
+from .outputs import Output
 from .project import PROJECT, Project
 from .records import adoption_left_text
 
@@ -122,110 +123,124 @@ def green_hosts(report: Report) -> int:
     return sum(1 for host in report.hosts if host.dns.path is host.dns.expected and host.live.ok)
 
 
-def run(
-    engine: Engine,
-    checker: Checker,
-    switch: Switch,
-    *,
-    preview: bool = False,
-    force: bool = False,
-    within: float | None = None,
-    interval: float = 2.0,
-    log: Callable[[str], None] = print,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Verdict:
+@dataclass(frozen=True)
+class Options:
+    """How `run` goes: a preview or the real thing, past a failed pre-flight or not, its time limit; the
+    log, clock and sleep are seams the tests drive."""
+
+    preview: bool = False
+    force: bool = False
+    within: float | None = None  # seconds for every host to be green; None: the way's budget + 60 s
+    interval: float = 2.0  # between the checks after `pulumi up`
+    log: Callable[[str], None] = print
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+def run(engine: Engine, checker: Checker, switch: Switch, options: Options = Options()) -> Verdict:
     """The stages; what failed stops the command with its verdict."""
-    verdict = Verdict(target=switch.label)
+    return _Switching(engine, checker, switch, options).run()
 
-    def stage(name: str, started: float, ok: bool, detail: str = "") -> Stage:
-        done = Stage(name, round(clock() - started, 2), ok, detail)
-        verdict.stages.append(done)
-        log(f"[{'ok' if ok else 'FAIL'}] {name} ({done.seconds:.1f} s){': ' + detail if detail else ''}")
-        return done
 
-    # 1. The pre-flight: the stack as it is.
-    started = clock()
-    before = engine.outputs()
-    if not before:
-        stage(
-            "pre-flight",
-            started,
-            False,
-            f"stack {engine.stack_name} has no outputs yet: it was never deployed, so there is no standby to "
-            f"check; `pulumi up --stack {engine.stack_name}` builds it first",
-        )
-        return verdict
-    report = checker(before)
-    verdict.hosts = len(report.hosts)
-    left = before.get("adoptRecordsLeft") or []
-    ttl_moves = switch.via == "dns" or (switch.mode == "tunnel" and before.get("failoverVia") == "dns")
-    if left and ttl_moves:
-        stage("pre-flight", started, False, adoption_left_text(left, engine.stack_name, deployed=True)
-              + ": this switch changes their TTL")  # fmt: skip
-        return verdict
-    # The decision says what keeps the switch from helping: the standby for a cut-over, the tunnel for a fail-back.
-    ask = decision.standby_blockers if switch.mode == "failover" else decision.failback_blockers
-    problems = ask(report)
-    if switch.mode == "failover" and switch.via == "edge" and before.get("zoneSslMode") not in (None, "strict"):
-        problems.append(
-            f"the zone's SSL/TLS mode is {before['zoneSslMode']!r}: the way through the edge needs Full (strict) "
-            "(set it in the dashboard: SSL/TLS -> Overview), or cut over --via dns"
-        )
-    if problems and not force:
-        anyway = "fails back" if switch.mode == "tunnel" else "cuts over"
-        stage("pre-flight", started, False, "; ".join(problems) + f" (--force {anyway} all the same)")
-        return verdict
-    ready = "the tunnel serves" if switch.mode == "tunnel" else "the standby is green"
-    stage("pre-flight", started, True, ready if not problems else "forced past: " + "; ".join(problems))
+class _Switching:
+    """One cut-over or fail-back, stage by stage, each timed and logged as it ends."""
 
-    # 2. The configuration, and 3. the engine.
-    previous = {key: engine.get_config(key) for key in switch.config()}
-    started = clock()
-    engine.set_config(switch.config())
-    stage("configuration", started, True, ", ".join(f"{k}={v}" for k, v in switch.config().items()))
+    def __init__(self, engine: Engine, checker: Checker, switch: Switch, options: Options) -> None:
+        self.engine, self.checker, self.switch, self.options = engine, checker, switch, options
+        self.verdict = Verdict(target=switch.label)
 
-    def step(op: str, urn: str) -> None:
-        found = resource_step(op, urn)
-        if found not in verdict.steps:
-            verdict.steps.append(found)
-        log(f"    {op:<8} {found['name']}")
+    def stage(self, name: str, started: float, ok: bool, detail: str = "") -> bool:
+        done = Stage(name, round(self.options.clock() - started, 2), ok, detail)
+        self.verdict.stages.append(done)
+        self.options.log(f"[{'ok' if ok else 'FAIL'}] {name} ({done.seconds:.1f} s){': ' + detail if detail else ''}")
+        return ok
 
-    started = clock()
-    if preview:
-        try:
-            counts = engine.preview(step)
-        finally:
-            engine.set_config(previous)
-        stage("preview", started, True, _counts(counts) + "; the configuration is back as it was")
-        verdict.previewed = True
-        return verdict
-    try:
-        counts = engine.up(step)
-    except Exception as exc:  # the engine's own error: said as it is, the verdict says where it stopped
-        stage("pulumi up", started, False, f"{exc}".strip().splitlines()[-1] if str(exc).strip() else repr(exc))
-        return verdict
-    stage("pulumi up", started, True, _counts(counts))
+    def run(self) -> Verdict:
+        if self.preflight() and self.apply() and not self.verdict.previewed:
+            self.until_green()
+        return self.verdict
 
-    # 4. Until green through the new path.
-    after = engine.outputs()
-    limit = within if within is not None else _within(after, switch)
-    started = clock()
-    while True:
-        report = checker(after)
-        verdict.hosts = len(report.hosts)
-        verdict.green_hosts = green_hosts(report)
-        if report.healthy and verdict.green_hosts == verdict.hosts:
-            verdict.green = True
-            stage("every host green", started, True, f"{verdict.green_hosts} of {verdict.hosts}")
-            return verdict
-        if clock() - started + interval > limit:
-            detail = f"{verdict.green_hosts} of {verdict.hosts} green after {limit:g} s: " + "; ".join(
-                report.problems[:3]
+    def preflight(self) -> bool:
+        """1. The stack as it is: the decision says what keeps the switch from helping."""
+        engine, switch, started = self.engine, self.switch, self.options.clock()
+        before = engine.outputs()
+        if not before:
+            return self.stage(
+                "pre-flight",
+                started,
+                False,
+                f"stack {engine.stack_name} has no outputs yet: it was never deployed, so there is no standby to "
+                f"check; `pulumi up --stack {engine.stack_name}` builds it first",
             )
-            stage("every host green", started, False, detail)
-            return verdict
-        sleep(interval)
+        report = self.checker(before)
+        self.verdict.hosts = len(report.hosts)
+        left = before.get(Output.ADOPT_RECORDS_LEFT) or []
+        ttl_moves = switch.via == "dns" or (switch.mode == "tunnel" and before.get(Output.FAILOVER_VIA) == "dns")
+        if left and ttl_moves:
+            text = adoption_left_text(left, engine.stack_name, deployed=True) + ": this switch changes their TTL"
+            return self.stage("pre-flight", started, False, text)
+        # The standby for a cut-over, the tunnel for a fail-back.
+        ask = decision.standby_blockers if switch.mode == "failover" else decision.failback_blockers
+        problems = ask(report)
+        ssl_mode = before.get(Output.ZONE_SSL_MODE)
+        if switch.mode == "failover" and switch.via == "edge" and ssl_mode not in (None, "strict"):
+            problems.append(
+                f"the zone's SSL/TLS mode is {ssl_mode!r}: the way through the edge needs Full (strict) "
+                "(set it in the dashboard: SSL/TLS -> Overview), or cut over --via dns"
+            )
+        if problems and not self.options.force:
+            anyway = "fails back" if switch.mode == "tunnel" else "cuts over"
+            return self.stage("pre-flight", started, False, "; ".join(problems) + f" (--force {anyway} all the same)")
+        ready = "the tunnel serves" if switch.mode == "tunnel" else "the standby is green"
+        return self.stage("pre-flight", started, True, ready if not problems else "forced past: " + "; ".join(problems))
+
+    def apply(self) -> bool:
+        """2. The configuration, and 3. the engine (a preview puts the configuration back)."""
+        engine, config, clock = self.engine, self.switch.config(), self.options.clock
+        previous = {key: engine.get_config(key) for key in config}
+        started = clock()
+        engine.set_config(config)
+        self.stage("configuration", started, True, ", ".join(f"{k}={v}" for k, v in config.items()))
+        started = clock()
+        if self.options.preview:
+            try:
+                counts = engine.preview(self.step)
+            finally:
+                engine.set_config(previous)
+            self.verdict.previewed = True
+            return self.stage("preview", started, True, _counts(counts) + "; the configuration is back as it was")
+        try:
+            counts = engine.up(self.step)
+        except Exception as exc:  # the engine's own error: said as it is, the verdict says where it stopped
+            words = f"{exc}".strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            return self.stage("pulumi up", started, False, words)
+        return self.stage("pulumi up", started, True, _counts(counts))
+
+    def step(self, op: str, urn: str) -> None:
+        found = resource_step(op, urn)
+        if found not in self.verdict.steps:
+            self.verdict.steps.append(found)
+        self.options.log(f"    {op:<8} {found['name']}")
+
+    def until_green(self) -> None:
+        """4. check on the new outputs until every host is green through the new path, or the limit."""
+        verdict, options = self.verdict, self.options
+        after = self.engine.outputs()
+        limit = options.within if options.within is not None else _within(after, self.switch)
+        started = options.clock()
+        while True:
+            report = self.checker(after)
+            verdict.hosts, verdict.green_hosts = len(report.hosts), green_hosts(report)
+            if report.healthy and verdict.green_hosts == verdict.hosts:
+                verdict.green = True
+                self.stage("every host green", started, True, f"{verdict.green_hosts} of {verdict.hosts}")
+                return
+            if options.clock() - started + options.interval > limit:
+                problems = "; ".join(report.problems[:3])
+                detail = f"{verdict.green_hosts} of {verdict.hosts} green after {limit:g} s: {problems}"
+                self.stage("every host green", started, False, detail)
+                return
+            options.sleep(options.interval)
 
 
 # How Pulumi names the parts of one replacement; reported as the one step "replace".
@@ -246,8 +261,8 @@ def _counts(counts: Mapping[str, int]) -> str:
 
 def _within(outputs: Mapping[str, Any], switch: Switch) -> float:
     """The time limit: the way's budget from the outputs (as the records were), and a minute more."""
-    way = "tunnel" if switch.mode == "tunnel" else str(switch.via or outputs.get("failoverVia") or "edge")
-    budget = outputs.get("cutoverBudget") or {}
+    way = "tunnel" if switch.mode == "tunnel" else str(switch.via or outputs.get(Output.FAILOVER_VIA) or "edge")
+    budget = outputs.get(Output.CUTOVER_BUDGET) or {}
     seconds = (budget.get(way) or {}).get("seconds") if isinstance(budget, dict) and way in ("edge", "dns") else None
     return float(seconds) + 60 if isinstance(seconds, int | float) else DEFAULT_WITHIN[way]
 

@@ -85,7 +85,6 @@ def _parse_entry(
     host = entry.get("host")
     label = f"{source}:{line}: entry {index}" + (f" ({host})" if isinstance(host, str) else "")
     before = len(problems)
-
     unknown = sorted(str(key) for key in entry if key not in ALLOWED_KEYS)
     if unknown:
         problems.append(
@@ -95,41 +94,8 @@ def _parse_entry(
                 f"use only the allowed keys: {', '.join(ALLOWED_KEYS)}",
             )
         )
-    if host is None:
-        problems.append(Problem(label, "has no `host`", "add `host: <name>.<zone>`"))
-    elif not isinstance(host, str):
-        problems.append(Problem(label, f"host {host!r} is not a hostname", "write the host as text"))
-    else:
-        host = host.lower().rstrip(".")
-        reason = hostname_problem(host)
-        if reason:
-            problems.append(Problem(label, reason, "correct the hostname"))
-        elif not in_zone(host, zone):
-            problems.append(
-                Problem(
-                    label, f"host {host} is outside the zone {zone}", f"use a name ending in .{zone} (or {zone} itself)"
-                )
-            )
-        elif covered_problem(host, zone):
-            problems.append(Problem(label, str(covered_problem(host, zone)), one_level_fix(host, zone)))
-        elif host == tunnel_probe_host(zone):
-            problems.append(
-                Problem(
-                    label,
-                    f"{host} is the tunnel's probe name: mana-infra keeps it on the tunnel in every mode, so "
-                    "that check and failback can tell whether the tunnel serves",
-                    "give the app another name",
-                )
-            )
-        elif host == rehearsal_host(zone):
-            problems.append(
-                Problem(
-                    label,
-                    f"{host} is the rehearsal's test hostname (stack failover, `pulumi up -s failover`): a "
-                    "rehearsal must never move a production name, so its plan would refuse this one",
-                    "give the app another name",
-                )
-            )
+    host = _host(entry.get("host"), zone, label, problems)
+    if host is not None:
         if host in first_line_of_host:
             problems.append(
                 Problem(
@@ -140,8 +106,60 @@ def _parse_entry(
             )
         else:
             first_line_of_host[host] = line or 0
+    port, name, health = _port(entry.get("port"), label, problems), entry.get("name"), entry.get("health", "/")
+    if name is not None and (not isinstance(name, str) or not name):
+        problems.append(Problem(label, f"name {name!r} is not text", "write the name as text, or leave it out"))
+    if not isinstance(health, str) or not health.startswith("/"):
+        problems.append(
+            Problem(label, f"health {health!r} is not a path", "write a path starting with /, e.g. /health")
+        )
+    if len(problems) > before or host is None or port is None or not isinstance(health, str):
+        return None
+    return Service(host=host, port=port, name=name or host, health=health, line=line or 0)
 
-    port = entry.get("port")
+
+def _host(host: object, zone: str, label: str, problems: list[Problem]) -> str | None:
+    """The entry's host, lower-case without the root's dot; None when missing or not text. A name it may
+    not take (outside the zone, uncovered by the certificates, one of the program's own) is said."""
+    if host is None:
+        problems.append(Problem(label, "has no `host`", "add `host: <name>.<zone>`"))
+        return None
+    if not isinstance(host, str):
+        problems.append(Problem(label, f"host {host!r} is not a hostname", "write the host as text"))
+        return None
+    host = host.lower().rstrip(".")
+    if reason := hostname_problem(host):
+        problems.append(Problem(label, reason, "correct the hostname"))
+    elif not in_zone(host, zone):
+        problems.append(
+            Problem(
+                label, f"host {host} is outside the zone {zone}", f"use a name ending in .{zone} (or {zone} itself)"
+            )
+        )
+    elif uncovered := covered_problem(host, zone):
+        problems.append(Problem(label, uncovered, one_level_fix(host, zone)))
+    elif host == tunnel_probe_host(zone):
+        problems.append(
+            Problem(
+                label,
+                f"{host} is the tunnel's probe name: mana-infra keeps it on the tunnel in every mode, so "
+                "that check and failback can tell whether the tunnel serves",
+                "give the app another name",
+            )
+        )
+    elif host == rehearsal_host(zone):
+        problems.append(
+            Problem(
+                label,
+                f"{host} is the rehearsal's test hostname (stack failover, `pulumi up -s failover`): a "
+                "rehearsal must never move a production name, so its plan would refuse this one",
+                "give the app another name",
+            )
+        )
+    return host
+
+
+def _port(port: object, label: str, problems: list[Problem]) -> int | None:
     if port is None:
         problems.append(Problem(label, "has no `port`", "add `port: <1-65535>`, the Mac Mini port"))
     elif isinstance(port, bool):
@@ -149,17 +167,6 @@ def _parse_entry(
         problems.append(Problem(label, "port is a yes/no value, not a port number", "set a port from 1 to 65535"))
     elif not isinstance(port, int) or not 1 <= port <= 65535:
         problems.append(Problem(label, f"port {port!r} is not an integer in 1-65535", "set a port from 1 to 65535"))
-
-    name = entry.get("name")
-    if name is not None and (not isinstance(name, str) or not name):
-        problems.append(Problem(label, f"name {name!r} is not text", "write the name as text, or leave it out"))
-    health = entry.get("health", "/")
-    if not isinstance(health, str) or not health.startswith("/"):
-        problems.append(
-            Problem(label, f"health {health!r} is not a path", "write a path starting with /, e.g. /health")
-        )
-
-    if len(problems) > before:
-        return None
-    assert isinstance(host, str) and isinstance(port, int) and isinstance(health, str)
-    return Service(host=host, port=port, name=name or host, health=health, line=line or 0)
+    else:
+        return port
+    return None

@@ -22,6 +22,12 @@ origin name; the tunnel alone is down), or DNS-only (records point at the VPS di
 proxy is down too, or the account)."""
 VIAS: tuple[Via, ...] = ("edge", "dns")
 
+
+def mode_problem(value: str) -> str | None:
+    """Why ``value`` is not a mode (the stack's config, or its outputs), or None: the one rule."""
+    return None if value in MODES else f"{value!r} is not a mode: the allowed values are {' and '.join(MODES)}"
+
+
 Role = Literal["standby", "rehearsal"]
 ROLES: tuple[Role, ...] = ("standby", "rehearsal")
 

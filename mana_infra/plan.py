@@ -33,6 +33,8 @@ from .components.rehearsal import SITE_FILE
 from .config import TOKENS_BY_ROLE
 from .errors import InputError
 from .model import CLOUDFLARE_IP_RANGES, PROVIDER_TOKENS, ROLES, SECRET
+from .names import CADDY_COMMAND, REHEARSAL_COMMAND, WIREGUARD_CONFIG_PATH
+from .outputs import Output
 from .project import PROJECT, Project, qualified
 
 OFFLINE_IPV4 = "203.0.113.10"
@@ -48,10 +50,7 @@ OFFLINE_MARK = "OFFLINE PLAN: placeholder keys and documentation addresses (203.
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 
-ARTIFACT_NAMES = ("Caddyfile", "cloud-init.yaml", "wg0-server.conf", "wg0-macmini.conf")
 # The remote commands whose stdin is an artifact (the others carry certificates, which are secrets).
-CADDY_COMMAND = "caddy-apply"
-REHEARSAL_COMMAND = "rehearsal-caddy-apply"
 
 
 @dataclass(frozen=True)
@@ -418,15 +417,13 @@ def _artifacts(resources: list[Recorded], revealed_outputs: Mapping[str, Any]) -
         return {SITE_FILE: _mark(stdin[REHEARSAL_COMMAND])}
     user_data = by_type["hcloud:index/server:Server"]["userData"]
     wireguard_server = next(
-        item["content"]
-        for item in yaml.safe_load(user_data)["write_files"]
-        if item["path"] == "/etc/wireguard/wg0.conf"
+        item["content"] for item in yaml.safe_load(user_data)["write_files"] if item["path"] == WIREGUARD_CONFIG_PATH
     )
     return {
         "Caddyfile": _mark(stdin[CADDY_COMMAND]),
         "cloud-init.yaml": _mark(user_data),
         "wg0-server.conf": _mark(wireguard_server),
-        "wg0-macmini.conf": _mark(revealed_outputs["macminiWireguardConfig"]),
+        "wg0-macmini.conf": _mark(revealed_outputs[Output.MACMINI_WIREGUARD_CONFIG]),
     }
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .model import SECRET
+from .outputs import Output
 from .records import adoption_left_text
 from .terminal import console_for
 
@@ -32,12 +33,12 @@ def print_plan(result: Any) -> None:
         # As text, not markup: "[secret]" is a value here, not a style.
         outputs.add_row(Text(name), Text(output_cell(name, value)))
     console.print(outputs)
-    for warning in result.outputs.get("configWarnings") or []:
+    for warning in result.outputs.get(Output.CONFIG_WARNINGS) or []:
         console.print(f"warning: {warning}", markup=False)
-    left = result.outputs.get("adoptRecordsLeft")
+    left = result.outputs.get(Output.ADOPT_RECORDS_LEFT)
     if left:
         console.print(f"warning: {adoption_left_text(left, result.stack, deployed=False)}", markup=False)
-    budget = result.outputs.get("cutoverBudget")
+    budget = result.outputs.get(Output.CUTOVER_BUDGET)
     if isinstance(budget, dict):
         console.print(budget_text(budget, result.mode), markup=False)
     if result.placeholders:

@@ -18,6 +18,8 @@ from .config import RehearsalConfig, StandbyConfig, read_stack_config
 from .errors import InputError, Problem, cloud_error
 from .mirror import Unmirrored, mirror_extra_records
 from .model import CLOUDFLARE_API, DnsRecord, tunnel_target
+from .names import CADDY, REHEARSAL
+from .outputs import PROD_OUTPUTS_READ, Output
 from .project import Project
 from .records import (
     adoption_left_text,
@@ -57,14 +59,11 @@ class Rehearsal:
     """What the rehearsal stack built: its sites, and the prod outputs it read."""
 
     sites: RehearsalSites
-    prod: dict[str, pulumi.Output[str]]
+    prod: dict[Output, pulumi.Output[str]]
 
 
 # The prod stack's outputs the rehearsal reads (and exports again under the same names): `export`
 # below must keep exporting every one.
-PROD_OUTPUTS_READ = ("originName", "originIpv4", "healthUrl", "macminiAddress", "serverId")
-
-
 def run(project: Project | None = None) -> None:
     """Entry point of `pulumi up` (and of the offline plan, under the mock engine). The Pulumi CLI
     runs the program in the project's folder, where the project is found."""
@@ -89,14 +88,52 @@ class ProgramInputError(InputError, pulumi.RunError):
 
 
 def build(config: StandbyConfig) -> Standby:
-    network = config.wireguard
+    """The standby's resources, in the order the engine gets them."""
     keys = WireGuardKeys("wireguard", {"macmini_public_key": config.macmini_public_key})
+    server, user_data = _server(config, keys)
+    macmini_wireguard_config = _macmini_wireguard_config(config, keys, server)
+    records = tuple(
+        inventory_record(
+            service,
+            config.mode,
+            via=config.failover_via,
+            tunnel_id=config.tunnel_id,
+            origin_name=config.origin_name,
+            failover_ttl=config.failover_ttl,
+        )
+        for service in config.services
+    )
+    # With Cloudflare unreachable the program must make no Cloudflare call: the zone id comes from config.
+    zone_id = config.cloudflare_zone_id or lookup_zone_id(config.zone)
+    ssl_mode = zone_ssl_mode(config, zone_id)
+    certificates, certificate_files = _certificates(config, zone_id, server)
+    caddyfile = _caddyfile(config)
+    caddy, dns = _caddy_and_dns(config, _Placed(server, zone_id, records, caddyfile, certificate_files))
+    secondary, unmirrored = build_secondary_dns(config, server, zone_id) if config.secondary_dns else (None, ())
+    return Standby(
+        keys=keys,
+        server=server,
+        dns=dns,
+        caddy=caddy,
+        certificates=certificates,
+        ssl_mode=ssl_mode,
+        caddyfile=caddyfile,
+        records=records,
+        user_data=user_data,
+        macmini_wireguard_config=macmini_wireguard_config,
+        zone_id=zone_id,
+        secondary=secondary,
+        unmirrored=unmirrored,
+    )
 
+
+def _server(config: StandbyConfig, keys: WireGuardKeys) -> tuple[StandbyServer, pulumi.Output[str]]:
+    """The VPS, booted from user data that holds its WireGuard config (a secret)."""
+    network = config.wireguard
     server_wireguard_config = pulumi.Output.all(keys.server_private_key, keys.macmini_public_key).apply(
         lambda pair: render_server_config(network, pair[0], pair[1])
     )
     user_data: pulumi.Output[str] = pulumi.Output.secret(server_wireguard_config.apply(render_cloud_init))
-
     server = StandbyServer(
         "standby",
         {
@@ -112,33 +149,24 @@ def build(config: StandbyConfig) -> Standby:
             "protect": config.protect,
         },
     )
+    return server, user_data
 
+
+def _macmini_wireguard_config(config: StandbyConfig, keys: WireGuardKeys, server: StandbyServer) -> pulumi.Output[str]:
     macmini_private_key = (
         keys.macmini_private_key if keys.macmini_private_key is not None else pulumi.Output.from_input(None)
     )
-    macmini_wireguard_config: pulumi.Output[str] = pulumi.Output.secret(
+    return pulumi.Output.secret(
         pulumi.Output.all(keys.server_public_key, server.ipv4_address, macmini_private_key).apply(
             lambda values: render_macmini_config(
-                network, values[0], values[1], values[2], config.macmini_private_key_path
+                config.wireguard, values[0], values[1], values[2], config.macmini_private_key_path
             )
         )
     )
 
-    records = tuple(
-        inventory_record(
-            service,
-            config.mode,
-            via=config.failover_via,
-            tunnel_id=config.tunnel_id,
-            origin_name=config.origin_name,
-            failover_ttl=config.failover_ttl,
-        )
-        for service in config.services
-    )
-    # With Cloudflare unreachable the program must make no Cloudflare call: the zone id comes from config.
-    zone_id = config.cloudflare_zone_id or lookup_zone_id(config.zone)
-    ssl_mode = zone_ssl_mode(config, zone_id)
 
+def _certificates(config: StandbyConfig, zone_id: str, server: StandbyServer) -> tuple[Certificates, list[CaddyConfig]]:
+    """Both certificates, and the commands that put them on the VPS."""
     certificates = Certificates(
         "certificates",
         {
@@ -152,7 +180,7 @@ def build(config: StandbyConfig) -> Standby:
             "cloudflare_reachable": config.cloudflare_reachable,
         },
     )
-    certificate_files = [
+    files = [
         CaddyConfig(
             f"certificate-{kind}",
             {
@@ -171,14 +199,17 @@ def build(config: StandbyConfig) -> Standby:
             ("origin", ORIGIN_CERTIFICATE, certificates.origin_pem),
         )
     ]
+    return certificates, files
 
+
+def _caddyfile(config: StandbyConfig) -> str:
     edge_networks = cloudflare_networks(config)
-    caddyfile = render_caddyfile(
+    return render_caddyfile(
         CaddySpec(
             mode=config.mode,
             via=config.failover_via,
             services=config.services,
-            macmini_address=str(network.macmini_address),
+            macmini_address=str(config.wireguard.macmini_address),
             origin_name=config.origin_name,
             health_path=config.health_path,
             allowed_networks=allowed_networks(config, edge_networks),
@@ -186,17 +217,32 @@ def build(config: StandbyConfig) -> Standby:
         )
     )
 
+
+@dataclass(frozen=True)
+class _Placed:
+    """What the Caddy command and the records stand on."""
+
+    server: StandbyServer
+    zone_id: str
+    records: tuple[DnsRecord, ...]
+    caddyfile: str
+    certificate_files: list[CaddyConfig]
+
+
+def _caddy_and_dns(config: StandbyConfig, placed: _Placed) -> tuple[CaddyConfig, FailoverDns]:
+    server = placed.server
+
     def caddy_config(after: list[pulumi.Resource]) -> CaddyConfig:
         return CaddyConfig(
-            "caddy",
+            CADDY,
             {
                 "host": server.ipv4_address,
                 "user": config.ssh_user,
                 "private_key": config.ssh_private_key,
-                "content": caddyfile,
+                "content": placed.caddyfile,
                 # A flip re-runs the command even if the Caddyfile were the same; a new server gets it again.
                 "triggers": [config.mode, server.server_id],
-                "after": [server, *certificate_files, *after],
+                "after": [server, *placed.certificate_files, *after],
             },
         )
 
@@ -204,12 +250,12 @@ def build(config: StandbyConfig) -> Standby:
         return FailoverDns(
             "dns",
             {
-                "zone_id": zone_id,
+                "zone_id": placed.zone_id,
                 "origin_name": config.origin_name,
                 "origin_ipv4": server.ipv4_address,
                 "origin_ipv6": server.ipv6_address,
                 "origin_ttl": config.failover_ttl,
-                "inventory": records,
+                "inventory": placed.records,
                 "adopt": config.adopt_records,
                 "tunnel_probe": tunnel_probe_record(config.zone, config.tunnel_id),
                 "cloudflare_reachable": config.cloudflare_reachable,
@@ -221,28 +267,9 @@ def build(config: StandbyConfig) -> Standby:
     # there; on the way back DNS leaves the VPS before it stops serving the public.
     if config.mode == "failover":
         caddy = caddy_config([])
-        dns = failover_dns([caddy])
-    else:
-        dns = failover_dns([])
-        caddy = caddy_config([dns])
-
-    secondary, unmirrored = build_secondary_dns(config, server, zone_id) if config.secondary_dns else (None, ())
-
-    return Standby(
-        keys=keys,
-        server=server,
-        dns=dns,
-        caddy=caddy,
-        certificates=certificates,
-        ssl_mode=ssl_mode,
-        caddyfile=caddyfile,
-        records=records,
-        user_data=user_data,
-        macmini_wireguard_config=macmini_wireguard_config,
-        zone_id=zone_id,
-        secondary=secondary,
-        unmirrored=unmirrored,
-    )
+        return caddy, failover_dns([caddy])
+    dns = failover_dns([])
+    return caddy_config([dns]), dns
 
 
 def zone_ssl_mode(config: StandbyConfig, zone_id: str) -> str:
@@ -343,48 +370,48 @@ def emergency_cutover(stack: str, zone_id: str, caddy_urn: str) -> str:
 
 def export(config: StandbyConfig, standby: Standby) -> None:
     """The stack outputs: what the operator, `mana-infra check` and the rehearsal stack read."""
-    pulumi.export("mode", config.mode)
-    pulumi.export("failoverVia", config.failover_via)
-    pulumi.export("originName", config.origin_name)
-    pulumi.export("originIpv4", standby.server.ipv4_address)
-    pulumi.export("originIpv6", standby.server.ipv6_address)
+    pulumi.export(Output.MODE, config.mode)
+    pulumi.export(Output.FAILOVER_VIA, config.failover_via)
+    pulumi.export(Output.ORIGIN_NAME, config.origin_name)
+    pulumi.export(Output.ORIGIN_IPV4, standby.server.ipv4_address)
+    pulumi.export(Output.ORIGIN_IPV6, standby.server.ipv6_address)
     # A replaced server is a new id: what the rehearsal's site file follows to the new server.
-    pulumi.export("serverId", standby.server.server_id)
-    pulumi.export("healthUrl", f"https://{config.origin_name}{config.health_path}")
+    pulumi.export(Output.SERVER_ID, standby.server.server_id)
+    pulumi.export(Output.HEALTH_URL, f"https://{config.origin_name}{config.health_path}")
     # Who may check the standby while the tunnel serves: what check adds a refused address to.
-    pulumi.export("checkAllowedCidrs", list(config.check_allowed_cidrs))
-    pulumi.export("tunnelTarget", tunnel_target(config.tunnel_id))
-    pulumi.export("tunnelProbe", tunnel_probe_host(config.zone))
+    pulumi.export(Output.CHECK_ALLOWED_CIDRS, list(config.check_allowed_cidrs))
+    pulumi.export(Output.TUNNEL_TARGET, tunnel_target(config.tunnel_id))
+    pulumi.export(Output.TUNNEL_PROBE, tunnel_probe_host(config.zone))
     # Left set after the first run, it keeps the records' TTL from following the mode (see records.py).
-    pulumi.export("adoptRecordsLeft", sorted(config.adopt_records))
+    pulumi.export(Output.ADOPT_RECORDS_LEFT, sorted(config.adopt_records))
     if config.adopt_records:
         pulumi.log.warn(adoption_left_text(sorted(config.adopt_records), config.stack, deployed=False))
     # Stops nothing, but said in `pulumi up`, in the plan (this output) and nowhere silently.
-    pulumi.export("configWarnings", list(config.warnings))
+    pulumi.export(Output.CONFIG_WARNINGS, list(config.warnings))
     for warning in config.warnings:
         pulumi.log.warn(warning)
-    pulumi.export("wireguardServerPublicKey", standby.keys.server_public_key)
-    pulumi.export("macminiWireguardConfig", standby.macmini_wireguard_config)
+    pulumi.export(Output.WIREGUARD_SERVER_PUBLIC_KEY, standby.keys.server_public_key)
+    pulumi.export(Output.MACMINI_WIREGUARD_CONFIG, standby.macmini_wireguard_config)
     # The Mac Mini's and the watch's service files (render/services.py says where each goes and why).
-    pulumi.export("macminiLaunchdPlist", macmini_wireguard_plist())
-    pulumi.export("watchSystemdUnit", watch_systemd_unit(config.stack))
-    pulumi.export("watchLaunchdAgent", watch_launchd_agent(config.stack))
-    pulumi.export("macminiAddress", str(config.wireguard.macmini_address))
-    pulumi.export("cloudflareZoneId", standby.zone_id)
+    pulumi.export(Output.MACMINI_LAUNCHD_PLIST, macmini_wireguard_plist())
+    pulumi.export(Output.WATCH_SYSTEMD_UNIT, watch_systemd_unit(config.stack))
+    pulumi.export(Output.WATCH_LAUNCHD_AGENT, watch_launchd_agent(config.stack))
+    pulumi.export(Output.MACMINI_ADDRESS, str(config.wireguard.macmini_address))
+    pulumi.export(Output.CLOUDFLARE_ZONE_ID, standby.zone_id)
     # Cloudflare's API down or the token revoked: flip the VPS alone, touching nothing at Cloudflare.
     pulumi.export(
-        "emergencyCutover",
+        Output.EMERGENCY_CUTOVER,
         standby.caddy.command_urn.apply(lambda urn: emergency_cutover(config.stack, standby.zone_id, urn)),
     )
     if standby.secondary is not None:
-        pulumi.export("secondaryDnsNameservers", standby.secondary.nameservers)
-        pulumi.export("secondaryDnsPostponed", [f"{name} {kind}" for name, kind in standby.secondary.postponed])
+        pulumi.export(Output.SECONDARY_DNS_NAMESERVERS, standby.secondary.nameservers)
+        pulumi.export(Output.SECONDARY_DNS_POSTPONED, [f"{name} {kind}" for name, kind in standby.secondary.postponed])
         pulumi.export(
-            "secondaryDnsUnmirrored",
+            Output.SECONDARY_DNS_UNMIRRORED,
             [{"name": u.name, "type": u.type, "content": u.content, "reason": u.reason} for u in standby.unmirrored],
         )
         pulumi.export(
-            "registrarStep",
+            Output.REGISTRAR_STEP,
             standby.secondary.nameservers.apply(
                 lambda servers: (
                     f"At the registrar of {config.zone}, replace the nameservers with "
@@ -393,19 +420,19 @@ def export(config: StandbyConfig, standby: Standby) -> None:
                 )
             ),
         )
-    pulumi.export("caddyfileSha256", standby.caddy.content_sha256)
-    pulumi.export("zoneSslMode", standby.ssl_mode)
-    pulumi.export("originCertificateExpiresOn", standby.certificates.origin_expires_on)
-    pulumi.export("originCertificateSha256", standby.certificates.origin_sha256)
-    pulumi.export("publicCertificateExpiresOn", standby.certificates.public_expires_on)
-    pulumi.export("publicCertificateIssuedOn", standby.certificates.public_issued_on)
-    pulumi.export("cloudflareReachable", config.cloudflare_reachable)
-    pulumi.export("cutoverBudget", cutover_budget(standby.records, config.failover_ttl))
-    pulumi.export("zone", config.zone)
-    pulumi.export("sshUser", config.ssh_user)
+    pulumi.export(Output.CADDYFILE_SHA256, standby.caddy.content_sha256)
+    pulumi.export(Output.ZONE_SSL_MODE, standby.ssl_mode)
+    pulumi.export(Output.ORIGIN_CERTIFICATE_EXPIRES_ON, standby.certificates.origin_expires_on)
+    pulumi.export(Output.ORIGIN_CERTIFICATE_SHA256, standby.certificates.origin_sha256)
+    pulumi.export(Output.PUBLIC_CERTIFICATE_EXPIRES_ON, standby.certificates.public_expires_on)
+    pulumi.export(Output.PUBLIC_CERTIFICATE_ISSUED_ON, standby.certificates.public_issued_on)
+    pulumi.export(Output.CLOUDFLARE_REACHABLE, config.cloudflare_reachable)
+    pulumi.export(Output.CUTOVER_BUDGET, cutover_budget(standby.records, config.failover_ttl))
+    pulumi.export(Output.ZONE, config.zone)
+    pulumi.export(Output.SSH_USER, config.ssh_user)
     services = {service.host: service for service in config.services}
     pulumi.export(
-        "hosts",
+        Output.HOSTS,
         [
             {
                 "host": record.name,
@@ -425,14 +452,14 @@ def build_rehearsal(config: RehearsalConfig) -> Rehearsal:
     reference = pulumi.StackReference("prod", stack_name=config.prod_stack)
     prod = {name: _required_output(reference, config.prod_stack, name) for name in PROD_OUTPUTS_READ}
     sites = RehearsalSites(
-        "rehearsal",
+        REHEARSAL,
         {
             "zone_id": lookup_zone_id(config.zone),
             "sites": [(host.host, host.service.port) for host in config.hosts],
-            "origin_name": prod["originName"],
-            "origin_ipv4": prod["originIpv4"],
-            "macmini_address": prod["macminiAddress"],
-            "server_id": prod["serverId"],
+            "origin_name": prod[Output.ORIGIN_NAME],
+            "origin_ipv4": prod[Output.ORIGIN_IPV4],
+            "macmini_address": prod[Output.MACMINI_ADDRESS],
+            "server_id": prod[Output.SERVER_ID],
             "ttl": config.failover_ttl,
             "ssh_user": config.ssh_user,
             "ssh_private_key": config.ssh_private_key,
@@ -461,15 +488,15 @@ def _required_output(reference: pulumi.StackReference, stack: str, name: str) ->
 def export_rehearsal(config: RehearsalConfig, rehearsal: Rehearsal) -> None:
     """The same output names as prod where they mean the same, so `mana-infra check --stack failover`
     checks the test hostnames as failover-mode hosts."""
-    pulumi.export("mode", "failover")
-    pulumi.export("prodStack", config.prod_stack)
-    pulumi.export("zone", config.zone)
-    pulumi.export("sshUser", config.ssh_user)
+    pulumi.export(Output.MODE, "failover")
+    pulumi.export(Output.PROD_STACK, config.prod_stack)
+    pulumi.export(Output.ZONE, config.zone)
+    pulumi.export(Output.SSH_USER, config.ssh_user)
     for name, value in rehearsal.prod.items():
         pulumi.export(name, value)
-    pulumi.export("siteFile", f"/etc/caddy/{SITE_FILE}")
+    pulumi.export(Output.SITE_FILE, f"/etc/caddy/{SITE_FILE}")
     pulumi.export(
-        "hosts",
+        Output.HOSTS,
         [
             {
                 "host": host.host,
@@ -477,12 +504,12 @@ def export_rehearsal(config: RehearsalConfig, rehearsal: Rehearsal) -> None:
                 "health": host.service.health,
                 "service": host.service.host,
                 "type": "CNAME",
-                "target": rehearsal.prod["originName"],
+                "target": rehearsal.prod[Output.ORIGIN_NAME],
                 "proxied": False,
                 "ttl": config.failover_ttl,
             }
             for host in config.hosts
         ],
     )
-    pulumi.export("rehearsalUrls", [f"https://{host.host}/" for host in config.hosts])
-    pulumi.export("checkCommand", f"mana-infra check --stack {config.stack}")
+    pulumi.export(Output.REHEARSAL_URLS, [f"https://{host.host}/" for host in config.hosts])
+    pulumi.export(Output.CHECK_COMMAND, f"mana-infra check --stack {config.stack}")

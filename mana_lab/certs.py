@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 
 from mana_infra.check.core import CERTIFICATE_OUTPUTS
 from mana_infra.model import pem_file
+from mana_infra.outputs import Output
 
 from .clouds import origin_ca
 from .standins import LocalCA
@@ -212,5 +213,5 @@ def certificate_outputs(certificates: Mapping[str, Mapping[str, Any]]) -> dict[s
         if k in CERTIFICATE_OUTPUTS and v.get("not_after")
     }
     if certificates.get("origin", {}).get("sha256"):
-        outputs["originCertificateSha256"] = str(certificates["origin"]["sha256"])
+        outputs[Output.ORIGIN_CERTIFICATE_SHA256] = str(certificates["origin"]["sha256"])
     return outputs

@@ -54,6 +54,8 @@ from typing import Any
 
 from mana_infra.cutover import resource_step
 from mana_infra.inventory import load_inventory
+from mana_infra.names import CADDY_COMMAND, REHEARSAL_COMMAND, WIREGUARD_CONFIG_PATH
+from mana_infra.outputs import Output
 
 from . import certs
 from . import topology as topo
@@ -79,7 +81,6 @@ EXTRA_RECORDS = (
     {"type": "TXT", "name": "@", "content": "v=spf1 include:_spf.example.net ~all", "ttl": 3600},
 )
 INVENTORY_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
-CADDY_COMMAND = "caddy-apply"
 PUBLIC_CERTIFICATE = "certificates-public"
 
 
@@ -316,7 +317,7 @@ class EndToEnd:
         try:
             self.log("e2e: the lab's world (stand-in clouds, DNS, edge, pebble, the Mac Mini)")
             self._start()
-            for name, body in self._runs():
+            for name, body in RUNS:
                 run = self._timed(name, body)
                 self.report.runs.append(run)
                 self.log(f"e2e: {name:<18} {'ok' if run.ok else 'FAILED'} {run.seconds:6.1f} s  {run.command[:60]}")
@@ -343,13 +344,14 @@ class EndToEnd:
             self._start()
             self.op.timeout = max(600.0, 6.0 * len(self.services))
             figures["setup_seconds"] = round(time.monotonic() - started, 1)
-            for name, body in (
-                ("first up", self.up_tunnel),
-                ("flip by hand", lambda run: self._by_hand(run, "failover")),
-                ("back by hand", lambda run: self._by_hand(run, "tunnel")),
-                ("cutover", lambda run: self.cutover(run, "edge")),
-                ("failback", self.failback),
-            ):
+            bench_runs: tuple[tuple[str, Callable[[EndToEnd, Run], None]], ...] = (
+                ("first up", EndToEnd.up_tunnel),
+                ("flip by hand", lambda e2e, run: e2e._by_hand(run, "failover")),
+                ("back by hand", lambda e2e, run: e2e._by_hand(run, "tunnel")),
+                ("cutover", lambda e2e, run: e2e.cutover(run, "edge")),
+                ("failback", EndToEnd.failback),
+            )
+            for name, body in bench_runs:
                 run = self._timed(name, body)
                 self.log(f"bench: {name:<14} {'ok' if run.ok else 'FAILED'} {run.seconds:6.1f} s")
                 figures[name] = {"seconds": run.seconds, "ok": run.ok, "problems": run.problems[:3]}
@@ -367,35 +369,13 @@ class EndToEnd:
         self.pulumi(run, f"pulumi config set --stack prod mode {mode} && pulumi up --stack prod")
         self._flip_in_place(run)
 
-    def _runs(self) -> list[tuple[str, Callable[[Run], None]]]:
-        return [
-            ("up-tunnel", self.up_tunnel),
-            ("up-after-adoption", self.up_after_adoption),
-            ("up-noop", self.up_noop),
-            ("refresh", self.refresh),
-            ("up-after-refresh", self.up_after_refresh),
-            ("acme-directory", self.acme_directory),
-            ("cutover", lambda run: self.cutover(run, "edge")),
-            ("failback", self.failback),
-            ("cutover-dns", lambda run: self.cutover(run, "dns")),
-            ("failback-by-hand", self.failback_by_hand),
-            ("rehearsal-up", self.rehearsal_up),
-            ("replace-server", self.replace_server),
-            ("rehearsal-after-replace", self.rehearsal_after_replace),
-            ("rehearsal-destroy", self.rehearsal_destroy),
-            ("emergency", self.emergency),
-            ("policy", self.policy),
-            ("key-exists", self.key_exists),
-            ("secrets", self.secrets),
-        ]
-
-    def _timed(self, name: str, body: Callable[[Run], None]) -> Run:
+    def _timed(self, name: str, body: Callable[[EndToEnd, Run], None]) -> Run:
         run = Run(name, "")
         before = self.world.requests()
         errors_before = len(self.world.hook_errors)
         started = time.monotonic()
         try:
-            body(run)
+            body(self, run)
         except (LabError, subprocess.TimeoutExpired, KeyError, ValueError) as error:
             run.problems.append(f"{type(error).__name__}: {error}")
         run.seconds = round(time.monotonic() - started, 2)
@@ -645,7 +625,7 @@ class EndToEnd:
         self.pulumi(run, "pulumi up --stack failover")
         run.expect(
             {r["op"] for r in run.resources} == {"create"}
-            and {r["name"] for r in run.resources} >= {"rehearsal-caddy-apply"},
+            and {r["name"] for r in run.resources} >= {REHEARSAL_COMMAND},
             f"the rehearsal: {run.resources}",
         )
         world.settle()
@@ -657,7 +637,7 @@ class EndToEnd:
         """The prod VPS was replaced (same addresses, a new server): the rehearsal's site file follows it."""
         self.pulumi(run, "pulumi up --stack failover")
         run.expect(
-            [(r["name"], r["op"]) for r in run.resources] == [("rehearsal-caddy-apply", "replace")],
+            [(r["name"], r["op"]) for r in run.resources] == [(REHEARSAL_COMMAND, "replace")],
             f"the rehearsal after the replacement: {run.resources}",
         )
         self.world.settle()
@@ -678,7 +658,7 @@ class EndToEnd:
 
     def emergency(self, run: Run) -> None:
         world, op = self.world, self.op
-        printed = str(op.outputs()["emergencyCutover"])
+        printed = str(op.outputs()[Output.EMERGENCY_CUTOVER])
         world.cloudflare_unreachable()
         try:
             before = world.requests()["cloudflare"]
@@ -782,7 +762,7 @@ class EndToEnd:
         run.expect("standby-server" in replaced and CADDY_COMMAND in replaced, f"replaced: {sorted(replaced)}")
         run.expect(not [r for r in run.touched("hcloud:index/primaryIp") if r["op"] != "same"], "the primary IPs moved")
         after = self.op.outputs()
-        run.expect(after["originIpv4"] == before["originIpv4"], "the VPS has another address")
+        run.expect(after[Output.ORIGIN_IPV4] == before[Output.ORIGIN_IPV4], "the VPS has another address")
         run.expect(
             len(self.world.boots) >= 2 and self.world.boots[-1]["status"] == "done", f"boot: {self.world.boots[-1:]}"
         )
@@ -825,7 +805,7 @@ class EndToEnd:
         exported = self.op.must(run.command)
         wireguard = self.op.must("pulumi stack output --stack prod --show-secrets macminiWireguardConfig")
         private_key = re.search(r"PrivateKey = (\S+)", wireguard)
-        on_the_vps = re.search(r"PrivateKey = (\S+)", self.world.exec("vps", ["cat", "/etc/wireguard/wg0.conf"]).stdout)
+        on_the_vps = re.search(r"PrivateKey = (\S+)", self.world.exec("vps", ["cat", WIREGUARD_CONFIG_PATH]).stdout)
         plaintext = {
             "the VPS's WireGuard key": on_the_vps[1] if on_the_vps else "(no key on the VPS)",
             "an OpenSSH private key": "OPENSSH PRIVATE KEY",
@@ -837,6 +817,30 @@ class EndToEnd:
         for what, text in plaintext.items():
             run.expect(text not in exported, f"{what} is in the exported state in plaintext")
         run.expect('"ciphertext"' in exported, "the state holds no secret at all")
+
+
+# The operator's runs in order, each once: `lab e2e` runs them, the tests and the docs name them from here.
+RUNS: tuple[tuple[str, Callable[[EndToEnd, Run], None]], ...] = (
+    ("up-tunnel", EndToEnd.up_tunnel),
+    ("up-after-adoption", EndToEnd.up_after_adoption),
+    ("up-noop", EndToEnd.up_noop),
+    ("refresh", EndToEnd.refresh),
+    ("up-after-refresh", EndToEnd.up_after_refresh),
+    ("acme-directory", EndToEnd.acme_directory),
+    ("cutover", lambda e2e, run: e2e.cutover(run, "edge")),
+    ("failback", EndToEnd.failback),
+    ("cutover-dns", lambda e2e, run: e2e.cutover(run, "dns")),
+    ("failback-by-hand", EndToEnd.failback_by_hand),
+    ("rehearsal-up", EndToEnd.rehearsal_up),
+    ("replace-server", EndToEnd.replace_server),
+    ("rehearsal-after-replace", EndToEnd.rehearsal_after_replace),
+    ("rehearsal-destroy", EndToEnd.rehearsal_destroy),
+    ("emergency", EndToEnd.emergency),
+    ("policy", EndToEnd.policy),
+    ("key-exists", EndToEnd.key_exists),
+    ("secrets", EndToEnd.secrets),
+)
+RUN_NAMES = tuple(name for name, _ in RUNS)
 
 
 def adoption_command(printed: str) -> str:

@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mana_infra.model import TUNNEL_DOMAIN, DnsRecord
+from mana_infra.names import CADDY_COMMAND, REHEARSAL_COMMAND
+from mana_infra.outputs import Output
 from mana_infra.project import Project, find_project_dir
 
 from . import topology as topo
@@ -53,8 +55,6 @@ if TYPE_CHECKING:
 DNS_RECORD_TYPE = "cloudflare:index/dnsRecord:DnsRecord"
 COMMAND_TYPE = "command:remote:Command"
 RRSET_TYPE = "hcloud:index/zoneRrset:ZoneRrset"
-CADDY_COMMAND_NAME = "caddy-apply"
-REHEARSAL_COMMAND_NAME = "rehearsal-caddy-apply"
 CERTIFICATE_COMMANDS = {"public": "certificate-public-apply", "origin": "certificate-origin-apply"}
 
 # The standby's states: the config each one is (tests/support.py names them the same).
@@ -136,7 +136,7 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path
         if not records:
             raise LabError(f"{what} has no DNS records")
         # The SSH command text the program's Caddy command runs: the lab pushes through the same.
-        command = _command(result.resources, CADDY_COMMAND_NAME, what)
+        command = _command(result.resources, CADDY_COMMAND, what)
         states[state] = {
             **result.artifacts,
             "dns_records": records,
@@ -156,7 +156,7 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path
             raise LabError(f"the Hetzner mirror of {stack} differs between its states (it is always failover form)")
         rrsets = mirror
     out = states["failover"]["outputs"]
-    tunnel_target = str(out["tunnelTarget"]).lower()
+    tunnel_target = str(out[Output.TUNNEL_TARGET]).lower()
     suffix = "." + TUNNEL_DOMAIN
     if not tunnel_target.endswith(suffix):
         raise LabError(f"tunnelTarget {tunnel_target!r} is not <tunnelId>{suffix}")
@@ -170,17 +170,17 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path
         "zone": str(config.get("zone")).lower().rstrip("."),
         "tunnel_id": tunnel_target[: -len(suffix)],
         "tunnel_target": tunnel_target,
-        "origin_name": str(out["originName"]).lower(),
-        "origin_ips": [ip for ip in (out.get("originIpv4"), out.get("originIpv6")) if ip],
-        "health_url": out.get("healthUrl"),
+        "origin_name": str(out[Output.ORIGIN_NAME]).lower(),
+        "origin_ips": [ip for ip in (out.get(Output.ORIGIN_IPV4), out.get(Output.ORIGIN_IPV6)) if ip],
+        "health_url": out.get(Output.HEALTH_URL),
         "services_file": str(project.path(config.get("services") or "").resolve()),
         "services": hosts,
         "states": states,
         "certificates": certificates,
     }
     if rrsets:
-        inputs["mirror"] = {"rrsets": rrsets, "nameservers": list(out.get("secondaryDnsNameservers") or [])}
-        inputs["emergency"] = _emergency(project, stack, str(out["emergencyCutover"]))
+        inputs["mirror"] = {"rrsets": rrsets, "nameservers": list(out.get(Output.SECONDARY_DNS_NAMESERVERS) or [])}
+        inputs["emergency"] = _emergency(project, stack, str(out[Output.EMERGENCY_CUTOVER]))
     if rehearsal_stack and _rehearses(project, rehearsal_stack, stack):
         inputs["rehearsal"] = _rehearsal(project, rehearsal_stack)
     return inputs
@@ -199,10 +199,10 @@ def _certificate_commands(resources: list[Any], what: str) -> dict[str, dict[str
             raise LabError(f"{what}: {name} installs no CADDY_TARGET")
         commands[key] = {"name": name, "target": shlex.split(target.group(1))[0], "create": create}
         urns += [r.urn for r in resources if r.type == COMMAND_TYPE and r.name == name]
-    caddy = next(r for r in resources if r.type == COMMAND_TYPE and r.name == CADDY_COMMAND_NAME)
+    caddy = next(r for r in resources if r.type == COMMAND_TYPE and r.name == CADDY_COMMAND)
     missing = [urn for urn in urns if urn not in caddy.options.get("dependsOn", [])]
     if missing:
-        raise LabError(f"{what}: {CADDY_COMMAND_NAME} does not wait for {missing}: the certificates must come first")
+        raise LabError(f"{what}: {CADDY_COMMAND} does not wait for {missing}: the certificates must come first")
     return commands
 
 
@@ -241,7 +241,7 @@ def _rehearsal(project: Project, rehearsal_stack: str) -> dict[str, Any]:
     records = _dns_records(result.resources)
     if not records:
         raise LabError(f"the plan of {rehearsal_stack} has no DNS records")
-    command = _command(result.resources, REHEARSAL_COMMAND_NAME, f"the plan of {rehearsal_stack}")
+    command = _command(result.resources, REHEARSAL_COMMAND, f"the plan of {rehearsal_stack}")
     return {
         "stack": rehearsal_stack,
         "dns_records": records,

@@ -35,6 +35,7 @@ from cryptography import x509
 
 from mana_infra.check.report import Report
 from mana_infra.model import TUNNEL_DOMAIN, DnsRecord, tunnel_target
+from mana_infra.names import ARTIFACT_NAMES
 from mana_infra.render.remote import caddy_command as caddy_command_text
 
 from . import certs
@@ -90,7 +91,6 @@ REQUIRED_TOOLS = (
 CERTIFICATES = ("public", "origin")
 ACME_LATENCY_MS = 25  # the CA is an internet away (see latency.py)
 
-ARTIFACT_KEYS = ("Caddyfile", "cloud-init.yaml", "wg0-server.conf", "wg0-macmini.conf")
 LAB_SUBDIRS = ("pids", "dns", "edge", "vps", "mini", "client", "acme", "pki")
 
 
@@ -164,7 +164,7 @@ class Lab:
         progress: Callable[[str], None] | None = None,
     ) -> None:
         # No artifacts: the substrate alone (the clouds create the VPS: world.py).
-        missing = [k for k in ARTIFACT_KEYS if k not in artifacts] if artifacts else []
+        missing = [k for k in ARTIFACT_NAMES if k not in artifacts] if artifacts else []
         if missing:
             raise LabError(f"artifacts lack {missing}")
         self.workdir = Path(workdir).resolve()
@@ -238,7 +238,7 @@ class Lab:
         kwargs.setdefault("state_outputs", {k: v["outputs"] for k, v in inputs["states"].items() if "outputs" in v})
         return cls(
             workdir,
-            {k: m[k] for k in ARTIFACT_KEYS},
+            {k: m[k] for k in ARTIFACT_NAMES},
             [tuple(s) for s in inputs["services"]],
             inputs["zone"],
             inputs["tunnel_id"],

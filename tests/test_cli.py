@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mana_infra import cli
-from mana_infra import plan as offline
+from mana_infra import cli, names
 
 from .support import PROJECT_DIR, plan_of, with_stack
 
@@ -66,7 +65,7 @@ def test_plan_json_has_exactly_the_documented_shape(mana_infra: Callable[..., Ru
     assert list(document) == ["stack", "mode", "resources", "outputs", "placeholders", "artifacts"]
     assert (document["stack"], document["mode"]) == ("prod", "tunnel")
     assert all(list(resource) == ["type", "name", "inputs"] for resource in document["resources"])
-    assert list(document["artifacts"]) == list(offline.ARTIFACT_NAMES)
+    assert list(document["artifacts"]) == list(names.ARTIFACT_NAMES)
     assert document == json.loads(json.dumps(plan_of("prod").as_json()))
 
 

@@ -138,7 +138,9 @@ OUTPUTS = {"mode": "tunnel", "failoverVia": "edge", "zoneSslMode": "strict",
 def switch_with(engine: FakeEngine, checks: Checks, target: cutover.Switch, **options: Any) -> tuple[Any, list[str]]:
     lines: list[str] = []
     clock = Clock()
-    verdict = cutover.run(engine, checks, target, log=lines.append, clock=clock, sleep=clock.sleep, **options)
+    verdict = cutover.run(
+        engine, checks, target, cutover.Options(log=lines.append, clock=clock, sleep=clock.sleep, **options)
+    )
     return verdict, lines
 
 

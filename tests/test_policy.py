@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mana_infra import names
 from mana_infra import plan as offline
 
 from .support import PROJECT_DIR, plan_in, plan_of, unavailable
@@ -53,7 +54,7 @@ def recorded(stack: str, mode: str) -> tuple[offline.Recorded, ...]:
 
 
 # Each stack's Caddy command: what "the remote command" means below (prod has its certificates' too).
-CADDY_COMMAND = {"prod": "caddy-apply", "failover": "rehearsal-caddy-apply"}
+CADDY_COMMAND = {"prod": names.CADDY_COMMAND, "failover": names.REHEARSAL_COMMAND}
 
 
 def one(stack: str, mode: str, resource_type: str, name: str | None = None) -> offline.Recorded:

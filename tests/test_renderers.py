@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mana_infra import names
 from mana_infra import plan as offline
 from mana_infra.model import CLOUDFLARE_IP_RANGES
 from mana_infra.wgkeys import wireguard_public_key
@@ -27,7 +28,7 @@ def artifacts() -> dict[str, dict[str, str]]:
 
 
 # Only the Caddyfile differs between the two ways of failing over.
-GOLDEN_FILES = [(state, name) for state in ("tunnel", "failover") for name in offline.ARTIFACT_NAMES]
+GOLDEN_FILES = [(state, name) for state in ("tunnel", "failover") for name in names.ARTIFACT_NAMES]
 GOLDEN_FILES.append(("failover-dns", "Caddyfile"))
 
 
@@ -43,12 +44,12 @@ def test_artifacts_match_their_reviewed_golden_copy(
     )
     if state == "failover-dns":
         assert artifacts[state].keys() == artifacts["failover"].keys()
-        assert all(artifacts[state][n] == artifacts["failover"][n] for n in offline.ARTIFACT_NAMES if n != name)
+        assert all(artifacts[state][n] == artifacts["failover"][n] for n in names.ARTIFACT_NAMES if n != name)
 
 
 def test_every_artifact_is_marked_as_offline(artifacts: dict[str, dict[str, str]]) -> None:
     for files in artifacts.values():
-        assert set(files) == set(offline.ARTIFACT_NAMES)
+        assert set(files) == set(names.ARTIFACT_NAMES)
         for text in files.values():
             assert offline.OFFLINE_MARK in text
 

@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 from ..errors import ExitCode, InputError, Problem
 from ..files import read_text
 from ..inventory import load_inventory
-from ..model import CLOUDFLARE_API, MODES, Service, hostname_problem
+from ..model import CLOUDFLARE_API, MODES, Service, hostname_problem, mode_problem
+from ..outputs import Output
 from ..project import selected_stack
 from ..terminal import console_for, count
 from . import decision
@@ -85,6 +86,14 @@ class Reach:
 def add_arguments(parser: argparse.ArgumentParser, *, for_switch: bool = False) -> None:
     """check's flags; for_switch: those `cutover` and `failback` pass on to their checks (the endpoints
     come from the stack they switch, the output is theirs)."""
+    _source_flags(parser, for_switch)
+    _probe_flags(parser)
+    _vps_flags(parser)
+    if not for_switch:
+        _output_flags(parser)
+
+
+def _source_flags(parser: argparse.ArgumentParser, for_switch: bool) -> None:
     source = parser.add_argument_group(
         "check's flags, for the pre-flight and the checks after" if for_switch else "where the endpoints come from"
     )
@@ -122,6 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, for_switch: bool = False) 
         help="extra edge networks that count as the tunnel path when proxied (besides Cloudflare's)",
     )
 
+
+def _probe_flags(parser: argparse.ArgumentParser) -> None:
     net = parser.add_argument_group("how to probe")
     net.add_argument(
         "--resolver",
@@ -152,6 +163,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, for_switch: bool = False) 
         "first: a renewal missed; 0 turns it off)",
     )
 
+
+def _vps_flags(parser: argparse.ArgumentParser) -> None:
     vps = parser.add_argument_group("the VPS over SSH (WireGuard's latest handshake)")
     vps.add_argument("--ssh-host", help="default: the outputs' originIpv4")
     vps.add_argument("--ssh-user", help="default: the outputs' sshUser, else root")
@@ -165,9 +178,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, for_switch: bool = False) 
     vps.add_argument("--macmini-address", help=argparse.SUPPRESS)
     vps.add_argument("--wg-interface", help="WireGuard interface on the VPS (default wg0)")
     vps.add_argument("--handshake-max-age", type=int, help="seconds until a handshake is stale (default 180)")
-    if for_switch:
-        return
 
+
+def _output_flags(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output and watching")
     out.add_argument("--json", action="store_true", help="one JSON report on stdout (one per line with --watch)")
     out.add_argument("--watch", type=float, metavar="N", help="check again every N seconds")
@@ -388,101 +401,78 @@ def _read_outputs(
     return {}, "flags"
 
 
-def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Problem]) -> Endpoints | None:
-    """Where the two paths are: flags first, then the outputs. A bad value is blamed where it came
-    from: the flag, or the outputs' file and output."""
+class _Sources:
+    """Flags first, then the outputs; a bad value blamed where it came from: the flag, or the outputs'
+    file and output (the fix then is fresh outputs, or the flag)."""
 
-    def pick(flag_value: str | None, key: str, flag: str) -> tuple[str | None, str]:
+    def __init__(self, args: argparse.Namespace, outputs: _Outputs, problems: list[Problem]) -> None:
+        self.args, self.outputs, self.problems = args, outputs, problems
+        if outputs:
+            self.unknown = f"is not known (not in the outputs from {outputs.source})"
+        elif outputs.source != "flags":
+            self.unknown = (
+                f"is not known: {outputs.source} holds no outputs (a stack never deployed: `pulumi up` first)"
+            )
+        else:
+            why = "--no-pulumi" if args.no_pulumi else "the Pulumi CLI is not installed"
+            self.unknown = f"is not known (no stack outputs were read: {why})"
+
+    def pick(self, flag_value: str | None, key: str, flag: str) -> tuple[str | None, str]:
         if flag_value:
             return flag_value, flag
-        return outputs.text(key, flag), outputs.where(key)
+        return self.outputs.text(key, flag), self.outputs.where(key)
 
-    def bad(where: str, flag: str, message: str, fix: str) -> None:
-        problems.append(Problem(where, message, fix if where == flag else outputs.refresh(flag)))
+    def bad(self, where: str, flag: str, message: str, fix: str) -> None:
+        self.problems.append(Problem(where, message, fix if where == flag else self.outputs.refresh(flag)))
 
-    if outputs:
-        unknown = f"is not known (not in the outputs from {outputs.source})"
-    elif outputs.source != "flags":
-        unknown = f"is not known: {outputs.source} holds no outputs (a stack never deployed: `pulumi up` first)"
-    else:
-        why = "--no-pulumi" if args.no_pulumi else "the Pulumi CLI is not installed"
-        unknown = f"is not known (no stack outputs were read: {why})"
-    mode, where = pick(args.mode, "mode", "--mode")
-    if not mode:
-        bad("--mode", "--mode", unknown, "give --mode tunnel or --mode failover")
-    elif mode not in MODES:
-        bad(where, "--mode", f"{mode!r} is not a mode", "use tunnel or failover")
-        mode = None
+    def name(self, flag_value: str | None, key: str, flag: str, fix: str) -> tuple[str, str]:
+        """A DNS name from its flag or output, lower-case without the root's dot; a bad one said."""
+        value, where = self.pick(flag_value, key, flag)
+        value = (value or "").lower().rstrip(".")
+        if value and (reason := hostname_problem(value)):
+            self.bad(where, flag, reason, fix)
+        return value, where
 
-    origin_name, where = pick(args.origin_name, "originName", "--origin-name")
-    origin_name = (origin_name or "").lower().rstrip(".")
+    def timestamp(self, output: str) -> datetime | None:
+        text = self.outputs.text(output, None)
+        if text is None:
+            return None
+        parsed = parse_timestamp(text)
+        if parsed is None:
+            self.bad(self.outputs.where(output), "", f"{text!r} is not an RFC 3339 timestamp", "")
+        return parsed
+
+
+def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Problem]) -> Endpoints | None:
+    """Where the two paths are: flags first, then the outputs (see _Sources)."""
+    src = _Sources(args, outputs, problems)
+    mode = _mode(src)
+    origin_name, _ = src.name(
+        args.origin_name, Output.ORIGIN_NAME, "--origin-name", "give the VPS's DNS name, e.g. vps.mana.how"
+    )
     if not origin_name:
-        bad("--origin-name", "--origin-name", unknown, "give --origin-name vps.<zone>")
-    elif reason := hostname_problem(origin_name):
-        bad(where, "--origin-name", reason, "give the VPS's DNS name, e.g. vps.mana.how")
-
-    tunnel_target, where = pick(args.tunnel_target, "tunnelTarget", "--tunnel-target")
-    tunnel_target = (tunnel_target or "").lower().rstrip(".")
+        src.bad("--origin-name", "--origin-name", src.unknown, "give --origin-name vps.<zone>")
+    tunnel_target, _ = src.name(
+        args.tunnel_target, Output.TUNNEL_TARGET, "--tunnel-target", "give <tunnelId>.cfargotunnel.com"
+    )
     if not tunnel_target and mode != "failover":
         # Only the tunnel path needs it; the rehearsal stack (always failover) has no tunnel.
-        bad("--tunnel-target", "--tunnel-target", unknown, "give --tunnel-target <tunnelId>.cfargotunnel.com")
-    elif tunnel_target and (reason := hostname_problem(tunnel_target)):
-        bad(where, "--tunnel-target", reason, "give <tunnelId>.cfargotunnel.com")
-
-    given_ips = [(ip, "--origin-ip") for ip in args.origin_ip] or [
-        (ip, outputs.where(key)) for key in ("originIpv4", "originIpv6") if (ip := outputs.text(key, "--origin-ip"))
-    ]
-    origin_ips = []
-    for ip, where in given_ips:
-        try:
-            ipaddress.ip_address(ip)
-        except ValueError:
-            bad(where, "--origin-ip", f"{ip!r} is not an IP address", "give the VPS's IPv4 or IPv6 address")
-        else:
-            origin_ips.append(ip)
-
-    health_url, where = pick(args.health_url, "healthUrl", "--health-url")
+        src.bad("--tunnel-target", "--tunnel-target", src.unknown, "give --tunnel-target <tunnelId>.cfargotunnel.com")
+    health_url, where = src.pick(args.health_url, Output.HEALTH_URL, "--health-url")
     if health_url and (urlsplit(health_url).scheme != "https" or not urlsplit(health_url).hostname):
-        bad(where, "--health-url", f"{health_url!r} is not an https:// URL", "e.g. https://vps.mana.how/healthz")
-
+        src.bad(where, "--health-url", f"{health_url!r} is not an https:// URL", "e.g. https://vps.mana.how/healthz")
     parent = origin_name.split(".", 1)[1] if "." in origin_name else ""
-    zone, _ = pick(args.zone, "zone", "--zone")
-    zone = (zone or parent).lower().rstrip(".")
-    services, proxied = _services(args, outputs.outputs, zone, outputs.source, problems)
-
-    edge_networks: list[Any] = [ipaddress.ip_network(cidr) for cidr in CLOUDFLARE_EDGE]
-    for cidr in args.edge_cidr:
-        try:
-            edge_networks.append(ipaddress.ip_network(cidr, strict=False))
-        except ValueError:
-            bad("--edge-cidr", "--edge-cidr", f"{cidr!r} is not a network", "e.g. --edge-cidr 198.51.100.0/24")
-
-    certificates: dict[str, datetime] = {}
-    for key, (output, _what) in CERTIFICATE_OUTPUTS.items():
-        text = outputs.text(output, None)
-        if text is None:
-            continue
-        expires = parse_timestamp(text)
-        if expires is None:
-            bad(outputs.where(output), "", f"{text!r} is not an RFC 3339 timestamp", "")
-            continue
-        certificates[key] = expires
-    public_lifetime_days = None
-    if (issued_text := outputs.text("publicCertificateIssuedOn", None)) is not None:
-        issued = parse_timestamp(issued_text)
-        if issued is None:
-            bad(outputs.where("publicCertificateIssuedOn"), "", f"{issued_text!r} is not an RFC 3339 timestamp", "")
-        elif "public" in certificates:
-            public_lifetime_days = (certificates["public"] - issued).total_seconds() / 86400
-    reachable = outputs.get("cloudflareReachable")
-    pinned = outputs.text("originCertificateSha256", None)
-    if pinned is not None and not re.fullmatch(r"[0-9a-f]{64}", pinned):
-        bad(outputs.where("originCertificateSha256"), "", f"{pinned!r} is not a SHA-256 fingerprint in hex", "")
-        pinned = None
-    allowed = outputs.get("checkAllowedCidrs")
-    tunnel_probe, where = pick(args.tunnel_probe, "tunnelProbe", "--tunnel-probe")
-    if tunnel_probe and (reason := hostname_problem(tunnel_probe)):
-        bad(where, "--tunnel-probe", reason, "give the probe's name, e.g. tunnel-probe.mana.how")
+    zone, _ = src.pick(args.zone, Output.ZONE, "--zone")
+    services, proxied = _services(args, outputs.outputs, (zone or parent).lower().rstrip("."), outputs.source, problems)
+    certificates, public_lifetime_days = _certificate_dates(src)
+    tunnel_probe, _ = src.name(
+        args.tunnel_probe, Output.TUNNEL_PROBE, "--tunnel-probe", "give the probe's name, e.g. tunnel-probe.mana.how"
+    )
+    reachable, allowed, left = (
+        outputs.get(o) for o in (Output.CLOUDFLARE_REACHABLE, Output.CHECK_ALLOWED_CIDRS, Output.ADOPT_RECORDS_LEFT)
+    )
+    pinned = _pinned(src)
+    origin_ips, edge_networks = _origin_ips(src), _edge_networks(src)
     if not mode:
         return None
     return Endpoints(
@@ -490,21 +480,80 @@ def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Probl
         origin_name=origin_name,
         tunnel_target=tunnel_target or None,
         services=services,
-        origin_ips=tuple(origin_ips),
+        origin_ips=origin_ips,
         health_url=health_url,
         proxied=proxied,
-        edge_networks=tuple(edge_networks),
+        edge_networks=edge_networks,
         stack=args.stack,
-        vps_stack=outputs.text("prodStack", None),
-        emergency_command=outputs.text("emergencyCutover", None),
+        vps_stack=outputs.text(Output.PROD_STACK, None),
+        emergency_command=outputs.text(Output.EMERGENCY_CUTOVER, None),
         certificates=certificates,
         public_lifetime_days=public_lifetime_days,
         cloudflare_reachable=reachable if isinstance(reachable, bool) else None,
         pinned_certificates=(pinned,) if pinned else (),
         check_allowed_cidrs=tuple(str(c) for c in allowed) if isinstance(allowed, list) else None,
         tunnel_probe=tunnel_probe or None,
-        adoption_left=tuple(str(h) for h in left) if isinstance(left := outputs.get("adoptRecordsLeft"), list) else (),
+        adoption_left=tuple(str(h) for h in left) if isinstance(left, list) else (),
     )
+
+
+def _mode(src: _Sources) -> str | None:
+    mode, where = src.pick(src.args.mode, Output.MODE, "--mode")
+    if not mode:
+        src.bad("--mode", "--mode", src.unknown, "give --mode tunnel or --mode failover")
+    elif reason := mode_problem(mode):
+        src.bad(where, "--mode", reason, "use tunnel or failover")
+        return None
+    return mode or None
+
+
+def _origin_ips(src: _Sources) -> tuple[str, ...]:
+    outputs = src.outputs
+    given = [(ip, "--origin-ip") for ip in src.args.origin_ip] or [
+        (ip, outputs.where(key))
+        for key in (Output.ORIGIN_IPV4, Output.ORIGIN_IPV6)
+        if (ip := outputs.text(key, "--origin-ip"))
+    ]
+    origin_ips = []
+    for ip, where in given:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            src.bad(where, "--origin-ip", f"{ip!r} is not an IP address", "give the VPS's IPv4 or IPv6 address")
+        else:
+            origin_ips.append(ip)
+    return tuple(origin_ips)
+
+
+def _edge_networks(src: _Sources) -> tuple[Any, ...]:
+    edge_networks: list[Any] = [ipaddress.ip_network(cidr) for cidr in CLOUDFLARE_EDGE]
+    for cidr in src.args.edge_cidr:
+        try:
+            edge_networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            src.bad("--edge-cidr", "--edge-cidr", f"{cidr!r} is not a network", "e.g. --edge-cidr 198.51.100.0/24")
+    return tuple(edge_networks)
+
+
+def _certificate_dates(src: _Sources) -> tuple[dict[str, datetime], float | None]:
+    """The certificates' expiry the outputs date, and the public one's lifetime when its issue is dated too."""
+    certificates: dict[str, datetime] = {}
+    for key, (output, _what) in CERTIFICATE_OUTPUTS.items():
+        if (expires := src.timestamp(output)) is not None:
+            certificates[key] = expires
+    issued = src.timestamp(Output.PUBLIC_CERTIFICATE_ISSUED_ON)
+    if issued is None or "public" not in certificates:
+        return certificates, None
+    return certificates, (certificates["public"] - issued).total_seconds() / 86400
+
+
+def _pinned(src: _Sources) -> str | None:
+    pinned = src.outputs.text(Output.ORIGIN_CERTIFICATE_SHA256, None)
+    if pinned is not None and not re.fullmatch(r"[0-9a-f]{64}", pinned):
+        where = src.outputs.where(Output.ORIGIN_CERTIFICATE_SHA256)
+        src.bad(where, "", f"{pinned!r} is not a SHA-256 fingerprint in hex", "")
+        return None
+    return pinned
 
 
 def parse_timestamp(text: str) -> datetime | None:
@@ -601,7 +650,7 @@ def _mirror(
         return _nameservers("--mirror-nameserver", args.mirror_nameserver, "192.0.2.54", problems), None
     if not outputs:
         return [], "no stack outputs were read, so no secondaryDnsNameservers (give --mirror-nameserver IP)"
-    names = outputs.get("secondaryDnsNameservers")
+    names = outputs.get(Output.SECONDARY_DNS_NAMESERVERS)
     if names is None:
         return [], "the outputs have no secondaryDnsNameservers (the stack's secondaryDns is off)"
     if not isinstance(names, list) or not all(
@@ -609,7 +658,7 @@ def _mirror(
     ):
         problems.append(
             Problem(
-                outputs.where("secondaryDnsNameservers"),
+                outputs.where(Output.SECONDARY_DNS_NAMESERVERS),
                 f"{names!r} is not a list of nameserver names",
                 outputs.refresh("--mirror-nameserver"),
             )
@@ -648,7 +697,7 @@ def _ssh(
             else "no address to SSH to (give --ssh-host, or read the stack's outputs)"
         )
         return None, "", why
-    user = args.ssh_user or outputs.text("sshUser", "--ssh-user") or "root"
+    user = args.ssh_user or outputs.text(Output.SSH_USER, "--ssh-user") or "root"
     argv = ssh_argv(ssh_host, user, args.ssh_key, args.ssh_port, args.timeout, args.ssh_option)
     return command_runner(argv), f"ssh {user}@{ssh_host}", ""
 
@@ -685,7 +734,7 @@ def _services(
         except InputError as error:
             problems.extend(error.problems)
             return (), {}
-    hosts = outputs.get("hosts")
+    hosts = outputs.get(Output.HOSTS)
     if not isinstance(hosts, list) or not hosts:
         problems.append(
             Problem(

@@ -17,6 +17,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from ..model import CLOUDFLARE_IP_RANGES, TUNNEL_DOMAIN, Service, refused_address
+from ..outputs import Output
 from .assess import Observed, evaluate
 from .probes import (
     ApiResult,
@@ -63,8 +64,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Certificate expiry dates the stack's outputs may carry: key -> (output, what it is).
 CERTIFICATE_OUTPUTS: dict[str, tuple[str, str]] = {
-    "origin": ("originCertificateExpiresOn", "the Cloudflare Origin CA certificate (the edge way)"),
-    "public": ("publicCertificateExpiresOn", "the publicly trusted certificate (the DNS-only way)"),
+    "origin": (Output.ORIGIN_CERTIFICATE_EXPIRES_ON, "the Cloudflare Origin CA certificate (the edge way)"),
+    "public": (Output.PUBLIC_CERTIFICATE_EXPIRES_ON, "the publicly trusted certificate (the DNS-only way)"),
 }
 
 

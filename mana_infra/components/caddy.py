@@ -9,6 +9,7 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 from pulumi_command import remote
 
+from ..names import apply_command
 from ..render.remote import CADDYFILE, caddy_command
 
 
@@ -64,7 +65,7 @@ class CaddyConfig(pulumi.ComponentResource):
             # (the create runs again with it).
             triggers = [self.content_sha256] if target == CADDYFILE else []
             command = remote.Command(
-                f"{name}-apply",
+                apply_command(name),
                 connection=connection,
                 # Ubuntu's sshd accepts no environment but LANG and LC_*: don't send the last output along.
                 add_previous_output_in_env=False,
@@ -77,7 +78,7 @@ class CaddyConfig(pulumi.ComponentResource):
             # A site file is removed with its stack. A changed file is an update (the create runs again,
             # no delete); a replacement removes the old file before the new one goes in.
             command = remote.Command(
-                f"{name}-apply",
+                apply_command(name),
                 connection=connection,
                 add_previous_output_in_env=False,
                 create=caddy_command(target),

@@ -68,10 +68,37 @@ class Certificates(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CertificatesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mana-infra:index:Certificates", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         zone = args["zone"]
         names = [zone, f"*.{zone}"]
 
+        origin, origin_key = self._origin(name, names, args)
+        public = self._public(name, names, args)
+
+        self.origin_pem = pulumi.Output.secret(
+            pulumi.Output.all(origin.certificate, origin_key.private_key_pem).apply(pem_file)
+        )
+        self.origin_expires_on = origin.expires_on
+        self.origin_sha256 = origin.certificate.apply(certificate_sha256)
+        self.public_pem = pulumi.Output.secret(
+            pulumi.Output.all(public.certificate_pem, public.issuer_pem, public.private_key_pem).apply(pem_file)
+        )
+        self.public_expires_on = public.certificate_not_after
+        # With the expiry it gives the lifetime, which check needs: a third of it is the renewal point.
+        self.public_issued_on = public.certificate_not_before
+        self.register_outputs(
+            {
+                "origin_expires_on": self.origin_expires_on,
+                "origin_sha256": self.origin_sha256,
+                "public_expires_on": self.public_expires_on,
+                "public_issued_on": self.public_issued_on,
+            }
+        )
+
+    def _origin(
+        self, name: str, names: list[str], args: CertificatesArgs
+    ) -> tuple[cloudflare.OriginCaCertificate, tls.PrivateKey]:
+        """The Cloudflare Origin CA certificate (the edge way), its key made here."""
+        zone, child = names[0], pulumi.ResourceOptions(parent=self)
         origin_key = tls.PrivateKey(f"{name}-origin-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         request = tls.CertRequest(
             f"{name}-origin-request",
@@ -91,7 +118,11 @@ class Certificates(pulumi.ComponentResource):
             requested_validity=ORIGIN_CA_VALIDITY_DAYS,
             opts=cloudflare_options(child, args["cloudflare_reachable"]),
         )
+        return origin, origin_key
 
+    def _public(self, name: str, names: list[str], args: CertificatesArgs) -> acme.Certificate:
+        """The publicly trusted certificate from the ACME directory (the DNS-only way), by DNS-01."""
+        zone = names[0]
         # Another ACME directory (staging, then production) is another CA: its account and certificate
         # cannot carry over. Replacing the provider replaces both; the old ones are deleted through the
         # old provider, so the old certificate is revoked (and the account deactivated) at its own CA.
@@ -127,26 +158,7 @@ class Certificates(pulumi.ComponentResource):
             ],
             opts=acme_child,
         )
-
-        self.origin_pem = pulumi.Output.secret(
-            pulumi.Output.all(origin.certificate, origin_key.private_key_pem).apply(pem_file)
-        )
-        self.origin_expires_on = origin.expires_on
-        self.origin_sha256 = origin.certificate.apply(certificate_sha256)
-        self.public_pem = pulumi.Output.secret(
-            pulumi.Output.all(public.certificate_pem, public.issuer_pem, public.private_key_pem).apply(pem_file)
-        )
-        self.public_expires_on = public.certificate_not_after
-        # With the expiry it gives the lifetime, which check needs: a third of it is the renewal point.
-        self.public_issued_on = public.certificate_not_before
-        self.register_outputs(
-            {
-                "origin_expires_on": self.origin_expires_on,
-                "origin_sha256": self.origin_sha256,
-                "public_expires_on": self.public_expires_on,
-                "public_issued_on": self.public_issued_on,
-            }
-        )
+        return public
 
 
 def certificate_sha256(pem: str) -> str:

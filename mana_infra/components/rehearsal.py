@@ -9,6 +9,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 
 from ..mirror import REHEARSAL_COMMENT_PREFIX
+from ..names import rehearsal_caddy
 from ..render.caddyfile import render_rehearsal_site
 from .caddy import CaddyConfig
 
@@ -62,7 +63,7 @@ class RehearsalSites(pulumi.ComponentResource):
             lambda address: render_rehearsal_site(sites, address)
         )
         CaddyConfig(
-            f"{name}-caddy",
+            rehearsal_caddy(name),
             {
                 "host": args["origin_ipv4"],
                 "user": args["ssh_user"],

@@ -81,35 +81,7 @@ class StandbyServer(pulumi.ComponentResource):
             f"{name}-firewall",
             name=f"{prefix}-standby",
             labels=labels,
-            rules=[
-                hcloud.FirewallRuleArgs(
-                    direction="in",
-                    protocol="tcp",
-                    port="22",
-                    source_ips=list(args["ssh_allowed_cidrs"]),
-                    description="SSH from the operator's networks only",
-                ),
-                hcloud.FirewallRuleArgs(
-                    direction="in",
-                    protocol="udp",
-                    port=str(args["wireguard_port"]),
-                    source_ips=ANYWHERE,
-                    description="WireGuard from the Mac Mini (home address changes)",
-                ),
-                hcloud.FirewallRuleArgs(
-                    direction="in",
-                    protocol="tcp",
-                    port="80",
-                    source_ips=ANYWHERE,
-                    description="HTTP: ACME challenges and redirects",
-                ),
-                hcloud.FirewallRuleArgs(
-                    direction="in", protocol="tcp", port="443", source_ips=ANYWHERE, description="HTTPS"
-                ),
-                hcloud.FirewallRuleArgs(
-                    direction="in", protocol="icmp", source_ips=ANYWHERE, description="ping and path MTU discovery"
-                ),
-            ],
+            rules=firewall_rules(args["ssh_allowed_cidrs"], args["wireguard_port"]),
             opts=child,
         )
 
@@ -160,3 +132,34 @@ class StandbyServer(pulumi.ComponentResource):
         return hcloud.SshKey(
             f"{name}-ssh-key", name=f"{prefix}-operator-{suffix}", public_key=public_key, labels=labels, opts=opts
         ).id
+
+
+def firewall_rules(ssh_allowed_cidrs: Sequence[str], wireguard_port: int) -> list[hcloud.FirewallRuleArgs]:
+    """What the VPS lets in: SSH from the operator's networks, WireGuard, HTTP(S) and ICMP from anywhere."""
+    return [
+        hcloud.FirewallRuleArgs(
+            direction="in",
+            protocol="tcp",
+            port="22",
+            source_ips=list(ssh_allowed_cidrs),
+            description="SSH from the operator's networks only",
+        ),
+        hcloud.FirewallRuleArgs(
+            direction="in",
+            protocol="udp",
+            port=str(wireguard_port),
+            source_ips=ANYWHERE,
+            description="WireGuard from the Mac Mini (home address changes)",
+        ),
+        hcloud.FirewallRuleArgs(
+            direction="in",
+            protocol="tcp",
+            port="80",
+            source_ips=ANYWHERE,
+            description="HTTP: ACME challenges and redirects",
+        ),
+        hcloud.FirewallRuleArgs(direction="in", protocol="tcp", port="443", source_ips=ANYWHERE, description="HTTPS"),
+        hcloud.FirewallRuleArgs(
+            direction="in", protocol="icmp", source_ips=ANYWHERE, description="ping and path MTU discovery"
+        ),
+    ]

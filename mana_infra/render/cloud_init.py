@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from ..names import WIREGUARD_CONFIG_PATH
 from .remote import CADDY_DIR
 
 # Ubuntu's own caddy package (universe), not the Caddy project's apt repository that the seed adds:
@@ -53,7 +54,7 @@ def render_cloud_init(wireguard_server_config: str) -> str:
         "ssh_pwauth": False,
         "write_files": [
             {
-                "path": "/etc/wireguard/wg0.conf",
+                "path": WIREGUARD_CONFIG_PATH,
                 "owner": "root:root",
                 "permissions": "0600",
                 "content": wireguard_server_config,

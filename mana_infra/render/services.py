@@ -15,6 +15,8 @@ from __future__ import annotations
 import plistlib
 import shlex
 
+from ..names import WIREGUARD_CONFIG_PATH
+
 WIREGUARD_LABEL = "how.mana.wireguard"
 WATCH_LABEL = "how.mana.watch"
 # Homebrew's prefix on Apple silicon; wg-quick needs Homebrew's bash (macOS ships bash 3).
@@ -27,7 +29,7 @@ def _plist(document: dict[str, object]) -> str:
     return plistlib.dumps(document, sort_keys=False).decode()
 
 
-def macmini_wireguard_plist(config_path: str = "/etc/wireguard/wg0.conf", homebrew: str = HOMEBREW) -> str:
+def macmini_wireguard_plist(config_path: str = WIREGUARD_CONFIG_PATH, homebrew: str = HOMEBREW) -> str:
     """/Library/LaunchDaemons/how.mana.wireguard.plist: `wg-quick up` at every boot, as root."""
     return _plist(
         {

@@ -14,32 +14,11 @@ from typing import Any
 
 import pytest
 
-from mana_lab.e2e import CHANGE_KEYS
+from mana_lab.e2e import CHANGE_KEYS, RUN_NAMES
 from mana_lab.engine import pinned_plugins
 from mana_lab.lab import REQUIRED_TOOLS
 
 from ..support import PROJECT_DIR, require_full_engine, require_root_and_tools
-
-RUNS = (
-    "up-tunnel",
-    "up-after-adoption",
-    "up-noop",
-    "refresh",
-    "up-after-refresh",
-    "acme-directory",
-    "cutover",
-    "failback",
-    "cutover-dns",
-    "failback-by-hand",
-    "rehearsal-up",
-    "replace-server",
-    "rehearsal-after-replace",
-    "rehearsal-destroy",
-    "emergency",
-    "policy",
-    "key-exists",
-    "secrets",
-)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +52,7 @@ def run_of(report: dict[str, Any], name: str) -> dict[str, Any]:
 def test_the_report_names_the_engine_and_every_run(report: dict[str, Any]) -> None:
     assert report["pulumi"].startswith("v3.")
     assert report["plugins"] == pinned_plugins(PROJECT_DIR)
-    assert [run["name"] for run in report["runs"]] == list(RUNS)
+    assert [run["name"] for run in report["runs"]] == list(RUN_NAMES)
     for run in report["runs"]:
         assert set(run) >= {"name", "command", "ok", "seconds", "changes", "resources", "requests"}
         assert set(run["changes"]) >= set(CHANGE_KEYS) and set(run["requests"]) == {"hetzner", "cloudflare"}
@@ -81,7 +60,7 @@ def test_the_report_names_the_engine_and_every_run(report: dict[str, Any]) -> No
     assert report["exit_code"] == (0 if report["ok"] else 1)
 
 
-@pytest.mark.parametrize("name", RUNS)
+@pytest.mark.parametrize("name", RUN_NAMES)
 def test_each_run_proves_what_it_claims(report: dict[str, Any], name: str) -> None:
     run = run_of(report, name)
     assert run["ok"], f"{run['command']}: {run['problems']}"

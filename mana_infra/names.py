@@ -1,0 +1,28 @@
+"""Names that tools outside the program look up — the engine's resources, the offline plan's rendered
+files, a path on the VPS — defined once here; the program, the plan, the lab and the e2e use these.
+Plain Python: the lab and the watch import it without pulumi."""
+
+from __future__ import annotations
+
+CADDY = "caddy"  # the prod stack's CaddyConfig component
+REHEARSAL = "rehearsal"  # the rehearsal stack's RehearsalSites component
+
+
+def apply_command(caddy_config: str) -> str:
+    """The remote command a CaddyConfig named ``caddy_config`` runs (what a targeted `pulumi up` names)."""
+    return f"{caddy_config}-apply"
+
+
+def rehearsal_caddy(rehearsal: str) -> str:
+    """The CaddyConfig inside a RehearsalSites component."""
+    return f"{rehearsal}-caddy"
+
+
+CADDY_COMMAND = apply_command(CADDY)  # "caddy-apply"
+REHEARSAL_COMMAND = apply_command(rehearsal_caddy(REHEARSAL))  # "rehearsal-caddy-apply"
+
+# The offline plan's rendered files, by the names `mana-infra plan --artifact` takes.
+ARTIFACT_NAMES = ("Caddyfile", "cloud-init.yaml", "wg0-server.conf", "wg0-macmini.conf")
+
+# Where WireGuard's config lives, on the VPS (cloud-init writes it) and on the Mac Mini.
+WIREGUARD_CONFIG_PATH = "/etc/wireguard/wg0.conf"
