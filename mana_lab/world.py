@@ -39,7 +39,7 @@ from .clouds.cloudflare import CloudflareApi
 from .clouds.hetzner import HetznerCloud
 from .clouds.server import Request, StandInServer
 from .dnszone import rrset_records
-from .lab import ACME_LATENCY_MS, PACKAGE_DIR, Lab
+from .lab import ACME_LATENCY_MS, PACKAGE_DIR, Lab, LabSpec
 from .system import ETC_NETNS, LabError, in_namespace, netns_exec_argv, run
 
 NFT_TABLE = "inet lab-reach"
@@ -59,7 +59,7 @@ class World(Lab):
         ssl_mode: str = "strict",
         **kwargs: Any,
     ) -> None:
-        super().__init__(workdir, {}, services, zone, tunnel_id, [], mirror_records=[], **kwargs)
+        super().__init__(workdir, LabSpec({}, services, zone, tunnel_id, [], mirror_records=[]), **kwargs)
         self.clouds_dir = self.workdir / "clouds"
         shutil.rmtree(self.clouds_dir, ignore_errors=True)
         self.clouds_dir.mkdir(parents=True)
