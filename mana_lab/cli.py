@@ -25,6 +25,7 @@ from typing import Any
 from .inputs import STATES
 
 DEFAULT_WORKDIR = "/tmp/mana-infra-lab"
+CHECK_SECONDS = 300.0  # `lab check` without --watch: far more than a check of 27 hosts takes
 
 
 def _log(message: str) -> None:
@@ -258,9 +259,14 @@ def _check(workdir: Path, extra: Sequence[str]) -> int:
         _log(f"lab: no lab started by `mana-infra lab up` is running ({workdir}): start one with `mana-infra lab up`")
         return 2
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    return subprocess.run(
-        netns_exec_argv(ns_name("client"), [*state["check"], *extra]), env=env, check=False
-    ).returncode
+    # A single check ends within a minute or two; the watch (--watch) runs until it is stopped.
+    limit = None if "--watch" in extra else CHECK_SECONDS
+    try:
+        argv = netns_exec_argv(ns_name("client"), [*state["check"], *extra])
+        return subprocess.run(argv, env=env, check=False, timeout=limit).returncode
+    except subprocess.TimeoutExpired:
+        _log(f"lab: `mana-infra check` did not finish within {limit:g} s: stopped")
+        return 2
 
 
 def _e2e(args: argparse.Namespace) -> int:

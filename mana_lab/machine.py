@@ -374,7 +374,7 @@ class Machine:
         for name in ("anchor", "sshd"):
             (self.pid_dir / f"{self.role}-{name}.pid").unlink(missing_ok=True)
         self.anchor_pid = None
-        subprocess.run(["rm", "-rf", str(self.folder)], check=False)
+        subprocess.run(["rm", "-rf", str(self.folder)], check=False, timeout=120)
 
 
 def _namespaces() -> list[str]:

@@ -133,3 +133,25 @@ def test_the_policy_step_says_when_the_packs_virtualenv_is_missing(tmp_path: Pat
     (tmp_path / "policy" / "venv" / "bin").mkdir(parents=True)
     (tmp_path / "policy" / "venv" / "bin" / "python").touch()
     assert policy_venv_problem(tmp_path) is None
+
+
+def test_the_check_flags_lab_help_names_are_checks_and_pass_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lab --help` said check's --verbose passes through, and check has no --verbose: every flag the
+    help names is check's own, and `lab check` passes each on (here to the "no lab" refusal, not argparse's)."""
+    import re
+
+    import mana_lab.cli as cli
+    import mana_lab.system
+    from mana_infra.check import cli as check
+    from mana_infra.cli import Parser
+
+    monkeypatch.setenv("COLUMNS", "400")  # no flag broken across lines by the help's wrapping
+    help_text = " ".join(cli.parser().format_help().split())
+    named = re.findall(r"--[a-z][a-z-]+", help_text.split("check's own flags", 1)[1].split("pass through")[0])
+    checks = check.parser(Parser)
+    assert named and isinstance(checks, Parser) and set(named) <= set(checks.flags), named
+    monkeypatch.setattr(mana_lab.system, "lab_namespaces", lambda: [])
+    assert cli.main(["--workdir", str(tmp_path), "check", *named]) == 2
+    assert "start one with `mana-infra lab up`" in capsys.readouterr().err
