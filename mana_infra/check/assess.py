@@ -24,10 +24,10 @@ from .report import (
     CertificateDate,
     Diagnosis,
     DnsPath,
-    EndpointsSeen,
     Failure,
     Finding,
     HostReport,
+    Observed,
     PathState,
     PathSummary,
     PublicPath,
@@ -53,20 +53,6 @@ PUBLIC_LIFETIME_DAYS_BEFORE_THE_OUTPUT = 90.0
 def renewal_due_days(lifetime_days: float | None) -> float:
     """Days left at which `pulumi up` renews the public certificate."""
     return (lifetime_days or PUBLIC_LIFETIME_DAYS_BEFORE_THE_OUTPUT) * RENEWAL_SHARE
-
-
-@dataclass
-class Observed:
-    """What one round probed, before it is judged."""
-
-    mode: str
-    stack: str | None
-    endpoints: EndpointsSeen
-    hosts: list[HostReport]
-    vps: VpsChecks
-    cloudflare_api: ApiCheck
-    tunnel_probe: TunnelProbe
-    certificates: dict[str, CertificateDate]
 
 
 @dataclass
@@ -96,16 +82,9 @@ def evaluate(observed: Observed, endpoints: Endpoints, options: Options, started
         found.notes.append(adoption_left_text(endpoints.adoption_left, endpoints.stack or "<stack>", deployed=True))
     _certificates(observed.certificates, observed.cloudflare_api, endpoints, warn_days, found)
     report = Report(
+        **vars(observed),
         version=REPORT_VERSION,
         checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        mode=observed.mode,
-        stack=observed.stack,
-        endpoints=observed.endpoints,
-        hosts=hosts,
-        vps=observed.vps,
-        cloudflare_api=observed.cloudflare_api,
-        tunnel_probe=observed.tunnel_probe,
-        certificates=observed.certificates,
         paths=found.paths,
         public_path=public,
         diagnosis=Diagnosis(None, "", None, None),  # the decision reads the report: asked below

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ..model import CLOUDFLARE_IP_RANGES, TUNNEL_DOMAIN, Service, refused_address
 from ..outputs import Output
-from .assess import Observed, evaluate
+from .assess import evaluate
 from .probes import (
     ApiResult,
     CloudflareApi,
@@ -48,6 +48,7 @@ from .report import (
     HostReport,
     HttpsCheck,
     MirrorCheck,
+    Observed,
     Report,
     SshCheck,
     StandbyCheck,

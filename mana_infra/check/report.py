@@ -421,11 +421,9 @@ class Finding(Json):
 
 
 @dataclass
-class Report(Json):
-    """The whole report. `healthy`, `exit_code` and `tunnel_down` follow from it (JSON only)."""
+class Observed(Json):
+    """What one round probed, before it is judged."""
 
-    version: int
-    checked_at: str
     mode: str
     stack: str | None
     endpoints: EndpointsSeen
@@ -434,6 +432,15 @@ class Report(Json):
     cloudflare_api: ApiCheck
     tunnel_probe: TunnelProbe
     certificates: dict[str, CertificateDate]
+
+
+@dataclass
+class Report(Observed):
+    """The whole report: what was probed, and what it adds up to. `healthy`, `exit_code` and
+    `tunnel_down` follow from it (JSON only)."""
+
+    version: int
+    checked_at: str
     paths: dict[str, PathSummary]
     public_path: PublicPath
     diagnosis: Diagnosis
