@@ -45,6 +45,18 @@ class Parser(argparse.ArgumentParser):
         group.add_argument = recorded  # type: ignore[method-assign]
         return group
 
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("parser_class", Parser)
+        self.subcommands = super().add_subparsers(**kwargs)
+        return self.subcommands
+
+    @property
+    def every_flag(self) -> list[str]:
+        """Its flags and every subcommand's (`lab up --stak`: did you mean --stack?)."""
+        children = getattr(self, "subcommands", None)
+        nested = [flag for child in (children.choices.values() if children else ()) for flag in child.every_flag]
+        return [*self.flags, *nested]
+
 
 @dataclass(frozen=True)
 class Command:
@@ -77,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra and not getattr(args, "passes_on", False):  # `lab check` passes check's flags on to it
             raise InputError(_unknown_flags(parser, extra, chosen.command))
         args.passed_on = extra
-        args.given = list(chosen.arguments)  # as typed: what a refusal's fix repeats
+        # Which table entry ran, and the arguments as typed (a refusal's fix repeats them).
+        args.subcommand, args.given = chosen.command, list(chosen.arguments)
         return int(command.run(args))
     except InputError as error:
         print(error, file=sys.stderr)
@@ -179,16 +192,20 @@ def _unknown_flags(parser: argparse.ArgumentParser, arguments: Sequence[str], co
 
     from .check import cli as check
 
-    known = sorted(parser.flags) if isinstance(parser, Parser) else []
+    known = sorted(set(parser.every_flag)) if isinstance(parser, Parser) else []
     checks = check.parser(Parser)
     checks_own = checks.flags if isinstance(checks, Parser) else []
     problems = []
+    after_flag = False
     for token in arguments:
         flag = token.split("=", 1)[0]
         if not flag.startswith("-") or flag.lstrip("-").replace(".", "", 1).isdigit():
-            problems.append(Problem(token, f"is not an argument of mana-infra {command}",
-                                    f"`mana-infra {command} --help` lists what it takes"))  # fmt: skip
+            if not after_flag:  # a value after an unknown flag is that flag's, said with it
+                problems.append(Problem(token, f"is not an argument of mana-infra {command}",
+                                        f"`mana-infra {command} --help` lists what it takes"))  # fmt: skip
+            after_flag = False
             continue
+        after_flag = "=" not in token
         near = difflib.get_close_matches(flag, known, n=1, cutoff=0.75)
         if command == "failback" and flag == "--via":
             fix = "leave it out: failback returns to the tunnel, whichever way the cut-over took"
@@ -206,7 +223,7 @@ def _switch(args: argparse.Namespace) -> int:
     """cutover/failback: the pre-flight, the config, `pulumi up`, every host green; check's flags go to its checks."""
     from . import cutover
 
-    command = "cutover" if hasattr(args, "via") else "failback"
+    command = args.subcommand
     asking = not args.preview and not args.yes
     if asking and not sys.stdin.isatty():
         again = " ".join(["mana-infra", command, *map(shlex.quote, args.given)])
@@ -324,7 +341,7 @@ def _plan(args: argparse.Namespace) -> int:
                 [Problem("--artifact", f"{args.artifact!r} is not a file of this plan", f"one of: {names}")]
             )
         print(result.artifacts[args.artifact], end="")
-        return 0
+        return ExitCode.OK
     if saved is not None:
         problems = [
             Problem(
@@ -348,7 +365,7 @@ def _plan(args: argparse.Namespace) -> int:
             )
         else:
             print_comparison(f"Changes against {args.against} (stack {args.stack}, mode {result.mode})", comparison)
-        return 0
+        return ExitCode.OK
     if args.diff:
         other_mode = "failover" if result.mode == "tunnel" else "tunnel"
         flipped = offline.plan(args.stack, mode=other_mode, services=services, project=project, overrides=overrides)
@@ -357,12 +374,12 @@ def _plan(args: argparse.Namespace) -> int:
             print(json.dumps({"stack": args.stack, "from": result.mode, "to": other_mode, **comparison}, indent=2))
         else:
             print_comparison(f"Flipping stack {args.stack} from mode {result.mode} to {other_mode}", comparison)
-        return 0
+        return ExitCode.OK
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
-        return 0
+        return ExitCode.OK
     print_plan(result)
-    return 0
+    return ExitCode.OK
 
 
 def _read_saved_plan(path: str) -> dict[str, Any]:

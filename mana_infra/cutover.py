@@ -29,7 +29,6 @@ from .errors import ExitCode, InputError, Problem
 from .model import Mode, Via
 from .outputs import Output
 from .project import PROJECT, Project
-from .records import adoption_left_text
 
 # Time limits when the outputs carry no budget: Cloudflare follows a proxied record within a minute;
 # resolvers keep a proxied record's answers for 300 s.
@@ -174,20 +173,9 @@ class _Switching:
             )
         report = self.checker(before)
         self.verdict.hosts = len(report.hosts)
-        left = before.get(Output.ADOPT_RECORDS_LEFT) or []
-        ttl_moves = switch.via == "dns" or (switch.mode == "tunnel" and before.get(Output.FAILOVER_VIA) == "dns")
-        if left and ttl_moves:
-            text = adoption_left_text(left, engine.stack_name, deployed=True) + ": this switch changes their TTL"
-            return self.stage("pre-flight", started, False, text)
-        # The standby for a cut-over, the tunnel for a fail-back.
-        ask = decision.standby_blockers if switch.mode == "failover" else decision.failback_blockers
-        problems = ask(report)
-        ssl_mode = before.get(Output.ZONE_SSL_MODE)
-        if switch.mode == "failover" and switch.via == "edge" and ssl_mode not in (None, "strict"):
-            problems.append(
-                f"the zone's SSL/TLS mode is {ssl_mode!r}: the way through the edge needs Full (strict) "
-                "(set it in the dashboard: SSL/TLS -> Overview), or cut over --via dns"
-            )
+        if blocked := decision.adoption_blocker(before, switch.mode, switch.via, engine.stack_name):
+            return self.stage("pre-flight", started, False, blocked)
+        problems = decision.switch_blockers(report, before, switch.mode, switch.via)
         if problems and not self.options.force:
             anyway = "fails back" if switch.mode == "tunnel" else "cuts over"
             return self.stage("pre-flight", started, False, "; ".join(problems) + f" (--force {anyway} all the same)")
@@ -333,15 +321,15 @@ def check_with(args: argparse.Namespace, stack: str) -> Checker:
 
     checks_own = argparse.ArgumentParser(add_help=False)
     check.add_arguments(checks_own, for_switch=True)
-    passed = list(vars(checks_own.parse_args([])))  # the names of the flags a switch passes on
+    # check's own defaults, the flags a switch passes on as the operator gave them: parsed once.
+    given = {name: getattr(args, name) for name in vars(checks_own.parse_args([]))}
+    defaults = vars(check.parse_args(["--stack", stack]))
 
     def run_check(outputs: Mapping[str, Any]) -> Report:
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="mana-infra-outputs-") as file:
             json.dump(dict(outputs), file)
             file.flush()
-            check_args = check.parse_args(["--stack", stack, "--outputs", file.name])
-            for name in passed:
-                setattr(check_args, name, getattr(args, name))
+            check_args = argparse.Namespace(**{**defaults, **given, "outputs": file.name})
             endpoints, options = check.build(check_args)
             return check_once(endpoints, options, show_progress=False)
 

@@ -129,7 +129,8 @@ def _host(host: object, zone: str, label: str, problems: list[Problem]) -> str |
         return None
     host = host.lower().rstrip(".")
     if reason := hostname_problem(host):
-        problems.append(Problem(label, reason, "correct the hostname"))
+        fix = f"write it as {host.encode('idna').decode()}" if not host.isascii() and "xn--" in reason else None
+        problems.append(Problem(label, reason, fix or "correct the hostname"))
     elif not in_zone(host, zone):
         problems.append(
             Problem(

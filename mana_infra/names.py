@@ -6,6 +6,17 @@ from __future__ import annotations
 
 CADDY = "caddy"  # the prod stack's CaddyConfig component
 REHEARSAL = "rehearsal"  # the rehearsal stack's RehearsalSites component
+STANDBY = "standby"  # the StandbyServer component
+
+
+def server_resource(standby: str) -> str:
+    """The hcloud Server inside a StandbyServer component."""
+    return f"{standby}-server"
+
+
+def certificate_config(kind: str) -> str:
+    """The CaddyConfig that puts one certificate ("public", "origin") on the VPS."""
+    return f"certificate-{kind}"
 
 
 def apply_command(caddy_config: str) -> str:
@@ -19,10 +30,13 @@ def rehearsal_caddy(rehearsal: str) -> str:
 
 
 CADDY_COMMAND = apply_command(CADDY)  # "caddy-apply"
+STANDBY_SERVER = server_resource(STANDBY)  # "standby-server": a new image replaces it
+CERTIFICATE_COMMANDS = {kind: apply_command(certificate_config(kind)) for kind in ("public", "origin")}
 REHEARSAL_COMMAND = apply_command(rehearsal_caddy(REHEARSAL))  # "rehearsal-caddy-apply"
 
 # The offline plan's rendered files, by the names `mana-infra plan --artifact` takes.
-ARTIFACT_NAMES = ("Caddyfile", "cloud-init.yaml", "wg0-server.conf", "wg0-macmini.conf")
+CADDYFILE, CLOUD_INIT, WG_SERVER, WG_MACMINI = "Caddyfile", "cloud-init.yaml", "wg0-server.conf", "wg0-macmini.conf"
+ARTIFACT_NAMES = (CADDYFILE, CLOUD_INIT, WG_SERVER, WG_MACMINI)
 
 # Where WireGuard's config lives, on the VPS (cloud-init writes it) and on the Mac Mini.
 WIREGUARD_CONFIG_PATH = "/etc/wireguard/wg0.conf"

@@ -51,7 +51,8 @@ class Output(StrEnum):
     CHECK_COMMAND = "checkCommand"
 
 
-# What the rehearsal reads from its prod stack (a StackReference) and exports again under the same names.
+# What the rehearsal reads from its prod stack (a StackReference) and exports again under the same names:
+# the prod stack's export must keep exporting every one.
 PROD_OUTPUTS_READ = (
     Output.ORIGIN_NAME,
     Output.ORIGIN_IPV4,

@@ -33,7 +33,16 @@ from .components.rehearsal import SITE_FILE
 from .config import TOKENS_BY_ROLE
 from .errors import InputError
 from .model import CLOUDFLARE_IP_RANGES, PROVIDER_TOKENS, ROLES, SECRET
-from .names import CADDY_COMMAND, REHEARSAL_COMMAND, WIREGUARD_CONFIG_PATH
+from .names import (
+    CADDY_COMMAND,
+    CADDYFILE,
+    CLOUD_INIT,
+    REHEARSAL_COMMAND,
+    STANDBY_SERVER,
+    WG_MACMINI,
+    WG_SERVER,
+    WIREGUARD_CONFIG_PATH,
+)
 from .outputs import Output
 from .project import PROJECT, Project, qualified
 
@@ -400,7 +409,7 @@ def plan(
     return PlanResult(
         stack=stack,
         # The rehearsal's own outputs say its mode (always failover), not the project's default.
-        mode=str(evaluation.monitor.stack_outputs.get("mode") or evaluation.config[f"{PROJECT}:mode"]),
+        mode=str(evaluation.monitor.stack_outputs.get(Output.MODE) or evaluation.config[f"{PROJECT}:mode"]),
         resources=resources,
         outputs=evaluation.monitor.stack_outputs,
         placeholders=evaluation.placeholders,
@@ -420,10 +429,10 @@ def _artifacts(resources: list[Recorded], revealed_outputs: Mapping[str, Any]) -
         item["content"] for item in yaml.safe_load(user_data)["write_files"] if item["path"] == WIREGUARD_CONFIG_PATH
     )
     return {
-        "Caddyfile": _mark(stdin[CADDY_COMMAND]),
-        "cloud-init.yaml": _mark(user_data),
-        "wg0-server.conf": _mark(wireguard_server),
-        "wg0-macmini.conf": _mark(revealed_outputs[Output.MACMINI_WIREGUARD_CONFIG]),
+        CADDYFILE: _mark(stdin[CADDY_COMMAND]),
+        CLOUD_INIT: _mark(user_data),
+        WG_SERVER: _mark(wireguard_server),
+        WG_MACMINI: _mark(revealed_outputs[Output.MACMINI_WIREGUARD_CONFIG]),
     }
 
 
@@ -484,8 +493,8 @@ def diff(before: PlanResult, after: PlanResult) -> list[dict[str, Any]]:
 
 # The inputs that carry a whole rendered file: the comparison shows them as that file's unified diff.
 FILE_FIELDS = {
-    (CADDY_COMMAND, "stdin"): "Caddyfile",
-    ("standby-server", "userData"): "cloud-init.yaml",
+    (CADDY_COMMAND, "stdin"): CADDYFILE,
+    (STANDBY_SERVER, "userData"): CLOUD_INIT,
     (REHEARSAL_COMMAND, "stdin"): SITE_FILE,
 }
 _PRIVATE_KEY_LINE = re.compile(r"^(\s*PrivateKey\s*=\s*)\S+", re.M)

@@ -97,7 +97,7 @@ def budget_text(budget: Mapping[str, Any], mode: str) -> str:
 
 def output_cell(name: str, value: Any) -> str:
     """An output in the plan's table: a rendered file (many lines) by its size and where to read it."""
-    if name == "hosts" and isinstance(value, list) and value and all(isinstance(host, dict) for host in value):
+    if name == Output.HOSTS and isinstance(value, list) and value and all(isinstance(host, dict) for host in value):
         ways = {(host.get("target"), host.get("proxied"), host.get("ttl")) for host in value}
         if len(ways) == 1:  # one way for all: said once, then each host with its port
             [(target, proxied, ttl)] = ways
@@ -112,7 +112,7 @@ def output_cell(name: str, value: Any) -> str:
 
 def output_text(name: str, value: Any) -> str:
     """An output as one cell: secrets as [secret], the hosts as one line each, other structures as JSON."""
-    if name == "hosts" and isinstance(value, list):
+    if name == Output.HOSTS and isinstance(value, list):
         return "\n".join(
             f"{host.get('host')} -> {host.get('target')} ({'proxied' if host.get('proxied') else 'DNS-only'}, "
             f"ttl {host.get('ttl')}), port {host.get('port')}"

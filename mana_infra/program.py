@@ -18,7 +18,7 @@ from .config import RehearsalConfig, StandbyConfig, read_stack_config
 from .errors import InputError, Problem, cloud_error
 from .mirror import Unmirrored, mirror_extra_records
 from .model import CLOUDFLARE_API, DnsRecord, tunnel_target
-from .names import CADDY, REHEARSAL
+from .names import CADDY, REHEARSAL, STANDBY, certificate_config
 from .outputs import PROD_OUTPUTS_READ, Output
 from .project import Project
 from .records import (
@@ -30,6 +30,7 @@ from .records import (
 )
 from .render.caddyfile import ORIGIN_CERTIFICATE, PUBLIC_CERTIFICATE, CaddySpec, render_caddyfile
 from .render.cloud_init import render_cloud_init
+from .render.remote import CADDY_DIR
 from .render.services import macmini_wireguard_plist, watch_launchd_agent, watch_systemd_unit
 from .render.wireguard import render_macmini_config, render_server_config
 
@@ -62,8 +63,12 @@ class Rehearsal:
     prod: dict[Output, pulumi.Output[str]]
 
 
-# The prod stack's outputs the rehearsal reads (and exports again under the same names): `export`
-# below must keep exporting every one.
+class ProgramInputError(InputError, pulumi.RunError):
+    """Bad input inside `pulumi up`: a `pulumi.RunError`, so the engine prints its message and stops
+    cleanly, without the Python traceback an operator has no use for. Raised where the program runs,
+    and from inside an Output's apply (which `run`'s try does not cover)."""
+
+
 def run(project: Project | None = None) -> None:
     """Entry point of `pulumi up` (and of the offline plan, under the mock engine). The Pulumi CLI
     runs the program in the project's folder, where the project is found."""
@@ -80,11 +85,6 @@ def run(project: Project | None = None) -> None:
         if failed is None:
             raise
         raise pulumi.RunError(str(failed)) from None
-
-
-class ProgramInputError(InputError, pulumi.RunError):
-    """Bad input inside `pulumi up`: a `pulumi.RunError`, so the engine prints its message and stops
-    cleanly, without the Python traceback an operator has no use for."""
 
 
 def build(config: StandbyConfig) -> Standby:
@@ -135,7 +135,7 @@ def _server(config: StandbyConfig, keys: WireGuardKeys) -> tuple[StandbyServer, 
     )
     user_data: pulumi.Output[str] = pulumi.Output.secret(server_wireguard_config.apply(render_cloud_init))
     server = StandbyServer(
-        "standby",
+        STANDBY,
         {
             "resource_prefix": f"mana-{config.stack}",
             "server_type": config.server_type,
@@ -182,7 +182,7 @@ def _certificates(config: StandbyConfig, zone_id: str, server: StandbyServer) ->
     )
     files = [
         CaddyConfig(
-            f"certificate-{kind}",
+            certificate_config(kind),
             {
                 "host": server.ipv4_address,
                 "user": config.ssh_user,
@@ -471,7 +471,7 @@ def build_rehearsal(config: RehearsalConfig) -> Rehearsal:
 def _required_output(reference: pulumi.StackReference, stack: str, name: str) -> pulumi.Output[str]:
     def present(value: object) -> str:
         if value is None:
-            raise InputError(
+            raise ProgramInputError(
                 [
                     Problem(
                         f"stack {stack}",
@@ -494,7 +494,7 @@ def export_rehearsal(config: RehearsalConfig, rehearsal: Rehearsal) -> None:
     pulumi.export(Output.SSH_USER, config.ssh_user)
     for name, value in rehearsal.prod.items():
         pulumi.export(name, value)
-    pulumi.export(Output.SITE_FILE, f"/etc/caddy/{SITE_FILE}")
+    pulumi.export(Output.SITE_FILE, f"{CADDY_DIR}/{SITE_FILE}")
     pulumi.export(
         Output.HOSTS,
         [

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mana_infra.check.core import CERTIFICATE_OUTPUTS
+from mana_infra.check.report import CertificateKind
 from mana_infra.model import pem_file
 from mana_infra.outputs import Output
 
@@ -208,10 +209,10 @@ def certificate_outputs(certificates: Mapping[str, Mapping[str, Any]]) -> dict[s
     """The stack outputs that date the certificates and pin the Origin CA one, for the lab's own (what
     the clouds would answer)."""
     outputs = {
-        CERTIFICATE_OUTPUTS[k][0]: str(v["not_after"])
-        for k, v in certificates.items()
-        if k in CERTIFICATE_OUTPUTS and v.get("not_after")
+        output: str(certificates[kind]["not_after"])
+        for kind, (output, _what) in CERTIFICATE_OUTPUTS.items()
+        if certificates.get(kind, {}).get("not_after")
     }
-    if certificates.get("origin", {}).get("sha256"):
-        outputs[Output.ORIGIN_CERTIFICATE_SHA256] = str(certificates["origin"]["sha256"])
+    if certificates.get(CertificateKind.ORIGIN, {}).get("sha256"):
+        outputs[Output.ORIGIN_CERTIFICATE_SHA256] = str(certificates[CertificateKind.ORIGIN]["sha256"])
     return outputs

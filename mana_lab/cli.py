@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mana_infra.errors import ExitCode
+
 from .inputs import STATES
 
 DEFAULT_WORKDIR = "/tmp/mana-infra-lab"
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except BrokenPipeError:  # `mana-infra lab status | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return ExitCode.OK
 
 
 def parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -109,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
             refusal = _refuse_running_lab(Path(args.workdir), args.command, args.replace)
             if refusal:
                 _log(f"lab: {refusal}")
-                return 2
+                return ExitCode.BAD_INPUT
         if args.command == "up":
             return _up(args)
         if args.command == "down":
@@ -119,10 +121,10 @@ def _run(args: argparse.Namespace) -> int:
                 shutil.rmtree(args.workdir, ignore_errors=True)
                 removed.append(f"the work folder {args.workdir}")
             print("removed: " + "; ".join(removed) if removed else "nothing to remove")
-            return 0
+            return ExitCode.OK
         if args.command == "status":
             print(status_text(Path(args.workdir)))
-            return 0
+            return ExitCode.OK
         if args.command == "check":
             return _check(Path(args.workdir), args.passed_on)
         if args.command == "e2e":
@@ -146,14 +148,14 @@ def _run(args: argparse.Namespace) -> int:
                 failed = [p.name for p in report.phases if not p.ok] + [f.name for f in report.faults if not f.ok]
                 verdict = "passed" if report.ok else "FAILED (" + ", ".join(failed or ["see above"]) + ")"
                 print(f"drill {verdict} in {report.seconds:.1f} s", flush=True)
-            return 0 if report.ok else 1
+            return ExitCode.OK if report.ok else ExitCode.NOT_OK
     except LabError as exc:
         _log(f"lab: {exc}")
-        return 2
+        return ExitCode.BAD_INPUT
     except KeyboardInterrupt:
         _log("lab: interrupted; cleaned up")
-        return 130
-    return 2
+        return ExitCode.INTERRUPTED
+    return ExitCode.BAD_INPUT
 
 
 STATE_FILE = "lab.json"  # in the work folder: what `lab up` started, for status and check
@@ -246,7 +248,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"mirror: the Hetzner zone on {MIRROR_DNS_IP} (lab check asks it too)")
     print(f"acme:  pebble at {lab.acme_directory} ({lab.acme_orders()} order so far)")
     print("down:  mana-infra lab down")
-    return 0
+    return ExitCode.OK
 
 
 def _check(workdir: Path, extra: Sequence[str]) -> int:
@@ -257,16 +259,17 @@ def _check(workdir: Path, extra: Sequence[str]) -> int:
     state = _read_state(workdir)
     if not state or ns_name("client") not in lab_namespaces():
         _log(f"lab: no lab started by `mana-infra lab up` is running ({workdir}): start one with `mana-infra lab up`")
-        return 2
+        return ExitCode.BAD_INPUT
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     # A single check ends within a minute or two; the watch (--watch) runs until it is stopped.
-    limit = None if "--watch" in extra else CHECK_SECONDS
+    watching = any(a == "--watch" or a.startswith("--watch=") for a in extra)
+    limit = None if watching else CHECK_SECONDS
     try:
         argv = netns_exec_argv(ns_name("client"), [*state["check"], *extra])
         return subprocess.run(argv, env=env, check=False, timeout=limit).returncode
     except subprocess.TimeoutExpired:
         _log(f"lab: `mana-infra check` did not finish within {limit:g} s: stopped")
-        return 2
+        return ExitCode.BAD_INPUT
 
 
 def _e2e(args: argparse.Namespace) -> int:
@@ -288,7 +291,7 @@ def _e2e(args: argparse.Namespace) -> int:
         failed = [run.name for run in report.runs if not run.ok]
         verdict = "passed" if report.ok else "FAILED (" + ", ".join(failed or ["see above"]) + ")"
         print(f"e2e {verdict}: {len(report.runs)} runs in {report.seconds:.1f} s", flush=True)
-    return 0 if report.ok else 1
+    return ExitCode.OK if report.ok else ExitCode.NOT_OK
 
 
 def status_text(workdir: Path = Path(DEFAULT_WORKDIR)) -> str:

@@ -68,6 +68,7 @@ from typing import Any
 
 from mana_infra.check import decision
 from mana_infra.model import STANDBY_REFUSAL
+from mana_infra.outputs import Output
 
 from . import topology as topo
 from .lab import CheckRun, Lab
@@ -366,7 +367,7 @@ def rehearse(lab: Lab, rehearsal: Mapping[str, Any], *, deadline: float = 20) ->
     removed; the VPS's own site (the health path) keeps serving, the test hostnames no longer are.
     """
     outputs = rehearsal["outputs"]
-    tests = [(str(h["host"]).lower(), int(h["port"])) for h in outputs["hosts"]]
+    tests = [(str(h["host"]).lower(), int(h["port"])) for h in outputs[Output.HOSTS]]
     records = rehearsal["dns_records"]
     vps, edge = [topo.VPS_IP], [topo.EDGE_IP]
     outputs_file = lab.client_dir / f"{rehearsal.get('stack', 'failover')}-outputs.json"

@@ -54,8 +54,16 @@ from typing import Any
 
 from mana_infra.cutover import resource_step
 from mana_infra.inventory import load_inventory
-from mana_infra.names import CADDY_COMMAND, REHEARSAL_COMMAND, WIREGUARD_CONFIG_PATH
+from mana_infra.names import (
+    CADDY_COMMAND,
+    CERTIFICATE_COMMANDS,
+    REHEARSAL_COMMAND,
+    STANDBY_SERVER,
+    WIREGUARD_CONFIG_PATH,
+)
 from mana_infra.outputs import Output
+from mana_infra.render.caddyfile import PUBLIC_CERTIFICATE as PUBLIC_CERTIFICATE_FILE
+from mana_infra.render.remote import CADDY_DIR
 
 from . import certs
 from . import topology as topo
@@ -82,6 +90,8 @@ EXTRA_RECORDS = (
 )
 INVENTORY_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
 PUBLIC_CERTIFICATE = "certificates-public"
+# The public certificate on the VPS, where the plan's command puts it.
+PUBLIC_PEM = f"{CADDY_DIR}/{PUBLIC_CERTIFICATE_FILE}"
 
 
 # A preview with the policy pack takes about 20 s here; without its virtualenv the pack's language host
@@ -546,7 +556,7 @@ class EndToEnd:
         """Staging, then production: another directory is another CA. The account and the certificate
         are made anew there; the old certificate is revoked at its own CA, never at the new one."""
         world = self.world
-        old = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
+        old = certs.describe(world.exec("vps", ["cat", PUBLIC_PEM], check=True).stdout)
         self.pulumi(
             run, f"pulumi config set --stack prod acmeServer {world.second_acme_directory} && pulumi up --stack prod"
         )
@@ -555,9 +565,9 @@ class EndToEnd:
             replaced == ["certificates-acme", "certificates-acme-account", "certificates-public"],
             f"replaced {replaced}",
         )
-        others = [r for r in run.resources if r["op"] != "replace" and r["name"] != "certificate-public-apply"]
+        others = [r for r in run.resources if r["op"] != "replace" and r["name"] != CERTIFICATE_COMMANDS["public"]]
         run.expect(not others, f"beyond the account and the certificate: {others}")
-        new = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
+        new = certs.describe(world.exec("vps", ["cat", PUBLIC_PEM], check=True).stdout)
         run.details["certificates"] = {"old": old["issuer"], "new": new["issuer"]}
         served = world.exec(
             "client",
@@ -577,7 +587,8 @@ class EndToEnd:
     def cutover(self, run: Run, via: str) -> None:
         self._switch(run, f"mana-infra cutover --stack prod --via {via} --yes --json", "failover")
         outputs = self.op.outputs()
-        run.expect(outputs.get("failoverVia") == via, f"failoverVia {outputs.get('failoverVia')}, expected {via}")
+        deployed = outputs.get(Output.FAILOVER_VIA)
+        run.expect(deployed == via, f"failoverVia {deployed}, expected {via}")
 
     def failback(self, run: Run) -> None:
         self._switch(run, "mana-infra failback --stack prod --yes --json", "tunnel")
@@ -676,7 +687,7 @@ class EndToEnd:
             world.switch_nameservers("cloudflare")
             world.cloudflare_unreachable(False)
         # When Cloudflare is back (the README): reachable again, and back to the tunnel.
-        renewed = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
+        renewed = certs.describe(world.exec("vps", ["cat", PUBLIC_PEM], check=True).stdout)
         back = Run("back", "")
         self.pulumi(
             back,
@@ -687,7 +698,7 @@ class EndToEnd:
         # The challenge returns to Cloudflare in place: no new certificate for it.
         certificate_steps = {r["name"]: r["op"] for r in back.touched("acme:")}
         run.expect(certificate_steps == {PUBLIC_CERTIFICATE: "update"}, f"back: the ACME steps {certificate_steps}")
-        served = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
+        served = certs.describe(world.exec("vps", ["cat", PUBLIC_PEM], check=True).stdout)
         run.expect(served["serial"] == renewed["serial"], "back: a new certificate was ordered")
         world.settle()
         self.green(run, mode="tunnel")
@@ -698,7 +709,7 @@ class EndToEnd:
         no Cloudflare API, the DNS-01 record goes to the Hetzner zone, the CA validates it there (the
         resolvers follow the registrar's switch), and the VPS serves the new certificate."""
         world = self.world
-        old = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
+        old = certs.describe(world.exec("vps", ["cat", PUBLIC_PEM], check=True).stdout)
         hetzner_before, cloudflare_before = world.requests()["hetzner"], world.requests()["cloudflare"]
         weekly = Run("weekly", "")
         urn = "urn:pulumi:prod::mana-infra::mana-infra:index:Certificates$acme:index/certificate:Certificate::"
@@ -724,7 +735,7 @@ class EndToEnd:
             ("POST", "add_records") in challenge and ("POST", "remove_records") in challenge,
             f"weekly run: the DNS-01 record did not go through the Hetzner zone: {challenge}",
         )
-        new = certs.describe(world.exec("vps", ["cat", "/etc/caddy/certs/public.pem"], check=True).stdout)
+        new = certs.describe(world.exec("vps", ["cat", PUBLIC_PEM], check=True).stdout)
         run.expect(new["serial"] != old["serial"], "weekly run: the VPS still has the old certificate")
         served = world.probe(expect_ips=[topo.VPS_IP])
         run.expect(
@@ -759,7 +770,7 @@ class EndToEnd:
         before = self.op.outputs()
         self.pulumi(run, "pulumi config set --stack prod image ubuntu-22.04 && pulumi up --stack prod")
         replaced = {r["name"] for r in run.resources if r["op"] == "replace"}
-        run.expect("standby-server" in replaced and CADDY_COMMAND in replaced, f"replaced: {sorted(replaced)}")
+        run.expect(STANDBY_SERVER in replaced and CADDY_COMMAND in replaced, f"replaced: {sorted(replaced)}")
         run.expect(not [r for r in run.touched("hcloud:index/primaryIp") if r["op"] != "same"], "the primary IPs moved")
         after = self.op.outputs()
         run.expect(after[Output.ORIGIN_IPV4] == before[Output.ORIGIN_IPV4], "the VPS has another address")

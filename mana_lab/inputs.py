@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mana_infra.model import TUNNEL_DOMAIN, DnsRecord
-from mana_infra.names import CADDY_COMMAND, REHEARSAL_COMMAND
+from mana_infra.names import CADDY_COMMAND, CERTIFICATE_COMMANDS, REHEARSAL_COMMAND
 from mana_infra.outputs import Output
 from mana_infra.project import Project, find_project_dir
 
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 DNS_RECORD_TYPE = "cloudflare:index/dnsRecord:DnsRecord"
 COMMAND_TYPE = "command:remote:Command"
 RRSET_TYPE = "hcloud:index/zoneRrset:ZoneRrset"
-CERTIFICATE_COMMANDS = {"public": "certificate-public-apply", "origin": "certificate-origin-apply"}
 
 # The standby's states: the config each one is (tests/support.py names them the same).
 STATES: dict[str, dict[str, str]] = {
@@ -161,9 +160,9 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path
     if not tunnel_target.endswith(suffix):
         raise LabError(f"tunnelTarget {tunnel_target!r} is not <tunnelId>{suffix}")
     config = project.stack_config(stack)
-    hosts = [[str(h["host"]).lower(), int(h["port"])] for h in out["hosts"]]
+    hosts = [[str(h["host"]).lower(), int(h["port"])] for h in out[Output.HOSTS]]
     for state, values in states.items():
-        if [[str(h["host"]).lower(), int(h["port"])] for h in values["outputs"]["hosts"]] != hosts:
+        if [[str(h["host"]).lower(), int(h["port"])] for h in values["outputs"][Output.HOSTS]] != hosts:
             raise LabError(f"the {state} plan of {stack} lists other hosts than its failover plan")
     inputs: dict[str, Any] = {
         "stack": stack,

@@ -26,6 +26,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from mana_infra.names import WG_MACMINI
+
 from . import certs
 from . import topology as topo
 from .lab_base import (
@@ -308,8 +310,8 @@ class Lab(LabFaults, LabDns, LabChecks, LabCertificates):
             )
         spec = {"bind": "::", "services": self.services, "catch_all": topo.CLOUDFLARED_CATCH_ALL_PORT}
         (self.mini_dir / "backends.json").write_text(json.dumps(spec))
-        if "wg0-macmini.conf" in self.artifacts:
-            self._write_wg_conf(self.artifacts["wg0-macmini.conf"])
+        if WG_MACMINI in self.artifacts:
+            self._write_wg_conf(self.artifacts[WG_MACMINI])
 
     def install_macmini_config(self, text: str) -> None:
         """The operator puts the stack's ``macminiWireguardConfig`` in place and restarts WireGuard."""

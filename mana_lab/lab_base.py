@@ -18,7 +18,7 @@ from typing import Any
 
 from mana_infra.check.report import Report
 from mana_infra.model import DnsRecord, tunnel_target
-from mana_infra.names import ARTIFACT_NAMES
+from mana_infra.names import ARTIFACT_NAMES, CLOUD_INIT
 from mana_infra.render.remote import caddy_command as caddy_command_text
 
 from . import certs
@@ -98,30 +98,27 @@ class CheckRun:
 class LabSpec:
     """What a lab runs: the offline plan's view of one standby state.
 
-    One lab instance. Use as a context manager, or call up() and down() (both idempotent).
+    artifacts: the rendered files of the starting mode: "Caddyfile", "wg0-server.conf",
+        "wg0-macmini.conf" (text). The Caddyfile is pushed through the apply script during up().
+    services: (host, port) of every inventory host; port is the Mac Mini port behind it.
+    dns_records: the zone's records as the plan creates them. Proxied ones are answered with the
+        edge's addresses, and the edge follows their targets (see edge.py).
+    certificate_commands: "public" and "origin": the create text of the plan's certificate commands
+        (default: the shipped script's, for certs/public.pem and certs/origin.pem). up() obtains both
+        certificates (see certs.py) and installs them through these before the first Caddyfile.
+    state_outputs: per state ("tunnel", "failover", "failover-dns"), the plan's stack outputs: what
+        ``check(state)`` hands ``mana-infra check`` (as ``--outputs``, with the lab's certificates'
+        dates); a state without outputs is checked with flags.
+    origin_name, health_url, services_file: what ``check()`` hands ``mana-infra check`` without
+        outputs (defaults: vps.<zone>, check's own default, and an inventory the lab writes from
+        ``services``).
+    mirror_records: the Hetzner mirror zone's records (see dnszone.rrset_records); when given, a second
+        knotd in the dns namespace serves them on MIRROR_DNS_IP. ``switch_nameservers()`` makes the
+        client ask it instead of the Cloudflare zone's server (the registrar's nameserver switch).
 
-        artifacts: the rendered files of the starting mode: "Caddyfile", "wg0-server.conf",
-            "wg0-macmini.conf" (text). The Caddyfile is pushed through the apply script during up().
-        services: (host, port) of every inventory host; port is the Mac Mini port behind it.
-        dns_records: the zone's records as the plan creates them. Proxied ones are answered with the
-            edge's addresses, and the edge follows their targets (see edge.py).
-        certificate_commands: "public" and "origin": the create text of the plan's certificate commands
-            (default: the shipped script's, for certs/public.pem and certs/origin.pem). up() obtains both
-            certificates (see certs.py) and installs them through these before the first Caddyfile.
-        state_outputs: per state ("tunnel", "failover", "failover-dns"), the plan's stack outputs: what
-            ``check(state)`` hands ``mana-infra check`` (as ``--outputs``, with the lab's certificates'
-            dates); a state without outputs is checked with flags.
-        origin_name, health_url, services_file: what ``check()`` hands ``mana-infra check`` without
-            outputs (defaults: vps.<zone>, check's own default, and an inventory the lab writes from
-            ``services``).
-        mirror_records: the Hetzner mirror zone's records (see dnszone.rrset_records); when given, a second
-            knotd in the dns namespace serves them on MIRROR_DNS_IP. ``switch_nameservers()`` makes the
-            client ask it instead of the Cloudflare zone's server (the registrar's nameserver switch).
-
-        The VPS is a lab machine (machine.py) booted from the state's ``cloud-init.yaml`` (the program's
-        user data) with the client's key as root's, in a root of its own: its /etc/caddy, /etc/wireguard
-        and sshd are the ones the user data and the plan's commands make. ``vps`` is that machine.
-
+    The VPS is a lab machine (machine.py) booted from the state's ``cloud-init.yaml`` (the program's
+    user data) with the client's key as root's, in a root of its own: its /etc/caddy, /etc/wireguard
+    and sshd are the ones the user data and the plan's commands make. ``vps`` is that machine.
     """
 
     artifacts: Mapping[str, str]
@@ -366,7 +363,7 @@ class LabBase:
         retried only after 5 s. Runs in a thread during up(): errors are collected, not raised."""
         try:
             t = time.monotonic()
-            machine = self.boot_vps(self.artifacts["cloud-init.yaml"], [self.operator_public_key])
+            machine = self.boot_vps(self.artifacts[CLOUD_INIT], [self.operator_public_key])
             self.timings["vps-boot"] = round(time.monotonic() - t, 3)
             if machine.boot_result.status != "done":
                 self._wg_errors.append("the VPS's boot: " + "; ".join(machine.boot_result.errors))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from mana_infra.names import WG_SERVER, WIREGUARD_CONFIG_PATH
+
 from . import topology as topo
 from .lab_base import LabBase
 from .machine import WG_ENV
@@ -87,10 +89,10 @@ class LabFaults(LabBase):
                     return value.split(",")[0].strip().split("/")[0]
             raise LabError("WireGuard config without Address")
 
-        if "wg0-server.conf" in self.artifacts:
-            server = self.artifacts["wg0-server.conf"]
+        if WG_SERVER in self.artifacts:
+            server = self.artifacts[WG_SERVER]
         else:  # the VPS's own, as its user data wrote it
-            server = self.exec("vps", ["cat", "/etc/wireguard/wg0.conf"], check=True).stdout
+            server = self.exec("vps", ["cat", WIREGUARD_CONFIG_PATH], check=True).stdout
         return addr(server), addr(self._wg_conf_path().read_text())
 
     def nudge_tunnel(self) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 import pytest
 
 from mana_infra import plan as offline
+from mana_infra.check.report import Report
 from mana_infra.config import StandbyConfig, read_stack_config
 from mana_infra.program import Standby, build
 from mana_infra.project import Project
@@ -174,3 +175,66 @@ def with_stack(argv: list[str]) -> list[str]:
     if argv[:1] in (["plan"], ["adopt"]) and "--stack" not in argv:
         return [argv[0], "--stack", "prod", *argv[1:]]
     return argv
+
+
+def check_report(
+    *,
+    mode: str = "failover",
+    vps: str = "up",
+    failures: dict[str, list[str]] | None = None,
+    hosts: int = 3,
+    green: int = 3,
+    standby: str = "up",
+    problems: tuple[tuple[str, str], ...] = (),
+    tunnel: str = "up",
+    path: str = "origin",
+) -> Report:
+    """check's report as its readers use it (cutover, the decision): the hosts (DNS on ``path``, ``green`` of
+    them answering), the standby path's and the VPS's state, the tunnel's probe, the public path's
+    ``failures`` (kind -> hosts), and ``problems`` as (subject, text)."""
+    tunnel_error = (
+        None if tunnel == "up" else "HTTP 530 (Cloudflare error 1033: the tunnel has no cloudflared connection)"
+    )
+    https = dict.fromkeys(("address", "status", "latency_ms", "cert_days_left", "cert_trusted", "error", "failure",
+                           "refused"), None) | {"path": path, "cert_pinned": False, "cert_expiring": False}  # fmt: skip
+    dns = {"path": path, "expected": path, "detail": "", "chain": [], "addresses": [], "ttl": None, "error": None,
+           "failure": None, "ms": 1.0}  # fmt: skip
+    rows = [
+        {
+            "host": f"h{i}.mana.how",
+            "name": f"h{i}",
+            "port": 8000 + i,
+            "health": "/",
+            "dns": dns,
+            "live": https | {"ok": i < green},
+            "standby": https | {"ok": standby == "up"},
+        }
+        for i in range(hosts)
+    ]
+    probe = {"host": "tunnel-probe.mana.how", "state": tunnel, "status": 404, "error": tunnel_error}
+    paths = {"standby": {"state": standby}, "vps": {"state": vps}, "wireguard": {"state": "up"}}
+    failed = sum(len(names) for names in (failures or {}).values())
+    public = {"state": "down" if failed * 2 >= hosts and failed else ("degraded" if failed else "up"),
+              "total": hosts, "failed": failed, "failures": failures or {}}  # fmt: skip
+    return Report.from_json(
+        {
+            "version": 2, "checked_at": "2026-12-07T00:00:00+00:00", "mode": mode, "stack": "prod",
+            "endpoints": {"origin_name": "vps.mana.how", "origin_ips": [], "tunnel_target": None,
+                          "tunnel_addresses": [], "health_url": None, "https_port": 443, "resolvers": []},
+            "hosts": rows,
+            "vps": {"health": https | {"ok": vps == "up"},
+                    "wireguard": {"checked": False, "ok": None, "interface": "wg0", "latest_handshake": None,
+                                  "age_seconds": None, "max_age_seconds": 180, "error": None},
+                    "ssh": {"checked": False, "ok": None, "error": None, "via": "", "seconds": None,
+                            "why_not_checked": "no SSH"}},
+            "cloudflare_api": {"checked": False, "ok": None, "state": "not_checked", "error": None,
+                               "why_not_checked": "no token", "url": None, "seconds": None},
+            "tunnel_probe": probe, "certificates": {}, "paths": paths,
+            "public_path": public,
+            "diagnosis": {"way": None, "why": "", "command": None, "case": None},
+            "budget": {"edge_seconds": 60, "dns_seconds": None, "acme": "none",
+                       "text": {"edge": "", "dns": "", "certificates": ""}},
+            "findings": [{"subject": subject, "text": text} for subject, text in problems],
+            "notes": [], "seconds": 0.1,
+        }
+    )  # fmt: skip

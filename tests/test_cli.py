@@ -266,3 +266,20 @@ def test_plan_diff_groups_the_records_and_keeps_keys_secret(mana_infra: Callable
     assert table.count("27 resources:") == 3  # content, proxied, ttl
     assert "dns-chat.mana.how" not in table  # in the groups, not a row each
     assert not re.search(r"PrivateKey = [A-Za-z0-9+/]{43}=", table)
+
+
+def test_a_misspelled_flag_is_refused_with_the_nearest_for_every_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One dispatch for every subcommand: a typo never reaches a command, its value is not blamed twice,
+    and a subcommand's own flags (lab up's) count."""
+    monkeypatch.chdir(PROJECT_DIR)
+    for argv, nearest in (
+        (["plan", "--stak", "prod"], "--stack"),
+        (["check", "--resolvr", "127.0.0.1"], "--resolver"),
+        (["cutover", "--preveiw"], "--preview"),
+        (["lab", "up", "--stak", "prod"], "--stack"),
+    ):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"did you mean {nearest}?" in err and "is not an argument" not in err, (argv, err)

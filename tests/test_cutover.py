@@ -13,6 +13,7 @@ from mana_infra import cli, cutover
 from mana_infra.check import Report
 from mana_infra.errors import InputError
 
+from .support import check_report as report
 from .support import copy_project, local_backend, require_engine
 
 URN = "urn:pulumi:prod::mana-infra::"
@@ -53,60 +54,6 @@ class FakeEngine:
 
     def outputs(self) -> dict[str, Any]:
         return dict(self._outputs)
-
-
-def report(
-    *,
-    hosts: int = 3,
-    green: int = 3,
-    standby: str = "up",
-    problems: tuple[tuple[str, str], ...] = (),
-    tunnel: str = "up",
-    path: str = "origin",
-) -> Report:
-    """check's report as the command reads it: the hosts (DNS on ``path``, ``green`` of them answering), the
-    standby path's state, the tunnel's probe, and ``problems`` as (subject, text)."""
-    tunnel_error = (
-        None if tunnel == "up" else "HTTP 530 (Cloudflare error 1033: the tunnel has no cloudflared connection)"
-    )
-    https = dict.fromkeys(("address", "status", "latency_ms", "cert_days_left", "cert_trusted", "error", "failure",
-                           "refused"), None) | {"path": path, "cert_pinned": False, "cert_expiring": False}  # fmt: skip
-    dns = {"path": path, "expected": path, "detail": "", "chain": [], "addresses": [], "ttl": None, "error": None,
-           "failure": None, "ms": 1.0}  # fmt: skip
-    rows = [
-        {
-            "host": f"h{i}.mana.how",
-            "name": f"h{i}",
-            "port": 8000 + i,
-            "health": "/",
-            "dns": dns,
-            "live": https | {"ok": i < green},
-            "standby": https | {"ok": standby == "up"},
-        }
-        for i in range(hosts)
-    ]
-    probe = {"host": "tunnel-probe.mana.how", "state": tunnel, "status": 404, "error": tunnel_error}
-    paths = {"standby": {"state": standby}, "vps": {"state": "up"}, "wireguard": {"state": "up"}}
-    return Report.from_json(
-        {
-            "version": 2, "checked_at": "2026-12-07T00:00:00+00:00", "mode": "failover", "stack": "prod",
-            "endpoints": {"origin_name": "vps.mana.how", "origin_ips": [], "tunnel_target": None,
-                          "tunnel_addresses": [], "health_url": None, "https_port": 443, "resolvers": []},
-            "hosts": rows,
-            "vps": {"health": https | {"ok": True}, "wireguard": {"checked": False, "ok": None, "interface": "wg0",
-                    "latest_handshake": None, "age_seconds": None, "max_age_seconds": 180, "error": None},
-                    "ssh": {"checked": False, "ok": None, "error": None, "via": "", "seconds": None,
-                            "why_not_checked": "no SSH"}},
-            "cloudflare_api": {"checked": False, "ok": None, "state": "not_checked", "error": None,
-                               "why_not_checked": "no token", "url": None, "seconds": None},
-            "tunnel_probe": probe, "certificates": {}, "paths": paths,
-            "public_path": {"state": "up", "total": hosts, "failed": 0, "failures": {}},
-            "diagnosis": {"way": None, "why": "", "command": None, "case": None},
-            "budget": {"edge_seconds": 60, "dns_seconds": None, "acme": "none", "text": {}},
-            "findings": [{"subject": subject, "text": text} for subject, text in problems],
-            "notes": [], "seconds": 0.1,
-        }
-    )  # fmt: skip
 
 
 class Checks:

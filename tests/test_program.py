@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 
+import pulumi
 import pytest
 
 from mana_infra import plan as offline
@@ -313,6 +314,8 @@ def test_bad_config_stops_the_program_with_every_problem() -> None:
     with pytest.raises(InputError) as caught:
         offline.evaluate("prod", overrides={"mode": "sideways", "failoverTtl": "1"})
     assert len(caught.value.problems) == 2
+    # What the engine prints without a Python traceback: a RunError (InputError itself loads no pulumi).
+    assert isinstance(caught.value, pulumi.RunError)
 
 
 def test_the_plan_warns_while_adopt_records_is_set(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pulumi
 import pytest
 
 from mana_infra import cli
@@ -83,6 +84,8 @@ def test_a_missing_prod_output_is_a_clear_error() -> None:
         offline.evaluate("failover", clouds=offline.OfflineClouds(without))
     assert "stack prod: has no output macminiAddress" in str(caught.value)
     assert "pulumi up --stack prod" in str(caught.value)
+    # Raised inside an apply: still a RunError, which the engine prints without a traceback.
+    assert isinstance(caught.value, pulumi.RunError)
 
 
 @pytest.mark.parametrize(

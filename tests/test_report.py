@@ -41,6 +41,7 @@ SECTIONS = [
     (report.PublicPath, ("properties", "public_path")),
     (report.Diagnosis, ("properties", "diagnosis")),
     (report.Budget, ("properties", "budget")),
+    (report.BudgetText, ("properties", "budget", "properties", "text")),
 ]
 
 

@@ -18,16 +18,20 @@ from ..terminal import count
 from .decision import Context, api_blocked_text, diagnose, names_text, stack_flag, tunnel_unknown_text
 from .report import (
     REPORT_VERSION,
+    AnsweredBy,
     ApiCheck,
     ApiState,
     Budget,
+    BudgetText,
     CertificateDate,
+    CertificateKind,
     Diagnosis,
     DnsPath,
     Failure,
     Finding,
     HostReport,
     Observed,
+    PathName,
     PathState,
     PathSummary,
     PublicPath,
@@ -61,7 +65,7 @@ class _Verdicts:
 
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    paths: dict[str, PathSummary] = field(default_factory=dict)
+    paths: dict[PathName, PathSummary] = field(default_factory=dict)
 
     def problem(self, subject: Subject, text: str) -> None:
         self.findings.append(Finding(subject, text))
@@ -137,7 +141,7 @@ def _dns(hosts: Sequence[HostReport], mode: str, found: _Verdicts) -> None:
                 f"stack's mode is {mode}: {_names(wrong)} ({wrong[0].dns.detail})",
             )
     state = PathState.UP if not failed and not misplaced else PathState.DEGRADED
-    found.paths["dns"] = PathSummary(state, len(hosts), len(failed) + len(misplaced))
+    found.paths[PathName.DNS] = PathSummary(state, len(hosts), len(failed) + len(misplaced))
 
 
 _LIVE_LABELS = {
@@ -153,7 +157,7 @@ def _live(hosts: Sequence[HostReport], warn_days: float, found: _Verdicts) -> No
         on_path = [h for h in hosts if h.dns.path is path]
         failed = [h for h in on_path if not h.live.ok]
         state = PathState.of(len(on_path), len(failed))
-        found.paths[f"live_{path}"] = PathSummary(state, len(on_path), len(failed))
+        found.paths[PathName.live(path)] = PathSummary(state, len(on_path), len(failed))
         if failed:
             found.problem(
                 Subject.PUBLIC,
@@ -191,7 +195,7 @@ def _standby(
     state = PathState.of(len(hosts), len(failed) + len(refused))
     if refused and len(refused) == len(hosts):
         state = PathState.UNCHECKED  # nothing was proven: not up, and not down either
-    found.paths["standby"] = PathSummary(state, len(hosts), len(failed), len(refused), "https-via-vps")
+    found.paths[PathName.STANDBY] = PathSummary(state, len(hosts), len(failed), len(refused), "https-via-vps")
     if refused:
         addresses = sorted({str(h.standby.refused) for h in refused})
         found.problem(
@@ -234,7 +238,7 @@ def _standby_failures(
         f"{_grouped(failed, 'standby')}{hint}",
     )
     wireguard = vps.wireguard
-    behind = [h for h in failed if h.standby.answered_by == "vps" and h.standby.status in (502, 504)]
+    behind = [h for h in failed if h.standby.answered_by is AnsweredBy.VPS and h.standby.status in (502, 504)]
     if behind and len(behind) < len(hosts) and not (wireguard.checked and not wireguard.ok):
         # Some apps answer through WireGuard and these do not: not the tunnel, the app's listen address.
         ports = ", ".join(f"{h.host} (port {h.port})" for h in behind)
@@ -254,7 +258,7 @@ def _mirror(hosts: Sequence[HostReport], skipped: str | None, found: _Verdicts) 
         found.notes.append(f"Hetzner mirror not checked: {skipped or 'no nameserver of it was given'}")
         return
     differ = [h for h in mirrored if h.mirror is not None and not h.mirror.ok]
-    found.paths["mirror"] = PathSummary(PathState.of(len(mirrored), len(differ)), len(mirrored), len(differ))
+    found.paths[PathName.MIRROR] = PathSummary(PathState.of(len(mirrored), len(differ)), len(mirrored), len(differ))
     if differ and differ[0].mirror is not None:
         found.problem(
             Subject.MIRROR,
@@ -268,7 +272,7 @@ def _mirror(hosts: Sequence[HostReport], skipped: str | None, found: _Verdicts) 
 def _vps(vps: VpsChecks, hosts: Sequence[HostReport], endpoints: Endpoints, found: _Verdicts) -> None:
     """The VPS itself: its health path, WireGuard behind it, SSH to it."""
     health = vps.health
-    found.paths["vps"] = PathSummary(PathState.UP if health.ok else PathState.DOWN)
+    found.paths[PathName.VPS] = PathSummary(PathState.UP if health.ok else PathState.DOWN)
     if not health.ok:
         found.problem(Subject.VPS, f"VPS health {health.url} fails: {health.error}")
     elif health.mode_matches is False:
@@ -281,7 +285,7 @@ def _vps(vps: VpsChecks, hosts: Sequence[HostReport], endpoints: Endpoints, foun
         found.problem(Subject.VPS, f"the VPS's certificate expires in {health.cert_days_left:g} days")
     wireguard = vps.wireguard
     checked = PathState.UP if wireguard.ok else PathState.DOWN
-    found.paths["wireguard"] = PathSummary(checked if wireguard.checked else PathState.UNCHECKED)
+    found.paths[PathName.WIREGUARD] = PathSummary(checked if wireguard.checked else PathState.UNCHECKED)
     if wireguard.checked and not wireguard.ok:
         found.problem(Subject.WIREGUARD, f"WireGuard down: {wireguard.error}")
     if vps.ssh.checked and not vps.ssh.ok:
@@ -323,7 +327,7 @@ def _api(api: ApiCheck, found: _Verdicts) -> None:
 def _tunnel(probe: TunnelProbe, public: PublicPath, endpoints: Endpoints, found: _Verdicts) -> None:
     """The tunnel, by its probe name: what a fail-back needs to know while the hosts are on the VPS."""
     states = {TunnelState.UP: PathState.UP, TunnelState.DOWN: PathState.DOWN}
-    found.paths["tunnel"] = PathSummary(states.get(probe.state, PathState.UNCHECKED))
+    found.paths[PathName.TUNNEL] = PathSummary(states.get(probe.state, PathState.UNCHECKED))
     stack = stack_flag(endpoints.stack)
     if endpoints.mode == "failover" and not endpoints.vps_stack:
         if probe.state is TunnelState.UP:
@@ -342,7 +346,11 @@ def _tunnel(probe: TunnelProbe, public: PublicPath, endpoints: Endpoints, found:
 
 
 def _certificates(
-    dates: dict[str, CertificateDate], api: ApiCheck, endpoints: Endpoints, warn_days: float, found: _Verdicts
+    dates: dict[CertificateKind, CertificateDate],
+    api: ApiCheck,
+    endpoints: Endpoints,
+    warn_days: float,
+    found: _Verdicts,
 ) -> None:
     """The certificates the outputs date, and the public one's renewal."""
     for date in dates.values():
@@ -356,7 +364,7 @@ def _certificates(
             )
     # The public certificate renews by DNS-01 at Cloudflare while the stack counts on Cloudflare: due while
     # the API does not answer, it will not until the stack says Cloudflare is gone (then at Hetzner's zone).
-    public = dates.get("public")
+    public = dates.get(CertificateKind.PUBLIC)
     if not public or public.expired or public.days_left >= renewal_due_days(endpoints.public_lifetime_days):
         return
     stack = endpoints.stack or "<stack>"
@@ -403,9 +411,9 @@ def budget(hosts: Sequence[HostReport]) -> Budget:
     dns_seconds: int | None = max(ttls) if ttls else None
     acme = [h.host for h in hosts if not (h.standby.cert_trusted and (h.standby.cert_days_left or 0) > 0)]
     dns_text = f"up to {dns_seconds} s (the old records' TTL)" if dns_seconds is not None else None
-    text = {
-        "edge": EDGE_BUDGET,
-        "dns": dns_text or "unknown (no DNS answer carried a TTL)",
-        "certificates": f"to obtain for {names_text(acme)}" if acme else "none to obtain",
-    }
+    text = BudgetText(
+        edge=EDGE_BUDGET,
+        dns=dns_text or "unknown (no DNS answer carried a TTL)",
+        certificates=f"to obtain for {names_text(acme)}" if acme else "none to obtain",
+    )
     return Budget(EDGE_APPLIES_SECONDS, dns_seconds, acme, text)

@@ -1,6 +1,7 @@
 """`mana-infra check` from the command line: the arguments (refusing those that cannot take effect), the
 endpoints they, the stack's outputs and the environment give (a bad output is blamed on its file and
-name), and the watch loop with its alert. The probing and the verdict are in .core, the view in .view."""
+name), and the watch loop with its alert. The probing is in .core, the verdict in .decision, the view
+in .view."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from .probes import (
     ssh_argv,
     system_nameservers,
 )
-from .report import Report, Way
+from .report import CertificateKind, Report, Way
 from .view import check_once, print_command, render
 
 __all__ = ["Reach", "add_arguments", "build", "cli", "cutover_command", "main", "parse_args"]
@@ -535,16 +536,16 @@ def _edge_networks(src: _Sources) -> tuple[Any, ...]:
     return tuple(edge_networks)
 
 
-def _certificate_dates(src: _Sources) -> tuple[dict[str, datetime], float | None]:
+def _certificate_dates(src: _Sources) -> tuple[dict[CertificateKind, datetime], float | None]:
     """The certificates' expiry the outputs date, and the public one's lifetime when its issue is dated too."""
-    certificates: dict[str, datetime] = {}
+    certificates: dict[CertificateKind, datetime] = {}
     for key, (output, _what) in CERTIFICATE_OUTPUTS.items():
         if (expires := src.timestamp(output)) is not None:
             certificates[key] = expires
     issued = src.timestamp(Output.PUBLIC_CERTIFICATE_ISSUED_ON)
-    if issued is None or "public" not in certificates:
+    if issued is None or CertificateKind.PUBLIC not in certificates:
         return certificates, None
-    return certificates, (certificates["public"] - issued).total_seconds() / 86400
+    return certificates, (certificates[CertificateKind.PUBLIC] - issued).total_seconds() / 86400
 
 
 def _pinned(src: _Sources) -> str | None:
@@ -857,7 +858,7 @@ def main(
             started = time.monotonic()
             report = check_once(endpoints, options, show_progress=show_progress)
             rounds += 1
-            code = ExitCode(report.exit_code)
+            code = report.exit_code
             if args.json:
                 compact = args.watch is not None
                 text = json.dumps(

@@ -40,6 +40,7 @@ from .report import (
     ApiCheck,
     ApiState,
     CertificateDate,
+    CertificateKind,
     DnsCheck,
     DnsPath,
     EndpointsSeen,
@@ -64,9 +65,15 @@ CLOUDFLARE_EDGE = CLOUDFLARE_IP_RANGES[0] + CLOUDFLARE_IP_RANGES[1]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Certificate expiry dates the stack's outputs may carry: key -> (output, what it is).
-CERTIFICATE_OUTPUTS: dict[str, tuple[str, str]] = {
-    "origin": (Output.ORIGIN_CERTIFICATE_EXPIRES_ON, "the Cloudflare Origin CA certificate (the edge way)"),
-    "public": (Output.PUBLIC_CERTIFICATE_EXPIRES_ON, "the publicly trusted certificate (the DNS-only way)"),
+CERTIFICATE_OUTPUTS: dict[CertificateKind, tuple[str, str]] = {
+    CertificateKind.ORIGIN: (
+        Output.ORIGIN_CERTIFICATE_EXPIRES_ON,
+        "the Cloudflare Origin CA certificate (the edge way)",
+    ),
+    CertificateKind.PUBLIC: (
+        Output.PUBLIC_CERTIFICATE_EXPIRES_ON,
+        "the publicly trusted certificate (the DNS-only way)",
+    ),
 }
 
 
@@ -89,7 +96,7 @@ class Endpoints:
     # The stack's emergencyCutover output: the command when Cloudflare's API cannot be used.
     emergency_command: str | None = None
     # Expiry of the certificates the outputs name (keys of CERTIFICATE_OUTPUTS).
-    certificates: dict[str, datetime] = field(default_factory=dict)
+    certificates: dict[CertificateKind, datetime] = field(default_factory=dict)
     # The public certificate's lifetime in days (publicCertificateIssuedOn to its expiry), when known.
     public_lifetime_days: float | None = None
     # The stack's cloudflareReachable (None: the outputs do not say): false, the renewal's DNS-01 is at Hetzner.
@@ -292,11 +299,11 @@ def _host(endpoints: Endpoints, probed: Probed, index: int, origin_ips: set[str]
         addresses=answer.addresses,
         ttl=answer.ttl,
         error=answer.error,
-        failure=Failure(answer.error_kind or "dns_error") if path is DnsPath.ERROR else None,
+        failure=(answer.error_kind or Failure.DNS_ERROR) if path is DnsPath.ERROR else None,
         ms=round(answer.seconds * 1000, 1),
     )
     missing = "no address to connect to" if live is None else None
-    failure = Failure(answer.error_kind) if answer.error_kind else None
+    failure = answer.error_kind
     host = HostReport(
         host=service.host,
         name=service.name,
@@ -407,7 +414,7 @@ def https_check(
     if result is None:
         return HttpsCheck(path, False, None, None, None, None, None, False, False, missing,
                           failure or Failure.CONNECT_ERROR, None)  # fmt: skip
-    error, kind = result.error, Failure(result.error_kind) if result.error_kind else None
+    error, kind = result.error, result.error_kind
     refused = refused_address(result.status, result.body) if error is None else None
     if refused:
         error, kind = f"HTTP 403: the VPS refuses {refused} here", Failure.REFUSED_HERE
@@ -546,9 +553,9 @@ def api_check(result: ApiResult | None, options: Options) -> ApiCheck:
     )
 
 
-def certificate_dates(endpoints: Endpoints, warn_days: float) -> dict[str, CertificateDate]:
+def certificate_dates(endpoints: Endpoints, warn_days: float) -> dict[CertificateKind, CertificateDate]:
     """The certificates the outputs date (originCertificateExpiresOn, publicCertificateExpiresOn)."""
-    dates: dict[str, CertificateDate] = {}
+    dates: dict[CertificateKind, CertificateDate] = {}
     for key, (output, what) in CERTIFICATE_OUTPUTS.items():
         expires = endpoints.certificates.get(key)
         if expires is None:

@@ -1,9 +1,13 @@
 """The verdict, in one place: what failure the public path shows, what state the standby is in, whether
 it is ready, which way fits or why none does, and the command to run.
 
-Every caller asks here: check (its `diagnosis`), cutover's and failback's pre-flights, the watch's
-alert. The way comes from `TABLE` — the public failure (row) against the standby's state (column) —
-looked up, not re-derived in branches. Nothing here probes or prints; it reads a typed `Report`.
+Every caller asks here: check (its `diagnosis`), cutover's and failback's pre-flights
+(`switch_blockers`), the watch's alert. The way comes from `TABLE` — the public failure (row) against
+the standby's state (column) — looked up, not re-derived in branches; the two cases before it (the
+hosts on the VPS already, nothing failing) are no failure and so no row. Two questions, one rule each:
+the column says which way *could* help (the VPS serves every host); `standby_blockers` says whether to
+*act* (the standby path, the VPS's health, WireGuard), and a diagnosis whose way the blockers would stop
+says so in its words. Nothing here probes or prints; it reads a typed `Report`.
 """
 
 from __future__ import annotations
@@ -11,9 +15,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from ..outputs import Output
+from ..records import adoption_left_text
 from ..terminal import count
-from .report import AnsweredBy, ApiCheck, Diagnosis, Failure, PathState, PublicPath, Report, Subject, TunnelState, Way
+from .report import (
+    AnsweredBy,
+    ApiCheck,
+    ApiState,
+    Diagnosis,
+    Failure,
+    PathName,
+    PathState,
+    PublicPath,
+    Report,
+    Subject,
+    TunnelState,
+    Way,
+)
 
 
 class PublicFailure(StrEnum):
@@ -96,7 +116,7 @@ def kinds_text(failures: Mapping[Failure, Sequence[str]], *, hosts: bool = False
 
 def api_blocked_text(api: ApiCheck) -> str:
     """`the Cloudflare API refuses the token (...)` / `... is unreachable (...)`."""
-    blocked = "refuses the token" if api.state == "refused" else "is unreachable"
+    blocked = "refuses the token" if api.state is ApiState.REFUSED else "is unreachable"
     return f"the Cloudflare API {blocked} ({api.error})"
 
 
@@ -136,7 +156,7 @@ def standby_state(report: Report) -> tuple[StandbyState, str]:
     upstream = [h for h in by[AnsweredBy.VPS] if h.standby.failure in (Failure.HTTP_5XX, Failure.HTTP_ERROR)]
     if not failing:
         return StandbyState.SERVING, "the VPS serves every host"  # through WireGuard: whatever a handshake says
-    if report.paths["wireguard"].state is PathState.DOWN:
+    if report.paths[PathName.WIREGUARD].state is PathState.DOWN:
         return StandbyState.MAC_MINI_DOWN, f"WireGuard down: {report.vps.wireguard.error}"
     if hosts and len(upstream) == len(hosts):
         first = upstream[0].standby
@@ -160,12 +180,12 @@ def standby_state(report: Report) -> tuple[StandbyState, str]:
 def standby_blockers(report: Report) -> list[str]:
     """What keeps the standby from taking over (empty: it is ready): its path through the VPS proven up
     for every host, the VPS's health up, WireGuard not known to be down; then what check said of them."""
-    states = {name: report.paths[name].state for name in ("standby", "vps", "wireguard")}
+    states = {name: report.paths[name].state for name in (PathName.STANDBY, PathName.VPS, PathName.WIREGUARD)}
     broken = [
         f"{name}: {state}"
         for name, state in states.items()
         # The standby path must be proven: refused from here ("unchecked") is no pre-flight.
-        if (state is not PathState.UP if name == "standby" else state is PathState.DOWN)
+        if (state is not PathState.UP if name is PathName.STANDBY else state is PathState.DOWN)
     ]
     said = [finding.text for finding in report.findings if finding.subject in STANDBY_SUBJECTS]
     return broken + said if broken else []
@@ -183,9 +203,33 @@ def failback_blockers(report: Report) -> list[str]:
     return [f"{tunnel_unknown_text(probe.host, probe.error)}: {risk}"]
 
 
+def adoption_blocker(outputs: Mapping[str, Any], mode: str, via: str | None, stack: str) -> str | None:
+    """adoptRecords left set after the first run stops a switch that moves the records' TTL (nothing
+    forces past it: the records would keep their TTL)."""
+    left = outputs.get(Output.ADOPT_RECORDS_LEFT) or []
+    ttl_moves = via == "dns" or (mode == "tunnel" and outputs.get(Output.FAILOVER_VIA) == "dns")
+    if left and ttl_moves:
+        return adoption_left_text(left, stack, deployed=True) + ": this switch changes their TTL"
+    return None
+
+
+def switch_blockers(report: Report, outputs: Mapping[str, Any], mode: str, via: str | None) -> list[str]:
+    """What keeps a switch of the stack to ``mode`` (by ``via``) from helping, from check's report on the
+    stack as it is and its outputs (empty: go): a cut-over needs the standby ready, and through the edge
+    the zone in Full (strict); a fail-back needs the tunnel shown to serve."""
+    blockers = standby_blockers(report) if mode == "failover" else failback_blockers(report)
+    ssl_mode = outputs.get(Output.ZONE_SSL_MODE)
+    if mode == "failover" and via == "edge" and ssl_mode not in (None, "strict"):
+        blockers.append(
+            f"the zone's SSL/TLS mode is {ssl_mode!r}: the way through the edge needs Full (strict) "
+            "(set it in the dashboard: SSL/TLS -> Overview), or cut over --via dns"
+        )
+    return blockers
+
+
 def public_path_down(report: Report) -> bool:
-    """What the watch counts towards its alert: the public path down while the stack is on the tunnel."""
-    return report.mode == "tunnel" and report.public_path.state is PathState.DOWN
+    """What the watch counts towards its alert (the report's rule, also its JSON `tunnel_down`)."""
+    return report.public_path_down
 
 
 @dataclass(frozen=True)
@@ -194,7 +238,6 @@ class Context:
 
     stack: str | None
     emergency_command: str | None = None
-    own_vps: bool = True
 
 
 def diagnose(report: Report, context: Context) -> Diagnosis:
@@ -216,7 +259,13 @@ def diagnose(report: Report, context: Context) -> Diagnosis:
     outcome = TABLE[(public, standby)]
     if isinstance(outcome, NoWay):
         return Diagnosis(None, outcome.reason(standby_words, stack_flag(context.stack)), None, case)
-    caveat = f"; but {standby_words}" if standby is StandbyState.UNPROVEN else ""
+    blockers = standby_blockers(report)
+    if standby is StandbyState.UNPROVEN:
+        caveat = f"; but {standby_words}"
+    elif blockers and outcome is not Way.EMERGENCY:
+        caveat = f"; but the standby is not ready ({blockers[0]}): a cut-over's pre-flight refuses it"
+    else:
+        caveat = ""
     command = cutover_command(outcome, context.stack, context.emergency_command)
     return Diagnosis(outcome, _why(outcome, failures, api) + caveat, command, case)
 

@@ -2,8 +2,8 @@
 API's token check, and the VPS script (WireGuard's handshake).
 
 Every probe returns a result and never raises for a network failure: a check that crashes tells the
-operator less than one that says what failed. Each failure also carries a kind (``DNS_KINDS``,
-``HTTPS_KINDS``): what the verdict groups by and picks the way to fail over from.
+operator less than one that says what failed. Each failure also carries its kind (a
+``report.Failure``): what the verdict groups by and picks the way to fail over from.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ import dns.rdatatype
 import dns.resolver
 from cryptography import x509
 
+from .report import Failure
+
 MAX_CHAIN = 12
 BODY_LIMIT = 4096
 
 # What a failed probe was, for grouping and for the diagnosis (see core.KIND_LABELS).
-DNS_KINDS = ("dns_timeout", "dns_nxdomain", "dns_error")
-HTTPS_KINDS = ("connect_timeout", "connect_refused", "connect_error", "tls_error", "cert_untrusted", "http_error")
 
 
 # ---------------------------------------------------------------------------------------------- DNS
@@ -96,7 +96,7 @@ class DnsAnswer:
     addresses: list[str] = field(default_factory=list)
     ttl: int | None = None  # of the first record of the answer (the record a cut-over changes)
     error: str | None = None
-    error_kind: str | None = None  # one of DNS_KINDS when error
+    error_kind: Failure | None = None  # a DNS kind (Failure.is_dns) when error
     seconds: float = 0.0
 
 
@@ -125,7 +125,7 @@ def resolve(name: str, servers: Sequence[Nameserver], timeout: float) -> DnsAnsw
                 break
         if not answer.addresses and answer.error is None:
             answer.error = "no address (the name has no A or AAAA record at the end of its chain)"
-            answer.error_kind = "dns_error"
+            answer.error_kind = Failure.DNS_ERROR
     except _DnsError as exc:
         answer.error = str(exc)
         answer.error_kind = exc.kind
@@ -134,7 +134,7 @@ def resolve(name: str, servers: Sequence[Nameserver], timeout: float) -> DnsAnsw
 
 
 class _DnsError(Exception):
-    def __init__(self, message: str, kind: str = "dns_error") -> None:
+    def __init__(self, message: str, kind: Failure = Failure.DNS_ERROR) -> None:
         super().__init__(message)
         self.kind = kind
 
@@ -149,7 +149,7 @@ def _follow(answer: DnsAnswer, servers: Sequence[Nameserver], rdtype: dns.rdatat
         response = _ask_any(servers, current, rdtype, deadline)
         rcode = response.rcode()
         if rcode == dns.rcode.NXDOMAIN and current == answer.chain[0]:
-            raise _DnsError(f"NXDOMAIN: {current} does not exist", "dns_nxdomain")
+            raise _DnsError(f"NXDOMAIN: {current} does not exist", Failure.DNS_NXDOMAIN)
         if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             raise _DnsError(f"DNS error {dns.rcode.to_text(rcode)} for {current}")
         records = {(rrset.name.to_text(omit_final_dot=True).lower(), rrset.rdtype): rrset for rrset in response.answer}
@@ -171,7 +171,9 @@ def _follow(answer: DnsAnswer, servers: Sequence[Nameserver], rdtype: dns.rdatat
             answer.addresses = sorted({rdata.address for rdata in final})
             return
         if rcode == dns.rcode.NXDOMAIN:
-            raise _DnsError(f"NXDOMAIN: {current} (CNAME target of {answer.chain[0]}) does not exist", "dns_nxdomain")
+            raise _DnsError(
+                f"NXDOMAIN: {current} (CNAME target of {answer.chain[0]}) does not exist", Failure.DNS_NXDOMAIN
+            )
     raise _DnsError(f"CNAME chain longer than {MAX_CHAIN}")
 
 
@@ -195,7 +197,7 @@ def _ask_any(
             errors.append(f"{server}: {exc}")
     raise _DnsError(
         "no DNS answer for " + name + (" (" + "; ".join(errors) + ")" if errors else " (timeout)"),
-        "dns_timeout" if timeouts == len(errors) else "dns_error",
+        Failure.DNS_TIMEOUT if timeouts == len(errors) else Failure.DNS_ERROR,
     )
 
 
@@ -212,7 +214,7 @@ class HttpsResult:
     cert_pinned: bool = False  # trusted by its pinned fingerprint (see https_get), not by a CA
     body: str = ""
     error: str | None = None
-    error_kind: str | None = None  # one of HTTPS_KINDS when error
+    error_kind: Failure | None = None  # a connection, TLS or HTTP kind when error
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
@@ -242,7 +244,7 @@ def https_get(
     result = HttpsResult(address=address)
     started = time.monotonic()
     tls = _handshake(host, address, port, context, timeout, result)
-    if tls is None and result.error_kind == "cert_untrusted":
+    if tls is None and result.error_kind == Failure.CERT_UNTRUSTED:
         tls = _untrusted_handshake(host, address, port, timeout, pinned, result)
     if tls is None:
         return result
@@ -263,7 +265,7 @@ def https_get(
         result.body = response.read(BODY_LIMIT).decode("utf-8", errors="replace")
     except (OSError, http.client.HTTPException) as exc:
         result.error = f"HTTPS request to {_hostport(address, port)} failed: {_reason(exc)}"
-        result.error_kind = "http_error"
+        result.error_kind = Failure.HTTP_ERROR
     finally:
         tls.close()
     return result
@@ -278,9 +280,9 @@ def _handshake(
     except OSError as exc:
         result.error = f"cannot connect to {_hostport(address, port)}: {_reason(exc)}"
         result.error_kind = (
-            "connect_timeout"
+            Failure.CONNECT_TIMEOUT
             if isinstance(exc, socket.timeout | TimeoutError)
-            else ("connect_refused" if isinstance(exc, ConnectionRefusedError) else "connect_error")
+            else (Failure.CONNECT_REFUSED if isinstance(exc, ConnectionRefusedError) else Failure.CONNECT_ERROR)
         )
         return None
     try:
@@ -289,12 +291,12 @@ def _handshake(
         sock.close()
         result.cert_trusted = False
         result.error = f"certificate not trusted: {exc.verify_message or exc.reason}"
-        result.error_kind = "cert_untrusted"
+        result.error_kind = Failure.CERT_UNTRUSTED
         return None
     except (OSError, ssl.SSLError) as exc:
         sock.close()
         result.error = f"TLS handshake with {_hostport(address, port)} failed: {_reason(exc)}"
-        result.error_kind = "tls_error"
+        result.error_kind = Failure.TLS_ERROR
         return None
     result.cert_trusted = True
     return tls

@@ -16,6 +16,8 @@ from enum import Enum, StrEnum
 from functools import cache
 from typing import Any, ClassVar, TypeVar
 
+from ..errors import ExitCode
+
 REPORT_VERSION = 2
 
 
@@ -132,6 +134,32 @@ class Way(StrEnum):
     @property
     def words(self) -> str:
         return {"edge": "through Cloudflare's edge", "dns": "DNS-only", "emergency": "the emergency path"}[self.value]
+
+
+class PathName(StrEnum):
+    """The report's paths (its `paths` keys)."""
+
+    DNS = "dns"
+    LIVE_TUNNEL = "live_tunnel"
+    LIVE_ORIGIN = "live_origin"
+    LIVE_OTHER = "live_other"
+    STANDBY = "standby"
+    MIRROR = "mirror"
+    VPS = "vps"
+    WIREGUARD = "wireguard"
+    TUNNEL = "tunnel"
+
+    @classmethod
+    def live(cls, path: DnsPath) -> PathName:
+        """The live path of the hosts whose DNS gives ``path``."""
+        return cls(f"live_{path}")
+
+
+class CertificateKind(StrEnum):
+    """The two certificates the standby serves (the report's `certificates` keys)."""
+
+    ORIGIN = "origin"  # Cloudflare's Origin CA certificate: the way through the edge
+    PUBLIC = "public"  # the publicly trusted one: the DNS-only way
 
 
 class Subject(StrEnum):
@@ -393,13 +421,22 @@ class Diagnosis(Json):
 
 
 @dataclass
+class BudgetText(Json):
+    """The budget in words, per way."""
+
+    edge: str
+    dns: str
+    certificates: str
+
+
+@dataclass
 class Budget(Json):
     """What each way takes in the real world, from today's answers."""
 
     edge_seconds: int
     dns_seconds: int | None
     acme: list[str]  # hosts the VPS would still need a certificate for; "none" in JSON when empty
-    text: dict[str, str]
+    text: BudgetText
 
     def to_json(self) -> Any:
         out = super().to_json()
@@ -409,7 +446,8 @@ class Budget(Json):
     @classmethod
     def from_json(cls, data: Any) -> Budget:
         acme = data["acme"]
-        return cls(data["edge_seconds"], data["dns_seconds"], [] if acme == "none" else list(acme), dict(data["text"]))
+        acme_hosts = [] if acme == "none" else list(acme)
+        return cls(data["edge_seconds"], data["dns_seconds"], acme_hosts, BudgetText.from_json(data["text"]))
 
 
 @dataclass(frozen=True)
@@ -431,7 +469,7 @@ class Observed(Json):
     vps: VpsChecks
     cloudflare_api: ApiCheck
     tunnel_probe: TunnelProbe
-    certificates: dict[str, CertificateDate]
+    certificates: dict[CertificateKind, CertificateDate]
 
 
 @dataclass
@@ -441,7 +479,7 @@ class Report(Observed):
 
     version: int
     checked_at: str
-    paths: dict[str, PathSummary]
+    paths: dict[PathName, PathSummary]
     public_path: PublicPath
     diagnosis: Diagnosis
     budget: Budget
@@ -452,6 +490,11 @@ class Report(Observed):
     DERIVED: ClassVar[tuple[str, ...]] = ("problems", "healthy", "exit_code", "tunnel_down")
 
     @property
+    def public_path_down(self) -> bool:
+        """The public path down while the stack is on the tunnel: what the watch counts towards its alert."""
+        return self.mode == "tunnel" and self.public_path.state is PathState.DOWN
+
+    @property
     def problems(self) -> list[str]:
         return [finding.text for finding in self.findings]
 
@@ -460,12 +503,12 @@ class Report(Observed):
         return not self.findings
 
     @property
-    def exit_code(self) -> int:
-        return 0 if self.healthy else 1
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.healthy else ExitCode.NOT_OK
 
     def to_json(self) -> Any:
         out = super().to_json()
         out.update(problems=self.problems, healthy=self.healthy, exit_code=self.exit_code)
         # Kept for scripts that read it: the public path down in tunnel mode. The code asks the decision.
-        out["tunnel_down"] = self.mode == "tunnel" and self.public_path.state is PathState.DOWN
+        out["tunnel_down"] = self.public_path_down
         return out

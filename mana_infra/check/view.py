@@ -8,7 +8,7 @@ from typing import Any
 from ..terminal import console_for, count
 from .core import Endpoints, Options, run_check
 from .decision import kinds_text
-from .report import Diagnosis, HttpsCheck, Report, TunnelState
+from .report import Diagnosis, HttpsCheck, PathName, PathState, Report, TunnelState
 
 
 def _status_style(ok: bool | None) -> str:
@@ -117,16 +117,14 @@ def render(report: Report, console: Any) -> None:
 
     _parts(report, console)
     public = report.public_path
-    if public.state != "up":
+    if public.state is not PathState.UP:
         console.print(
             f"Public path: [red]{public.state}[/] ({public.failed} of {count(public.total, 'host')} fail: "
             f"{escape(kinds_text(public.failures, hosts=True))})"
         )
     _fits(report.diagnosis, console)
     text = report.budget.text
-    console.print(
-        escape(f"Budget: edge way {text['edge']}; DNS-only {text['dns']}; certificates: {text['certificates']}")
-    )
+    console.print(escape(f"Budget: edge way {text.edge}; DNS-only {text.dns}; certificates: {text.certificates}"))
     for note in report.notes:
         _hanging(console, "[dim]note:[/]", f"[dim]{escape(note)}[/]")
     if report.problems:
@@ -152,7 +150,7 @@ def _parts(report: Report, console: Any) -> None:
             console.print(f"WireGuard {wireguard.interface}: [red]{escape(wireguard.error or 'down')}[/]")
     elif report.vps.ssh.checked:
         console.print("WireGuard: [yellow]not checked[/] (the SSH session failed)")
-    mirror = report.paths.get("mirror")
+    mirror = report.paths.get(PathName.MIRROR)
     if mirror is not None and mirror.total is not None and mirror.failed is not None:
         style = _status_style(mirror.failed == 0)
         console.print(

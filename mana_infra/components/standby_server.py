@@ -14,6 +14,8 @@ from typing import TypedDict
 import pulumi
 import pulumi_hcloud as hcloud
 
+from ..names import server_resource
+
 ANYWHERE = ["0.0.0.0/0", "::/0"]
 
 
@@ -86,7 +88,7 @@ class StandbyServer(pulumi.ComponentResource):
         )
 
         server = hcloud.Server(
-            f"{name}-server",
+            server_resource(name),
             name=f"{prefix}-standby",
             server_type=args["server_type"],
             location=args["location"],
