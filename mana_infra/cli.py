@@ -4,17 +4,22 @@ fail-back, and the lab. One table (`COMMANDS`) holds every subcommand: its parse
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib
 import json
+import os
 import shlex
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .deployed import CHANGED_BY_VARIABLE
 from .errors import ExitCode, InputError, Problem
 from .files import read_json
+from .lock import stack_lock
 from .model import MODES, VIAS
 from .plan_view import print_comparison, print_plan
 from .project import Project, find_project_dir, selected_stack
@@ -248,11 +253,41 @@ def _switch(args: argparse.Namespace) -> int:
     engine = cutover.AutomationEngine(stack, project_dir)
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
     options = cutover.Options(preview=args.preview, force=args.force, within=args.within, log=log)
-    verdict = cutover.run(engine, cutover.check_with(args, stack), switch, options)
+    # The stack records who changed its mode (deployed.py); one writer at a time (lock.py).
+    os.environ[CHANGED_BY_VARIABLE] = f"mana-infra {command} by {getpass.getuser()}@{socket.gethostname()}"
+    with stack_lock(project_dir, stack, f"mana-infra {command}"):
+        verdict = cutover.run(engine, cutover.check_with(args, stack), switch, options)
     if args.json:
         print(json.dumps(verdict.to_dict(), indent=2))
     else:
         cutover.print_verdict(verdict)
+    return verdict.exit_code
+
+
+def _deploy_parser(name: str, _arguments: Sequence[str]) -> argparse.ArgumentParser:
+    parser = Parser(prog=f"mana-infra {name}", description=(COMMANDS[name].summary), allow_abbrev=False)
+    parser.add_argument("--stack", help="the stack to deploy (default: the selected stack)")
+    _project_dir_argument(parser)
+    parser.add_argument(
+        "--policy-pack", action="append", default=[], metavar="DIR", help="run the update with this policy pack"
+    )
+    return parser
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    """The unattended `pulumi up`: in the deployed mode, whatever this checkout's config says (deploy.py)."""
+    from .cutover import AutomationEngine
+    from .deploy import UNATTENDED, run_deploy
+
+    project_dir = find_project_dir(args.project_dir)
+    stack = args.stack or selected_stack(project_dir)
+    print(f"mana-infra deploy: stack {stack}", flush=True)
+    engine = AutomationEngine(stack, project_dir, policy_packs=args.policy_pack)
+    os.environ[CHANGED_BY_VARIABLE] = UNATTENDED
+    with stack_lock(project_dir, stack, "mana-infra deploy"):
+        verdict = run_deploy(engine, lambda line: print(line, flush=True))
+    changes = ", ".join(f"{n} {op}" for op, n in sorted(verdict.counts.items()) if op not in ("same", "read") and n)
+    print(f"deploy {'done' if verdict.ok else 'FAILED'}: {changes or 'no changes'}")
     return verdict.exit_code
 
 
@@ -412,6 +447,11 @@ COMMANDS: dict[str, Command] = {
     "check": Command("health of both paths: DNS, the tunnel, the standby VPS, WireGuard", _check_parser, _check),
     "cutover": Command(SWITCH_SUMMARY["cutover"], _switch_parser, _switch),
     "failback": Command(SWITCH_SUMMARY["failback"], _switch_parser, _switch),
+    "deploy": Command(
+        "the unattended pulumi up (the weekly run): never changes the deployed mode, says when it keeps it",
+        _deploy_parser,
+        _deploy,
+    ),
     "lab": Command(
         "the failover lab in network namespaces (Linux, root, a checkout): up, down, status, drill, e2e",
         _lab_parser,

@@ -18,7 +18,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,6 +41,9 @@ class Engine(Protocol):
     stack_name: str
 
     def get_config(self, key: str) -> str | None: ...
+
+    def effective_config(self, key: str) -> str | None:
+        """The value `pulumi up` would use: the stack file's, else Pulumi.yaml's default."""
 
     def set_config(self, values: Mapping[str, str | None]) -> None:
         """Set (a value) or remove (None) project config keys."""
@@ -201,6 +204,12 @@ class _Switching:
             counts = engine.up(self.step)
         except Exception as exc:  # the engine's own error: said as it is, the verdict says where it stopped
             words = f"{exc}".strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            if concurrent_update(exc):  # nothing ran: the stack is as it was, and so is its configuration
+                engine.set_config(previous)
+                words = (
+                    f"another update of stack {engine.stack_name} is running (Pulumi's lock on the stack): "
+                    f"nothing changed, the configuration is back as it was; run this again when it ends ({words})"
+                )
             return self.stage("pulumi up", started, False, words)
         return self.stage("pulumi up", started, True, _counts(counts))
 
@@ -229,6 +238,15 @@ class _Switching:
                 self.stage("every host green", started, False, detail)
                 return
             options.sleep(options.interval)
+
+
+def concurrent_update(error: Exception) -> bool:
+    """Pulumi refused the update because another one holds the stack (Automation API's
+    ConcurrentUpdateError; the CLI's words for the file backend's and Pulumi Cloud's lock)."""
+    if type(error).__name__ == "ConcurrentUpdateError":
+        return True
+    text = str(error)
+    return "currently locked" in text or "Another update is currently in progress" in text
 
 
 # How Pulumi names the parts of one replacement; reported as the one step "replace".
@@ -261,10 +279,10 @@ def _within(outputs: Mapping[str, Any], switch: Switch) -> float:
 class AutomationEngine:
     """Pulumi's Automation API on the project's stack (the Pulumi CLI does the work)."""
 
-    def __init__(self, stack: str, project_dir: Path) -> None:
+    def __init__(self, stack: str, project_dir: Path, policy_packs: Sequence[str] = ()) -> None:
         from pulumi import automation
 
-        self._automation = automation
+        self._automation, self.policy_packs = automation, list(policy_packs)
         self._project, self.stack_name = Project.at(project_dir), stack
         try:
             self.stack = automation.select_stack(stack_name=stack, work_dir=str(project_dir))
@@ -283,6 +301,9 @@ class AutomationEngine:
         value = self._project.stack_config(self.stack_name).stack_values.get(f"{PROJECT}:{key}")
         return None if value is None else str(value)
 
+    def effective_config(self, key: str) -> str | None:
+        return self._project.stack_config(self.stack_name).get(key)
+
     def set_config(self, values: Mapping[str, str | None]) -> None:
         for key, value in values.items():
             if value is None:
@@ -293,7 +314,8 @@ class AutomationEngine:
     def _on_event(self, on_step: Callable[[str, str], None]) -> Callable[[Any], None]:
         def handle(event: Any) -> None:
             pre = event.resource_pre_event
-            if pre is not None and str(pre.metadata.op.value) != "same":
+            # A read (the program's StackReferences) changes nothing.
+            if pre is not None and str(pre.metadata.op.value) not in ("same", "read", "refresh"):
                 on_step(str(pre.metadata.op.value), pre.metadata.urn)
 
         return handle
@@ -303,7 +325,7 @@ class AutomationEngine:
         return {str(op.value): n for op, n in result.change_summary.items()}
 
     def up(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
-        result = self.stack.up(on_event=self._on_event(on_step))
+        result = self.stack.up(on_event=self._on_event(on_step), policy_packs=self.policy_packs or None)
         return {
             str(op.value if hasattr(op, "value") else op): n
             for op, n in (result.summary.resource_changes or {}).items()

@@ -11,6 +11,8 @@ class Output(StrEnum):
     """Every output a stack of this project may have (prod's, and the rehearsal's)."""
 
     MODE = "mode"
+    MODE_SINCE = "modeSince"
+    MODE_CHANGED_BY = "modeChangedBy"
     FAILOVER_VIA = "failoverVia"
     ORIGIN_NAME = "originName"
     ORIGIN_IPV4 = "originIpv4"

@@ -12,6 +12,7 @@ import contextvars
 import difflib
 import hashlib
 import json
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from pulumi.runtime.sync_await import _sync_await
 from . import program
 from .components.rehearsal import SITE_FILE
 from .config import TOKENS_BY_ROLE
+from .deployed import CHANGED_AT_VARIABLE, CHANGED_BY_VARIABLE
 from .errors import InputError
 from .model import CLOUDFLARE_IP_RANGES, PROVIDER_TOKENS, ROLES, SECRET
 from .names import (
@@ -191,6 +193,11 @@ def _offline_pem(kind: str, name: str) -> str:
 
 def _stable_number(name: str) -> str:
     return str(int(hashlib.sha256(name.encode()).hexdigest()[:7], 16))
+
+
+# What a stack's first `pulumi up` records as the time and the author of its mode.
+OFFLINE_CHANGED_AT = "<the time of the pulumi up>"
+OFFLINE_CHANGED_BY = "<who runs the pulumi up>"
 
 
 class OfflineClouds(pulumi_mocks.Mocks):
@@ -365,6 +372,8 @@ def evaluate(
     monitor = RecordingMonitor(clouds or OfflineClouds())
 
     def run() -> None:
+        # Who runs the real `pulumi up`, and when, only it knows: placeholders (deployed.py).
+        os.environ[CHANGED_AT_VARIABLE], os.environ[CHANGED_BY_VARIABLE] = OFFLINE_CHANGED_AT, OFFLINE_CHANGED_BY
         pulumi.runtime.set_all_config(values, secret_keys)
         pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
         # The SDK keeps pending outputs in a set that every context shares by default: a run that
@@ -377,7 +386,15 @@ def evaluate(
         outputs = json_format.MessageToDict(_sync_await(rpc.serialize_properties(root.outputs, {})))
         monitor.stack_outputs, monitor.revealed_stack_outputs = _plain(outputs), _plain(outputs, reveal=True)
 
-    contextvars.Context().run(run)
+    saved = {name: os.environ.get(name) for name in (CHANGED_AT_VARIABLE, CHANGED_BY_VARIABLE)}
+    try:
+        contextvars.Context().run(run)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return Evaluation(monitor, placeholders, values)
 
 

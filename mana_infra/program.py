@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_cloudflare as cloudflare
@@ -15,6 +16,7 @@ from .components.secondary_dns import SecondaryDns, read_mirrored_records, read_
 from .components.standby_server import StandbyServer
 from .components.wireguard import WireGuardKeys
 from .config import RehearsalConfig, StandbyConfig, read_stack_config
+from .deployed import DEPLOYED_REFERENCE, ModeRecord, after_run
 from .errors import InputError, Problem, cloud_error
 from .mirror import Unmirrored, mirror_extra_records
 from .model import CLOUDFLARE_API, DnsRecord, tunnel_target
@@ -372,6 +374,7 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     """The stack outputs: what the operator, `mana-infra check` and the rehearsal stack read."""
     pulumi.export(Output.MODE, config.mode)
     pulumi.export(Output.FAILOVER_VIA, config.failover_via)
+    export_mode_record(config)
     pulumi.export(Output.ORIGIN_NAME, config.origin_name)
     pulumi.export(Output.ORIGIN_IPV4, standby.server.ipv4_address)
     pulumi.export(Output.ORIGIN_IPV6, standby.server.ipv6_address)
@@ -446,6 +449,24 @@ def export(config: StandbyConfig, standby: Standby) -> None:
             for record in standby.records
         ],
     )
+
+
+def export_mode_record(config: StandbyConfig) -> None:
+    """Since when and by what the stack is in its mode (deployed.py): read from the stack's own last
+    outputs, carried over while the mode stays, recorded anew (and said) when this run changes it."""
+    deployed = pulumi.StackReference(DEPLOYED_REFERENCE, stack_name=config.stack)
+    names = (Output.MODE, Output.FAILOVER_VIA, Output.MODE_SINCE, Output.MODE_CHANGED_BY)
+
+    def record(values: list[Any]) -> dict[str, str | None]:
+        previous = ModeRecord.from_outputs(dict(zip(names, values, strict=True)))
+        after, change = after_run(previous, config.mode, config.failover_via)
+        if change:
+            pulumi.log.warn(f"stack {config.stack}: {change}")
+        return {"since": after.since, "by": after.by}
+
+    recorded = pulumi.Output.all(*(deployed.get_output(name) for name in names)).apply(record)
+    pulumi.export(Output.MODE_SINCE, recorded.apply(lambda r: r["since"]))
+    pulumi.export(Output.MODE_CHANGED_BY, recorded.apply(lambda r: r["by"]))
 
 
 def build_rehearsal(config: RehearsalConfig) -> Rehearsal:

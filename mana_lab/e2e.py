@@ -589,6 +589,36 @@ class EndToEnd:
         outputs = self.op.outputs()
         deployed = outputs.get(Output.FAILOVER_VIA)
         run.expect(deployed == via, f"failoverVia {deployed}, expected {via}")
+        # The stack records since when and by what it is in its mode (deployed.py).
+        by, since = str(outputs.get(Output.MODE_CHANGED_BY)), outputs.get(Output.MODE_SINCE)
+        run.expect(by.startswith("mana-infra cutover by ") and bool(since), f"recorded: {since}, by {by}")
+
+    def deploy_keeps_mode(self, run: Run) -> None:
+        """The weekly run of main after a cut-over made on this machine: main's Pulumi.prod.yaml says
+        tunnel; `mana-infra deploy` keeps the failover, says so, changes no record, keeps the record of
+        who cut over; the checkout's file is as it was afterwards."""
+        op = self.op
+        stack_file = op.project / "Pulumi.prod.yaml"
+        cut_over, before = stack_file.read_text(), op.outputs()
+        op.must("pulumi config rm --stack prod mode && pulumi config rm --stack prod failoverVia")
+        main = stack_file.read_text()
+        run.command = "mana-infra deploy --stack prod --policy-pack policy"
+        try:
+            done = op.sh(run.command)
+        finally:
+            after_file = stack_file.read_text()
+            stack_file.write_text(cut_over)
+        steps = [line.split() for line in done.stdout.splitlines() if line.startswith("    ")]
+        run.resources = [{"type": "", "name": name, "op": step} for step, name in steps]
+        run.expect(done.returncode == 0, f"exit {done.returncode}: {(done.stderr or done.stdout).strip()[-400:]}")
+        run.expect("so this one keeps failover through the edge" in done.stdout, f"said: {done.stdout[:300]}")
+        run.expect(not any(name.startswith("dns-") for _, name in steps), f"records touched: {steps}")
+        run.expect(after_file == main, "the checkout's stack file was not put back")
+        after = op.outputs()
+        record = (Output.MODE, Output.MODE_SINCE, Output.MODE_CHANGED_BY)
+        moved = {key: after.get(key) for key in record if after.get(key) != before.get(key)}
+        run.expect(not moved, f"the mode's record moved: {moved}")
+        self.green(run, mode="failover")
 
     def failback(self, run: Run) -> None:
         self._switch(run, "mana-infra failback --stack prod --yes --json", "tunnel")
@@ -839,6 +869,7 @@ RUNS: tuple[tuple[str, Callable[[EndToEnd, Run], None]], ...] = (
     ("up-after-refresh", EndToEnd.up_after_refresh),
     ("acme-directory", EndToEnd.acme_directory),
     ("cutover", lambda e2e, run: e2e.cutover(run, "edge")),
+    ("deploy-keeps-mode", EndToEnd.deploy_keeps_mode),
     ("failback", EndToEnd.failback),
     ("cutover-dns", lambda e2e, run: e2e.cutover(run, "dns")),
     ("failback-by-hand", EndToEnd.failback_by_hand),

@@ -30,6 +30,9 @@ class FakeEngine:
     def get_config(self, key: str) -> str | None:
         return self.config.get(key)
 
+    def effective_config(self, key: str) -> str | None:
+        return self.config.get(key) or {"mode": "tunnel", "failoverVia": "edge"}.get(key)
+
     def set_config(self, values: Mapping[str, str | None]) -> None:
         self.calls.append(f"set {dict(values)}")
         for key, value in values.items():
@@ -45,6 +48,7 @@ class FakeEngine:
 
     def up(self, on_step: Callable[[str, str], None]) -> dict[str, int]:
         self.calls.append("up")
+        self.config_at_up = dict(self.config)
         if self.fail:
             raise RuntimeError(f"error: {self.fail}")
         on_step("update", URN + "mana-infra:index:CaddyConfig$command:remote:Command::caddy-apply")

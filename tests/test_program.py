@@ -327,3 +327,38 @@ def test_the_plan_warns_while_adopt_records_is_set(capsys: pytest.CaptureFixture
         "warning: adoptRecords is set for 1 host: right for the first `pulumi up` (it imports them); after it their "
         "records ignore TTL and comment changes until it is removed: pulumi config rm --stack prod adoptRecords"
     ) in out
+
+
+DEPLOYED = {
+    "mode": "failover",
+    "failoverVia": "edge",
+    "modeSince": "2026-12-01T03:00:00+00:00",
+    "modeChangedBy": "mana-infra cutover by op@laptop",
+}
+
+
+def test_a_run_that_changes_the_deployed_mode_says_since_when_and_by_what(caplog: pytest.LogCaptureFixture) -> None:
+    """The stack's own last outputs say it is in failover (a cut-over from another machine); this
+    checkout's config says tunnel: the run says so plainly, and records the new mode's time and author."""
+    outputs = offline.evaluate("prod", clouds=offline.OfflineClouds(DEPLOYED)).monitor.stack_outputs
+    assert (outputs["mode"], outputs["modeSince"], outputs["modeChangedBy"]) == (
+        "tunnel",
+        offline.OFFLINE_CHANGED_AT,
+        offline.OFFLINE_CHANGED_BY,
+    )
+    assert (
+        "stack prod: this run changes the stack's mode: it is failover through the edge since "
+        "2026-12-01T03:00:00+00:00 (by mana-infra cutover by op@laptop); after it, tunnel"
+    ) in caplog.text
+
+
+def test_a_run_in_the_deployed_mode_keeps_its_record_and_says_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    deployed = {**DEPLOYED, "mode": "tunnel"}
+    outputs = offline.evaluate("prod", clouds=offline.OfflineClouds(deployed)).monitor.stack_outputs
+    assert (outputs["modeSince"], outputs["modeChangedBy"]) == (DEPLOYED["modeSince"], DEPLOYED["modeChangedBy"])
+    assert "changes the stack's mode" not in caplog.text
+    # A change of the way while in failover is a change too.
+    evaluation = offline.evaluate("prod", overrides={"mode": "failover", "failoverVia": "dns"},
+                                  clouds=offline.OfflineClouds(DEPLOYED))  # fmt: skip
+    assert evaluation.monitor.stack_outputs["modeSince"] == offline.OFFLINE_CHANGED_AT
+    assert "after it, failover DNS-only" in caplog.text

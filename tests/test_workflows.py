@@ -22,7 +22,7 @@ WORKFLOWS = [WORKFLOWS_DIR / name for name in ("deploy.yml", "pr.yml", "preview.
 SCRIPTS = sorted((PROJECT_DIR / ".github" / "scripts").glob("*.sh"))
 # owner/repo[/path]@<version tag: v1, v4.2.2> or @<full commit SHA>.
 PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_./-]+)?@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$")
-PULUMI_UP = re.compile(r"\bpulumi\s+(up|update)\b")
+PULUMI_UP = re.compile(r"\bpulumi\s+(up|update)\b|\bmana-infra\s+(deploy|cutover|failback)\b")
 
 
 def load(path: Path) -> dict[Any, Any]:
@@ -221,6 +221,12 @@ def test_the_deploy_needs_the_production_environment() -> None:
     path = WORKFLOWS_DIR / "deploy.yml"
     (job,) = jobs(path).values()
     assert runs_pulumi_up(job) and job["environment"] == "production"
+    # Through mana-infra deploy, which keeps the deployed mode (a run of main never fails back), with
+    # the policy pack; no bare `pulumi up` beside it.
+    runs = [str(step.get("run", "")) for step in job["steps"]]
+    assert any(re.search(r"mana-infra deploy .*--policy-pack policy", run) for run in runs), runs
+    assert not any(re.search(r"\bpulumi\s+up\b", run) for run in runs)
+    assert all((step.get("with") or {}).get("command") in (None, "") for step in job["steps"] if "uses" in step)
     assert set(triggers(load(path))) == {"workflow_dispatch", "schedule"}
     # Weekly: the public certificate is renewed under 30 days left, well before its 90 run out.
     [schedule] = triggers(load(path))["schedule"]
