@@ -291,6 +291,22 @@ def _deploy(args: argparse.Namespace) -> int:
     return verdict.exit_code
 
 
+def _watch_parser(name: str, _arguments: Sequence[str]) -> argparse.ArgumentParser:
+    from .check import cli as check
+    from .watchdog import command
+
+    parser = Parser(prog=f"mana-infra {name}", description=(COMMANDS[name].summary), allow_abbrev=False)
+    command.add_arguments(parser)
+    check.add_arguments(parser, for_switch=True)  # how its rounds probe: resolver, CA file, SSH key, ...
+    return parser
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from .watchdog import command
+
+    return command.run(args)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -451,6 +467,11 @@ COMMANDS: dict[str, Command] = {
         "the unattended pulumi up (the weekly run): never changes the deployed mode, says when it keeps it",
         _deploy_parser,
         _deploy,
+    ),
+    "watch": Command(
+        "the watchdog: probes from here and the VPS, cuts over by itself only when that helps; pause, resume",
+        _watch_parser,
+        _watch,
     ),
     "lab": Command(
         "the failover lab in network namespaces (Linux, root, a checkout): up, down, status, drill, e2e",

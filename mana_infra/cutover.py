@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .check import decision
+from .check.core import Endpoints
+from .check.core import Options as CheckOptions
 from .check.report import Report
 from .errors import ExitCode, InputError, Problem
 from .model import Mode, Via
@@ -335,27 +337,37 @@ class AutomationEngine:
         return {name: output.value for name, output in self.stack.outputs().items() if not output.secret}
 
 
-def check_with(args: argparse.Namespace, stack: str) -> Checker:
+class CheckWith:
     """The real check on a stack's outputs, with the check flags the operator gave the command (resolver,
-    CA file, SSH key, ...): `args` is the command's parse, which carries check's flags for switches."""
-    from .check import cli as check
-    from .check.view import check_once
+    CA file, SSH key, ...): `args` is the command's parse, which carries check's flags. A Checker."""
 
-    checks_own = argparse.ArgumentParser(add_help=False)
-    check.add_arguments(checks_own, for_switch=True)
-    # check's own defaults, the flags a switch passes on as the operator gave them: parsed once.
-    given = {name: getattr(args, name) for name in vars(checks_own.parse_args([]))}
-    defaults = vars(check.parse_args(["--stack", stack]))
+    def __init__(self, args: argparse.Namespace, stack: str) -> None:
+        from .check import cli as check
 
-    def run_check(outputs: Mapping[str, Any]) -> Report:
+        checks_own = argparse.ArgumentParser(add_help=False)
+        check.add_arguments(checks_own, for_switch=True)
+        # check's own defaults, the flags a switch passes on as the operator gave them: parsed once.
+        self.given = {name: getattr(args, name) for name in vars(checks_own.parse_args([]))}
+        self.defaults = vars(check.parse_args(["--stack", stack]))
+
+    def inputs(self, outputs: Mapping[str, Any]) -> tuple[Endpoints, CheckOptions]:
+        """check's endpoints and options for these outputs (the watchdog's VPS vote uses them too)."""
+        from .check import cli as check
+
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="mana-infra-outputs-") as file:
             json.dump(dict(outputs), file)
             file.flush()
-            check_args = argparse.Namespace(**{**defaults, **given, "outputs": file.name})
-            endpoints, options = check.build(check_args)
-            return check_once(endpoints, options, show_progress=False)
+            return check.build(argparse.Namespace(**{**self.defaults, **self.given, "outputs": file.name}))
 
-    return run_check
+    def __call__(self, outputs: Mapping[str, Any]) -> Report:
+        from .check.view import check_once
+
+        endpoints, options = self.inputs(outputs)
+        return check_once(endpoints, options, show_progress=False)
+
+
+def check_with(args: argparse.Namespace, stack: str) -> CheckWith:
+    return CheckWith(args, stack)
 
 
 def print_verdict(verdict: Verdict, stream: Any = None) -> None:

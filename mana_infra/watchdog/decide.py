@@ -1,0 +1,226 @@
+"""What the watchdog does with one round's votes: the rules, pure, on a state that survives restarts.
+
+It cuts over only when every voting vantage point has seen the public path down for `rounds` rounds in a
+row, at least `min_voters` of them voting; when the verdict names a way that a machine may take (through
+the edge or DNS-only — never the emergency path, whose registrar switch needs a person); when the
+standby is ready as the watch box sees it and as the VPS sees it; and when its budget allows (at most
+`max_actions` automatic cut-overs per `window`, then it latches and pages). A cut-over that is not green
+within its budget latches it too: no ping-pong. Paused, it probes and pages but never acts. Fail-back is
+a person's unless `auto_failback`: then only after the tunnel's probe has answered without a break for
+`stable` seconds. Each change of the situation is one page; a round that changes nothing pages nothing.
+(Cloudflare Load Balancing and Route 53 decide the same way: a quorum of vantage points, consecutive
+failures, and no flapping: see ../shared/notes/watchdog-facts.md.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from ..check.decision import adoption_blocker, cutover_command, stack_flag, switch_blockers
+from ..check.report import Json, Report, TunnelState, Way
+from ..outputs import Output
+from .votes import Vote, VoteKind
+
+
+@dataclass(frozen=True)
+class Policy:
+    rounds: int = 3  # rounds in a row that every voter sees the public path down
+    min_voters: int = 2  # vantage points that must vote (not abstain)
+    window: float = 86400.0  # the budget's window, in seconds
+    max_actions: int = 1  # automatic cut-overs within the window; then it latches
+    auto_failback: bool = False
+    stable: float = 900.0  # the tunnel answering without a break before an automatic fail-back
+
+
+class Act(StrEnum):
+    NOTHING = "nothing"
+    CUT_OVER = "cut-over"
+    FAIL_BACK = "fail-back"
+
+
+class Situation(StrEnum):
+    """What the pages are about: one page when it changes."""
+
+    OK = "ok"  # the public path answers (tunnel mode), nothing to do
+    WATCHING = "watching"  # some vantage points see it down, not yet every one for enough rounds
+    TOO_FEW = "too-few-votes"  # the path looks down, but fewer vantage points vote than the rule needs
+    NO_WAY = "no-way"  # down, and no cut-over helps (the Mac Mini or its line, the VPS)
+    EMERGENCY = "emergency"  # down, and only the emergency path fits: a person's
+    NOT_READY = "standby-not-ready"  # down, a way fits, the standby is not ready for it
+    PAUSED = "paused-outage"  # down, a way fits, and a person paused the watchdog
+    LATCHED = "latched"  # down, and the watchdog acts no more until a person resumes it
+    ACTING = "acting"  # it cuts over (or fails back) now
+    GREEN = "acted-green"  # it cut over, every host green
+    NOT_GREEN = "acted-not-green"  # it cut over, not green within the budget: latched
+    FAILED_OVER = "failed-over"  # the stack is in failover, the tunnel not back
+    TUNNEL_BACK = "tunnel-back"  # in failover, the tunnel answers again: fail back when ready
+
+    @property
+    def pages(self) -> bool:
+        """Whether reaching it is worth a page. Not the quiet ones: all is well, a count that has not
+        reached its rounds (flapping would page every flap), too few voices (the watch box's own
+        network flapping), the stack in failover while the tunnel is still down (paged as GREEN)."""
+        return self not in (Situation.OK, Situation.WATCHING, Situation.TOO_FEW, Situation.FAILED_OVER)
+
+
+@dataclass
+class Action(Json):
+    at: float
+    what: Act
+    way: Way | None
+    green: bool
+    detail: str
+
+
+@dataclass
+class WatchState(Json):
+    """What survives a restart: the counters, the latch, what it did, what it last paged."""
+
+    round: int = 0
+    down_rounds: int = 0
+    tunnel_green_since: float | None = None
+    latched: str | None = None  # why, while latched
+    actions: list[Action] = field(default_factory=list)
+    page: Situation = Situation.OK
+
+
+@dataclass(frozen=True)
+class Decision:
+    act: Act
+    situation: Situation
+    words: str  # what a page says
+    way: Way | None = None
+    command: str | None = None  # what a person can run
+
+
+def decide(
+    state: WatchState,
+    votes: Sequence[Vote],
+    report: Report,
+    outputs: Mapping[str, Any],
+    policy: Policy,
+    now: float,
+    paused: str | None = None,
+) -> tuple[Decision, WatchState]:
+    """This round's decision, and the state after it (the counters; an action is recorded by `acted`)."""
+    state = replace(state, round=state.round + 1)
+    if report.mode != "tunnel":
+        return _in_failover(state, report, policy, now, paused)
+    voting = [v for v in votes if v.kind is not VoteKind.ABSTAIN]
+    all_down = len(voting) >= policy.min_voters and all(v.kind is VoteKind.DOWN for v in voting)
+    any_down = any(v.kind is VoteKind.DOWN for v in voting)
+    if len(voting) < policy.min_voters:
+        # Too few voices to count either way: the counter holds, neither counting nor starting over.
+        if any_down:
+            return Decision(Act.NOTHING, Situation.TOO_FEW, _too_few(votes, policy)), state
+        return Decision(Act.NOTHING, Situation.OK, "the public path answers"), state
+    if not all_down:
+        state = replace(state, down_rounds=0)
+        if any_down:
+            return Decision(Act.NOTHING, Situation.WATCHING, _split(votes)), state
+        return Decision(Act.NOTHING, Situation.OK, "the public path answers from every vantage point"), state
+    state = replace(state, down_rounds=state.down_rounds + 1)
+    if state.down_rounds < policy.rounds:
+        words = f"the public path is down from every vantage point, round {state.down_rounds} of {policy.rounds}"
+        return Decision(Act.NOTHING, Situation.WATCHING, words), state
+    return _outage(state, votes, report, outputs, policy, now, paused)
+
+
+def _outage(
+    state: WatchState,
+    votes: Sequence[Vote],
+    report: Report,
+    outputs: Mapping[str, Any],
+    policy: Policy,
+    now: float,
+    paused: str | None,
+) -> tuple[Decision, WatchState]:
+    """Down from every vantage point for enough rounds: act, or say why not."""
+    diagnosis, stack = report.diagnosis, report.stack
+    seen = f"the public path is down from every vantage point for {state.down_rounds} rounds"
+    if diagnosis.way is None:
+        return Decision(Act.NOTHING, Situation.NO_WAY, f"{seen}; no cut-over helps: {diagnosis.why}"), state
+    command = cutover_command(diagnosis.way, stack, report_emergency(outputs))
+    if diagnosis.way is Way.EMERGENCY:
+        words = f"{seen}; only the emergency path fits, and its registrar switch needs a person: {diagnosis.why}"
+        return Decision(Act.NOTHING, Situation.EMERGENCY, words, diagnosis.way, command), state
+    if paused:
+        words = f"{seen}; a cut-over {diagnosis.way.words} fits, but the watchdog is paused ({paused})"
+        return Decision(Act.NOTHING, Situation.PAUSED, words, diagnosis.way, command), state
+    if state.latched:
+        words = f"{seen}; the watchdog is latched ({state.latched}): a person decides"
+        return Decision(Act.NOTHING, Situation.LATCHED, words, diagnosis.way, command), state
+    blockers = _blockers(votes, report, outputs, diagnosis.way)
+    if blockers:
+        words = f"{seen}; a cut-over {diagnosis.way.words} fits, but the standby is not ready: {'; '.join(blockers)}"
+        return Decision(Act.NOTHING, Situation.NOT_READY, words, diagnosis.way, command), state
+    recent = [a for a in state.actions if a.what is Act.CUT_OVER and now - a.at < policy.window]
+    if len(recent) >= policy.max_actions:
+        why = f"{len(recent)} automatic cut-over(s) within {policy.window / 3600:g} h, its budget"
+        state = replace(state, latched=why)
+        words = f"{seen}; the watchdog has spent its budget ({why}) and latches: a person decides"
+        return Decision(Act.NOTHING, Situation.LATCHED, words, diagnosis.way, command), state
+    words = f"{seen}; cutting over {diagnosis.way.words}: {diagnosis.why}"
+    return Decision(Act.CUT_OVER, Situation.ACTING, words, diagnosis.way, command), state
+
+
+def _blockers(votes: Sequence[Vote], report: Report, outputs: Mapping[str, Any], way: Way) -> list[str]:
+    """The standby ready as the watch box sees it (check's own rule) and as the VPS sees it."""
+    stack = report.stack or "prod"
+    blockers = [b for b in [adoption_blocker(outputs, "failover", way, stack)] if b]
+    blockers += switch_blockers(report, outputs, "failover", way)
+    vps = next((v for v in votes if v.vantage == "vps"), None)
+    if vps is None or vps.standby_ready is not True:
+        blockers.append(
+            f"the VPS does not see the Mac Mini answer across WireGuard ({vps.reason if vps else 'no vote'})"
+        )
+    return blockers
+
+
+def _in_failover(
+    state: WatchState, report: Report, policy: Policy, now: float, paused: str | None
+) -> tuple[Decision, WatchState]:
+    """The stack is on the VPS: watch the tunnel's probe for a fail-back (a person's, unless auto_failback)."""
+    state = replace(state, down_rounds=0)
+    probe = report.tunnel_probe
+    if probe.state is not TunnelState.UP:
+        state = replace(state, tunnel_green_since=None)
+        return Decision(
+            Act.NOTHING, Situation.FAILED_OVER, f"in failover; the tunnel is not back ({probe.error})"
+        ), state
+    since = state.tunnel_green_since if state.tunnel_green_since is not None else now
+    state = replace(state, tunnel_green_since=since)
+    command = f"mana-infra failback{stack_flag(report.stack)}"
+    green_for = now - since
+    if policy.auto_failback and not paused and not state.latched and green_for >= policy.stable:
+        words = f"the tunnel has answered for {green_for:.0f} s without a break: failing back"
+        return Decision(Act.FAIL_BACK, Situation.ACTING, words, None, command), state
+    words = f"the tunnel serves again ({probe.host} answers through it, for {green_for:.0f} s): fail back when ready"
+    return Decision(Act.NOTHING, Situation.TUNNEL_BACK, words, None, command), state
+
+
+def acted(state: WatchState, decision: Decision, green: bool, detail: str, now: float) -> tuple[Situation, WatchState]:
+    """Record what the watchdog did; not green latches it (no ping-pong)."""
+    action = Action(now, decision.act, decision.way, green, detail)
+    state = replace(state, actions=[*state.actions, action], down_rounds=0, tunnel_green_since=None)
+    if green:
+        return Situation.GREEN, state
+    return Situation.NOT_GREEN, replace(state, latched=f"the {decision.act} at round {state.round} was not green")
+
+
+def report_emergency(outputs: Mapping[str, Any]) -> str | None:
+    value = outputs.get(Output.EMERGENCY_CUTOVER)
+    return str(value) if value else None
+
+
+def _too_few(votes: Sequence[Vote], policy: Policy) -> str:
+    said = "; ".join(f"{v.vantage}: {v.kind} ({v.reason})" for v in votes)
+    return f"the public path looks down, but fewer than {policy.min_voters} vantage points vote: {said}"
+
+
+def _split(votes: Sequence[Vote]) -> str:
+    said = "; ".join(f"{v.vantage}: {v.kind} ({v.reason})" for v in votes)
+    return f"the vantage points disagree: {said}"

@@ -1,0 +1,80 @@
+"""The watchdog's loop with the real cut-over code behind the engine's seam: it acts through
+cutover.run under the stack's lock, pages once per change, keeps its state in a file, and
+pause/resume reach it through that file's neighbours."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mana_infra.check.decision import Context, diagnose
+from mana_infra.check.report import Report, Way
+from mana_infra.watchdog.decide import Policy
+from mana_infra.watchdog.run import Watch, load_state, pause, resume, run_watch
+from mana_infra.watchdog.votes import Vote, VoteKind
+
+from .support import check_report
+from .test_cutover import OUTPUTS, FakeEngine
+
+HOSTS = [f"h{i}.mana.how" for i in range(3)]
+
+
+def checker(outputs: Mapping[str, Any]) -> Report:
+    """check on the stack as its outputs say: in tunnel mode the tunnel is cut; in failover every host
+    answers through the VPS."""
+    if outputs.get("mode") == "tunnel":
+        report = check_report(mode="tunnel", path="tunnel", green=0, failures={"tunnel_error": HOSTS})
+    else:
+        report = check_report(mode="failover", path="origin", tunnel="down")
+    report.diagnosis = diagnose(report, Context("prod"))
+    return report
+
+
+def vps_down(_outputs: Mapping[str, Any]) -> Vote:
+    return Vote("vps", VoteKind.DOWN, True, None, "3 of 3 hosts fail from Hetzner's network")
+
+
+def watch(tmp_path: Path, engine: FakeEngine, pages: list[dict[str, Any]], lines: list[str], rounds: int) -> Watch:
+    return Watch(
+        stack="prod",
+        project_dir=tmp_path,
+        state_path=tmp_path / "state" / "watch-prod.json",
+        policy=Policy(rounds=3),
+        engine=engine,
+        checker=checker,
+        vps=vps_down,
+        pager=pages.append,
+        interval=10,
+        rounds=rounds,
+        emit=lines.append,
+        clock=iter(range(0, 10_000, 10)).__next__,  # type: ignore[arg-type]
+        sleep=lambda _seconds: None,
+    )
+
+
+def test_the_tunnel_cut_is_cut_over_once_paged_twice_and_remembered(tmp_path: Path) -> None:
+    engine, pages, lines = FakeEngine(dict(OUTPUTS)), [], []  # type: ignore[var-annotated]
+    assert run_watch(watch(tmp_path, engine, pages, lines, rounds=6)) == 0
+    rounds = [json.loads(line) for line in lines]
+    assert [r["decision"] for r in rounds] == ["nothing", "nothing", "cut-over", "nothing", "nothing", "nothing"]
+    assert rounds[0]["votes"] == {"watch": "down", "vps": "down"} and rounds[3]["mode"] == "failover"
+    assert engine.config == {"mode": "failover", "failoverVia": "edge"} and engine.calls.count("up") == 1
+    assert [p["situation"] for p in pages] == ["acting", "acted-green"]  # and nothing while in failover
+    state = load_state(tmp_path / "state" / "watch-prod.json")
+    [action] = state.actions
+    assert (action.what, action.way, action.green) == ("cut-over", Way.EDGE, True)
+    assert "3 of 3 hosts green" in action.detail
+
+
+def test_paused_it_probes_and_pages_but_never_acts_and_resume_lifts_it(tmp_path: Path) -> None:
+    engine, pages, lines = FakeEngine(dict(OUTPUTS)), [], []  # type: ignore[var-annotated]
+    state_path = tmp_path / "state" / "watch-prod.json"
+    said = pause(state_path, "maintenance of the Mac Mini")
+    run_watch(watch(tmp_path, engine, pages, lines, rounds=5))
+    assert engine.calls == [] and [p["situation"] for p in pages] == ["paused-outage"]
+    assert said in pages[0]["words"] and pages[0]["command"] == "mana-infra cutover --via edge --stack prod"
+    resume(state_path)
+    run_watch(watch(tmp_path, engine, pages, lines, rounds=1))
+    assert "up" in engine.calls  # the count survived the restart: acting at once
