@@ -29,6 +29,7 @@ class Output(StrEnum):
     MACMINI_LAUNCHD_PLIST = "macminiLaunchdPlist"
     WATCH_SYSTEMD_UNIT = "watchSystemdUnit"
     WATCH_LAUNCHD_AGENT = "watchLaunchdAgent"
+    WATCHDOG_SYSTEMD_UNIT = "watchdogSystemdUnit"
     MACMINI_ADDRESS = "macminiAddress"
     CLOUDFLARE_ZONE_ID = "cloudflareZoneId"
     EMERGENCY_CUTOVER = "emergencyCutover"

@@ -33,7 +33,7 @@ from .records import (
 from .render.caddyfile import ORIGIN_CERTIFICATE, PUBLIC_CERTIFICATE, CaddySpec, render_caddyfile
 from .render.cloud_init import render_cloud_init
 from .render.remote import CADDY_DIR
-from .render.services import macmini_wireguard_plist, watch_launchd_agent, watch_systemd_unit
+from .render.services import macmini_wireguard_plist, watch_launchd_agent, watch_systemd_unit, watchdog_systemd_unit
 from .render.wireguard import render_macmini_config, render_server_config
 
 
@@ -399,6 +399,7 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     pulumi.export(Output.MACMINI_LAUNCHD_PLIST, macmini_wireguard_plist())
     pulumi.export(Output.WATCH_SYSTEMD_UNIT, watch_systemd_unit(config.stack))
     pulumi.export(Output.WATCH_LAUNCHD_AGENT, watch_launchd_agent(config.stack))
+    pulumi.export(Output.WATCHDOG_SYSTEMD_UNIT, watchdog_systemd_unit(config.stack))
     pulumi.export(Output.MACMINI_ADDRESS, str(config.wireguard.macmini_address))
     pulumi.export(Output.CLOUDFLARE_ZONE_ID, standby.zone_id)
     # Cloudflare's API down or the token revoked: flip the VPS alone, touching nothing at Cloudflare.

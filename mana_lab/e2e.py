@@ -39,11 +39,13 @@ A confirmation prompt is answered as a terminal's operator answers it: PULUMI_SK
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -271,6 +273,32 @@ class Operator:
             log.write(done.stderr[-4000:])
         return done
 
+    def stream(self, command: str, *, until: Callable[[str], bool], timeout: float = 180) -> list[tuple[float, str]]:
+        """``command`` in the operator's seat, its stdout read as it comes: (time it came, line) until a
+        line that ``until`` accepts, or the command ends, or the timeout (then it is killed)."""
+        proc = subprocess.Popen(
+            netns_exec_argv(topo.ns_name("client"), ["sh", "-c", command]),
+            cwd=self.project, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        lines: list[tuple[float, str]] = []
+        stop = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+        stop.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append((time.monotonic(), line.strip()))
+                if until(line):
+                    break
+        finally:
+            stop.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        with self.log.open("a") as log:
+            log.write(f"\n$ {command}   # streamed, {len(lines)} lines\n" + "\n".join(line for _, line in lines[-20:]))
+        return lines
+
     def must(self, command: str, *, stdin: str | None = None) -> str:
         done = self.sh(command, stdin=stdin)
         if done.returncode != 0:
@@ -360,11 +388,15 @@ class EndToEnd:
                 ("back by hand", lambda e2e, run: e2e._by_hand(run, "tunnel")),
                 ("cutover", lambda e2e, run: e2e.cutover(run, "edge")),
                 ("failback", EndToEnd.failback),
+                # The watchdog's time from the fault to green: at the inventory's size (27), what it is for.
+                *((("watchdog", EndToEnd.watch_tunnel_cut),) if len(self.services) <= 100 else ()),
             )
             for name, body in bench_runs:
                 run = self._timed(name, body)
                 self.log(f"bench: {name:<14} {'ok' if run.ok else 'FAILED'} {run.seconds:6.1f} s")
                 figures[name] = {"seconds": run.seconds, "ok": run.ok, "problems": run.problems[:3]}
+                if "fault_to_green_seconds" in run.details:
+                    figures[name]["fault_to_green_seconds"] = run.details["fault_to_green_seconds"]
                 verdict = run.details.get("verdict")
                 if verdict:
                     figures[name]["stages"] = [(s["name"], s["seconds"]) for s in verdict["stages"]]
@@ -654,6 +686,39 @@ class EndToEnd:
         self.world.settle()
         self.green(run, mode="tunnel")
 
+    def watch_tunnel_cut(self, run: Run) -> None:
+        """The watchdog from the operator's seat (the watch box), the VPS its second vantage point: the
+        tunnel cut, it cuts over through the edge by itself (every host green) within 60 s of the fault;
+        then the person's fail-back."""
+        op, world = self.op, self.world
+        state = self.workdir / "watch" / "watch-prod.json"
+        flags = [*world.check_flags(), "--mirror-nameserver", topo.MIRROR_DNS_IP]
+        run.command = f"mana-infra watch --stack prod --state {state} --interval 2 --rounds 8 --json"
+        world.cut_edge("link")
+        fault = time.monotonic()
+        try:
+            lines = op.stream(f"{run.command} {shlex.join(flags)}", until=lambda line: '"acted-' in line)
+        finally:
+            world.restore_edge()
+        rounds = [(seconds, json.loads(line)) for seconds, line in lines if line.startswith("{")]
+        acted = [(seconds, r) for seconds, r in rounds if r["decision"] == "cut-over"]
+        run.details["rounds"] = [r for _, r in rounds]
+        run.expect(len(acted) == 1, f"cut-overs: {[r['decision'] for _, r in rounds]}: {rounds[-1:]}")
+        if acted:
+            seconds, line = acted[0]
+            run.details["fault_to_green_seconds"] = round(seconds - fault, 1)
+            self.log(f"e2e: the watchdog: every host green {seconds - fault:.1f} s after the tunnel was cut")
+            run.expect(line["situation"] == "acted-green", f"not green: {line}")
+            run.expect(line["votes"] == {"watch": "down", "vps": "down"}, f"votes: {line['votes']}")
+        run.expect(op.outputs().get(Output.MODE) == "failover", "the stack is not in failover after the watchdog")
+        by = str(op.outputs().get(Output.MODE_CHANGED_BY))
+        run.expect(by.startswith("mana-infra watch (automatic)"), f"modeChangedBy {by}")
+        world.settle()
+        back = op.sh(f"mana-infra failback --stack prod --yes {shlex.join(flags)}")
+        run.expect(back.returncode == 0, f"the person's failback: exit {back.returncode}: {back.stdout[-300:]}")
+        world.settle()
+        self.green(run, mode="tunnel")
+
     def rehearsal_up(self, run: Run) -> None:
         op, world = self.op, self.world
         for command in (
@@ -873,6 +938,7 @@ RUNS: tuple[tuple[str, Callable[[EndToEnd, Run], None]], ...] = (
     ("failback", EndToEnd.failback),
     ("cutover-dns", lambda e2e, run: e2e.cutover(run, "dns")),
     ("failback-by-hand", EndToEnd.failback_by_hand),
+    ("watch-tunnel-cut", EndToEnd.watch_tunnel_cut),
     ("rehearsal-up", EndToEnd.rehearsal_up),
     ("replace-server", EndToEnd.replace_server),
     ("rehearsal-after-replace", EndToEnd.rehearsal_after_replace),

@@ -276,6 +276,9 @@ class Machine:
         for sub in ("upper", "work"):
             for path in OVERLAID:
                 (self.folder / sub / path.strip("/")).mkdir(parents=True, exist_ok=True)
+        # Its network's resolver, as Hetzner's gives its servers one (not this machine's own: the lab's
+        # traffic stays in the lab).
+        (self.folder / "upper" / "etc" / "resolv.conf").write_text(f"nameserver {topo.RESOLVER_IP}\n")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         Path("/run/wireguard").mkdir(mode=0o700, exist_ok=True)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory

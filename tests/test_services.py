@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import plistlib
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from mana_infra.render.services import (
     watch_command,
     watch_launchd_agent,
     watch_systemd_unit,
+    watchdog_command,
+    watchdog_systemd_unit,
 )
 
 from .support import plan_of, require_tools
@@ -65,3 +68,26 @@ def test_the_unit_is_one_systemd_takes(tmp_path: Path) -> None:
         line for line in done.stderr.splitlines() if "mana-watch.service" in line and "/usr/local/bin" not in line
     ]
     assert not problems, done.stderr
+
+
+def test_the_watchdogs_unit_runs_mana_infra_watch_from_the_checkout_with_its_state_kept(tmp_path: Path) -> None:
+    unit = watchdog_systemd_unit("prod")
+    [exec_start] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert argv == watchdog_command("prod") and argv[1:4] == ["watch", "--stack", "prod"]
+    assert "StateDirectory=mana-infra" in unit and "WorkingDirectory=/opt/mana-infra" in unit
+    assert "--state" in argv and argv[argv.index("--state") + 1].startswith("/var/lib/mana-infra/")
+    assert plan_of("prod").outputs["watchdogSystemdUnit"] == unit
+    # Every flag it runs with is one `mana-infra watch` takes.
+    from mana_infra import cli
+
+    parser = cli.COMMANDS["watch"].parser("watch", argv[2:])
+    assert parser.parse_args(argv[2:]).ssh_key == "/etc/mana-infra/id_ed25519"
+    if shutil.which("systemd-analyze"):
+        path = tmp_path / "mana-watchdog.service"
+        path.write_text(unit)
+        done = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, check=False)
+        problems = [
+            line for line in done.stderr.splitlines() if "mana-watchdog.service" in line and "/opt/" not in line
+        ]
+        assert not problems, done.stderr

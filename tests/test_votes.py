@@ -3,6 +3,7 @@ bash itself), and its answer becomes a vote; the watch box abstains when it reac
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,25 @@ class App(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
+def resolver() -> Iterator[str]:
+    """A resolver on loopback that answers anything (REFUSED, as an authoritative server would)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+
+    def answer() -> None:
+        while True:
+            try:
+                query, peer = sock.recvfrom(512)
+            except OSError:
+                return
+            sock.sendto(query[:2] + b"\x81\x05" + query[4:], peer)
+
+    threading.Thread(target=answer, daemon=True).start()
+    yield f"127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+@pytest.fixture
 def app() -> Iterator[int]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), App)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -35,9 +55,9 @@ def app() -> Iterator[int]:
     server.shutdown()
 
 
-def test_the_vps_probe_runs_over_the_shell_transport_and_answers_per_host(app: int) -> None:
+def test_the_vps_probe_runs_over_the_shell_transport_and_answers_per_host(app: int, resolver: str) -> None:
     services = (Service("a.mana.how", app, "a.mana.how"), Service("broken.mana.how", app, "broken.mana.how"))
-    script = vps_probe_script(services, "127.0.0.1", timeout=2, neutral="localhost")
+    script = vps_probe_script(services, "127.0.0.1", timeout=2, nameservers=[resolver])
     done = command_runner(["bash", "-s"])(script, 30)
     assert done.returncode == 0, done.stderr
     vote = vps_vote_from(done.stdout)
@@ -45,7 +65,10 @@ def test_the_vps_probe_runs_over_the_shell_transport_and_answers_per_host(app: i
     # across "WireGuard" (loopback) one app answers and one gives Caddy's 502.
     assert vote.kind is VoteKind.DOWN and vote.standby_ready is False
     assert "the Mac Mini does not answer across WireGuard for 1" in vote.reason
-    assert vps_vote(command_runner(["bash", "-s"]), services[:1], "127.0.0.1", 2).standby_ready is True
+    assert vps_vote(command_runner(["bash", "-s"]), services[:1], "127.0.0.1", 2, [resolver]).standby_ready is True
+    # A resolver that does not answer (nothing listens there): the VPS's own network, an abstention.
+    silent = vps_vote(command_runner(["bash", "-s"]), services[:1], "127.0.0.1", 1, ["127.0.0.1:9"])
+    assert silent.kind is VoteKind.ABSTAIN and "resolver does not answer" in silent.reason
 
 
 def test_votes_from_the_vps_answer() -> None:

@@ -73,6 +73,41 @@ def watch_systemd_unit(stack: str, interval: int = 60) -> str:
     )
 
 
+WATCHDOG_CHECKOUT = "/opt/mana-infra"  # the project's checkout on the watch box (`make setup` there)
+WATCHDOG_KEY = "/etc/mana-infra/id_ed25519"  # the key sshAllowedCidrs lets in: the Caddy command needs it
+
+
+def watchdog_command(stack: str) -> list[str]:
+    """The watchdog's command line: it acts through Pulumi from the checkout, and asks the VPS for its
+    vote over the SSH the Caddy command needs anyway. Its state under systemd's StateDirectory."""
+    return [
+        f"{WATCHDOG_CHECKOUT}/venv/bin/mana-infra", "watch", "--stack", stack,
+        "--state", f"/var/lib/mana-infra/watch-{stack}.json", "--ssh-key", WATCHDOG_KEY,
+    ]  # fmt: skip
+
+
+def watchdog_systemd_unit(stack: str) -> str:
+    """/etc/systemd/system/mana-watchdog.service: the watchdog (`mana-infra watch`), restarted if it
+    ever stops; its state survives that. The tokens and the webhook come from the environment file."""
+    return (
+        "[Unit]\n"
+        f"Description=mana-infra watchdog (stack {stack}): cuts over by itself only when that helps\n"
+        "Wants=network-online.target\n"
+        "After=network-online.target\n"
+        "\n"
+        "[Service]\n"
+        f"EnvironmentFile={WATCH_ENVIRONMENT}\n"
+        f"WorkingDirectory={WATCHDOG_CHECKOUT}\n"
+        f"ExecStart={shlex.join(watchdog_command(stack))}\n"
+        "StateDirectory=mana-infra\n"
+        "Restart=always\n"
+        "RestartSec=10\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
 def watch_launchd_agent(stack: str, interval: int = 60, homebrew: str = HOMEBREW) -> str:
     """~/Library/LaunchAgents/how.mana.watch.plist, for a Mac that is not the Mac Mini."""
     command = shlex.join(watch_command(stack, interval))

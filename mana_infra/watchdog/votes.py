@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -63,13 +64,17 @@ PROBE_SOURCE = Path(__file__).with_name("vps_probe.py")
 NEUTRAL_NAME = "hetzner.com"  # any name outside the zone: its resolver's answer says the VPS's network works
 
 
-def vps_probe_script(services: tuple[Service, ...], macmini: str, timeout: float, neutral: str = NEUTRAL_NAME) -> str:
-    """The bash script (one SSH session) that runs vps_probe.py on the VPS with this spec."""
+def vps_probe_script(
+    services: tuple[Service, ...], macmini: str, timeout: float, nameservers: Sequence[str] = ()
+) -> str:
+    """The bash script (one SSH session) that runs vps_probe.py on the VPS with this spec (nameservers:
+    instead of the VPS's /etc/resolv.conf, for the tests)."""
     spec = {
         "hosts": [{"host": s.host, "port": s.port, "path": s.health} for s in services],
         "macmini": macmini,
         "timeout": timeout,
-        "neutral": neutral,
+        "neutral": NEUTRAL_NAME,
+        "nameservers": list(nameservers),
     }
     source = PROBE_SOURCE.read_text(encoding="utf-8")
     return f"python3 - {shlex.quote(json.dumps(spec))} <<'MANA_VOTE_PROBE'\n{source}\nMANA_VOTE_PROBE\n"
@@ -93,10 +98,12 @@ def vps_vote_from(output: str, problem: str = "") -> Vote:
     return Vote("vps", VoteKind.DOWN if down else VoteKind.UP, not unserved and bool(standby), None, why)
 
 
-def vps_vote(runner: VpsRunner, services: tuple[Service, ...], macmini: str, timeout: float) -> Vote:
+def vps_vote(
+    runner: VpsRunner, services: tuple[Service, ...], macmini: str, timeout: float, nameservers: Sequence[str] = ()
+) -> Vote:
     """Ask the VPS for its vote over SSH (at most a few probe timeouts long)."""
     try:
-        done = runner(vps_probe_script(services, macmini, timeout), timeout * 3 + 5)
+        done = runner(vps_probe_script(services, macmini, timeout, nameservers), timeout * 3 + 5)
     except Exception as exc:  # the runner's own failure: no vote
         return vps_vote_from("", f"{type(exc).__name__}: {exc}")
     problem = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
