@@ -49,7 +49,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -358,7 +358,9 @@ class EndToEnd:
             for name, body in RUNS:
                 run = self._timed(name, body)
                 self.report.runs.append(run)
-                self.log(f"e2e: {name:<18} {'ok' if run.ok else 'FAILED'} {run.seconds:6.1f} s  {run.command[:60]}")
+                api_calls = f"{run.requests.get('cloudflare', 0):4} CF"
+                verdict = "ok" if run.ok else "FAILED"
+                self.log(f"e2e: {name:<18} {verdict} {run.seconds:6.1f} s {api_calls}  {run.command[:60]}")
                 for problem in run.problems:
                     self.log(f"        {problem}")
                 if not run.ok and name in ("up-tunnel",):
@@ -719,6 +721,58 @@ class EndToEnd:
         world.settle()
         self.green(run, mode="tunnel")
 
+    def watch_holds_back(self, run: Run) -> None:
+        """The watchdog running where it must not act, each fault in turn: the Mac Mini down (the tunnel
+        cut and its WireGuard down: no way helps, one page); the watch box alone seeing the public path
+        fail (its way to the edge dropped) while the VPS's vote says it answers. No cut-over, the stack
+        stays in tunnel mode."""
+        op, world = self.op, self.world
+        flags = [*world.check_flags(timeout=2), "--mirror-nameserver", topo.MIRROR_DNS_IP]
+        state = self.workdir / "watch-holds-back" / "watch-prod.json"
+        run.command = f"mana-infra watch --stack prod --state {state} --interval 1 --rounds 4 --json"
+        cases = {
+            "mac-mini-down": (self._mac_mini_down, "no-way"),
+            "vps-disagrees": (self._watch_box_blind_to_the_edge, "watching"),
+        }
+        for name, (fault, expected) in cases.items():
+            with fault():
+                lines = op.stream(f"{run.command} {shlex.join(flags)}", until=lambda _line: False)
+            rounds = [json.loads(line) for _, line in lines if line.startswith("{")]
+            situations = [r["situation"] for r in rounds]
+            run.details[name] = {"situations": situations, "votes": [r["votes"] for r in rounds]}
+            run.expect(len(rounds) == 4 and all(r["decision"] == "nothing" for r in rounds), f"{name}: {rounds[-1:]}")
+            run.expect(situations[-1] == expected, f"{name}: situations {situations}, expected to end {expected}")
+            pages = sum(1 for a, b in zip(["ok", *situations], situations, strict=False) if a != b and b == "no-way")
+            run.expect(pages <= 1, f"{name}: {pages} pages")
+            state.unlink(missing_ok=True)
+        run.expect(op.outputs().get(Output.MODE) == "tunnel", "the stack left tunnel mode")
+        world.settle()
+        self.green(run, mode="tunnel")
+
+    @contextlib.contextmanager
+    def _mac_mini_down(self) -> Iterator[None]:
+        self.world.cut_edge("link")
+        self.world.wireguard_down()
+        try:
+            yield
+        finally:
+            self.world.wireguard_up()
+            self.world.restore_edge()
+            self.world.wait_handshake(timeout=30)
+
+    @contextlib.contextmanager
+    def _watch_box_blind_to_the_edge(self) -> Iterator[None]:
+        """The operator's seat cannot reach Cloudflare's edge (its own route), the VPS can."""
+        table = ["nft", "add", "table", "inet", "mana_blind"]
+        chain = ["nft", "add", "chain", "inet", "mana_blind", "out", "{ type filter hook output priority 0 ; }"]
+        rule = ["nft", "add", "rule", "inet", "mana_blind", "out", "ip", "daddr", topo.EDGE_IP, "drop"]
+        for argv in (table, chain, rule):
+            self.world.exec("client", argv, check=True)
+        try:
+            yield
+        finally:
+            self.world.exec("client", ["nft", "delete", "table", "inet", "mana_blind"], check=True)
+
     def rehearsal_up(self, run: Run) -> None:
         op, world = self.op, self.world
         for command in (
@@ -939,6 +993,7 @@ RUNS: tuple[tuple[str, Callable[[EndToEnd, Run], None]], ...] = (
     ("cutover-dns", lambda e2e, run: e2e.cutover(run, "dns")),
     ("failback-by-hand", EndToEnd.failback_by_hand),
     ("watch-tunnel-cut", EndToEnd.watch_tunnel_cut),
+    ("watch-holds-back", EndToEnd.watch_holds_back),
     ("rehearsal-up", EndToEnd.rehearsal_up),
     ("replace-server", EndToEnd.replace_server),
     ("rehearsal-after-replace", EndToEnd.rehearsal_after_replace),

@@ -237,3 +237,46 @@ def test_only_the_client_v4_prefix_is_the_api(cloudflare: Running, path: str) ->
     from .conftest import call
 
     assert call(cloudflare.server.url + path, token=CLOUDFLARE_TOKEN).status == 400
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_past_the_published_limit_every_call_is_refused_for_five_minutes(tmp_path: Path) -> None:
+    """1,200 requests per 5 minutes per token, then 429 for everything for 5 minutes (here 5 per 300 s)."""
+    clock = Clock()
+    api = CloudflareApi(zones=["mana.how"], rate_limit=(5, 300.0), clock=clock)
+    with StandInServer(api, "127.0.0.1", 0, tmp_path / "cf.jsonl") as server:
+        cf = Running(server, "/client/v4", CLOUDFLARE_TOKEN)
+        assert [cf("GET", "/user/tokens/verify").status for _ in range(5)] == [200] * 5
+        refused = cf("GET", "/user/tokens/verify")
+        assert refused.status == 429 and refused.body["success"] is False
+        assert refused.body["errors"][0]["code"] == 971
+        assert refused.body["errors"][0]["message"].startswith("More than 5 requests per 300 seconds reached.")
+        clock.now += 299  # blocked for five minutes whatever happens meanwhile: the fail-back too
+        assert cf("GET", "/zones?name=mana.how").status == 429
+        clock.now += 2
+        assert cf("GET", "/user/tokens/verify").status == 200
+        assert cf("GET", "/user/tokens/verify", token="cfOTHER_" + "y" * 32).status == 200  # its own budget
+
+
+def test_an_hour_of_watchdog_rounds_stays_far_inside_the_limit(tmp_path: Path) -> None:
+    """The watchdog's rounds ask Cloudflare one thing each: whether the token is taken (check's probe).
+    At its default interval (10 s), an hour of rounds is 360 requests: 30 in any 5 minutes, of 1,200."""
+    from mana_infra.check.probes import CloudflareApi as Api
+    from mana_infra.check.probes import tls_context, verify_token
+
+    clock = Clock()
+    api = CloudflareApi(zones=["mana.how"], clock=clock)
+    with StandInServer(api, "127.0.0.1", 0, tmp_path / "cf.jsonl") as server:
+        probe, most = Api(server.url + "/client/v4", CLOUDFLARE_TOKEN), 0
+        for _round in range(360):
+            assert verify_token(probe, tls_context(None), 5).state == "ok"
+            most = max(most, api.requests_in_window(CLOUDFLARE_TOKEN))
+            clock.now += 10
+    assert most == 30 and most * 40 <= 1200

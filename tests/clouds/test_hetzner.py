@@ -278,6 +278,10 @@ def test_zones_and_rrsets(hetzner: Running) -> None:
     assert hetzner("POST", "/zones/mana.how/rrsets", quoted).status == 201
     beside = hetzner("POST", "/zones/mana.how/rrsets", {"name": "vps", "type": "CNAME", "records": [{"value": "x."}]})
     assert beside.status == 400
+    # Hetzner's API reference: a name "must not end with a dot or the Zone name".
+    absolute = {"name": "www.mana.how", "type": "A", "records": [{"value": "203.0.113.11"}]}
+    refused = hetzner("POST", "/zones/mana.how/rrsets", absolute)
+    assert refused.status == 400 and "must not end with a dot or the Zone name" in json.dumps(error_of(refused))
 
     changed = hetzner(
         "POST", "/zones/mana.how/rrsets/vps/A/actions/set_records", {"records": [{"value": "203.0.113.11"}]}
@@ -351,3 +355,18 @@ def test_control_surface_needs_no_token_and_stays_apart(hetzner: Running) -> Non
     assert crashed.status == 200
     assert hetzner("GET", f"/servers/{server['id']}").body["server"]["status"] == "off"
     assert hetzner("GET", "/_stand-in/state").status == 404
+
+
+def test_with_action_polls_a_new_server_initializes_until_its_start_is_done(tmp_path: Path) -> None:
+    """As the real API answers: actions run for a few polls, a new server is "initializing" meanwhile."""
+    api = HetznerCloud(action_polls=2)
+    with StandInServer(api, "127.0.0.1", 0, tmp_path / "h.jsonl") as server:
+        cloud = Running(server, "/v1", HCLOUD_TOKEN)
+        created = create_server(cloud).body
+        server_id = created["server"]["id"]
+        assert created["action"]["status"] == "running"
+        assert cloud("GET", f"/servers/{server_id}").body["server"]["status"] == "initializing"
+        [start] = created["next_actions"]
+        polls = [cloud("GET", f"/actions?id={start['id']}").body["actions"][0]["status"] for _ in range(3)]
+        assert polls == ["running", "running", "success"]
+        assert cloud("GET", f"/servers/{server_id}").body["server"]["status"] == "running"

@@ -399,7 +399,12 @@ class HetznerBase:
             return dict(action)
         if poll:
             self._polls_left[int(action["id"])] = left - 1
+            if left == 1:
+                self._action_finished(action)
         return {**action, "status": "running", "progress": 0, "finished": None}
+
+    def _action_finished(self, action: dict[str, Any]) -> None:
+        """What the API's state shows once an action is done (a family's class overrides it)."""
 
     def _list_actions(self, request: Request, params: dict[str, str]) -> Response:
         wanted = {_int(value, "id") for value in request.args("id")}

@@ -171,7 +171,9 @@ class Servers(PrimaryIps, Firewalls, SshKeys, Catalog):
         server: dict[str, Any] = {
             "id": server_id,
             "name": name,
-            "status": "running" if start else "off",
+            # A new server initializes until its start action is done (with action_polls, as the API
+            # shows it: GET /servers/{id} says "initializing", then "running").
+            "status": ("initializing" if self.action_polls > 0 else "running") if start else "off",
             "created": iso_time(),
             "server_type": server_type["name"],
             "image": image["id"],
@@ -273,6 +275,14 @@ class Servers(PrimaryIps, Firewalls, SshKeys, Catalog):
         "disable_rescue": "_set_rescue",
         "change_dns_ptr": "_change_server_dns_ptr",
     }
+
+    def _action_finished(self, action: dict[str, Any]) -> None:
+        super()._action_finished(action)
+        if action["command"] == "start_server":
+            for resource in action["resources"]:
+                server = self.state["servers"].get(str(resource["id"]))
+                if server is not None and server["status"] == "initializing":
+                    server["status"] = "running"
 
     def _server_action(self, request: Request, params: dict[str, str]) -> Response:
         server = self._server(params["id"])

@@ -256,6 +256,9 @@ class Zones(HetznerBase):
         kind = _string(body, "type") or ""
         if not RRSET_NAME.match(name):
             raise invalid("name", "must be @ or a lowercase name relative to the zone, without a trailing dot")
+        if name == zone["name"] or name.endswith("." + zone["name"]):
+            # Hetzner's API reference (Zone RRSets, name): "must not end with a dot or the Zone name".
+            raise invalid("name", "must not end with a dot or the Zone name")
         if kind not in RRSET_TYPES:
             raise invalid("type", f"must be one of: {', '.join(sorted(RRSET_TYPES))}")
         if kind == "SOA" or (kind == "NS" and name == "@"):
