@@ -78,6 +78,7 @@ class Verdict:
     stages: list[Stage] = field(default_factory=list)
     green: bool = False
     previewed: bool = False
+    refused_by_lock: bool = False  # Pulumi's lock refused the update: nothing ran
     hosts: int = 0
     green_hosts: int = 0
     steps: list[dict[str, str]] = field(default_factory=list)
@@ -208,6 +209,7 @@ class _Switching:
             words = f"{exc}".strip().splitlines()[-1] if str(exc).strip() else repr(exc)
             if concurrent_update(exc):  # nothing ran: the stack is as it was, and so is its configuration
                 engine.set_config(previous)
+                self.verdict.refused_by_lock = True
                 words = (
                     f"another update of stack {engine.stack_name} is running (Pulumi's lock on the stack): "
                     f"nothing changed, the configuration is back as it was; run this again when it ends ({words})"

@@ -35,10 +35,12 @@ def stack_lock(
     path = lock_path(project_dir, stack)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = clock() + wait
+    held = False
     try:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
                 break
             except BlockingIOError:
                 if clock() >= deadline:
@@ -59,6 +61,7 @@ def stack_lock(
         os.write(fd, f"{what} (pid {os.getpid()} on {socket.gethostname()}, since {since})\n".encode())
         yield
     finally:
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
+        if held:  # only the holder clears the record of who holds it
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
         os.close(fd)  # closing releases the lock

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from mana_infra.check.decision import Context, diagnose
 from mana_infra.check.report import AnsweredBy, Failure, Report, Way
-from mana_infra.watchdog.decide import Act, Policy, Situation, WatchState, acted, decide
+from mana_infra.watchdog.decide import Act, Policy, Round, Situation, WatchState, acted, decide
 from mana_infra.watchdog.votes import Vote, VoteKind
 
 from .support import check_report
@@ -39,7 +39,7 @@ VPS_UP = Vote("vps", VoteKind.UP, True, None, "0 of 3 hosts fail from Hetzner's 
 def rounds(state: WatchState, *steps: tuple[list[Vote], Report], paused: str | None = None) -> tuple[list, WatchState]:
     decisions = []
     for now, (votes, report) in enumerate(steps):
-        decision, state = decide(state, votes, report, READY, POLICY, float(now * 10), paused)
+        decision, state = decide(state, Round(votes, report, READY, float(now * 10), paused), POLICY)
         decisions.append(decision)
     return decisions, state
 
@@ -140,12 +140,39 @@ def failed_over(tunnel: str) -> Report:
 
 def test_automatic_fail_back_only_after_the_stable_window_when_enabled() -> None:
     policy = Policy(auto_failback=True, stable=60.0)
+    its_own = {**READY, "modeChangedBy": "mana-infra watch (automatic) on watchbox"}
     state, acts = WatchState(), []
     for now, tunnel in enumerate(["up"] * 5 + ["down"] + ["up"] * 8):  # a break at 50 s restarts the window
-        decision, state = decide(state, [], failed_over(tunnel), READY, policy, now * 10.0)
+        decision, state = decide(state, Round([], failed_over(tunnel), its_own, now * 10.0), policy)
         acts.append(decision.act)
     assert acts.index(Act.FAIL_BACK) == 12  # 60 s after the tunnel came back at round 6, not earlier
+    # A person's cut-over is the person's to undo: never failed back by itself.
+    persons = {**READY, "modeChangedBy": "mana-infra cutover by op@laptop"}
+    decision, _ = decide(WatchState(tunnel_green_since=0.0), Round([], failed_over("up"), persons, 1000.0), policy)
+    assert decision.act is Act.NOTHING and decision.situation is Situation.TUNNEL_BACK
     manual = Policy(auto_failback=False, stable=60.0)
-    decision, _ = decide(WatchState(tunnel_green_since=0.0), [], failed_over("up"), READY, manual, 1000.0)
+    decision, _ = decide(WatchState(tunnel_green_since=0.0), Round([], failed_over("up"), READY, 1000.0), manual)
     assert decision.act is Act.NOTHING and decision.situation is Situation.TUNNEL_BACK
     assert decision.command == "mana-infra failback --stack prod"
+
+
+def test_rounds_count_only_in_a_row_and_any_up_vote_starts_over() -> None:
+    """Down, down, then the watch box abstains while the VPS says up, then down: not three in a row.
+    And down rounds days apart (a stopped watchdog) are not in a row either."""
+    abstain = Vote("watch", VoteKind.ABSTAIN, None, None, "this machine reaches nothing: its own network")
+    steps = [([WATCH_DOWN, VPS_DOWN], tunnel_down())] * 2 + [([abstain, VPS_UP], tunnel_down())]
+    decisions, state = rounds(WatchState(), *steps, ([WATCH_DOWN, VPS_DOWN], tunnel_down()))
+    assert all(d.act is Act.NOTHING for d in decisions) and state.down_rounds == 1
+    _, state = rounds(WatchState(), *[([WATCH_DOWN, VPS_DOWN], tunnel_down())] * 2)
+    decision, state = decide(state, Round([WATCH_DOWN, VPS_DOWN], tunnel_down(), READY, 86400.0), POLICY)
+    assert decision.act is Act.NOTHING and state.down_rounds == 1
+
+
+def test_resume_resets_the_budget_after_a_latch() -> None:
+    decisions, state = rounds(WatchState(), *[([WATCH_DOWN, VPS_DOWN], tunnel_down())] * 3)
+    _, state = acted(state, decisions[-1], True, "every host green", 30.0)
+    decisions, state = rounds(state, *[([WATCH_DOWN, VPS_DOWN], tunnel_down())] * 3)
+    assert decisions[-1].situation is Situation.LATCHED
+    state = replace(state, latched=None, resumed_at=40.0, down_rounds=0)  # what `watch resume` does
+    decisions, _ = rounds(state, *[([WATCH_DOWN, VPS_DOWN], tunnel_down())] * 3)
+    assert decisions[-1].act is Act.CUT_OVER

@@ -78,3 +78,46 @@ def test_paused_it_probes_and_pages_but_never_acts_and_resume_lifts_it(tmp_path:
     resume(state_path)
     run_watch(watch(tmp_path, engine, pages, lines, rounds=1))
     assert "up" in engine.calls  # the count survived the restart: acting at once
+
+
+def test_a_round_that_fails_is_said_and_the_loop_goes_on(tmp_path: Path) -> None:
+    """The stack's backend out of reach for a round (the watch box's own trouble): no crash, no act."""
+    engine, pages, lines = FakeEngine(dict(OUTPUTS)), [], []  # type: ignore[var-annotated]
+    calls = {"n": 0}
+    real_outputs = engine.outputs
+
+    def flaky() -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("error: failed to read the stack: dial tcp: i/o timeout")
+        return real_outputs()
+
+    engine.outputs = flaky  # type: ignore[method-assign]
+    run_watch(watch(tmp_path, engine, pages, lines, rounds=4))
+    first = json.loads(lines[0])
+    assert first["error"].startswith("RuntimeError: error: failed to read the stack")
+    assert [json.loads(line)["decision"] for line in lines[1:]] == ["nothing", "nothing", "cut-over"]
+
+
+def test_stopped_while_acting_it_latches_at_restart_and_never_runs_it_twice(tmp_path: Path) -> None:
+    from mana_infra.watchdog.decide import Act, Action, WatchState
+    from mana_infra.watchdog.run import save_state
+
+    state_path = tmp_path / "state" / "watch-prod.json"
+    save_state(
+        state_path,
+        WatchState(down_rounds=3, last_down_at=0.0, pending=Action(0.0, Act.CUT_OVER, Way.EDGE, False, "started")),
+    )
+    engine, pages, lines = FakeEngine(dict(OUTPUTS)), [], []  # type: ignore[var-annotated]
+    run_watch(watch(tmp_path, engine, pages, lines, rounds=3))
+    state = load_state(state_path)
+    assert state.latched and "stopped while it ran a cut-over" in state.latched and "up" not in engine.calls
+    assert [p["situation"] for p in pages] == ["latched"]
+
+
+def test_pulumis_lock_refusing_is_no_action_and_no_latch(tmp_path: Path) -> None:
+    engine, pages, lines = FakeEngine(dict(OUTPUTS), fail="the stack is currently locked by 1 lock(s)"), [], []  # type: ignore[var-annotated]
+    run_watch(watch(tmp_path, engine, pages, lines, rounds=3))
+    state = load_state(tmp_path / "state" / "watch-prod.json")
+    assert state.actions == [] and state.latched is None and engine.config == {"mode": "tunnel"}
+    assert json.loads(lines[-1])["acted"].startswith("Pulumi's lock on the stack refused the update")

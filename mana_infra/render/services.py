@@ -75,6 +75,7 @@ def watch_systemd_unit(stack: str, interval: int = 60) -> str:
 
 WATCHDOG_CHECKOUT = "/opt/mana-infra"  # the project's checkout on the watch box (`make setup` there)
 WATCHDOG_KEY = "/etc/mana-infra/id_ed25519"  # the key sshAllowedCidrs lets in: the Caddy command needs it
+WATCHDOG_KNOWN_HOSTS = "/etc/mana-infra/known_hosts"  # the VPS's host key, recorded once at set-up
 
 
 def watchdog_command(stack: str) -> list[str]:
@@ -83,6 +84,7 @@ def watchdog_command(stack: str) -> list[str]:
     return [
         f"{WATCHDOG_CHECKOUT}/venv/bin/mana-infra", "watch", "--stack", stack,
         "--state", f"/var/lib/mana-infra/watch-{stack}.json", "--ssh-key", WATCHDOG_KEY,
+        "--ssh-option", f"UserKnownHostsFile={WATCHDOG_KNOWN_HOSTS}", "--ssh-option", "StrictHostKeyChecking=yes",
     ]  # fmt: skip
 
 

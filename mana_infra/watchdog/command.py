@@ -89,7 +89,17 @@ def _watch(args: argparse.Namespace, project_dir: Path, stack: str, state_path: 
         macmini = str(outputs.get(Output.MACMINI_ADDRESS) or "10.0.0.2")
         return vps_vote(options.runner, endpoints.services, macmini, options.timeout)
 
-    policy = Policy(args.threshold, args.min_voters, args.window, args.max_actions, args.auto_failback, args.stable)
+    policy = Policy(
+        args.threshold,
+        args.min_voters,
+        args.window,
+        args.max_actions,
+        args.auto_failback,
+        args.stable,
+        # Rounds in a row: a gap of three intervals (at least a minute: a round itself can take that
+        # long when its probes time out) is no longer a row.
+        max(60.0, 3 * args.interval),
+    )
     return Watch(
         stack=stack,
         project_dir=project_dir,

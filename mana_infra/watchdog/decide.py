@@ -33,6 +33,12 @@ class Policy:
     max_actions: int = 1  # automatic cut-overs within the window; then it latches
     auto_failback: bool = False
     stable: float = 900.0  # the tunnel answering without a break before an automatic fail-back
+    stale: float = 60.0  # a down round older than this does not count towards the next (not in a row)
+
+
+# What the stack's modeChangedBy says after the watchdog's own cut-over (deployed.py): the only failover
+# it may undo by itself.
+WATCHDOG = "mana-infra watch (automatic)"
 
 
 class Act(StrEnum):
@@ -81,9 +87,12 @@ class WatchState(Json):
 
     round: int = 0
     down_rounds: int = 0
+    last_down_at: float | None = None  # the last round that counted (rounds in a row, not days apart)
     tunnel_green_since: float | None = None
     latched: str | None = None  # why, while latched
+    resumed_at: float | None = None  # a person's resume: the budget counts from here
     actions: list[Action] = field(default_factory=list)
+    pending: Action | None = None  # on record while it acts: stopped meanwhile, a restart latches
     page: Situation = Situation.OK
 
 
@@ -96,74 +105,76 @@ class Decision:
     command: str | None = None  # what a person can run
 
 
-def decide(
-    state: WatchState,
-    votes: Sequence[Vote],
-    report: Report,
-    outputs: Mapping[str, Any],
-    policy: Policy,
-    now: float,
-    paused: str | None = None,
-) -> tuple[Decision, WatchState]:
+@dataclass(frozen=True)
+class Round:
+    """What one round saw: the votes, the watch box's check report, the stack's outputs, the time, and
+    the pause a person set (None: not paused)."""
+
+    votes: Sequence[Vote]
+    report: Report
+    outputs: Mapping[str, Any]
+    now: float
+    paused: str | None = None
+
+
+def decide(state: WatchState, seen: Round, policy: Policy) -> tuple[Decision, WatchState]:
     """This round's decision, and the state after it (the counters; an action is recorded by `acted`)."""
     state = replace(state, round=state.round + 1)
-    if report.mode != "tunnel":
-        return _in_failover(state, report, policy, now, paused)
+    if seen.report.mode != "tunnel":
+        return _in_failover(state, seen, policy)
+    votes = seen.votes
     voting = [v for v in votes if v.kind is not VoteKind.ABSTAIN]
     all_down = len(voting) >= policy.min_voters and all(v.kind is VoteKind.DOWN for v in voting)
     any_down = any(v.kind is VoteKind.DOWN for v in voting)
+    if state.last_down_at is not None and seen.now - state.last_down_at > policy.stale:
+        state = replace(state, down_rounds=0)  # not in a row: the watchdog stopped, or rounds were missed
+    if any(v.kind is VoteKind.UP for v in voting):
+        state = replace(state, down_rounds=0)  # any voice saying it answers starts the count over
     if len(voting) < policy.min_voters:
-        # Too few voices to count either way: the counter holds, neither counting nor starting over.
+        # Too few voices to count: no round counts (the counter waits, and goes stale).
         if any_down:
             return Decision(Act.NOTHING, Situation.TOO_FEW, _too_few(votes, policy)), state
         return Decision(Act.NOTHING, Situation.OK, "the public path answers"), state
     if not all_down:
-        state = replace(state, down_rounds=0)
         if any_down:
             return Decision(Act.NOTHING, Situation.WATCHING, _split(votes)), state
         return Decision(Act.NOTHING, Situation.OK, "the public path answers from every vantage point"), state
-    state = replace(state, down_rounds=state.down_rounds + 1)
+    state = replace(state, down_rounds=state.down_rounds + 1, last_down_at=seen.now)
     if state.down_rounds < policy.rounds:
         words = f"the public path is down from every vantage point, round {state.down_rounds} of {policy.rounds}"
         return Decision(Act.NOTHING, Situation.WATCHING, words), state
-    return _outage(state, votes, report, outputs, policy, now, paused)
+    return _outage(state, seen, policy)
 
 
-def _outage(
-    state: WatchState,
-    votes: Sequence[Vote],
-    report: Report,
-    outputs: Mapping[str, Any],
-    policy: Policy,
-    now: float,
-    paused: str | None,
-) -> tuple[Decision, WatchState]:
+def _outage(state: WatchState, seen: Round, policy: Policy) -> tuple[Decision, WatchState]:
     """Down from every vantage point for enough rounds: act, or say why not."""
+    report, outputs, paused = seen.report, seen.outputs, seen.paused
     diagnosis, stack = report.diagnosis, report.stack
-    seen = f"the public path is down from every vantage point for {state.down_rounds} rounds"
+    down = f"the public path is down from every vantage point for {state.down_rounds} rounds"
     if diagnosis.way is None:
-        return Decision(Act.NOTHING, Situation.NO_WAY, f"{seen}; no cut-over helps: {diagnosis.why}"), state
+        return Decision(Act.NOTHING, Situation.NO_WAY, f"{down}; no cut-over helps: {diagnosis.why}"), state
     command = cutover_command(diagnosis.way, stack, report_emergency(outputs))
     if diagnosis.way is Way.EMERGENCY:
-        words = f"{seen}; only the emergency path fits, and its registrar switch needs a person: {diagnosis.why}"
+        words = f"{down}; only the emergency path fits, and its registrar switch needs a person: {diagnosis.why}"
         return Decision(Act.NOTHING, Situation.EMERGENCY, words, diagnosis.way, command), state
     if paused:
-        words = f"{seen}; a cut-over {diagnosis.way.words} fits, but the watchdog is paused ({paused})"
+        words = f"{down}; a cut-over {diagnosis.way.words} fits, but the watchdog is paused ({paused})"
         return Decision(Act.NOTHING, Situation.PAUSED, words, diagnosis.way, command), state
     if state.latched:
-        words = f"{seen}; the watchdog is latched ({state.latched}): a person decides"
+        words = f"{down}; the watchdog is latched ({state.latched}): a person decides"
         return Decision(Act.NOTHING, Situation.LATCHED, words, diagnosis.way, command), state
-    blockers = _blockers(votes, report, outputs, diagnosis.way)
+    blockers = _blockers(seen.votes, report, outputs, diagnosis.way)
     if blockers:
-        words = f"{seen}; a cut-over {diagnosis.way.words} fits, but the standby is not ready: {'; '.join(blockers)}"
+        words = f"{down}; a cut-over {diagnosis.way.words} fits, but the standby is not ready: {'; '.join(blockers)}"
         return Decision(Act.NOTHING, Situation.NOT_READY, words, diagnosis.way, command), state
-    recent = [a for a in state.actions if a.what is Act.CUT_OVER and now - a.at < policy.window]
+    since = max(seen.now - policy.window, state.resumed_at or float("-inf"))
+    recent = [a for a in state.actions if a.what is Act.CUT_OVER and a.at > since]
     if len(recent) >= policy.max_actions:
         why = f"{len(recent)} automatic cut-over(s) within {policy.window / 3600:g} h, its budget"
         state = replace(state, latched=why)
-        words = f"{seen}; the watchdog has spent its budget ({why}) and latches: a person decides"
+        words = f"{down}; the watchdog has spent its budget ({why}) and latches: a person decides"
         return Decision(Act.NOTHING, Situation.LATCHED, words, diagnosis.way, command), state
-    words = f"{seen}; cutting over {diagnosis.way.words}: {diagnosis.why}"
+    words = f"{down}; cutting over {diagnosis.way.words}: {diagnosis.why}"
     return Decision(Act.CUT_OVER, Situation.ACTING, words, diagnosis.way, command), state
 
 
@@ -180,10 +191,9 @@ def _blockers(votes: Sequence[Vote], report: Report, outputs: Mapping[str, Any],
     return blockers
 
 
-def _in_failover(
-    state: WatchState, report: Report, policy: Policy, now: float, paused: str | None
-) -> tuple[Decision, WatchState]:
+def _in_failover(state: WatchState, seen: Round, policy: Policy) -> tuple[Decision, WatchState]:
     """The stack is on the VPS: watch the tunnel's probe for a fail-back (a person's, unless auto_failback)."""
+    report, now, paused = seen.report, seen.now, seen.paused
     state = replace(state, down_rounds=0)
     probe = report.tunnel_probe
     if probe.state is not TunnelState.UP:
@@ -195,7 +205,9 @@ def _in_failover(
     state = replace(state, tunnel_green_since=since)
     command = f"mana-infra failback{stack_flag(report.stack)}"
     green_for = now - since
-    if policy.auto_failback and not paused and not state.latched and green_for >= policy.stable:
+    # Only its own cut-over: a person's (cutover, or the by-hand flip) is the person's to undo.
+    its_own = str(seen.outputs.get(Output.MODE_CHANGED_BY) or "").startswith(WATCHDOG)
+    if policy.auto_failback and its_own and not paused and not state.latched and green_for >= policy.stable:
         words = f"the tunnel has answered for {green_for:.0f} s without a break: failing back"
         return Decision(Act.FAIL_BACK, Situation.ACTING, words, None, command), state
     words = f"the tunnel serves again ({probe.host} answers through it, for {green_for:.0f} s): fail back when ready"

@@ -23,7 +23,8 @@ from ..deployed import CHANGED_BY_VARIABLE
 from ..errors import ExitCode
 from ..lock import stack_lock
 from ..model import Via
-from .decide import Act, Decision, Policy, Situation, WatchState, acted, decide
+from ..outputs import Output
+from .decide import WATCHDOG, Act, Action, Decision, Policy, Round, Situation, WatchState, acted, decide
 from .votes import Vote, local_vote
 
 Pager = Callable[[dict[str, Any]], None]
@@ -59,27 +60,42 @@ class Watch:
 
 
 def load_state(path: Path) -> WatchState:
+    """The saved state; an unreadable one (a crash mid-write before fsync) starts afresh, said."""
     if not path.is_file():
         return WatchState()
-    return WatchState.from_json(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        return WatchState.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError):
+        return WatchState(latched=f"its state file {path} was unreadable: a person checks what it did")
 
 
 def save_state(path: Path, state: WatchState) -> None:
-    """Atomically: a crash mid-write leaves the last state, never half of one."""
+    """Atomically and durably: a crash mid-write leaves the last state, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(state.to_json(), indent=2) + "\n", encoding="utf-8")
+    with temporary.open("w", encoding="utf-8") as file:
+        file.write(json.dumps(state.to_json(), indent=2) + "\n")
+        file.flush()
+        os.fsync(file.fileno())
     os.replace(temporary, path)
 
 
 def run_watch(watch: Watch) -> ExitCode:
-    """Round after round until stopped (or `rounds` is reached)."""
+    """Round after round until stopped (or `rounds` is reached). A round that fails — the stack's
+    backend out of reach, an SSH session cut, bad outputs — is said and counted as nothing seen: the
+    loop never dies of it, and the state stays as the last good round left it."""
     state = load_state(watch.state_path)
-    outputs: Mapping[str, Any] = watch.engine.outputs()
+    if state.pending is not None:  # stopped while acting: what happened is not known, a person looks
+        state.latched = f"it was stopped while it ran a {state.pending.what}: check the stack, then resume"
+        state.pending = None
     done = 0
     while watch.rounds is None or done < watch.rounds:
         started = watch.clock()
-        state, outputs = _round(watch, state, outputs)
+        try:
+            state = _round(watch, state)
+        except Exception as exc:  # this round only: the next one tries again from the start
+            words = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            watch.emit(json.dumps({"round": state.round, "error": f"{type(exc).__name__}: {words}"}))
         save_state(watch.state_path, state)
         done += 1
         if watch.rounds is None or done < watch.rounds:
@@ -87,39 +103,57 @@ def run_watch(watch: Watch) -> ExitCode:
     return ExitCode.OK
 
 
-def _round(watch: Watch, state: WatchState, outputs: Mapping[str, Any]) -> tuple[WatchState, Mapping[str, Any]]:
+def _round(watch: Watch, state: WatchState) -> WatchState:
     now = watch.clock()
-    if watch.resume_path.exists():  # a person's `mana-infra watch resume`: the latch lifts
-        state.latched = None
+    if watch.resume_path.exists():  # a person's `mana-infra watch resume`: the latch and the budget reset
+        state.latched, state.resumed_at = None, now
         watch.resume_path.unlink(missing_ok=True)
+    outputs = watch.engine.outputs()  # every round: a person's switch, a replaced server, since the last
     report = watch.checker(outputs)
     votes = [local_vote(report), watch.vps(outputs)]
     paused = watch.pause_path.read_text(encoding="utf-8").strip() if watch.pause_path.exists() else None
-    decision, state = decide(state, votes, report, outputs, watch.policy, now, paused)
+    decision, state = decide(state, Round(votes, report, outputs, now, paused), watch.policy)
     situation, acted_detail = decision.situation, None
     if decision.act is not Act.NOTHING:
         _page(watch, state, decision, decision.situation)
+        state.pending = Action(now, decision.act, decision.way, False, "started")
+        save_state(watch.state_path, state)  # on record before it runs: a restart does not run it twice
         green, acted_detail = _act(watch, decision)
-        situation, state = acted(state, decision, green, acted_detail, now)
-        outputs = watch.engine.outputs()
-    if situation != state.page:
-        # A new situation worth a page, or the all-clear after one.
-        if situation.pages or (situation is Situation.OK and state.page.pages):
+        state.pending = None
+        if green is None:  # nothing ran (another writer, or the mode changed meanwhile): try next round
+            situation = Situation.WATCHING
+        else:
+            situation, state = acted(state, decision, green, acted_detail, now)
+    if situation != state.page and (situation.pages or situation is Situation.OK):
+        # A new situation worth a page, or the all-clear after one; quiet rounds change nothing here,
+        # so a blip between two of the same never pages twice.
+        if situation.pages or state.page.pages:
             _page(watch, state, decision, situation, acted_detail)
         state.page = situation
     watch.emit(json.dumps(_round_line(state, votes, decision, situation, acted_detail, report, now)))
-    return state, outputs
+    return state
 
 
-def _act(watch: Watch, decision: Decision) -> tuple[bool, str]:
-    """The same cut-over (or fail-back) as `mana-infra cutover`, under the stack's lock."""
+# How long the watchdog waits for another writer (a person's cutover) before it lets this round go.
+LOCK_WAIT = 300.0
+
+
+def _act(watch: Watch, decision: Decision) -> tuple[bool | None, str]:
+    """The same cut-over (or fail-back) as `mana-infra cutover`, under the stack's lock; None: nothing
+    ran, because the stack changed mode meanwhile (a person acted) or Pulumi's lock refused."""
     via: Via | None = "edge" if decision.way is Way.EDGE else "dns"
     switch = cutover.Switch("failover", via) if decision.act is Act.CUT_OVER else cutover.Switch("tunnel")
     lines: list[str] = []
-    os.environ[CHANGED_BY_VARIABLE] = f"mana-infra watch (automatic) on {socket.gethostname()}"
+    os.environ[CHANGED_BY_VARIABLE] = f"{WATCHDOG} on {socket.gethostname()}"  # what auto fail-back reads
     options = cutover.Options(within=watch.within, log=lines.append)
-    with stack_lock(watch.project_dir, watch.stack, "mana-infra watch (automatic)"):
+    with stack_lock(watch.project_dir, watch.stack, WATCHDOG, wait=LOCK_WAIT):
+        expected = "tunnel" if decision.act is Act.CUT_OVER else "failover"
+        mode = watch.engine.outputs().get(Output.MODE)
+        if mode != expected:  # decided outside the lock: a person switched meanwhile, theirs stands
+            return None, f"the stack is in {mode} now, not {expected}: nothing done"
         verdict = cutover.run(watch.engine, watch.checker, switch, options)
+    if verdict.refused_by_lock:
+        return None, "Pulumi's lock on the stack refused the update (another one runs): nothing done"
     last = verdict.stages[-1] if verdict.stages else None
     detail = f"{verdict.green_hosts} of {verdict.hosts} hosts green" + (f"; {last.name}: {last.detail}" if last else "")
     return verdict.green, detail
