@@ -40,7 +40,7 @@ from .model import (
     in_zone,
 )
 from .project import Project, StackConfig
-from .records import inventory_record, tunnel_probe_host
+from .records import tunnel_probe_host
 from .terminal import count
 
 WIDTH = 80
@@ -645,17 +645,7 @@ def adopt(
     # The stack's values with Pulumi.yaml's defaults, read by the program's own parser.
     settings = record_settings({key: config.get(key) for key in PLAIN_KEYS}, stack, zone, services)
     tunnel_id = _tunnel_id(config, services, records)
-    wanted = {
-        service.host: inventory_record(
-            service,
-            settings.mode,
-            via=settings.failover_via,
-            tunnel_id=tunnel_id,
-            origin_name=settings.origin_name,
-            failover_ttl=settings.failover_ttl,
-        )
-        for service in services
-    }
+    wanted = {record.name: record for record in settings.records(services, tunnel_id)}
     origin_name = settings.origin_name
     target_label = "the tunnel" if settings.mode == "tunnel" else origin_name
     verdicts = classify(services, records, Target(zone, resolved, wanted, target_label, stack, inventory.name))

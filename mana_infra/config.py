@@ -29,6 +29,7 @@ from .model import (
     ROLES,
     TUNNEL_UUID,
     VIAS,
+    DnsRecord,
     Mode,
     Role,
     Service,
@@ -39,7 +40,7 @@ from .model import (
     mode_problem,
 )
 from .project import PROJECT, Project
-from .records import rehearsal_host
+from .records import inventory_record, rehearsal_host
 
 # Keys read as plain text; `sshPrivateKey` is read apart, as a secret.
 PLAIN_KEYS = (
@@ -102,6 +103,11 @@ class StandbyConfig:
     cloudflare_zone_id: str | None
     cloudflare_reachable: bool
     warnings: tuple[str, ...] = ()
+
+    @property
+    def record_settings(self) -> RecordSettings:
+        return RecordSettings(self.mode, self.failover_via, self.failover_ttl, self.origin_name)
+
     """What deserves a word but stops nothing (config_warnings)."""
 
 
@@ -318,6 +324,20 @@ class RecordSettings:
     failover_via: Via
     failover_ttl: int
     origin_name: str
+
+    def records(self, services: Sequence[Service], tunnel_id: str) -> tuple[DnsRecord, ...]:
+        """Every inventory host's record as these settings write it (the program's, and adopt's wanted)."""
+        return tuple(
+            inventory_record(
+                service,
+                self.mode,
+                via=self.failover_via,
+                tunnel_id=tunnel_id,
+                origin_name=self.origin_name,
+                failover_ttl=self.failover_ttl,
+            )
+            for service in services
+        )
 
 
 def record_settings(

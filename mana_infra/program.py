@@ -26,7 +26,6 @@ from .project import Project
 from .records import (
     adoption_left_text,
     cutover_budget,
-    inventory_record,
     tunnel_probe_host,
     tunnel_probe_record,
 )
@@ -94,17 +93,7 @@ def build(config: StandbyConfig) -> Standby:
     keys = WireGuardKeys("wireguard", {"macmini_public_key": config.macmini_public_key})
     server, user_data = _server(config, keys)
     macmini_wireguard_config = _macmini_wireguard_config(config, keys, server)
-    records = tuple(
-        inventory_record(
-            service,
-            config.mode,
-            via=config.failover_via,
-            tunnel_id=config.tunnel_id,
-            origin_name=config.origin_name,
-            failover_ttl=config.failover_ttl,
-        )
-        for service in config.services
-    )
+    records = config.record_settings.records(config.services, config.tunnel_id)
     # With Cloudflare unreachable the program must make no Cloudflare call: the zone id comes from config.
     zone_id = config.cloudflare_zone_id or lookup_zone_id(config.zone)
     ssl_mode = zone_ssl_mode(config, zone_id)
