@@ -280,6 +280,9 @@ def _within(outputs: Mapping[str, Any], switch: Switch) -> float:
 # --------------------------------------------------------------------------------- the operator's seams
 
 
+SECRET_SENTINEL = "[secret]"  # how `pulumi stack output --json` shows a secret without --show-secrets
+
+
 class AutomationEngine:
     """Pulumi's Automation API on the project's stack (the Pulumi CLI does the work)."""
 
@@ -336,7 +339,17 @@ class AutomationEngine:
         }
 
     def outputs(self) -> dict[str, Any]:
-        return {name: output.value for name, output in self.stack.outputs().items() if not output.secret}
+        """The stack's outputs but its secrets. One CLI call: the Automation API's `outputs()` makes a
+        second with --show-secrets only to learn which are secret, which the masked answer tells too
+        (its "[secret]", the sentinel the API compares against); the watchdog asks every round."""
+        workspace = self.stack.workspace
+        masked = workspace.pulumi_command.run(
+            ["stack", "output", "--json", "--stack", self.stack.name],
+            workspace.work_dir,
+            getattr(workspace, "env_vars", None) or {},
+        )
+        values: dict[str, Any] = json.loads(masked.stdout)
+        return {name: value for name, value in values.items() if value != SECRET_SENTINEL}
 
 
 class CheckWith:

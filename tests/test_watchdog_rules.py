@@ -67,6 +67,17 @@ def test_the_watch_boxs_own_uplink_cut_is_no_vote_and_no_cut_over() -> None:
     assert state.down_rounds == 0
 
 
+def test_no_voice_at_all_is_quiet_but_says_so() -> None:
+    """Both vantage points abstain (the watch box's uplink cut takes its SSH to the VPS too): nothing to
+    act on and no page, and the round's words do not claim that the path answers."""
+    abstain = Vote("watch", VoteKind.ABSTAIN, None, None, "this machine reaches nothing: its own network")
+    vps = Vote("vps", VoteKind.ABSTAIN, None, None, "no vote from the VPS: Connection refused")
+    decisions, state = rounds(WatchState(), *[([abstain, vps], tunnel_down())] * 4)
+    assert all(d.act is Act.NOTHING and d.situation is Situation.OK for d in decisions)
+    assert decisions[-1].words.startswith("no vantage point sees the path down, too few vote: watch: abstain")
+    assert state.down_rounds == 0
+
+
 def test_the_vps_disagreeing_is_no_cut_over() -> None:
     decisions, state = rounds(WatchState(), *[([WATCH_DOWN, VPS_UP], tunnel_down())] * 6)
     assert all(d.act is Act.NOTHING and d.situation is Situation.WATCHING for d in decisions)

@@ -78,7 +78,8 @@ def _watch(args: argparse.Namespace, project_dir: Path, stack: str, state_path: 
     webhook = args.webhook or os.environ.get(WEBHOOK_VARIABLE) or None
 
     def page(payload: dict[str, Any]) -> None:
-        print(f"PAGE {payload['situation']}: {payload['words']}", file=sys.stderr, flush=True)
+        command = f" -- the command: {payload['command']}" if payload.get("command") else ""
+        print(f"PAGE {payload['situation']}: {payload['words']}{command}", file=sys.stderr, flush=True)
         if webhook and (error := post_webhook(webhook, payload, 10.0)):
             print(f"mana-infra watch: the webhook failed: {error}", file=sys.stderr, flush=True)
 

@@ -134,7 +134,10 @@ def decide(state: WatchState, seen: Round, policy: Policy) -> tuple[Decision, Wa
         # Too few voices to count: no round counts (the counter waits, and goes stale).
         if any_down:
             return Decision(Act.NOTHING, Situation.TOO_FEW, _too_few(votes, policy)), state
-        return Decision(Act.NOTHING, Situation.OK, "the public path answers"), state
+        # No voice says down; too few to act on if one did (said, not paged: a blip of one vantage
+        # point's network would page twice).
+        words = f"no vantage point sees the path down, too few vote: {_said(votes)}"
+        return Decision(Act.NOTHING, Situation.OK, words), state
     if not all_down:
         if any_down:
             return Decision(Act.NOTHING, Situation.WATCHING, _split(votes)), state
@@ -229,10 +232,12 @@ def report_emergency(outputs: Mapping[str, Any]) -> str | None:
 
 
 def _too_few(votes: Sequence[Vote], policy: Policy) -> str:
-    said = "; ".join(f"{v.vantage}: {v.kind} ({v.reason})" for v in votes)
-    return f"the public path looks down, but fewer than {policy.min_voters} vantage points vote: {said}"
+    return f"the public path looks down, but fewer than {policy.min_voters} vantage points vote: {_said(votes)}"
 
 
 def _split(votes: Sequence[Vote]) -> str:
-    said = "; ".join(f"{v.vantage}: {v.kind} ({v.reason})" for v in votes)
-    return f"the vantage points disagree: {said}"
+    return f"the vantage points disagree: {_said(votes)}"
+
+
+def _said(votes: Sequence[Vote]) -> str:
+    return "; ".join(f"{v.vantage}: {v.kind} ({v.reason})" for v in votes)

@@ -12,6 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,8 +110,11 @@ def _round(watch: Watch, state: WatchState) -> WatchState:
         state.latched, state.resumed_at = None, now
         watch.resume_path.unlink(missing_ok=True)
     outputs = watch.engine.outputs()  # every round: a person's switch, a replaced server, since the last
-    report = watch.checker(outputs)
-    votes = [local_vote(report), watch.vps(outputs)]
+    # The two vantage points at once: a round takes as long as the slower, not the two together.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        vps_vote = pool.submit(watch.vps, outputs)
+        report = watch.checker(outputs)
+        votes = [local_vote(report), vps_vote.result()]
     paused = watch.pause_path.read_text(encoding="utf-8").strip() if watch.pause_path.exists() else None
     decision, state = decide(state, Round(votes, report, outputs, now, paused), watch.policy)
     situation, acted_detail = decision.situation, None
@@ -198,6 +202,7 @@ def _round_line(
         "down_rounds": state.down_rounds,
         "latched": state.latched,
         "words": decision.words,
+        "command": decision.command,
     }
 
 
