@@ -1,11 +1,13 @@
-"""``mana-infra lab up|status|check|down|drill|e2e``: the lab from the command line.
+"""``mana-infra lab up|status|check|fault|watch|sh|down|drill|e2e``: the lab from the command line.
 
 ``main(argv)`` takes the arguments after ``lab``. The lab always runs the offline plan of a stack
 (``--stack``, default prod): its artifacts and DNS records, see inputs.py; a rehearsal stack runs its
 prod stack's plan with the rehearsal in it. ``up`` leaves the lab running (its daemons are detached)
 until ``down``, and saves what it runs (``lab.json`` in the work folder) for ``status`` and ``check``.
 ``up``, ``drill`` and ``e2e`` replace a running lab only with ``--replace``. ``drill --json`` prints the
-drill's report as JSON on stdout; progress goes to stderr.
+drill's report as JSON on stdout; progress goes to stderr. ``up --engine`` brings up the e2e's world
+instead, the stack deployed through the real engine, and keeps it (engine_lab.py): ``fault``, ``watch``
+and ``sh`` act on that one.
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ def parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
     )
     stack_help = "the stack whose offline plan the lab runs (default prod; a rehearsal stack: its prod stack's)"
     replace_help = "tear down a running lab first (without it, a running lab is refused, not replaced)"
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{up,status,check,down,drill,e2e}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{up,status,check,fault,watch,sh,down,drill,e2e}"
+    )
     p_up = sub.add_parser("up", help="build the lab from the stack's offline plan and leave it running")
     p_up.add_argument("--stack", default="prod", help=stack_help)
     p_up.add_argument(
@@ -74,6 +78,12 @@ def parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
         help="the standby's state to start in: tunnel (default), failover (through the edge), failover-dns",
     )
     p_up.add_argument("--replace", action="store_true", help=replace_help)
+    p_up.add_argument(
+        "--engine",
+        action="store_true",
+        help="the real engine's world instead (`make engine` first): the stand-in clouds, the stack set up "
+        "with the README's commands and deployed in tunnel mode by `pulumi up`; for fault, watch and sh",
+    )
     sub.add_parser("status", help="what the running lab runs: stack, state, since when, processes per namespace")
     lab_check = sub.add_parser(
         "check",
@@ -81,6 +91,23 @@ def parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
         "(--json, --no-ssh, --timeout, ...) pass through",
     )
     lab_check.set_defaults(passes_on=True)  # check's flags are check's to take or refuse
+    p_fault = sub.add_parser(
+        "fault", help="the real-engine lab's faults and their state; `fault NAME on|off` makes or mends one"
+    )
+    p_fault.add_argument("name", nargs="?", help="the fault (`lab fault` lists them)")
+    p_fault.add_argument("to", nargs="?", choices=("on", "off"), help="make (on) or mend (off) it")
+    p_watch = sub.add_parser(
+        "watch",
+        help="the watchdog (`mana-infra watch`) from the watch box's place in the real-engine lab; its own "
+        "flags (--json, --interval, --rounds, ...) pass through",
+    )
+    p_watch.set_defaults(passes_on=True)
+    p_sh = sub.add_parser(
+        "sh",
+        help="a command in the real-engine lab's operator seat (its project copy and stack login), e.g. "
+        r"`lab sh mana-infra cutover --via dns --yes \$LAB_CHECK_FLAGS`",
+    )
+    p_sh.set_defaults(passes_on=True)
     sub.add_parser("down", help="tear the lab down, including leftovers of crashed runs, and its work folder")
     p_drill = sub.add_parser("drill", help="run the failover drill in a fresh lab (torn down afterwards)")
     p_drill.add_argument("--stack", default="prod", help=stack_help)
@@ -104,6 +131,7 @@ def parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
 
 
 def _run(args: argparse.Namespace) -> int:
+    from . import engine_lab
     from .system import LabError, cleanup_leftovers
 
     try:
@@ -115,7 +143,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "up":
             return _up(args)
         if args.command == "down":
-            removed = cleanup_leftovers(Path(args.workdir) / "pids")
+            state = _read_state(Path(args.workdir)) or {}
+            stopped = "keeper" in state and engine_lab.stop(int(state["keeper"]))
+            removed = ["the real-engine lab's keeper (its world)"] if stopped else []
+            removed += cleanup_leftovers(Path(args.workdir) / "pids")
             # The work folder holds the lab's keys and certificates: nothing of it outlives the lab.
             if Path(args.workdir).is_dir():
                 shutil.rmtree(args.workdir, ignore_errors=True)
@@ -127,6 +158,14 @@ def _run(args: argparse.Namespace) -> int:
             return ExitCode.OK
         if args.command == "check":
             return _check(Path(args.workdir), args.passed_on)
+        if args.command == "fault":
+            return engine_lab.fault(Path(args.workdir), args.name, args.to)
+        if args.command == "watch":
+            return engine_lab.watch(Path(args.workdir), args.passed_on)
+        if args.command == "sh":
+            if not args.passed_on:
+                raise LabError("`lab sh` wants a command: `mana-infra lab sh pulumi stack output`")
+            return engine_lab.run_in_seat(Path(args.workdir), ["sh", "-c", " ".join(args.passed_on)])
         if args.command == "e2e":
             return _e2e(args)
         if args.command == "drill":
@@ -212,7 +251,35 @@ def _describe_state(workdir: Path) -> str | None:
     return f"stack {state.get('stack')}, state {state.get('mode')}{rehearsal}, up since {since} ({workdir})"
 
 
+def _up_engine(args: argparse.Namespace) -> int:
+    """`lab up --engine`: the keeper brings the world up and deploys the stack; this follows it."""
+    from mana_infra.project import find_project_dir
+
+    from . import engine_lab
+
+    if args.mode != "tunnel" or args.stack != "prod":
+        _log(
+            "lab: `up --engine` deploys stack prod in tunnel mode, as the README sets it up; cut over in it "
+            "with `mana-infra lab sh mana-infra cutover --via edge --yes \\$LAB_CHECK_FLAGS`"
+        )
+        return ExitCode.BAD_INPUT
+    started = time.monotonic()
+    workdir = Path(args.workdir)
+    state = engine_lab.start(workdir, find_project_dir(args.project_dir), _log)
+    state.update(stack="prod", mode="tunnel (real engine)", started=time.time())
+    (workdir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    print(f"lab up in {time.monotonic() - started:.1f}s (stack prod deployed by the real engine, tunnel mode)")
+    print("faults: mana-infra lab fault            (the list; `lab fault tunnel on`, `... off`)")
+    print("watch:  mana-infra lab watch --json     (the watchdog from the watch box's place)")
+    print("seat:   mana-infra lab sh 'pulumi stack output'   ($LAB_CHECK_FLAGS point check and cutover at the lab)")
+    print("check:  mana-infra lab check")
+    print("down:   mana-infra lab down")
+    return ExitCode.OK
+
+
 def _up(args: argparse.Namespace) -> int:
+    if args.engine:
+        return _up_engine(args)
     from .inputs import inputs_from_plan
     from .lab import Lab
     from .topology import MIRROR_DNS_IP
@@ -264,6 +331,10 @@ def _check(workdir: Path, extra: Sequence[str]) -> int:
     # A single check ends within a minute or two; the watch (--watch) runs until it is stopped.
     watching = any(a == "--watch" or a.startswith("--watch=") for a in extra)
     limit = None if watching else CHECK_SECONDS
+    if state.get("kind") == "engine":
+        from . import engine_lab
+
+        return engine_lab.run_in_seat(workdir, [*state["check"], *extra], limit)
     try:
         argv = netns_exec_argv(ns_name("client"), [*state["check"], *extra])
         return subprocess.run(argv, env=env, check=False, timeout=limit).returncode

@@ -3,6 +3,8 @@ the Mac Mini's line, the nameserver switch."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from typing import Any
 
@@ -36,7 +38,14 @@ class LabFaults(LabBase):
             raise ValueError(how)
 
     def restore_edge(self) -> None:
+        self.restore_tunnel_link()
+        self.restore_edge_proxy()
+
+    def restore_tunnel_link(self) -> None:
         self._tunnel_link_up()
+
+    def restore_edge_proxy(self) -> None:
+        """The edge's Caddy running again (after ``cut_edge("stop")``)."""
         if "caddy-edge" not in self._procs:
             self._spawn(
                 "edge",
@@ -56,6 +65,40 @@ class LabFaults(LabBase):
                 "\t\ttcp dport { 22, 80, 443 } reject with tcp reset\n\t}\n}\n"
             )
         run(netns_exec_argv(topo.ns_name("vps"), ["nft", "-f", "-"]), input=rules)
+
+    def impostor(self, on: bool = True) -> None:
+        """Someone else answering SSH for the VPS on the operator's way to it (a man in the middle): the
+        operator's packets to the VPS's port 22 go to the outsider, where an sshd with a host key of its
+        own answers every session with a forged vote — everything down, the Mac Mini answering. Whoever
+        pins the VPS's host key (the watchdog does) refuses the session before any vote is read."""
+        folder, client = self.workdir / "impostor", topo.ns_name("client")
+        table = "ip lab-impostor"
+        if not on:
+            run(netns_exec_argv(client, ["nft", "-f", "-"]), input=f"table {table}\ndelete table {table}\n")
+            proc = self._procs.pop("impostor-sshd", None)
+            if proc:
+                kill_pids([proc.pid])
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        key = folder / "host_key"
+        if not key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=20)
+        (folder / "authorized_keys").write_text(self.operator_public_key + "\n")
+        hosts = [host for host, _ in self.services]
+        forged = {"resolver": "ok", "public": dict.fromkeys(hosts, 0), "standby": dict.fromkeys(hosts, 200)}
+        (folder / "vote.json").write_text(json.dumps(forged) + "\n")
+        (folder / "sshd_config").write_text(
+            f"ListenAddress {topo.OUTSIDER_IP}\nPort 22\nHostKey {key}\nPidFile {folder / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {folder / 'authorized_keys'}\nStrictModes no\nPermitRootLogin yes\n"
+            f"PasswordAuthentication no\nForceCommand cat {folder / 'vote.json'}\n"
+        )
+        self._spawn("outsider", "impostor-sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", str(folder / "sshd_config")])
+        self._wait_listening("impostor-sshd", "tcp", 22)
+        rules = (
+            f"table {table} {{\n\tchain output {{\n\t\ttype nat hook output priority -100;\n"
+            f"\t\tip daddr {topo.VPS_IP} tcp dport 22 dnat to {topo.OUTSIDER_IP}\n\t}}\n}}\n"
+        )
+        run(netns_exec_argv(client, ["nft", "-f", "-"]), input=f"table {table}\ndelete table {table}\n{rules}")
 
     def wireguard_down(self) -> None:
         """Take the Mac Mini's tunnel down (wg-quick down).
