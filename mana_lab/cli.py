@@ -127,6 +127,12 @@ def parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
     )
     p_e2e.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p_e2e.add_argument("--replace", action="store_true", help=replace_help)
+    p_e2e.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the world running afterwards (in tunnel mode, as the last run leaves it) for fault, watch "
+        "and sh, until `lab down`",
+    )
     return parser
 
 
@@ -135,6 +141,12 @@ def _run(args: argparse.Namespace) -> int:
     from .system import LabError, cleanup_leftovers
 
     try:
+        if args.command == "up" and args.engine and (args.mode != "tunnel" or args.stack != "prod"):
+            _log(
+                "lab: `up --engine` deploys stack prod in tunnel mode, as the README sets it up; cut over in it "
+                "with `mana-infra lab sh 'mana-infra cutover --stack prod --via edge --yes $LAB_CHECK_FLAGS'`"
+            )
+            return ExitCode.BAD_INPUT
         if args.command in ("up", "drill", "e2e"):
             refusal = _refuse_running_lab(Path(args.workdir), args.command, args.replace)
             if refusal:
@@ -257,12 +269,6 @@ def _up_engine(args: argparse.Namespace) -> int:
 
     from . import engine_lab
 
-    if args.mode != "tunnel" or args.stack != "prod":
-        _log(
-            "lab: `up --engine` deploys stack prod in tunnel mode, as the README sets it up; cut over in it "
-            "with `mana-infra lab sh mana-infra cutover --via edge --yes \\$LAB_CHECK_FLAGS`"
-        )
-        return ExitCode.BAD_INPUT
     started = time.monotonic()
     workdir = Path(args.workdir)
     state = engine_lab.start(workdir, find_project_dir(args.project_dir), _log)
@@ -355,14 +361,23 @@ def _e2e(args: argparse.Namespace) -> int:
     if isinstance(found, str):
         raise LabError(f"the end-to-end runs {found}")
     _log(f"e2e: Pulumi {found.version}, plugins " + ", ".join(f"{n} {v}" for n, v in sorted(found.plugins.items())))
-    report = run_e2e(Path(args.workdir) / "e2e", found, project_dir, _log)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2), flush=True)
+    if args.keep:  # the keeper runs them and keeps the world: `lab fault`, `watch`, `sh` on it afterwards
+        from . import engine_lab
+
+        workdir = Path(args.workdir)
+        state = engine_lab.start(workdir, project_dir, _log, run_e2e=True)
+        state.update(stack="prod", mode="tunnel (real engine, after the e2e)", started=time.time())
+        (workdir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        report = engine_lab.kept_report(workdir)
     else:
-        failed = [run.name for run in report.runs if not run.ok]
-        verdict = "passed" if report.ok else "FAILED (" + ", ".join(failed or ["see above"]) + ")"
-        print(f"e2e {verdict}: {len(report.runs)} runs in {report.seconds:.1f} s", flush=True)
-    return ExitCode.OK if report.ok else ExitCode.NOT_OK
+        report = run_e2e(Path(args.workdir) / "e2e", found, project_dir, _log).to_dict()
+    if args.json:
+        print(json.dumps(report, indent=2), flush=True)
+    else:
+        failed = [run["name"] for run in report["runs"] if not run["ok"]]
+        verdict = "passed" if report["ok"] else "FAILED (" + ", ".join(failed or ["see above"]) + ")"
+        print(f"e2e {verdict}: {len(report['runs'])} runs in {report['seconds']:.1f} s", flush=True)
+    return ExitCode.OK if report["ok"] else ExitCode.NOT_OK
 
 
 def status_text(workdir: Path = Path(DEFAULT_WORKDIR)) -> str:

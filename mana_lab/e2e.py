@@ -356,7 +356,8 @@ class EndToEnd:
 
     # ---------------------------------------------------------------------------------------- driving
 
-    def run_all(self) -> Report:
+    def run_all(self, keep: bool = False) -> Report:
+        """Every run in order; the world is taken down afterwards unless ``keep`` (the keeper keeps it)."""
         started = time.monotonic()
         try:
             self.log("e2e: the lab's world (stand-in clouds, DNS, edge, pebble, the Mac Mini)")
@@ -372,7 +373,8 @@ class EndToEnd:
                 if not run.ok and name in ("up-tunnel",):
                     break  # nothing after it stands on anything
         finally:
-            self.world.down()
+            if not keep:
+                self.world.down()
             self.report.seconds = round(time.monotonic() - started, 1)
         return self.report
 

@@ -21,12 +21,13 @@ from . import keeper
 from . import topology as topo
 from .system import LabError, netns_exec_argv
 
-UP_SECONDS = 900.0  # the world, the set-up and the first `pulumi up`: about a minute here
-WATCH_STATE = "watch/watch-prod.json"  # `lab watch`'s state file, in the world's folder
+UP_SECONDS = 1500.0  # the world and the first `pulumi up` (under a minute here), or the whole e2e (~6 min)
+WATCH_STATE = "lab-watch/watch-prod.json"  # `lab watch`'s state file in the world's folder (not the e2e's)
 
 
-def start(workdir: Path, project_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """Start the keeper detached, follow its log until it is ready; the state `lab.json` records."""
+def start(workdir: Path, project_dir: Path, log: Callable[[str], None], run_e2e: bool = False) -> dict[str, Any]:
+    """Start the keeper detached (``run_e2e``: it runs every e2e run first), follow its log until it is
+    ready; the state `lab.json` records."""
     from . import engine
 
     found = engine.find(project_dir)
@@ -36,7 +37,8 @@ def start(workdir: Path, project_dir: Path, log: Callable[[str], None]) -> dict[
     log_path = workdir / "keeper.log"
     with log_path.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mana_lab.keeper", "--workdir", str(workdir), "--project-dir", str(project_dir)],
+            [sys.executable, "-m", "mana_lab.keeper", "--workdir", str(workdir), "--project-dir", str(project_dir),
+             *(["--e2e"] if run_e2e else [])],
             cwd=Path(__file__).resolve().parent.parent,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
@@ -54,6 +56,15 @@ def start(workdir: Path, project_dir: Path, log: Callable[[str], None]) -> dict[
             raise LabError(f"the real-engine lab did not come up (its log: {log_path})")
         time.sleep(0.2)
     return {"kind": "engine", "keeper": process.pid, "check": check_argv(seat(workdir))}
+
+
+def kept_report(workdir: Path) -> dict[str, Any]:
+    """The report `lab e2e --keep`'s keeper wrote."""
+    try:
+        found: dict[str, Any] = json.loads((workdir / keeper.ENGINE_DIR / keeper.REPORT).read_text())
+    except (OSError, ValueError) as error:
+        raise LabError(f"the e2e's report is missing ({error}): see {workdir / 'keeper.log'}") from error
+    return found
 
 
 def seat(workdir: Path) -> dict[str, Any]:

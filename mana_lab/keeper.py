@@ -2,7 +2,8 @@
 
 It builds the e2e's world (the stand-in clouds live in this process), sets the stack up with the
 README's commands, runs the first ``pulumi up`` in tunnel mode, the Mac Mini's WireGuard from its
-output and the run after the adoption (README step 5), then keeps the world until ``lab down``.
+output and the run after the adoption (README step 5) — or, for ``lab e2e --keep``, every e2e run,
+which ends in tunnel mode too — then keeps the world until ``lab down``.
 Meanwhile it answers on a Unix socket (root's alone) one JSON line per request: ``{"op": "faults"}``,
 ``{"op": "fault", "name": N, "on": true}``, ``{"op": "requests"}`` (the stand-in APIs' counts),
 ``{"op": "down"}``. What a person needs to act in the
@@ -32,6 +33,7 @@ from .system import LabError
 
 SOCKET = "keeper.sock"
 OPERATOR = "operator.json"
+REPORT = "e2e.json"  # `lab e2e --keep`'s report
 ENGINE_DIR = "engine"  # the world's folder in the lab's work folder
 STACK = "prod"
 
@@ -104,7 +106,32 @@ def operator_seat(e2e: EndToEnd) -> dict[str, Any]:
     return {"cwd": str(op.project), "env": op.env, "check_flags": flags, "stack": STACK}
 
 
-def keep(workdir: Path, project_dir: Path) -> int:
+def deploy_as_the_readme_says(e2e: EndToEnd) -> None:
+    """The world, the README's set-up, its first `pulumi up` (tunnel mode), the Mac Mini's WireGuard and
+    the run after the adoption (step 5)."""
+    _log("lab: the world (stand-in clouds, DNS, edge, pebble, the Mac Mini)")
+    e2e.start()
+    _log("lab: the README's first `pulumi up` in tunnel mode, then the Mac Mini's WireGuard from its output")
+    run = Run("up-tunnel", "")
+    e2e.up_tunnel(run)
+    if run.problems:
+        raise LabError("the first `pulumi up`: " + "; ".join(run.problems[:3]))
+    _log("lab: `pulumi config rm adoptRecords && pulumi up` (README step 5, after the first run)")
+    run = Run("up-after-adoption", "")
+    e2e.up_after_adoption(run)
+    if run.problems:
+        raise LabError("the run after the adoption: " + "; ".join(run.problems[:3]))
+
+
+def run_the_e2e(e2e: EndToEnd, where: Path) -> None:
+    """`lab e2e --keep`: every e2e run, its report beside the seat; the world stays for a person."""
+    report = e2e.run_all(keep=True)
+    (where / REPORT).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if e2e.operator is None:
+        raise LabError("the e2e's world did not come up: nothing to keep")
+
+
+def keep(workdir: Path, project_dir: Path, run_e2e: bool = False) -> int:
     found = engines.find(project_dir)
     if isinstance(found, str):
         _log(f"lab: the real-engine lab {found}")
@@ -115,18 +142,11 @@ def keep(workdir: Path, project_dir: Path) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        _log(f"lab: the world (stand-in clouds, DNS, edge, pebble, the Mac Mini); Pulumi {found.version}")
-        e2e.start()
-        _log("lab: the README's first `pulumi up` in tunnel mode, then the Mac Mini's WireGuard from its output")
-        run = Run("up-tunnel", "")
-        e2e.up_tunnel(run)
-        if run.problems:
-            raise LabError("the first `pulumi up`: " + "; ".join(run.problems[:3]))
-        _log("lab: `pulumi config rm adoptRecords && pulumi up` (README step 5, after the first run)")
-        run = Run("up-after-adoption", "")
-        e2e.up_after_adoption(run)
-        if run.problems:
-            raise LabError("the run after the adoption: " + "; ".join(run.problems[:3]))
+        _log(f"lab: Pulumi {found.version}")
+        if run_e2e:
+            run_the_e2e(e2e, where)
+        else:
+            deploy_as_the_readme_says(e2e)
         seat = where / OPERATOR
         seat.touch(mode=0o600)
         seat.write_text(json.dumps(operator_seat(e2e), indent=2) + "\n")
@@ -153,9 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mana_lab.keeper", description=__doc__)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--project-dir", type=Path, required=True)
+    parser.add_argument("--e2e", action="store_true", help="run every e2e run first (`lab e2e --keep`)")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    code = keep(args.workdir, args.project_dir)
+    code = keep(args.workdir, args.project_dir, args.e2e)
     _log(f"lab: the keeper ends after {time.monotonic() - started:.0f} s (exit {code})")
     return code
 

@@ -1,14 +1,10 @@
 """The operator's runs through the real Pulumi engine (CLI, Python language host, the six provider
-plugins) against the stand-in clouds, the lab as their machines: `mana-infra lab e2e --json`, once per
-test run. Each run's own assertions are in mana_lab/e2e.py (its `problems`); these tests hold the
+plugins) against the stand-in clouds, the lab as their machines: `mana-infra lab e2e --json --keep`,
+once per test run (conftest.py). Each run's own assertions are in mana_lab/e2e.py (its `problems`); these tests hold the
 report to them and to the facts an operator relies on."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,31 +12,13 @@ import pytest
 
 from mana_lab.e2e import CHANGE_KEYS, RUN_NAMES
 from mana_lab.engine import pinned_plugins
-from mana_lab.lab import REQUIRED_TOOLS
 
-from ..support import PROJECT_DIR, require_full_engine, require_root_and_tools
+from ..support import PROJECT_DIR
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    require_root_and_tools(*REQUIRED_TOOLS)
-    require_full_engine()
-    workdir = tmp_path_factory.mktemp("e2e")
-    # --replace: like every lab test's set-up, the suite clears whatever a crashed run left running.
-    done = subprocess.run(
-        [sys.executable, "-m", "mana_infra", "lab", "--workdir", str(workdir), "e2e", "--json", "--replace"],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        env=os.environ,
-    )
-    (Path(workdir) / "e2e-stderr.log").write_text(done.stderr)
-    assert done.stdout.strip(), done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout)
-    result["exit_code"] = done.returncode
-    result["stderr"] = done.stderr
-    return result
+def report(kept_e2e: tuple[dict[str, Any], Path]) -> dict[str, Any]:
+    return kept_e2e[0]
 
 
 def run_of(report: dict[str, Any], name: str) -> dict[str, Any]:

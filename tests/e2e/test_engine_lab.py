@@ -1,15 +1,14 @@
-"""The real-engine lab a person or a script drives: `lab up --engine` (the stack deployed by the real
-engine in tunnel mode, the world kept by a detached keeper), `lab fault` to list, make and mend faults,
-`lab watch` (the watchdog from the watch box's place), `lab sh` and `lab check` in the operator's seat,
-`lab down`. The faults the watchdog meets here: the watch box's own uplink cut, and the tunnel
-flapping for sixty rounds; neither may cut over."""
+"""The real-engine lab a person or a script drives: the world `lab e2e --keep` kept (conftest.py; `lab up
+--engine` keeps one the same way after the README's set-up alone), with `lab fault` to list, make and
+mend faults, `lab watch` (the watchdog from the watch box's place), `lab sh` and `lab check` in the
+operator's seat, `lab down`. The faults the watchdog meets here: the watch box's own uplink cut, and
+the tunnel flapping for sixty rounds; neither may cut over."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,30 +16,16 @@ import pytest
 
 from mana_lab.faults import FAULT_NAMES
 from mana_lab.keeper import ask
-from mana_lab.lab import REQUIRED_TOOLS
 from mana_lab.system import lab_namespaces
 
-from ..support import PROJECT_DIR, require_full_engine, require_root_and_tools
-
-
-def lab(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "mana_infra", "lab", "--workdir", str(workdir), *args]
-    return subprocess.run(argv, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=timeout, check=False)
+from ..support import PROJECT_DIR
+from .conftest import lab
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    require_root_and_tools(*REQUIRED_TOOLS)
-    require_full_engine()
-    workdir = tmp_path_factory.mktemp("engine-lab") / "lab"
-    up = lab(workdir, "up", "--engine", "--replace", timeout=900)
-    (workdir.parent / "up-stderr.log").write_text(up.stderr)
-    assert up.returncode == 0, up.stderr[-3000:]
-    assert up.stdout.startswith("lab up in ") and "deployed by the real engine, tunnel mode" in up.stdout
-    try:
-        yield workdir
-    finally:
-        lab(workdir, "down")
+def running(kept_e2e: tuple[dict[str, Any], Path]) -> Path:
+    """The world `lab e2e --keep` kept: prod in tunnel mode, as its last run leaves it."""
+    return kept_e2e[1]
 
 
 def fault_table(workdir: Path) -> dict[str, bool]:
@@ -63,7 +48,7 @@ def test_the_stack_is_deployed_in_tunnel_mode_and_every_host_is_green(running: P
     assert check.returncode == 0, check.stdout[-2000:]
     assert json.loads(check.stdout)["mode"] == "tunnel"
     status = lab(running, "status")
-    assert "stack prod, state tunnel (real engine)" in status.stdout, status.stdout
+    assert "stack prod, state tunnel (real engine, after the e2e)" in status.stdout, status.stdout
 
 
 def test_lab_fault_lists_makes_and_mends_each_fault(running: Path) -> None:
@@ -132,6 +117,14 @@ def test_a_flapping_tunnel_never_cuts_over(running: Path) -> None:
     assert all(r["decision"] == "nothing" for r in rounds)
     assert not [line for line in stderr.splitlines() if line.startswith("PAGE ")]
     assert lab(running, "sh", "pulumi stack output --stack prod mode").stdout.strip() == "tunnel"
+
+
+def test_lab_up_engine_refuses_what_it_cannot_deploy(tmp_path: Path) -> None:
+    """`lab up --engine` deploys prod in tunnel mode as the README sets it up: another mode or stack is
+    refused with the way to get there, before anything starts (the running lab is not touched)."""
+    for flags in (["--mode", "failover"], ["--stack", "failover"]):
+        refused = lab(tmp_path / "lab", "up", "--engine", *flags)
+        assert refused.returncode == 2 and "deploys stack prod in tunnel mode" in refused.stderr, refused.stderr
 
 
 def test_lab_down_removes_the_world(running: Path) -> None:
