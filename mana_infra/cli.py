@@ -19,7 +19,7 @@ from typing import Any
 from .deployed import CHANGED_BY_VARIABLE
 from .errors import ExitCode, InputError, Problem
 from .files import read_json
-from .lock import stack_lock
+from .lock import SWITCH_WAIT, stack_lock
 from .model import MODES, VIAS
 from .plan_view import print_comparison, print_plan
 from .project import Project, find_project_dir, selected_stack
@@ -255,7 +255,13 @@ def _switch(args: argparse.Namespace) -> int:
     options = cutover.Options(preview=args.preview, force=args.force, within=args.within, log=log)
     # The stack records who changed its mode (deployed.py); one writer at a time (lock.py).
     os.environ[CHANGED_BY_VARIABLE] = f"mana-infra {command} by {getpass.getuser()}@{socket.gethostname()}"
-    with stack_lock(project_dir, stack, f"mana-infra {command}"):
+
+    # A watchdog's cut-over in progress takes as long as ours would: wait for it, saying so, then
+    # pre-flight afresh (the stack may be where this one wanted it already).
+    def waiting(holder: str) -> None:
+        print(f"stack {stack} is being changed by {holder}: waiting for it (up to 5 minutes)", file=sys.stderr)
+
+    with stack_lock(project_dir, stack, f"mana-infra {command}", wait=SWITCH_WAIT, on_wait=waiting):
         verdict = cutover.run(engine, cutover.check_with(args, stack), switch, options)
     if args.json:
         print(json.dumps(verdict.to_dict(), indent=2))

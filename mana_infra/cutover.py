@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -365,20 +366,22 @@ class CheckWith:
         self.given = {name: getattr(args, name) for name in vars(checks_own.parse_args([]))}
         self.defaults = vars(check.parse_args(["--stack", stack]))
         self._last: tuple[dict[str, Any], tuple[Endpoints, CheckOptions]] | None = None
+        self._building = threading.Lock()  # the watchdog's check and its VPS vote ask at the same time
 
     def inputs(self, outputs: Mapping[str, Any]) -> tuple[Endpoints, CheckOptions]:
         """check's endpoints and options for these outputs (the watchdog's VPS vote uses them too: the
         same outputs twice a round are built once)."""
         from .check import cli as check
 
-        if self._last is not None and self._last[0] == dict(outputs):
-            return self._last[1]
-        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="mana-infra-outputs-") as file:
-            json.dump(dict(outputs), file)
-            file.flush()
-            built = check.build(argparse.Namespace(**{**self.defaults, **self.given, "outputs": file.name}))
-        self._last = (dict(outputs), built)
-        return built
+        with self._building:
+            if self._last is not None and self._last[0] == dict(outputs):
+                return self._last[1]
+            with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="mana-infra-outputs-") as file:
+                json.dump(dict(outputs), file)
+                file.flush()
+                built = check.build(argparse.Namespace(**{**self.defaults, **self.given, "outputs": file.name}))
+            self._last = (dict(outputs), built)
+            return built
 
     def __call__(self, outputs: Mapping[str, Any]) -> Report:
         from .check.view import check_once

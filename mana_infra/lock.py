@@ -16,6 +16,10 @@ from pathlib import Path
 
 from .errors import InputError, Problem
 
+# How long a switch (cutover, failback, the watchdog's) waits for another writer: a cut-over of the
+# inventory through the engine, its check included, takes well under that.
+SWITCH_WAIT = 300.0
+
 
 def lock_path(project_dir: Path, stack: str) -> Path:
     return project_dir / f".mana-infra-{stack}.lock"
@@ -30,12 +34,14 @@ def stack_lock(
     wait: float = 30.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    on_wait: Callable[[str], None] = lambda _holder: None,
 ) -> Iterator[None]:
-    """Hold stack ``stack``'s lock while the block runs; wait up to ``wait`` seconds for it, else refuse."""
+    """Hold stack ``stack``'s lock while the block runs; wait up to ``wait`` seconds for it (``on_wait``
+    told once who holds it), else refuse."""
     path = lock_path(project_dir, stack)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = clock() + wait
-    held = False
+    held = waited = False
     try:
         while True:
             try:
@@ -43,8 +49,11 @@ def stack_lock(
                 held = True
                 break
             except BlockingIOError:
+                holder = path.read_text(encoding="utf-8").strip() or "another mana-infra command"
+                if not waited:
+                    on_wait(holder)
+                    waited = True
                 if clock() >= deadline:
-                    holder = path.read_text(encoding="utf-8").strip() or "another mana-infra command"
                     raise InputError(
                         [
                             Problem(

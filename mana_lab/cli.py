@@ -136,35 +136,46 @@ def parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> arg
     return parser
 
 
+def _refusal(args: argparse.Namespace) -> str | None:
+    """Why this command does not start (before anything does), or None."""
+    if args.command == "up" and args.engine and (args.mode != "tunnel" or args.stack != "prod"):
+        return (
+            "`up --engine` deploys stack prod in tunnel mode, as the README sets it up; cut over in it with "
+            "`mana-infra lab sh 'mana-infra cutover --stack prod --via edge --yes $LAB_CHECK_FLAGS'`"
+        )
+    if args.command in ("up", "drill", "e2e"):
+        return _refuse_running_lab(Path(args.workdir), args.command, args.replace)
+    return None
+
+
+def _down(workdir: Path) -> int:
+    from . import engine_lab
+    from .system import cleanup_leftovers
+
+    stopped = engine_lab.stop_recorded(workdir)
+    removed = ["the real-engine lab's keeper (its world)"] if stopped else []
+    removed += cleanup_leftovers(workdir / "pids")
+    # The work folder holds the lab's keys and certificates: nothing of it outlives the lab.
+    if workdir.is_dir():
+        shutil.rmtree(workdir, ignore_errors=True)
+        removed.append(f"the work folder {workdir}")
+    print("removed: " + "; ".join(removed) if removed else "nothing to remove")
+    return ExitCode.OK
+
+
 def _run(args: argparse.Namespace) -> int:
     from . import engine_lab
-    from .system import LabError, cleanup_leftovers
+    from .system import LabError
 
     try:
-        if args.command == "up" and args.engine and (args.mode != "tunnel" or args.stack != "prod"):
-            _log(
-                "lab: `up --engine` deploys stack prod in tunnel mode, as the README sets it up; cut over in it "
-                "with `mana-infra lab sh 'mana-infra cutover --stack prod --via edge --yes $LAB_CHECK_FLAGS'`"
-            )
+        refusal = _refusal(args)
+        if refusal:
+            _log(f"lab: {refusal}")
             return ExitCode.BAD_INPUT
-        if args.command in ("up", "drill", "e2e"):
-            refusal = _refuse_running_lab(Path(args.workdir), args.command, args.replace)
-            if refusal:
-                _log(f"lab: {refusal}")
-                return ExitCode.BAD_INPUT
         if args.command == "up":
             return _up(args)
         if args.command == "down":
-            state = _read_state(Path(args.workdir)) or {}
-            stopped = "keeper" in state and engine_lab.stop(int(state["keeper"]))
-            removed = ["the real-engine lab's keeper (its world)"] if stopped else []
-            removed += cleanup_leftovers(Path(args.workdir) / "pids")
-            # The work folder holds the lab's keys and certificates: nothing of it outlives the lab.
-            if Path(args.workdir).is_dir():
-                shutil.rmtree(args.workdir, ignore_errors=True)
-                removed.append(f"the work folder {args.workdir}")
-            print("removed: " + "; ".join(removed) if removed else "nothing to remove")
-            return ExitCode.OK
+            return _down(Path(args.workdir))
         if args.command == "status":
             print(status_text(Path(args.workdir)))
             return ExitCode.OK
@@ -238,6 +249,9 @@ def _refuse_running_lab(workdir: Path, command: str, replace: bool) -> str | Non
     what = _describe_state(workdir) or f"{len(running)} namespaces ({', '.join(running[:3])}...)"
     if replace:
         _log(f"lab: replacing the running lab: {what}")
+        from . import engine_lab
+
+        engine_lab.stop_recorded(workdir)  # a real-engine lab's keeper takes its world down itself
         return None
     fresh = "builds a fresh lab" if command != "up" else "would replace it"
     return (

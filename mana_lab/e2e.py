@@ -701,14 +701,6 @@ class EndToEnd:
         self.world.settle()
         self.green(run, mode="tunnel")
 
-    def failback_by_person(self, run: Run) -> None:
-        """The person's `mana-infra failback` once the tunnel serves again: green in tunnel mode."""
-        flags = shlex.join([*self.world.check_flags(), "--mirror-nameserver", topo.MIRROR_DNS_IP])
-        back = self.op.sh(f"mana-infra failback --stack prod --yes {flags}")
-        run.expect(back.returncode == 0, f"the person's failback: exit {back.returncode}: {back.stdout[-300:]}")
-        self.world.settle()
-        self.green(run, mode="tunnel")
-
     def rehearsal_up(self, run: Run) -> None:
         op, world = self.op, self.world
         for command in (

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mana_infra.outputs import Output
+from mana_infra.watchdog.decide import WATCHDOG
 
 from . import topology as topo
 from .faults import Faults
@@ -77,6 +78,7 @@ def tunnel_cut(e2e: EndToEnd, run: Run, interval: float = 1.0) -> None:
         return
     (cut_at, cut), (back_at, back) = acts
     run.details["fault_to_green_seconds"] = round(cut_at - fault, 1)
+    run.expect(cut_at - fault < 60, f"every host green {cut_at - fault:.1f} s after the fault: the goal is 60 s")
     e2e.log(f"e2e: the watchdog: every host green {cut_at - fault:.1f} s after the tunnel was cut")
     run.expect(cut["situation"] == "acted-green" and cut["votes"] == {"watch": "down", "vps": "down"}, f"{cut}")
     waited = back_at - marks["mended"]
@@ -108,7 +110,7 @@ def restart_race(e2e: EndToEnd, run: Run) -> None:
     person: dict[str, Any] = {}
 
     def the_person() -> None:
-        _until_locked(op.project / ".mana-infra-prod.lock", "mana-infra watch")
+        person["saw the watchdog hold the lock"] = _until_locked(op.project / ".mana-infra-prod.lock", WATCHDOG)
         person["done"] = op.sh(f"mana-infra cutover --stack prod --via dns --yes --json {flags}")
 
     thread = threading.Thread(target=the_person)
@@ -135,6 +137,7 @@ def restart_race(e2e: EndToEnd, run: Run) -> None:
     run.expect(_changed_by(e2e).startswith("mana-infra watch (automatic)"), f"modeChangedBy {_changed_by(e2e)}")
     done = person.get("done")
     run.expect(done is not None, "the person's cutover never ran")
+    run.expect(person.get("saw the watchdog hold the lock") is True, "the watchdog never held the stack's lock")
     if done is not None:
         verdict = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
         run.details["person"] = {"exit": done.returncode, "steps": verdict.get("steps")}
@@ -163,13 +166,14 @@ def _flipped_in_place(e2e: EndToEnd, run: Run, before: dict[str, int]) -> None:
     run.expect(len(updates) == len(e2e.services) == len(writes), f"the cut-over wrote {writes[:5]} ...")
 
 
-def _until_locked(lock: Path, holder: str, timeout: float = 30) -> None:
-    """Until ``holder`` holds the stack's lock (its record in the lock file), at most ``timeout``."""
+def _until_locked(lock: Path, holder: str, timeout: float = 30) -> bool:
+    """Until ``holder`` holds the stack's lock (its record in the lock file); False after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if lock.exists() and lock.read_text().startswith(holder):
-            return
+            return True
         time.sleep(0.02)
+    return False
 
 
 HOLD_BACK: Sequence[tuple[str, tuple[str, ...], str, int]] = (
@@ -207,7 +211,8 @@ def holds_back(e2e: EndToEnd, run: Run) -> None:
     faults = Faults(world)
     state = e2e.workdir / "watch-holds-back" / "watch-prod.json"
     run.command = _watch(e2e, state, "--interval", "1", "--rounds", "3")
-    emergency = str(op.outputs().get(Output.EMERGENCY_CUTOVER))
+    emergency = str(op.outputs().get(Output.EMERGENCY_CUTOVER) or "")
+    run.expect(emergency.startswith("pulumi "), f"the stack's emergencyCutover output: {emergency!r}")
     for name, made, expected, wanted in HOLD_BACK:
         with faults.made(*made):
             lines = op.stream(run.command, until=lambda _line: False, timeout=120)

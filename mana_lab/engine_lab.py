@@ -21,6 +21,7 @@ from . import keeper
 from . import topology as topo
 from .system import LabError, netns_exec_argv
 
+KEEPER_PID = "keeper.pid"  # in the lab's work folder, from the moment the keeper starts
 UP_SECONDS = 1500.0  # the world and the first `pulumi up` (under a minute here), or the whole e2e (~6 min)
 WATCH_STATE = "lab-watch/watch-prod.json"  # `lab watch`'s state file in the world's folder (not the e2e's)
 
@@ -42,6 +43,18 @@ def start(workdir: Path, project_dir: Path, log: Callable[[str], None], run_e2e:
             cwd=Path(__file__).resolve().parent.parent,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+    # On record at once: `lab down` (or --replace) stops it even while it sets up, or after a Ctrl-C here.
+    (workdir / KEEPER_PID).write_text(f"{process.pid}\n")
+    try:
+        _follow(log_path, process, log)
+    except BaseException:
+        stop(process.pid)
+        raise
+    return {"kind": "engine", "keeper": process.pid, "check": check_argv(seat(workdir))}
+
+
+def _follow(log_path: Path, process: subprocess.Popen[bytes], log: Callable[[str], None]) -> None:
+    """Echo the keeper's log until it says it is ready; a LabError if it ends or takes too long first."""
     seen = 0
     deadline = time.monotonic() + UP_SECONDS
     while True:
@@ -50,29 +63,30 @@ def start(workdir: Path, project_dir: Path, log: Callable[[str], None], run_e2e:
             log(line)
         seen = len(lines)
         if "lab: ready" in lines:
-            break
+            return
         if process.poll() is not None or time.monotonic() > deadline:
-            stop(process.pid)
             raise LabError(f"the real-engine lab did not come up (its log: {log_path})")
         time.sleep(0.2)
-    return {"kind": "engine", "keeper": process.pid, "check": check_argv(seat(workdir))}
 
 
 def kept_report(workdir: Path) -> dict[str, Any]:
     """The report `lab e2e --keep`'s keeper wrote."""
-    try:
-        found: dict[str, Any] = json.loads((workdir / keeper.ENGINE_DIR / keeper.REPORT).read_text())
-    except (OSError, ValueError) as error:
-        raise LabError(f"the e2e's report is missing ({error}): see {workdir / 'keeper.log'}") from error
-    return found
+    return _written(workdir, keeper.REPORT, f"the e2e's report is missing: see {workdir / 'keeper.log'}")
 
 
 def seat(workdir: Path) -> dict[str, Any]:
     """The operator's seat the keeper wrote: folder, environment, check flags."""
+    return _written(
+        workdir, keeper.OPERATOR, f"no real-engine lab in {workdir}: start one with `mana-infra lab up --engine`"
+    )
+
+
+def _written(workdir: Path, name: str, missing: str) -> dict[str, Any]:
+    """A JSON file the keeper wrote into the world's folder; a LabError saying ``missing`` without it."""
     try:
-        found: dict[str, Any] = json.loads((workdir / keeper.ENGINE_DIR / keeper.OPERATOR).read_text())
+        found: dict[str, Any] = json.loads((workdir / keeper.ENGINE_DIR / name).read_text())
     except (OSError, ValueError) as error:
-        raise LabError(f"no real-engine lab in {workdir}: start one with `mana-infra lab up --engine`") from error
+        raise LabError(f"{missing} ({error})") from error
     return found
 
 
@@ -114,6 +128,15 @@ def fault(workdir: Path, name: str | None, to: str | None) -> int:
     for entry in answer["faults"]:
         print(f"{entry['name']:<14} {'ON ' if entry['on'] else 'off'}  {entry['words']}")
     return ExitCode.OK
+
+
+def stop_recorded(workdir: Path) -> bool:
+    """Stop the keeper the work folder records, if one runs (`lab down`, `--replace`)."""
+    try:
+        pid = int((workdir / KEEPER_PID).read_text())
+    except (OSError, ValueError):
+        return False
+    return stop(pid)
 
 
 def stop(pid: int, timeout: float = 120) -> bool:

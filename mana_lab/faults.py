@@ -86,20 +86,25 @@ class Faults:
     def __init__(self, world: World) -> None:
         self.world = world
         self.on: set[str] = set()
+        self.broken: set[Part] = set()  # the parts really broken now (a make or mend may fail halfway)
 
     def parts(self, names: set[str] | None = None) -> frozenset[Part]:
         return frozenset(part for name in (self.on if names is None else names) for part in BY_NAME[name].parts)
 
     def set(self, name: str, on: bool) -> None:
         """Make (on) or mend (off) the fault ``name``; a part another fault holds stays broken."""
-        before = self.parts()
         wanted = self.on | {name} if on else self.on - {name}
         after = self.parts(wanted)
-        # On record first: a fault that failed half-made is still mended by its `off`.
-        self.on = wanted
+        # Against what is really broken, part by part: a make or mend that failed halfway is finished
+        # by the next `on` or `off`, never forgotten.
         for part in Part:
-            if (part in before) != (part in after):
+            if (part in self.broken) != (part in after):
                 self._apply(part, part in after, after)
+                if part in after:
+                    self.broken.add(part)
+                else:
+                    self.broken.discard(part)
+        self.on = wanted
 
     @contextlib.contextmanager
     def made(self, *names: str) -> Iterator[None]:

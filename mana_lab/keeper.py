@@ -57,7 +57,7 @@ class Keeper(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             return {"ok": True, "faults": self.faults.listing()}
         if op == "fault":
             name, on = request.get("name"), request.get("on")
-            if name not in BY_NAME or not isinstance(on, bool):
+            if not isinstance(name, str) or name not in BY_NAME or not isinstance(on, bool):
                 return {"ok": False, "error": f"no fault {name!r}: one of {', '.join(FAULT_NAMES)}, on or off"}
             with self.lock:  # one change at a time: parts shared by faults
                 self.faults.set(str(name), on)
@@ -139,8 +139,8 @@ def keep(workdir: Path, project_dir: Path, run_e2e: bool = False) -> int:
     where = workdir / ENGINE_DIR
     fresh_workdir(where)
     e2e = EndToEnd(where, found, project_dir, _log)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # `lab down`'s SIGTERM ends it wherever it is, setting up or serving: the world comes down below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         _log(f"lab: Pulumi {found.version}")
         if run_e2e:
@@ -151,12 +151,6 @@ def keep(workdir: Path, project_dir: Path, run_e2e: bool = False) -> int:
         seat.touch(mode=0o600)
         seat.write_text(json.dumps(operator_seat(e2e), indent=2) + "\n")
         server = Keeper(where / SOCKET, Faults(e2e.world))
-
-        def on_sigterm() -> None:
-            stop.wait()
-            server.shutdown()
-
-        threading.Thread(target=on_sigterm, daemon=True).start()
         _log("lab: ready")
         server.serve_forever()
         server.server_close()

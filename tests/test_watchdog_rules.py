@@ -69,12 +69,13 @@ def test_the_watch_boxs_own_uplink_cut_is_no_vote_and_no_cut_over() -> None:
 
 def test_no_voice_at_all_is_quiet_but_says_so() -> None:
     """Both vantage points abstain (the watch box's uplink cut takes its SSH to the VPS too): nothing to
-    act on and no page, and the round's words do not claim that the path answers."""
+    act on and no page — and not "ok" either, which would page "resolved" after an outage's page."""
     abstain = Vote("watch", VoteKind.ABSTAIN, None, None, "this machine reaches nothing: its own network")
     vps = Vote("vps", VoteKind.ABSTAIN, None, None, "no vote from the VPS: Connection refused")
     decisions, state = rounds(WatchState(), *[([abstain, vps], tunnel_down())] * 4)
-    assert all(d.act is Act.NOTHING and d.situation is Situation.OK for d in decisions)
-    assert decisions[-1].words.startswith("no vantage point sees the path down, too few vote: watch: abstain")
+    assert all(d.act is Act.NOTHING and d.situation is Situation.TOO_FEW for d in decisions)
+    assert not Situation.TOO_FEW.pages
+    assert decisions[-1].words.startswith("no vantage point sees the path down, but too few vote to tell: watch:")
     assert state.down_rounds == 0
 
 

@@ -134,10 +134,11 @@ def decide(state: WatchState, seen: Round, policy: Policy) -> tuple[Decision, Wa
         # Too few voices to count: no round counts (the counter waits, and goes stale).
         if any_down:
             return Decision(Act.NOTHING, Situation.TOO_FEW, _too_few(votes, policy)), state
-        # No voice says down; too few to act on if one did (said, not paged: a blip of one vantage
-        # point's network would page twice).
-        words = f"no vantage point sees the path down, too few vote: {_said(votes)}"
-        return Decision(Act.NOTHING, Situation.OK, words), state
+        # No voice says down, and too few vote to tell: not "ok" — that would page "resolved" after an
+        # outage's page while the watch box is merely blind — but the quiet too-few, which pages nothing
+        # and leaves the last page standing.
+        words = f"no vantage point sees the path down, but too few vote to tell: {_said(votes)}"
+        return Decision(Act.NOTHING, Situation.TOO_FEW, words), state
     if not all_down:
         if any_down:
             return Decision(Act.NOTHING, Situation.WATCHING, _split(votes)), state

@@ -22,7 +22,7 @@ from .. import cutover
 from ..check.report import Report, Way
 from ..deployed import CHANGED_BY_VARIABLE
 from ..errors import ExitCode
-from ..lock import stack_lock
+from ..lock import SWITCH_WAIT, stack_lock
 from ..model import Via
 from ..outputs import Output
 from .decide import WATCHDOG, Act, Action, Decision, Policy, Round, Situation, WatchState, acted, decide
@@ -138,10 +138,6 @@ def _round(watch: Watch, state: WatchState) -> WatchState:
     return state
 
 
-# How long the watchdog waits for another writer (a person's cutover) before it lets this round go.
-LOCK_WAIT = 300.0
-
-
 def _act(watch: Watch, decision: Decision) -> tuple[bool | None, str]:
     """The same cut-over (or fail-back) as `mana-infra cutover`, under the stack's lock; None: nothing
     ran, because the stack changed mode meanwhile (a person acted) or Pulumi's lock refused."""
@@ -150,7 +146,7 @@ def _act(watch: Watch, decision: Decision) -> tuple[bool | None, str]:
     lines: list[str] = []
     os.environ[CHANGED_BY_VARIABLE] = f"{WATCHDOG} on {socket.gethostname()}"  # what auto fail-back reads
     options = cutover.Options(within=watch.within, log=lines.append)
-    with stack_lock(watch.project_dir, watch.stack, WATCHDOG, wait=LOCK_WAIT):
+    with stack_lock(watch.project_dir, watch.stack, WATCHDOG, wait=SWITCH_WAIT):
         expected = "tunnel" if decision.act is Act.CUT_OVER else "failover"
         mode = watch.engine.outputs().get(Output.MODE)
         if mode != expected:  # decided outside the lock: a person switched meanwhile, theirs stands

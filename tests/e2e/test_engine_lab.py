@@ -64,6 +64,15 @@ def test_lab_fault_lists_makes_and_mends_each_fault(running: Path) -> None:
     assert down.returncode == 1 and json.loads(down.stdout)["diagnosis"]["case"] == "tunnel/mac-mini-down"
     assert lab(running, "fault", "mac-mini", "off").returncode == 0
     assert fault_table(running) == dict.fromkeys(FAULT_NAMES, False)
+    # The VPS not answering: check sees the standby path down (a cut-over would not help).
+    assert lab(running, "fault", "vps", "on").returncode == 0
+    vps_down = lab(running, "check", "--json")
+    assert lab(running, "fault", "vps", "off").returncode == 0
+    assert vps_down.returncode == 1 and json.loads(vps_down.stdout)["paths"]["standby"]["state"] == "down"
+    # The Mac Mini's WireGuard down and back (mending waits for the handshake).
+    for to in ("on", "off"):
+        done = lab(running, "fault", "wireguard", to)
+        assert done.returncode == 0 and f"wireguard      {'ON ' if to == 'on' else 'off'}" in done.stdout, done.stderr
     assert lab(running, "check").returncode == 0
     unknown = lab(running, "fault", "dns", "on")
     assert unknown.returncode == 2 and "no fault 'dns': one of tunnel, edge" in unknown.stderr, unknown.stderr
@@ -76,6 +85,8 @@ def test_the_watch_box_cut_off_votes_nothing_and_nothing_is_done(running: Path) 
     finally:
         assert lab(running, "fault", "watch-uplink", "off").returncode == 0
     assert len(rounds) == 3, rounds
+    assert all(set(r) >= {"round", "at", "mode", "votes", "decision", "acted"} for r in rounds), rounds[0]
+    assert [r["mode"] for r in rounds] == ["tunnel"] * 3 and [r["acted"] for r in rounds] == [None] * 3
     assert all(r["decision"] == "nothing" for r in rounds), rounds
     assert all(r["votes"] == {"watch": "abstain", "vps": "abstain"} for r in rounds), [r["votes"] for r in rounds]
     assert pages == []
