@@ -547,7 +547,8 @@ class EndToEnd:
         run.details["visitors"] = {k: loop.get(k) for k in ("requests", "failures")}
         run.expect(
             loop.get("requests", 0) > 0 and loop.get("failures") == 0,
-            f"requests through the edge during the run: {loop.get('requests')}, failed {loop.get('failures')}",
+            f"requests through the edge during the run: {loop.get('requests')}, failed {loop.get('failures')}"
+            f" (the first: {(loop.get('first_failures') or [None])[0]})",
         )
         imported = [r["name"] for r in run.resources if r["op"] == "import"]
         run.expect(

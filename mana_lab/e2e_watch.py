@@ -97,7 +97,7 @@ def tunnel_cut(e2e: EndToEnd, run: Run, interval: float = 1.0) -> None:
 
 
 def restart_race(e2e: EndToEnd, run: Run) -> None:
-    """The edge down. The watchdog stopped after two rounds of it and started again: its first round is
+    """The edge down. The watchdog stopped (SIGTERM) after two rounds of it and started again: its first round is
     the third in a row (the count survived the restart), and it cuts over DNS-only. Meanwhile the person
     runs `mana-infra cutover --via dns` too: it waits for the stack's lock the watchdog holds, then finds
     the stack where it wanted it and changes nothing. One writer; the watchdog's state whole. (The
@@ -121,7 +121,8 @@ def restart_race(e2e: EndToEnd, run: Run) -> None:
         return False
 
     with faults.made("edge"):
-        first = rounds_of(op.stream(run.command + " --rounds 2", until=lambda _line: False, timeout=60))
+        # Stopped (SIGTERM, as systemd stops it) right after its second round's line.
+        first = rounds_of(op.stream(run.command, until=lambda line: '"down_rounds": 2' in line, timeout=60))
         before = world.requests()
         lines = op.stream(run.command + " --rounds 1", until=until, timeout=180)
         if thread.ident is not None:  # started

@@ -121,3 +121,28 @@ def test_pulumis_lock_refusing_is_no_action_and_no_latch(tmp_path: Path) -> None
     state = load_state(tmp_path / "state" / "watch-prod.json")
     assert state.actions == [] and state.latched is None and engine.config == {"mode": "tunnel"}
     assert json.loads(lines[-1])["acted"].startswith("Pulumi's lock on the stack refused the update")
+
+
+class PersonSwitchesMeanwhile(FakeEngine):
+    """A person's cutover lands between the watchdog's decision and its turn at the stack's lock: from
+    the fourth read on (the one under the lock), the outputs say failover."""
+
+    def __init__(self, outputs: dict[str, Any]) -> None:
+        super().__init__(outputs)
+        self.reads = 0
+
+    def outputs(self) -> dict[str, Any]:
+        self.reads += 1
+        return {**super().outputs(), **({"mode": "failover"} if self.reads >= 4 else {})}
+
+
+def test_a_person_switching_first_means_nothing_done_and_no_latch(tmp_path: Path) -> None:
+    engine, pages, lines = PersonSwitchesMeanwhile(dict(OUTPUTS)), [], []  # type: ignore[var-annotated]
+    run_watch(watch(tmp_path, engine, pages, lines, rounds=3))
+    third = json.loads(lines[-1])
+    assert third["decision"] == "cut-over" and third["situation"] == "watching"
+    assert third["acted"] == "the stack is in failover now, not tunnel: nothing done"
+    assert "up" not in engine.calls and engine.config == {"mode": "tunnel"}  # the person's stands
+    state = load_state(tmp_path / "state" / "watch-prod.json")
+    assert state.actions == [] and state.latched is None and state.pending is None
+

@@ -93,18 +93,19 @@ def run_watch(watch: Watch) -> ExitCode:
     while watch.rounds is None or done < watch.rounds:
         started = watch.clock()
         try:
-            state = _round(watch, state)
+            state, line = _round(watch, state)
         except Exception as exc:  # this round only: the next one tries again from the start
             words = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            watch.emit(json.dumps({"round": state.round, "error": f"{type(exc).__name__}: {words}"}))
+            line = {"round": state.round, "error": f"{type(exc).__name__}: {words}"}
         save_state(watch.state_path, state)
+        watch.emit(json.dumps(line))  # after the save: what a line says survives a stop right after it
         done += 1
         if watch.rounds is None or done < watch.rounds:
             watch.sleep(max(0.0, watch.interval - (watch.clock() - started)))
     return ExitCode.OK
 
 
-def _round(watch: Watch, state: WatchState) -> WatchState:
+def _round(watch: Watch, state: WatchState) -> tuple[WatchState, dict[str, Any]]:
     now = watch.clock()
     if watch.resume_path.exists():  # a person's `mana-infra watch resume`: the latch and the budget reset
         state.latched, state.resumed_at = None, now
@@ -134,8 +135,7 @@ def _round(watch: Watch, state: WatchState) -> WatchState:
         if situation.pages or state.page.pages:
             _page(watch, state, decision, situation, acted_detail)
         state.page = situation
-    watch.emit(json.dumps(_round_line(state, votes, decision, situation, acted_detail, report, now)))
-    return state
+    return state, _round_line(state, votes, decision, situation, acted_detail, report, now)
 
 
 def _act(watch: Watch, decision: Decision) -> tuple[bool | None, str]:
