@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 POLICY_VENV := policy/venv
 # Tools the tests run for real: caddy validate, cloud-init schema, wg/wg-quick (+ wireguard-go for the
 # lab), a DNS server and sshd for the lab, curl for probes, pebble (a test ACME CA) and lego for the lab's
-# public certificate, openssl, systemd-analyze for the watch's unit. --no-install-recommends: wireguard-tools
+# public certificate, openssl, systemd-analyze for the watch's unit, promtool (Debian's prometheus) for the
+# alert rules and a real Alertmanager for the watch's alerts. --no-install-recommends: wireguard-tools
 # would otherwise pull in a whole kernel.
-DEBIAN_TEST_PACKAGES := caddy cloud-init wireguard-tools wireguard-go iproute2 knot knot-dnsutils \
+DEBIAN_TEST_PACKAGES := prometheus prometheus-alertmanager caddy cloud-init wireguard-tools wireguard-go iproute2 knot knot-dnsutils \
 	openssh-server openssh-client curl procps util-linux shellcheck openssl pebble lego nftables xz-utils systemd
 
 .PHONY: plan test lint bench setup debian-packages engine clean

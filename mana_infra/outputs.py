@@ -30,6 +30,8 @@ class Output(StrEnum):
     WATCH_SYSTEMD_UNIT = "watchSystemdUnit"
     WATCH_LAUNCHD_AGENT = "watchLaunchdAgent"
     WATCHDOG_SYSTEMD_UNIT = "watchdogSystemdUnit"
+    WATCH_ALERT_RULES = "watchAlertRules"
+    WATCH_DASHBOARD = "watchDashboard"
     MACMINI_ADDRESS = "macminiAddress"
     CLOUDFLARE_ZONE_ID = "cloudflareZoneId"
     EMERGENCY_CUTOVER = "emergencyCutover"

@@ -20,6 +20,8 @@ from .deployed import DEPLOYED_REFERENCE, ModeRecord, after_run
 from .errors import InputError, Problem, cloud_error
 from .mirror import Unmirrored, mirror_extra_records
 from .model import CLOUDFLARE_API, DnsRecord, tunnel_target
+from .monitor.dashboard import dashboard_json
+from .monitor.rules import alert_rules_yaml
 from .names import CADDY, REHEARSAL, STANDBY, certificate_config
 from .outputs import PROD_OUTPUTS_READ, Output
 from .project import Project
@@ -389,6 +391,9 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     pulumi.export(Output.WATCH_SYSTEMD_UNIT, watch_systemd_unit(config.stack))
     pulumi.export(Output.WATCH_LAUNCHD_AGENT, watch_launchd_agent(config.stack))
     pulumi.export(Output.WATCHDOG_SYSTEMD_UNIT, watchdog_systemd_unit(config.stack))
+    # For the operator's Prometheus and Grafana: the rules and the dashboard on the watch's metrics.
+    pulumi.export(Output.WATCH_ALERT_RULES, alert_rules_yaml())
+    pulumi.export(Output.WATCH_DASHBOARD, dashboard_json())
     pulumi.export(Output.MACMINI_ADDRESS, str(config.wireguard.macmini_address))
     pulumi.export(Output.CLOUDFLARE_ZONE_ID, standby.zone_id)
     # Cloudflare's API down or the token revoked: flip the VPS alone, touching nothing at Cloudflare.

@@ -571,7 +571,7 @@ def test_tunnel_errors_alert_with_the_edge_command_once_per_outage(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The edge answers 530 "error code: 1033" (Cloudflare's page for a tunnel without cloudflared): the
-    edge way fits. Down, down (alert), up (recovery), down, down (alert again): two alerts."""
+    edge way fits. Down, down (alert), up (resolved), down, down (alert again): two alerts, one all-clear."""
     _Hook.received.clear()
     url = f"http://127.0.0.1:{world.hook.server_address[1]}/alert"
     states = [530, 530, 200, 530, 530]
@@ -605,8 +605,10 @@ def test_tunnel_errors_alert_with_the_edge_command_once_per_outage(
         "Error 1033" not in out
         and "HTTP 530 (Cloudflare error 1033: the tunnel has no cloudflared connection)" in flat(out)
     )
-    assert len(_Hook.received) == 2
-    for payload in _Hook.received:
+    # Each outage: one alert, and the round the path answers again, one resolved notice.
+    assert [payload["status"] for payload in _Hook.received] == ["firing", "resolved", "firing"]
+    assert _Hook.received[1]["why"] == "the public path answers again (3 of 3 hosts)"
+    for payload in _Hook.received[::2]:
         assert payload["event"] == "public_path_down" and payload["kind"] == "tunnel_error"
         assert payload["way"] == "edge" and payload["command"] == "mana-infra cutover --via edge"
         assert payload["failures"] == {"tunnel_error": list(TUNNEL_HOSTS)} and payload["standby_ready"] is True
@@ -910,7 +912,6 @@ def test_timeouts_are_results(world: World, capsys: pytest.CaptureFixture[str]) 
         (("--resolver", "dns.example"), "is not IP[:port]"),
         (("--origin-ip", "not-an-ip"), "--origin-ip: 'not-an-ip' is not an IP address"),
         (("--timeout", "0"), "--timeout: 0 is not in (0, 120] seconds"),
-        (("--webhook", "ftp://x"), "is not an http(s) URL"),
     ],
 )
 def test_bad_input_exits_2(
@@ -1412,3 +1413,23 @@ def test_one_app_behind_wireguard_silent_names_its_listen_address(
     assert "must listen on the Mac Mini's WireGuard address too (wireguardMacMiniAddress" in problem
     _code, alone = run_json(world.argv(GONE), capsys, world.reach())  # every host: the Mac Mini, not one app
     assert not [p for p in alone["problems"] if p.startswith("Caddy on the VPS gets no answer")]
+
+
+def test_the_watch_leaves_each_rounds_metrics_in_its_textfile(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--textfile`: node_exporter's textfile collector reads what the last round saw, every host on the
+    public path answering, and how many rounds there were."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    textfile = tmp_path / "mana-watch.prom"
+    argv = world.argv(*TUNNEL_HOSTS, extra=("--watch", "0.01", "--rounds", "2", "--textfile", str(textfile)))
+    code, _out, err = run([*argv, "--json"], capsys, world.reach())
+    assert code == 0, err
+    samples = [s for family in text_string_to_metric_families(textfile.read_text()) for s in family.samples]
+    value = {s.name: s.value for s in samples if "host" not in s.labels and "path" not in s.labels}
+    assert value["mana_watch_rounds_total"] == 2 and value["mana_public_path_up"] == 1
+    public = {
+        s.labels["host"]: s.value for s in samples if s.name == "mana_probe_success" and s.labels["path"] == "public"
+    }
+    assert public == dict.fromkeys(TUNNEL_HOSTS, 1.0)

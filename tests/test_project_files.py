@@ -74,6 +74,6 @@ def test_dependencies_are_pinned_and_no_lock_file_records_a_registry() -> None:
         for line in requirements.read_text().splitlines():
             line = line.split("#")[0].strip()
             if line and not line.startswith("-r"):
-                assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][0-9A-Za-z.]*", line), (
+                assert re.fullmatch(r"[A-Za-z0-9_.\-]+==([0-9]+!)?[0-9][0-9A-Za-z.]*", line), (
                     f"{requirements.name}: {line} is not pinned"
                 )

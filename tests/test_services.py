@@ -40,16 +40,17 @@ def test_the_watch_runs_check_on_copied_outputs_with_the_webhook_from_the_enviro
     [exec_start] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
     argv = shlex.split(exec_start.removeprefix("ExecStart="))
     assert argv == ["/usr/local/bin/mana-infra", "check", "--stack", "prod", "--watch", "60", "--no-ssh",
-                    "--outputs", WATCH_OUTPUTS]  # fmt: skip
+                    "--metrics-listen", "127.0.0.1:9817", "--outputs", WATCH_OUTPUTS]  # fmt: skip
     assert "EnvironmentFile=/etc/mana-infra/watch.env" in unit and "Restart=always" in unit
     # check takes every flag, and the webhook from the environment file: never in argv, where `ps` shows it.
     monkeypatch.setenv("MANA_WATCH_WEBHOOK", "https://hooks.example.net/x")
     args = check.parse_args(argv[2:])
-    assert (args.watch, args.outputs, args.webhook, args.no_ssh) == (
+    assert (args.watch, args.outputs, args.webhook, args.no_ssh, args.metrics_listen) == (
         60.0,
         WATCH_OUTPUTS,
         "https://hooks.example.net/x",
         True,
+        "127.0.0.1:9817",  # loopback: nothing the watch knows is served to the world by default
     )
     assert check.parse_args(["--outputs", WATCH_OUTPUTS]).webhook is None  # no watch, no alert
     agent = plistlib.loads(watch_launchd_agent("prod").encode())

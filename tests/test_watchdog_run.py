@@ -146,3 +146,38 @@ def test_a_person_switching_first_means_nothing_done_and_no_latch(tmp_path: Path
     state = load_state(tmp_path / "state" / "watch-prod.json")
     assert state.actions == [] and state.latched is None and state.pending is None
 
+
+def test_each_round_leaves_its_metrics_and_the_pages_are_the_incidents_alerts(tmp_path: Path) -> None:
+    """With a Monitor: the textfile after each round (the cut-over on record in it); the pages as alerts —
+    ManaPublicPathDown while it acts, resolved once every host is green through the VPS, and
+    ManaInFailover (a warning) from then on; after a restart, the one that fires is armed again."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mana_infra.monitor.alerts import Destination, Kind, Notifier, Request
+    from mana_infra.monitor.metrics import WatchMetrics
+    from mana_infra.monitor.setup import Monitor
+    from mana_infra.watchdog.run import page_alerts, rearm_alerts
+
+    sent: list[Request] = []
+    metrics = WatchMetrics("prod", "watchdog", 10.0, textfile=tmp_path / "watchdog.prom")
+    notifier = Notifier([Destination(Kind.ALERTMANAGER, "http://am.example:9093")], metrics,
+                        sender=lambda request, _timeout: sent.append(request))  # type: ignore[func-returns-value]  # fmt: skip
+    engine, pages, lines = FakeEngine(dict(OUTPUTS)), [], []  # type: ignore[var-annotated]
+    run = watch(tmp_path, engine, pages, lines, rounds=4)
+    run.monitor = Monitor(metrics, notifier)
+    run.pager = lambda payload: (pages.append(payload), [notifier.update(a) for a in page_alerts(payload)])  # type: ignore[assignment,func-returns-value]
+    run_watch(run)
+    assert notifier.flush(5) and [p["situation"] for p in pages] == ["acting", "acted-green"]
+    samples = {(s.name, s.labels.get("what")): s.value for family in text_string_to_metric_families(
+        (tmp_path / "watchdog.prom").read_text()) for s in family.samples}  # fmt: skip
+    assert samples[("mana_watchdog_actions_total", "cut-over")] == 1 and samples[("mana_watch_rounds_total", None)] == 4
+    assert samples[("mana_watchdog_down_rounds", None)] == 0
+    alerts = [json.loads(request.body)[0] for request in sent]
+    said = [
+        (a["labels"]["alertname"], a["labels"]["severity"], a["annotations"]["summary"].split(":")[0]) for a in alerts
+    ]
+    assert said == [("ManaPublicPathDown", "critical", "acting"), ("ManaPublicPathDown", "critical", "acted-green"),
+                    ("ManaInFailover", "warning", "acted-green")]  # fmt: skip
+    assert alerts[1]["endsAt"] < alerts[2]["endsAt"]  # the first resolved, the second valid ahead
+    [again] = rearm_alerts(load_state(tmp_path / "state" / "watch-prod.json"), "prod")
+    assert (again.name, again.firing) == ("ManaInFailover", True)

@@ -22,13 +22,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import ExitCode, InputError, Problem
 from ..files import read_text
 from ..inventory import load_inventory
 from ..model import CLOUDFLARE_API, MODES, Service, hostname_problem, mode_problem
+from ..monitor.alerts import Alert
 from ..outputs import Output
 from ..project import selected_stack
 from ..terminal import console_for, count
@@ -48,6 +49,9 @@ from .probes import (
 )
 from .report import CertificateKind, Report, Way
 from .view import check_once, print_command, render
+
+if TYPE_CHECKING:
+    from ..monitor.setup import Monitor
 
 __all__ = ["Reach", "add_arguments", "build", "cli", "cutover_command", "main", "parse_args"]
 
@@ -198,6 +202,9 @@ def _output_flags(parser: argparse.ArgumentParser) -> None:
         help=f"with --watch: POST the alert as JSON to this URL (default: ${WEBHOOK_VARIABLE}, if set)",
     )
     out.add_argument("--rounds", type=int, metavar="N", help="with --watch: stop after N checks")
+    from ..monitor.setup import add_flags
+
+    add_flags(parser.add_argument_group("with --watch: metrics and alerts"))
 
 
 def parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -300,6 +307,9 @@ def _refuse_idle_flags(args: argparse.Namespace, problems: list[Problem]) -> Non
             ("--rounds", args.rounds is not None, "a single check runs once"),
             ("--alert-after", args.alert_after is not None, "the alert counts rounds of the watch loop"),
             ("--webhook", args.webhook is not None, "only the watch loop alerts"),
+            ("--alert", bool(args.alert), "only the watch loop alerts"),
+            ("--metrics-listen", args.metrics_listen is not None, "only the watch loop has rounds to expose"),
+            ("--textfile", args.textfile is not None, "only the watch loop has rounds to expose"),
         ):
             if given:
                 problems.append(
@@ -607,8 +617,10 @@ def _options(
         bad("--watch", f"{args.watch:g} is not a positive number of seconds", "e.g. --watch 30")
     if args.alert_after is not None and args.alert_after < 1:
         bad("--alert-after", f"{args.alert_after} is less than 1", "e.g. --alert-after 3")
-    if args.webhook and (urlsplit(args.webhook).scheme not in ("http", "https") or not urlsplit(args.webhook).hostname):
-        bad("--webhook", f"{args.webhook!r} is not an http(s) URL", "e.g. --webhook https://hooks.example/alert")
+    if args.watch is not None:  # the destinations and the metrics' flags, named with the rest
+        from ..monitor.setup import problems_of
+
+        problems += problems_of(args, environ)[1]
     if args.rounds is not None and args.rounds < 1:
         bad("--rounds", f"{args.rounds} is less than 1", "e.g. --rounds 10")
     cert_warn_days = args.cert_warn_days
@@ -847,34 +859,45 @@ def main(
     except InputError as error:
         print(str(error), file=sys.stderr)
         return ExitCode.BAD_INPUT
-    show_progress = not args.json and sys.stderr.isatty()
+    if args.watch is None:
+        report = check_once(endpoints, options, show_progress=not args.json and sys.stderr.isatty())
+        _print_report(report, args, console_for(), 1)
+        return report.exit_code
+    from ..monitor.setup import monitor_for, sigterm_ends_the_loop
+
+    monitor = monitor_for(args, args.stack or "", "check", args.watch)
+    monitor.start()
+    with sigterm_ends_the_loop():
+        try:
+            return _watch(args, endpoints, options, sleep, monitor)
+        finally:
+            monitor.close()  # alerts on their way get a moment before the process ends
+
+
+def _watch(args: argparse.Namespace, endpoints: Endpoints, options: Options, sleep: Callable[[float], None],
+           monitor: Monitor) -> int:  # fmt: skip
+    """The watch loop: a check each round, its metrics, one alert per outage and its all-clear."""
+    from ..monitor.metrics import report_samples
+
     console = console_for()
     alert_after = ALERT_AFTER if args.alert_after is None else args.alert_after
-    failures = 0
-    rounds = 0
+    failures = rounds = 0
     code = ExitCode.OK
     try:
         while True:
             started = time.monotonic()
-            report = check_once(endpoints, options, show_progress=show_progress)
+            report = check_once(endpoints, options, show_progress=not args.json and sys.stderr.isatty())
             rounds += 1
             code = report.exit_code
-            if args.json:
-                compact = args.watch is not None
-                text = json.dumps(
-                    report.to_json(), separators=(",", ":") if compact else None, indent=None if compact else 2
-                )
-                print(text, flush=True)
-            else:
-                if args.watch:
-                    console.rule(f"check {rounds} at {report.checked_at}", style="dim")
-                render(report, console)
-            if args.watch is None:
-                return code
+            _print_report(report, args, console, rounds)
+            monitor.round_done(report_samples(report), time.time(), time.monotonic() - started)
             # Once per outage: the count restarts only after a round with the public path not down.
+            alerted = failures >= alert_after
             failures = failures + 1 if decision.public_path_down(report) else 0
             if failures == alert_after:
-                _alert(report, failures, args, options, console)
+                _alert(report, failures, args, console, monitor)
+            elif alerted and failures == 0:
+                monitor.alert(_all_clear(report, args.stack))
             if args.rounds is not None and rounds >= args.rounds:
                 return code
             sleep(max(0.0, args.watch - (time.monotonic() - started)))
@@ -882,7 +905,21 @@ def main(
         return code if rounds else ExitCode.INTERRUPTED
 
 
-def _alert(report: Report, failures: int, args: argparse.Namespace, options: Options, console: Any) -> None:
+def _print_report(report: Report, args: argparse.Namespace, console: Any, rounds: int) -> None:
+    if args.json:
+        compact = args.watch is not None
+        text = json.dumps(report.to_json(), separators=(",", ":") if compact else None, indent=None if compact else 2)
+        print(text, flush=True)
+        return
+    if args.watch:
+        console.rule(f"check {rounds} at {report.checked_at}", style="dim")
+    render(report, console)
+
+
+PUBLIC_PATH_DOWN = "ManaPublicPathDown"  # the watch's one alert: Alertmanager's alertname
+
+
+def _alert(report: Report, failures: int, args: argparse.Namespace, console: Any, monitor: Monitor) -> None:
     payload = alert_payload(report, failures)
     heading, kinds, fits, command, warning = alert_lines(payload)
     if args.json:  # stdout is for the reports; the alert goes to stderr, one line each
@@ -900,10 +937,16 @@ def _alert(report: Report, failures: int, args: argparse.Namespace, options: Opt
             print_command(console, command)
         if warning:
             console.print(f"    [yellow]{escape(warning)}[/]")
-    if args.webhook:
-        error = post_webhook(args.webhook, payload, options.timeout)
-        if error:
-            print(f"mana-infra check: the webhook {args.webhook} failed: {error}", file=sys.stderr, flush=True)
+    details = (*kinds, fits, *([warning] if warning else []))
+    monitor.alert(Alert(PUBLIC_PATH_DOWN, args.stack or report.stack or "", "check", True, time.time(),
+                        heading.removeprefix("ALERT: ").rstrip(":"), details, command, payload))  # fmt: skip
+
+
+def _all_clear(report: Report, stack: str | None) -> Alert:
+    public = report.public_path
+    words = f"the public path answers again ({public.total - public.failed} of {count(public.total, 'host')})"
+    payload = {"event": "public_path_down", "stack": report.stack, "checked_at": report.checked_at, "why": words}
+    return Alert(PUBLIC_PATH_DOWN, stack or report.stack or "", "check", False, time.time(), words, payload=payload)
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

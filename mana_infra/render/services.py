@@ -23,6 +23,9 @@ WATCH_LABEL = "how.mana.watch"
 HOMEBREW = "/opt/homebrew"
 WATCH_OUTPUTS = "/etc/mana-infra/outputs.json"
 WATCH_ENVIRONMENT = "/etc/mana-infra/watch.env"
+# Prometheus metrics on loopback: an agent on the watch box scrapes them (or a person widens the address
+# to a VPN's); nothing the watch knows is served to the world by default.
+WATCH_METRICS, WATCHDOG_METRICS = "127.0.0.1:9817", "127.0.0.1:9818"
 
 
 def _plist(document: dict[str, object]) -> str:
@@ -46,14 +49,15 @@ def macmini_wireguard_plist(config_path: str = WIREGUARD_CONFIG_PATH, homebrew: 
 def watch_command(stack: str, interval: int) -> list[str]:
     """The watch's command line, but for where the stack's outputs are: a copied file (`--outputs`), so
     the machine needs no Pulumi CLI and no access to the state. No SSH: the watch has no key to the VPS
-    (nor should it), and the standby path through the VPS proves WireGuard anyway. The webhook comes
-    from MANA_WATCH_WEBHOOK in the environment, never from the command line (`ps` shows that)."""
-    return ["mana-infra", "check", "--stack", stack, "--watch", str(interval), "--no-ssh"]
+    (nor should it), and the standby path through the VPS proves WireGuard anyway. Alert destinations
+    come from MANA_WATCH_ALERTS in the environment, never from the command line (`ps` shows that)."""
+    return ["mana-infra", "check", "--stack", stack, "--watch", str(interval), "--no-ssh",
+            "--metrics-listen", WATCH_METRICS]  # fmt: skip
 
 
 def watch_systemd_unit(stack: str, interval: int = 60) -> str:
-    """/etc/systemd/system/mana-watch.service: the watch, restarted if it ever stops. The webhook's URL
-    (often a secret) comes from the environment file, never from the unit."""
+    """/etc/systemd/system/mana-watch.service: the watch, restarted if it ever stops. The alerts' URLs
+    (often secrets) come from the environment file, never from the unit."""
     command = shlex.join([*watch_command(stack, interval), "--outputs", WATCH_OUTPUTS])
     return (
         "[Unit]\n"
@@ -85,12 +89,13 @@ def watchdog_command(stack: str) -> list[str]:
         f"{WATCHDOG_CHECKOUT}/venv/bin/mana-infra", "watch", "--stack", stack,
         "--state", f"/var/lib/mana-infra/watch-{stack}.json", "--ssh-key", WATCHDOG_KEY,
         "--ssh-option", f"UserKnownHostsFile={WATCHDOG_KNOWN_HOSTS}", "--ssh-option", "StrictHostKeyChecking=yes",
+        "--metrics-listen", WATCHDOG_METRICS,
     ]  # fmt: skip
 
 
 def watchdog_systemd_unit(stack: str) -> str:
     """/etc/systemd/system/mana-watchdog.service: the watchdog (`mana-infra watch`), restarted if it
-    ever stops; its state survives that. The tokens and the webhook come from the environment file."""
+    ever stops; its state survives that. The tokens and the alert destinations come from the environment file."""
     return (
         "[Unit]\n"
         f"Description=mana-infra watchdog (stack {stack}): cuts over by itself only when that helps\n"
@@ -116,7 +121,7 @@ def watch_launchd_agent(stack: str, interval: int = 60, homebrew: str = HOMEBREW
     return _plist(
         {
             "Label": WATCH_LABEL,
-            # A shell, so that the outputs' path and the webhook from the environment file expand.
+            # A shell, so that the outputs' path and the alert destinations from the environment file expand.
             "ProgramArguments": [
                 "/bin/sh",
                 "-c",

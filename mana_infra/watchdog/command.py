@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--rounds", type=int, metavar="N", help="stop after N rounds")
     out.add_argument("--json", action="store_true", help="one JSON line per round on stdout")
     out.add_argument("--webhook", metavar="URL", help="POST each page here (default: $MANA_WATCH_WEBHOOK)")
+    from ..monitor.setup import add_flags
+
+    add_flags(out)
     out.add_argument("--reason", default="", help="with pause: why (shown in its pages and status)")
 
 
@@ -66,22 +68,32 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.OK
     if args.action == "status":
         return _status(state_path, stack)
-    return loop.run_watch(_watch(args, project_dir, stack, state_path))
+    from ..monitor.setup import sigterm_ends_the_loop
+
+    watch = _watch(args, project_dir, stack, state_path)
+    watch.monitor.start()
+    for alert in loop.rearm_alerts(loop.load_state(state_path), stack):
+        watch.monitor.alert(alert, quietly=True)
+    with sigterm_ends_the_loop():
+        try:
+            return loop.run_watch(watch)
+        finally:
+            watch.monitor.close()  # alerts on their way get a moment before the process ends
 
 
 def _watch(args: argparse.Namespace, project_dir: Path, stack: str, state_path: Path) -> Any:
-    from ..check.cli import WEBHOOK_VARIABLE, post_webhook
     from ..cutover import AutomationEngine, check_with
-    from .run import Watch
+    from ..monitor.setup import monitor_for
+    from .run import Watch, page_alerts
 
     checker = check_with(args, stack)
-    webhook = args.webhook or os.environ.get(WEBHOOK_VARIABLE) or None
+    monitor = monitor_for(args, stack, "watchdog", args.interval)
 
     def page(payload: dict[str, Any]) -> None:
         command = f" -- the command: {payload['command']}" if payload.get("command") else ""
         print(f"PAGE {payload['situation']}: {payload['words']}{command}", file=sys.stderr, flush=True)
-        if webhook and (error := post_webhook(webhook, payload, 10.0)):
-            print(f"mana-infra watch: the webhook failed: {error}", file=sys.stderr, flush=True)
+        for alert in page_alerts(payload):
+            monitor.alert(alert)
 
     def vps(outputs: Mapping[str, Any]) -> Vote:
         endpoints, options = checker.inputs(outputs)
@@ -114,6 +126,7 @@ def _watch(args: argparse.Namespace, project_dir: Path, stack: str, state_path: 
         within=args.within,
         rounds=args.rounds,
         emit=(lambda line: print(line, flush=True)) if args.json else (lambda _line: None),
+        monitor=monitor,
     )
 
 

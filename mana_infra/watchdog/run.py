@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from .. import cutover
+from ..check.cli import PUBLIC_PATH_DOWN
 from ..check.report import Report, Way
 from ..deployed import CHANGED_BY_VARIABLE
 from ..errors import ExitCode
 from ..lock import SWITCH_WAIT, stack_lock
 from ..model import Via
+from ..monitor.alerts import Alert
+from ..monitor.metrics import Sample, report_samples, watchdog_samples
+from ..monitor.setup import Monitor
 from ..outputs import Output
 from .decide import WATCHDOG, Act, Action, Decision, Policy, Round, Situation, WatchState, acted, decide
 from .votes import Vote, local_vote
@@ -48,6 +52,7 @@ class Watch:
     within: float | None = None  # the time limit for green after acting (None: the way's budget + 60 s)
     rounds: int | None = None  # stop after this many rounds (tests, the lab)
     emit: Callable[[str], None] = print
+    monitor: Monitor | None = None  # the metrics each round leaves, the alerts' destinations
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -92,20 +97,27 @@ def run_watch(watch: Watch) -> ExitCode:
     done = 0
     while watch.rounds is None or done < watch.rounds:
         started = watch.clock()
+        samples: list[Sample] | None = None
         try:
-            state, line = _round(watch, state)
+            state, line, samples = _round(watch, state)
         except Exception as exc:  # this round only: the next one tries again from the start
             words = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             line = {"round": state.round, "error": f"{type(exc).__name__}: {words}"}
         save_state(watch.state_path, state)
         watch.emit(json.dumps(line))  # after the save: what a line says survives a stop right after it
+        if watch.monitor is not None:
+            ended = watch.clock()
+            if samples is None:
+                watch.monitor.metrics.round_failed()
+            else:
+                watch.monitor.round_done(samples, ended, ended - started)
         done += 1
         if watch.rounds is None or done < watch.rounds:
             watch.sleep(max(0.0, watch.interval - (watch.clock() - started)))
     return ExitCode.OK
 
 
-def _round(watch: Watch, state: WatchState) -> tuple[WatchState, dict[str, Any]]:
+def _round(watch: Watch, state: WatchState) -> tuple[WatchState, dict[str, Any], list[Sample]]:
     now = watch.clock()
     if watch.resume_path.exists():  # a person's `mana-infra watch resume`: the latch and the budget reset
         state.latched, state.resumed_at = None, now
@@ -135,7 +147,9 @@ def _round(watch: Watch, state: WatchState) -> tuple[WatchState, dict[str, Any]]
         if situation.pages or state.page.pages:
             _page(watch, state, decision, situation, acted_detail)
         state.page = situation
-    return state, _round_line(state, votes, decision, situation, acted_detail, report, now)
+    line = _round_line(state, votes, decision, situation, acted_detail, report, now)
+    samples = report_samples(report, outputs) + watchdog_samples(state, votes, situation, paused is not None)
+    return state, line, samples
 
 
 def _act(watch: Watch, decision: Decision) -> tuple[bool | None, str]:
@@ -174,6 +188,36 @@ def _page(watch: Watch, state: WatchState, decision: Decision, situation: Situat
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     )
+
+
+IN_FAILOVER = "ManaInFailover"  # after its cut-over went green: served through the VPS, fail back later
+
+
+def page_alerts(payload: Mapping[str, Any]) -> list[Alert]:
+    """A page as the alerts of its incident. Until the cut-over is green: ManaPublicPathDown (critical),
+    each page changing it. Green: that one resolved, ManaInFailover (a warning: visitors are served,
+    the tunnel is a person's to bring back) until the stack is back in tunnel mode."""
+    situation, stack = payload["situation"], payload["stack"]
+    details = (f"done: {payload['acted']}",) if payload.get("acted") else ()
+    summary, command = f"{situation}: {payload['words']}", payload.get("command")
+
+    def alert(name: str, firing: bool, severity: str = "critical") -> Alert:
+        return Alert(name, stack, "watchdog", firing, time.time(), summary, details, command, dict(payload), severity)
+
+    if situation == "resolved":
+        return [alert(PUBLIC_PATH_DOWN, False), alert(IN_FAILOVER, False, "warning")]
+    if situation in (Situation.GREEN.value, Situation.TUNNEL_BACK.value):
+        return [alert(PUBLIC_PATH_DOWN, False), alert(IN_FAILOVER, True, "warning")]
+    return [alert(PUBLIC_PATH_DOWN, True)]
+
+
+def rearm_alerts(state: WatchState, stack: str) -> list[Alert]:
+    """At a restart mid-incident: the alert its last page raised, again (the process forgot it; only
+    Alertmanager is told, quietly, so that it neither lapses nor is a person paged twice)."""
+    if not state.page.pages:
+        return []
+    words = "(the watchdog restarted during the incident)"
+    return [a for a in page_alerts({"situation": state.page.value, "stack": stack, "words": words}) if a.firing]
 
 
 def _round_line(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from mana_lab.faults import FAULT_NAMES
 from mana_lab.keeper import ask
@@ -78,12 +79,27 @@ def test_lab_fault_lists_makes_and_mends_each_fault(running: Path) -> None:
     assert unknown.returncode == 2 and "no fault 'dns': one of tunnel, edge" in unknown.stderr, unknown.stderr
 
 
-def test_the_watch_box_cut_off_votes_nothing_and_nothing_is_done(running: Path) -> None:
+def test_the_watch_box_cut_off_votes_nothing_and_nothing_is_done(running: Path, tmp_path: Path) -> None:
+    """Both vantage points abstain, nothing is done, no page; and the watchdog's metrics (its textfile, as
+    node_exporter reads it) say so, in a form Prometheus's own linter takes."""
+    textfile = tmp_path / "watchdog.prom"
     assert lab(running, "fault", "watch-uplink", "on").returncode == 0
     try:
-        rounds, pages = watch_rounds(running, "--interval", "1", "--rounds", "3")
+        rounds, pages = watch_rounds(running, "--interval", "1", "--rounds", "3", "--textfile", str(textfile))
     finally:
         assert lab(running, "fault", "watch-uplink", "off").returncode == 0
+    linted = subprocess.run(
+        ["promtool", "check", "metrics"], input=textfile.read_text(), capture_output=True, text=True
+    )
+    assert linted.returncode == 0 and not (linted.stdout + linted.stderr).strip(), linted
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(textfile.read_text()) for s in family.samples}  # fmt: skip
+    ours = (("stack", "prod"), ("watcher", "watchdog"))
+    for vantage in ("watch", "vps"):
+        assert samples[("mana_watchdog_vote", (*ours[:1], ("vantage", vantage), ("vote", "abstain"), *ours[1:]))] == 1
+    assert samples[("mana_watch_rounds_total", ours)] == 3
+    assert samples[("mana_mode", (("mode", "tunnel"), *ours))] == 1
+    assert samples[("mana_watchdog_down_rounds", ours)] == 0
     assert len(rounds) == 3, rounds
     assert all(set(r) >= {"round", "at", "mode", "votes", "decision", "acted"} for r in rounds), rounds[0]
     assert [r["mode"] for r in rounds] == ["tunnel"] * 3 and [r["acted"] for r in rounds] == [None] * 3
