@@ -16,8 +16,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -785,23 +783,6 @@ def _services(
 
 
 # ------------------------------------------------------------------------------------ watch and alert
-
-
-def post_webhook(url: str, payload: dict[str, Any], timeout: float) -> str | None:
-    """POST the JSON; return an error text, or None when it was accepted (2xx)."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "mana-infra-check"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            if not 200 <= response.status < 300:
-                return f"HTTP {response.status}"
-    except (urllib.error.URLError, OSError) as exc:
-        return str(getattr(exc, "reason", exc))
-    return None
 
 
 def alert_payload(report: Report, rounds: int) -> dict[str, Any]:
