@@ -93,6 +93,20 @@ def test_a_round_is_served_with_prometheus_names_and_blackbox_meanings() -> None
     assert names["mana_watch_round_errors_total"][0].value == 0
 
 
+def test_a_watch_whose_rounds_all_fail_falls_silent_for_the_rules() -> None:
+    """Failed rounds are counted and move nothing else: the last round with a verdict stays where it was
+    (at the start, when none ever reached one), so ManaWatchSilent sees a busy but blind watch."""
+    before = time.time()
+    metrics = WatchMetrics("prod", "check", 60.0)
+    metrics.round_failed()
+    metrics.round_failed()
+    names = served(metrics)
+    [last] = names["mana_watch_last_round_timestamp_seconds"]
+    assert before <= last.value <= time.time() and names["mana_watch_interval_seconds"][0].value == 60
+    assert names["mana_watch_rounds_total"][0].value == 2 and names["mana_watch_round_errors_total"][0].value == 2
+    assert "mana_public_path_up" not in names  # no verdict, none shown
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

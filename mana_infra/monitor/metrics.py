@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,8 @@ class WatchMetrics(Collector):
         self.registry.register(self)
         self.count(M.ROUNDS, by=0)  # from zero: the first error shows in increase()
         self.count(M.ROUND_ERRORS, by=0)
+        # Silent since its start until a round reaches a verdict: one that never does is alertable too.
+        self._samples = [(M.LAST_ROUND, (), time.time()), (M.INTERVAL, (), self.interval)]
 
     def round_done(self, samples: Iterable[Sample], ended: float, seconds: float) -> None:
         """A round's samples replace the last round's; then the textfile, if any, is written."""
