@@ -1419,16 +1419,18 @@ def test_the_watch_leaves_each_rounds_metrics_in_its_textfile(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`--textfile`: node_exporter's textfile collector reads what the last round saw, every host on the
-    public path answering, and how many rounds there were."""
+    public path answering, how many rounds there were, and since when the stack is in its mode."""
     from prometheus_client.parser import text_string_to_metric_families
 
     textfile = tmp_path / "mana-watch.prom"
-    argv = world.argv(*TUNNEL_HOSTS, extra=("--watch", "0.01", "--rounds", "2", "--textfile", str(textfile)))
+    outputs = outputs_file(world, tmp_path / "outputs.json", modeSince="2026-12-07T03:00:00Z")
+    argv = outputs_argv(world, outputs, "--watch", "0.01", "--rounds", "2", "--textfile", str(textfile))
     code, _out, err = run([*argv, "--json"], capsys, world.reach())
     assert code == 0, err
     samples = [s for family in text_string_to_metric_families(textfile.read_text()) for s in family.samples]
     value = {s.name: s.value for s in samples if "host" not in s.labels and "path" not in s.labels}
     assert value["mana_watch_rounds_total"] == 2 and value["mana_public_path_up"] == 1
+    assert value["mana_mode_since_timestamp_seconds"] == 1796612400  # the outputs' modeSince: its age alerts
     public = {
         s.labels["host"]: s.value for s in samples if s.name == "mana_probe_success" and s.labels["path"] == "public"
     }

@@ -57,9 +57,10 @@ def a_watchdogs_round() -> WatchMetrics:
     state = WatchState(round=3, down_rounds=3, actions=[Action(100.0, Act.CUT_OVER, None, True, "green")])
     votes = [Vote("watch", VoteKind.DOWN, True, None, ""), Vote("vps", VoteKind.DOWN, True, None, "")]
     metrics = WatchMetrics("prod", "watchdog", 10.0)
-    outputs = {"modeSince": "2026-12-07T03:00:00Z"}
     metrics.round_done(
-        report_samples(report, outputs) + watchdog_samples(state, votes, Situation.GREEN, False), 1.0, 0.5
+        report_samples(report, "2026-12-07T03:00:00Z") + watchdog_samples(state, votes, Situation.GREEN, False),
+        1.0,
+        0.5,
     )
     metrics.count(M.DELIVERY_FAILURES, ("ntfy:ntfy.example",))
     metrics.count(M.DELIVERIES, ("ntfy:ntfy.example",))

@@ -503,6 +503,7 @@ def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Probl
         check_allowed_cidrs=tuple(str(c) for c in allowed) if isinstance(allowed, list) else None,
         tunnel_probe=tunnel_probe or None,
         adoption_left=tuple(str(h) for h in left) if isinstance(left, list) else (),
+        mode_since=outputs.text(Output.MODE_SINCE, None),
     )
 
 
@@ -871,7 +872,7 @@ def _watch(args: argparse.Namespace, endpoints: Endpoints, options: Options, sle
             rounds += 1
             code = report.exit_code
             _print_report(report, args, console, rounds)
-            monitor.round_done(report_samples(report), time.time(), time.monotonic() - started)
+            monitor.round_done(report_samples(report, endpoints.mode_since), time.time(), time.monotonic() - started)
             # Once per outage: the count restarts only after a round with the public path not down.
             alerted = failures >= alert_after
             failures = failures + 1 if decision.public_path_down(report) else 0

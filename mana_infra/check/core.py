@@ -112,6 +112,9 @@ class Endpoints:
     tunnel_probe: str | None = None
     # Hosts adoptRecords still names after the stack was deployed (the adoptRecordsLeft output).
     adoption_left: tuple[str, ...] = ()
+    # Since when the stack is in its mode (the modeSince output): the watch's metrics carry it, so that a
+    # failover left standing is alertable by its age.
+    mode_since: str | None = None
 
     @property
     def expected_path(self) -> DnsPath:

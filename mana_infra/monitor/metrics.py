@@ -15,10 +15,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -26,7 +25,6 @@ from prometheus_client.registry import Collector
 
 from ..check import decision
 from ..check.report import Report
-from ..outputs import Output
 from ..watchdog.decide import Act, Situation, WatchState
 from ..watchdog.votes import Vote, VoteKind
 from .names import PREFIX, M
@@ -34,8 +32,9 @@ from .names import PREFIX, M
 Sample = tuple[M, tuple[str, ...], float]  # the metric, its label values (without stack), the value
 
 
-def report_samples(report: Report, outputs: Mapping[str, Any] | None = None) -> list[Sample]:
-    """What one check report says, as samples."""
+def report_samples(report: Report, mode_since: str | None = None) -> list[Sample]:
+    """What one check report says, as samples (and since when the stack is in its mode: the outputs'
+    modeSince, which the report does not carry)."""
     checked = _timestamp(report.checked_at)
     samples: list[Sample] = []
     for host in report.hosts:
@@ -64,7 +63,7 @@ def report_samples(report: Report, outputs: Mapping[str, Any] | None = None) -> 
         (M.CLOUDFLARE_API_UP, (), float(report.cloudflare_api.state.value == "ok")),
         *((M.MODE, (mode,), float(report.mode == mode)) for mode in ("tunnel", "failover")),
     ]
-    since = _timestamp(str((outputs or {}).get(Output.MODE_SINCE) or ""))
+    since = _timestamp(mode_since or "")
     return samples + ([(M.MODE_SINCE, (), since)] if since is not None else [])
 
 

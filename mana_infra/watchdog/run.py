@@ -148,7 +148,9 @@ def _round(watch: Watch, state: WatchState) -> tuple[WatchState, dict[str, Any],
             _page(watch, state, decision, situation, acted_detail)
         state.page = situation
     line = _round_line(state, votes, decision, situation, acted_detail, report, now)
-    samples = report_samples(report, outputs) + watchdog_samples(state, votes, situation, paused is not None)
+    samples = report_samples(report, outputs.get(Output.MODE_SINCE)) + watchdog_samples(
+        state, votes, situation, paused is not None
+    )
     return state, line, samples
 
 
