@@ -27,7 +27,7 @@ from ..errors import ExitCode, InputError, Problem
 from ..files import read_text
 from ..inventory import load_inventory
 from ..model import CLOUDFLARE_API, MODES, Service, hostname_problem, mode_problem
-from ..monitor.alerts import Alert
+from ..monitor.alerts import PUBLIC_PATH_DOWN, Alert
 from ..outputs import Output
 from ..project import selected_stack
 from ..terminal import console_for, count
@@ -872,7 +872,8 @@ def _watch(args: argparse.Namespace, endpoints: Endpoints, options: Options, sle
             rounds += 1
             code = report.exit_code
             _print_report(report, args, console, rounds)
-            monitor.round_done(report_samples(report, endpoints.mode_since), time.time(), time.monotonic() - started)
+            samples = report_samples(report, endpoints.mode_since)
+            monitor.metrics.round_done(samples, time.time(), time.monotonic() - started)
             # Once per outage: the count restarts only after a round with the public path not down.
             alerted = failures >= alert_after
             failures = failures + 1 if decision.public_path_down(report) else 0
@@ -896,9 +897,6 @@ def _print_report(report: Report, args: argparse.Namespace, console: Any, rounds
     if args.watch:
         console.rule(f"check {rounds} at {report.checked_at}", style="dim")
     render(report, console)
-
-
-PUBLIC_PATH_DOWN = "ManaPublicPathDown"  # the watch's one alert: Alertmanager's alertname
 
 
 def _alert(report: Report, failures: int, args: argparse.Namespace, console: Any, monitor: Monitor) -> None:

@@ -40,6 +40,7 @@ from .metrics import WatchMetrics
 from .names import M
 
 ALERTS_VARIABLE = "MANA_WATCH_ALERTS"  # whitespace-separated KIND=URL: URLs with tokens stay out of `ps`
+PUBLIC_PATH_DOWN = "ManaPublicPathDown"  # an outage's alert, from the watch and the watchdog alike
 
 
 class Kind(StrEnum):
@@ -214,8 +215,7 @@ class _Worker:
         self.pending: OrderedDict[Any, _Item] = OrderedDict()
         self.wake = threading.Condition()
         self.busy = False
-        self.thread = threading.Thread(target=self._loop, name=f"alerts {destination.kind.value}", daemon=True)
-        self.thread.start()
+        threading.Thread(target=self._loop, name=f"alerts {destination.kind.value}", daemon=True).start()
 
     def put(self, key: Any, alert: Alert) -> None:
         with self.wake:
@@ -322,10 +322,6 @@ class Notifier:
                 worker.put(key, alert)
             elif not quietly:
                 worker.put(sequence, alert)
-
-    def firing(self) -> list[Alert]:
-        with self._lock:
-            return list(self._active.values())
 
     def _resend_loop(self) -> None:
         while True:

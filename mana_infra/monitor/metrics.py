@@ -24,7 +24,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..check import decision
-from ..check.report import Report
+from ..check.report import ApiState, PathState, Report
+from ..model import MODES
 from ..watchdog.decide import Act, Situation, WatchState
 from ..watchdog.votes import Vote, VoteKind
 from .names import PREFIX, M
@@ -49,9 +50,9 @@ def report_samples(report: Report, mode_since: str | None = None) -> list[Sample
         if (expires := _timestamp(certificate.expires_on)) is not None:
             samples.append((M.CERT_EXPIRY, (kind.value,), expires))
     samples += [
-        (M.PATH_UP, (name.value,), float(path.state.value == "up"))
+        (M.PATH_UP, (name.value,), float(path.state is PathState.UP))
         for name, path in report.paths.items()
-        if path.state.value not in ("unused", "unchecked")
+        if path.state not in (PathState.UNUSED, PathState.UNCHECKED)
     ]
     diagnosis = report.diagnosis
     samples += [
@@ -60,8 +61,8 @@ def report_samples(report: Report, mode_since: str | None = None) -> list[Sample
         (M.PUBLIC_UP, (), float(not decision.public_path_down(report))),
         (M.STANDBY_READY, (), float(not decision.standby_blockers(report))),
         (M.DIAGNOSIS, (diagnosis.case or "", diagnosis.way.value if diagnosis.way else "", diagnosis.command or ""), 1),
-        (M.CLOUDFLARE_API_UP, (), float(report.cloudflare_api.state.value == "ok")),
-        *((M.MODE, (mode,), float(report.mode == mode)) for mode in ("tunnel", "failover")),
+        (M.CLOUDFLARE_API_UP, (), float(report.cloudflare_api.state is ApiState.OK)),
+        *((M.MODE, (mode,), float(report.mode == mode)) for mode in MODES),
     ]
     since = _timestamp(mode_since or "")
     return samples + ([(M.MODE_SINCE, (), since)] if since is not None else [])

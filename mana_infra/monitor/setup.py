@@ -7,7 +7,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ from pathlib import Path
 from ..check.cli import WEBHOOK_VARIABLE
 from ..errors import InputError, Problem
 from .alerts import ALERTS_VARIABLE, Alert, Destination, Notifier, destinations_from
-from .metrics import Sample, WatchMetrics, split_address
+from .metrics import WatchMetrics, split_address
 
 
 def add_flags(group: argparse._ArgumentGroup) -> None:
@@ -46,9 +46,6 @@ class Monitor:
         if self.listen is not None:
             self.metrics.serve(self.listen)
 
-    def round_done(self, samples: Iterable[Sample], ended: float, seconds: float) -> None:
-        self.metrics.round_done(samples, ended, seconds)
-
     def alert(self, alert: Alert, quietly: bool = False) -> None:
         self.notifier.update(alert, quietly)
 
@@ -60,7 +57,8 @@ class Monitor:
 
 
 def problems_of(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[list[Destination], list[Problem]]:
-    """The destinations from the flags and the environment, and every problem with them or the outputs."""
+    """The destinations from the flags and the environment, and every problem with them or with the
+    metrics' flags."""
     problems: list[Problem] = []
     flagged, bad = destinations_from(args.alert)
     problems += [Problem("--alert", text, "e.g. --alert ntfy=https://ntfy.sh/mana-alerts-x7k2") for text in bad]

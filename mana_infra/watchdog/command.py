@@ -72,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
 
     watch = _watch(args, project_dir, stack, state_path)
     watch.monitor.start()
-    for alert in loop.rearm_alerts(loop.load_state(state_path), stack):
-        watch.monitor.alert(alert, quietly=True)
     with sigterm_ends_the_loop():
         try:
             return loop.run_watch(watch)

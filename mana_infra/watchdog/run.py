@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import cutover
-from ..check.cli import PUBLIC_PATH_DOWN
 from ..check.report import Report, Way
 from ..deployed import CHANGED_BY_VARIABLE
 from ..errors import ExitCode
 from ..lock import SWITCH_WAIT, stack_lock
 from ..model import Via
-from ..monitor.alerts import Alert
+from ..monitor.alerts import PUBLIC_PATH_DOWN, Alert
 from ..monitor.metrics import Sample, report_samples, watchdog_samples
 from ..monitor.setup import Monitor
 from ..outputs import Output
@@ -94,6 +93,9 @@ def run_watch(watch: Watch) -> ExitCode:
     if state.pending is not None:  # stopped while acting: what happened is not known, a person looks
         state.latched = f"it was stopped while it ran a {state.pending.what}: check the stack, then resume"
         state.pending = None
+    if watch.monitor is not None:  # restarted mid-incident: what its last page raised fires on
+        for alert in rearm_alerts(state, watch.stack):
+            watch.monitor.alert(alert, quietly=True)
     done = 0
     while watch.rounds is None or done < watch.rounds:
         started = watch.clock()
@@ -110,7 +112,7 @@ def run_watch(watch: Watch) -> ExitCode:
             if samples is None:
                 watch.monitor.metrics.round_failed()
             else:
-                watch.monitor.round_done(samples, ended, ended - started)
+                watch.monitor.metrics.round_done(samples, ended, ended - started)
         done += 1
         if watch.rounds is None or done < watch.rounds:
             watch.sleep(max(0.0, watch.interval - (watch.clock() - started)))
