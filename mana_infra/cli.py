@@ -178,7 +178,11 @@ def _switch_parser(command: str, _arguments: Sequence[str]) -> argparse.Argument
     _project_dir_argument(parser)
     if command == "cutover":
         parser.add_argument(
-            "--via", choices=VIAS, default="edge", help="through Cloudflare's edge (default) or DNS-only"
+            "--via",
+            choices=VIAS,
+            default="edge",
+            help="to the VPS through Cloudflare's edge (default) or DNS-only; direct, direct-dns: the same straight "
+            "to the home (Plan C)",
         )
     risk = "the standby is not proven" if command == "cutover" else "the tunnel is not shown to serve"
     parser.add_argument("--force", action="store_true", help=f"{command} even when {risk} (the pre-flight fails)")

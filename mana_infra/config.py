@@ -22,6 +22,7 @@ import pulumi
 from pulumi.runtime.config import CONFIG, get_config, is_config_secret
 
 from .errors import InputError, Problem, raise_if_any
+from .home import IPV6_ONLY_DNS, Parsed, parse_home_ipv4, parse_home_ipv6
 from .inventory import covered_problem, load_inventory, one_level_fix
 from .limits import FAILOVER_TTL_MAX, FAILOVER_TTL_MIN
 from .model import (
@@ -30,6 +31,7 @@ from .model import (
     TUNNEL_UUID,
     VIAS,
     DnsRecord,
+    Home,
     Mode,
     Role,
     Service,
@@ -38,6 +40,8 @@ from .model import (
     hostname_problem,
     in_zone,
     mode_problem,
+    via_home,
+    via_proxied,
 )
 from .project import PROJECT, Project
 from .records import inventory_record, rehearsal_host
@@ -48,7 +52,7 @@ PLAIN_KEYS = (
     "sshAllowedCidrs", "wireguardSubnet", "wireguardVpsAddress", "wireguardMacMiniAddress", "wireguardPort",
     "macMiniPublicKey", "macMiniPrivateKeyPath", "originName", "healthPath", "failoverTtl", "failoverVia",
     "checkAllowedCidrs", "acmeEmail", "acmeServer", "protect", "adoptRecords", "prodStack", "rehearsalHosts",
-    "secondaryDns", "cloudflareZoneId", "cloudflareReachable",
+    "secondaryDns", "cloudflareZoneId", "cloudflareReachable", "homeName", "homeAddress", "homeAddress6",
 )  # fmt: skip
 SECRET_KEYS = ("sshPrivateKey",)
 
@@ -102,11 +106,14 @@ class StandbyConfig:
     secondary_dns: bool
     cloudflare_zone_id: str | None
     cloudflare_reachable: bool
+    home_name: str
+    home: Home | None
+    """The home's public addresses for the direct ways (Plan C); None: not configured."""
     warnings: tuple[str, ...] = ()
 
     @property
     def record_settings(self) -> RecordSettings:
-        return RecordSettings(self.mode, self.failover_via, self.failover_ttl, self.origin_name)
+        return RecordSettings(self.mode, self.failover_via, self.failover_ttl, self.origin_name, self.home_name)
 
     """What deserves a word but stops nothing (config_warnings)."""
 
@@ -324,6 +331,7 @@ class RecordSettings:
     failover_via: Via
     failover_ttl: int
     origin_name: str
+    home_name: str
 
     def records(self, services: Sequence[Service], tunnel_id: str) -> tuple[DnsRecord, ...]:
         """Every inventory host's record as these settings write it (the program's, and adopt's wanted)."""
@@ -335,6 +343,7 @@ class RecordSettings:
                 tunnel_id=tunnel_id,
                 origin_name=self.origin_name,
                 failover_ttl=self.failover_ttl,
+                home_name=self.home_name,
             )
             for service in services
         )
@@ -362,13 +371,62 @@ def _record_settings(
     if failover_via and failover_via not in VIAS:
         read.problem(
             "failoverVia",
-            f"{failover_via!r} is not a way to fail over: the allowed values are {' and '.join(VIAS)}",
-            read.fix("failoverVia", "edge") + "  (through Cloudflare's edge; or dns: DNS-only)",
+            f"{failover_via!r} is not a way to fail over: the allowed values are {', '.join(VIAS)}",
+            read.fix("failoverVia", "edge")
+            + "  (through Cloudflare's edge; dns: DNS-only; direct, direct-dns: the same straight to the home)",
         )
     if failover_ttl is None:
         failover_ttl = read.integer("failoverTtl", FAILOVER_TTL_MIN, FAILOVER_TTL_MAX, "60")
     origin_name = _origin_name(read, zone, services)
-    return RecordSettings(cast(Mode, mode), cast(Via, failover_via), failover_ttl, origin_name)
+    home_name = _home_name(read, zone, services, origin_name)
+    return RecordSettings(cast(Mode, mode), cast(Via, failover_via), failover_ttl, origin_name, home_name)
+
+
+def _home_name(read: _Reader, zone: str, services: tuple[Service, ...], origin_name: str) -> str:
+    """homeName, or home.<zone>: the name the direct ways point the inventory records at."""
+    home_name = (read.optional("homeName") or (f"home.{zone}" if zone else "")).lower().rstrip(".")
+    if not (home_name and zone):
+        return home_name
+    fix = read.fix("homeName", f"home-direct.{zone}")
+    if reason := hostname_problem(home_name):
+        read.problem("homeName", reason, read.fix("homeName", f"home.{zone}"))
+    elif not in_zone(home_name, zone):
+        read.problem("homeName", f"{home_name} is outside the zone {zone}", read.fix("homeName", f"home.{zone}"))
+    elif home_name == origin_name or any(s.host == home_name for s in services):
+        taken = "the VPS's origin name" if home_name == origin_name else "an inventory host"
+        read.problem("homeName", f"{home_name} is also {taken}: the home's name must be a name of its own", fix)
+    return home_name
+
+
+def _home(read: _Reader, settings: RecordSettings) -> Home | None:
+    """homeAddress and homeAddress6, checked, and what the configured way needs of them."""
+    parsed: dict[str, Parsed] = {}
+    for key, parse in (("homeAddress", parse_home_ipv4), ("homeAddress6", parse_home_ipv6)):
+        raw = read.optional(key)
+        if raw is None:
+            continue
+        parsed[key] = parse(raw)
+        if parsed[key].problem:
+            hint = f"  ({parsed[key].fix_hint})" if parsed[key].fix_hint else ""
+            read.problem(key, str(parsed[key].problem), read.fix(key, "<address>") + hint)
+    ipv4 = parsed["homeAddress"].address if "homeAddress" in parsed else None
+    ipv6 = parsed["homeAddress6"].address if "homeAddress6" in parsed else None
+    via = settings.failover_via
+    if via_home(via) and not parsed:
+        read.problem(
+            "homeAddress",
+            f"is not set, nor homeAddress6: failoverVia {via} sends visitors to the home's own address",
+            read.fix("homeAddress", "<the router's public IPv4>")
+            + f"  and/or {read.fix('homeAddress6', '<the Mac Mini stable IPv6>')}",
+        )
+    elif via == "direct-dns" and "homeAddress" not in parsed:
+        read.problem(
+            "failoverVia",
+            f"is direct-dns with homeAddress6 alone: {IPV6_ONLY_DNS}",
+            read.fix("failoverVia", "direct") + "  (through the edge: Cloudflare serves IPv4 visitors from the "
+            "IPv6 home), or set homeAddress",
+        )
+    return Home(settings.home_name, ipv4, ipv6) if (ipv4 or ipv6) else None
 
 
 def _origin_name(read: _Reader, zone: str, services: tuple[Service, ...]) -> str:
@@ -461,6 +519,8 @@ def _standby(read: _Reader, given: _Given) -> StandbyConfig:
         secondary_dns=read.boolean("secondaryDns"),
         cloudflare_zone_id=cloudflare_zone_id,
         cloudflare_reachable=cloudflare_reachable,
+        home_name=settings.home_name,
+        home=_home(read, settings),
         warnings=config_warnings(hetzner["location"], hetzner["serverType"], services, read.where),
     )
 
@@ -536,11 +596,13 @@ def _cloudflare(read: _Reader, settings: RecordSettings) -> tuple[str | None, bo
             "cloudflareZoneId", f"{cloudflare_zone_id!r} is not a Cloudflare zone id (32 hex digits)", zone_id_fix
         )
     cloudflare_reachable = read.boolean("cloudflareReachable")
-    if not cloudflare_reachable and settings.mode == "failover" and settings.failover_via == "edge":
+    via = settings.failover_via
+    if not cloudflare_reachable and settings.mode == "failover" and via_proxied(via):
+        dns_only = "direct-dns" if via_home(via) else "dns"
         read.problem(
             "failoverVia",
-            "is edge, and Cloudflare is marked unreachable: the way through the edge is Cloudflare's",
-            read.fix("failoverVia", "dns") + "  (then the registrar's nameserver switch: see emergencyCutover)",
+            f"is {via}, and Cloudflare is marked unreachable: the way through the edge is Cloudflare's",
+            read.fix("failoverVia", dns_only) + "  (then the registrar's nameserver switch: see emergencyCutover)",
         )
     if not cloudflare_reachable and not cloudflare_zone_id:
         read.problem(

@@ -29,7 +29,7 @@ from .check.core import Endpoints
 from .check.core import Options as CheckOptions
 from .check.report import Report
 from .errors import ExitCode, InputError, Problem
-from .model import Mode, Via
+from .model import VIA_WORDS, VIAS, Mode, Via
 from .outputs import Output
 from .project import PROJECT, Project
 
@@ -111,11 +111,7 @@ class Switch:
 
     @property
     def label(self) -> str:
-        return (
-            "fail back to the tunnel"
-            if self.mode == "tunnel"
-            else f"cut over {'through the edge' if self.via == 'edge' else 'DNS-only'}"
-        )
+        return "fail back to the tunnel" if self.mode == "tunnel" else f"cut over {VIA_WORDS[self.via or 'edge']}"
 
     def config(self) -> dict[str, str]:
         values: dict[str, str] = {"mode": self.mode}
@@ -274,8 +270,8 @@ def _within(outputs: Mapping[str, Any], switch: Switch) -> float:
     """The time limit: the way's budget from the outputs (as the records were), and a minute more."""
     way = "tunnel" if switch.mode == "tunnel" else str(switch.via or outputs.get(Output.FAILOVER_VIA) or "edge")
     budget = outputs.get(Output.CUTOVER_BUDGET) or {}
-    seconds = (budget.get(way) or {}).get("seconds") if isinstance(budget, dict) and way in ("edge", "dns") else None
-    return float(seconds) + 60 if isinstance(seconds, int | float) else DEFAULT_WITHIN[way]
+    seconds = (budget.get(way) or {}).get("seconds") if isinstance(budget, dict) and way in VIAS else None
+    return float(seconds) + 60 if isinstance(seconds, int | float) else DEFAULT_WITHIN.get(way, DEFAULT_WITHIN["dns"])
 
 
 # --------------------------------------------------------------------------------- the operator's seams

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .model import VIA_WORDS
 from .outputs import Output
 
 CHANGED_BY_VARIABLE = "MANA_CHANGED_BY"  # who runs this `pulumi up` (a mana-infra command sets it)
@@ -60,7 +61,7 @@ class ModeRecord:
         """`failover through the edge`, `failover DNS-only`, `tunnel`."""
         if self.mode != "failover":
             return self.mode
-        return "failover " + ("DNS-only" if self.via == "dns" else "through the edge")
+        return "failover " + VIA_WORDS.get(self.via or "edge", VIA_WORDS["edge"])
 
     def text(self) -> str:
         """`failover through the edge since 2026-12-07T03:00:00Z (by mana-infra cutover by op@laptop)`."""

@@ -16,11 +16,29 @@ from typing import Literal
 Mode = Literal["tunnel", "failover"]
 MODES: tuple[Mode, ...] = ("tunnel", "failover")
 
-Via = Literal["edge", "dns"]
-"""The two ways to fail over: through Cloudflare's edge (records stay proxied, pointing at the VPS's
-origin name; the tunnel alone is down), or DNS-only (records point at the VPS directly; Cloudflare's
-proxy is down too, or the account)."""
-VIAS: tuple[Via, ...] = ("edge", "dns")
+Via = Literal["edge", "dns", "direct", "direct-dns"]
+"""The ways to fail over. To the VPS: through Cloudflare's edge (records stay proxied, pointing at the
+VPS's origin name; the tunnel alone is down), or DNS-only (records point at the VPS directly;
+Cloudflare's proxy is down too, or the account). Straight to the home (Plan C, when the VPS cannot
+serve): through the edge (`direct`: proxied, so an IPv6-only home serves IPv4 visitors too) or
+DNS-only (`direct-dns`)."""
+VIAS: tuple[Via, ...] = ("edge", "dns", "direct", "direct-dns")
+VIA_WORDS: dict[str, str] = {
+    "edge": "through the edge",
+    "dns": "DNS-only",
+    "direct": "straight to the home through the edge",
+    "direct-dns": "straight to the home, DNS-only",
+}
+
+
+def via_proxied(via: str) -> bool:
+    """Whether the records stay proxied that way (Cloudflare's edge in front of the origin)."""
+    return via in ("edge", "direct")
+
+
+def via_home(via: str) -> bool:
+    """Whether that way sends visitors to the home's own address instead of the VPS."""
+    return via in ("direct", "direct-dns")
 
 
 def mode_problem(value: str) -> str | None:
@@ -97,6 +115,27 @@ class WireGuardNetwork:
     server_address: ipaddress.IPv4Address
     macmini_address: ipaddress.IPv4Address
     listen_port: int = 51820
+
+
+@dataclass(frozen=True)
+class Home:
+    """The home's own public addresses (Plan C): what the direct way sends visitors to, at a name of its
+    own (homeName, by default home.<zone>), as the VPS has its origin name. Either address may be absent
+    (a DS-Lite line has no public IPv4), never both."""
+
+    name: str
+    ipv4: str | None
+    ipv6: str | None
+
+    def records(self, ttl: int) -> tuple[DnsRecord, ...]:
+        """DNS-only in every mode, as the VPS's origin name: Cloudflare's edge and resolvers look the
+        home up here when an inventory record points at it."""
+        pairs = (("A", self.ipv4), ("AAAA", self.ipv6))
+        return tuple(DnsRecord(self.name, kind, address, ttl) for kind, address in pairs if address)
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return tuple(a for a in (self.ipv4, self.ipv6) if a)
 
 
 # ------------------------------------------------------------------------------------------ names

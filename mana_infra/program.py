@@ -19,7 +19,7 @@ from .config import RehearsalConfig, StandbyConfig, read_stack_config
 from .deployed import DEPLOYED_REFERENCE, ModeRecord, after_run
 from .errors import InputError, Problem, cloud_error
 from .mirror import Unmirrored, mirror_extra_records
-from .model import CLOUDFLARE_API, DnsRecord, tunnel_target
+from .model import CLOUDFLARE_API, CLOUDFLARE_IP_RANGES, DnsRecord, tunnel_target, via_home, via_proxied
 from .monitor.dashboard import dashboard_json
 from .monitor.rules import alert_rules_yaml
 from .names import CADDY, REHEARSAL, STANDBY, certificate_config
@@ -31,8 +31,15 @@ from .records import (
     tunnel_probe_host,
     tunnel_probe_record,
 )
-from .render.caddyfile import ORIGIN_CERTIFICATE, PUBLIC_CERTIFICATE, CaddySpec, render_caddyfile
+from .render.caddyfile import (
+    MAC_MINI_CADDYFILE,
+    ORIGIN_CERTIFICATE,
+    PUBLIC_CERTIFICATE,
+    CaddySpec,
+    render_caddyfile,
+)
 from .render.cloud_init import render_cloud_init
+from .render.home import caddy_launchd_plist, home_caddyfile, sync_launchd_plist, sync_script
 from .render.remote import CADDY_DIR
 from .render.services import macmini_wireguard_plist, watch_launchd_agent, watch_systemd_unit, watchdog_systemd_unit
 from .render.wireguard import render_macmini_config, render_server_config
@@ -56,6 +63,8 @@ class Standby:
     zone_id: str
     secondary: SecondaryDns | None
     unmirrored: tuple[Unmirrored, ...]
+    home_caddyfile: str | None
+    """The Mac Mini's own Caddyfile (Plan C configured), also on the VPS for the Mac Mini to fetch."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ def build(config: StandbyConfig) -> Standby:
     certificates, certificate_files = _certificates(config, zone_id, server)
     caddyfile = _caddyfile(config)
     caddy, dns = _caddy_and_dns(config, _Placed(server, zone_id, records, caddyfile, certificate_files))
+    mac_mini_caddyfile = _home_caddyfile(config, server, caddy)
     secondary, unmirrored = build_secondary_dns(config, server, zone_id) if config.secondary_dns else (None, ())
     return Standby(
         keys=keys,
@@ -117,7 +127,33 @@ def build(config: StandbyConfig) -> Standby:
         zone_id=zone_id,
         secondary=secondary,
         unmirrored=unmirrored,
+        home_caddyfile=mac_mini_caddyfile,
     )
+
+
+def _home_caddyfile(config: StandbyConfig, server: StandbyServer, caddy: CaddyConfig) -> str | None:
+    """The Mac Mini's Caddyfile, put on the VPS beside the public certificate for the Mac Mini to fetch."""
+    if config.home is None:
+        return None
+    if config.cloudflare_reachable:
+        ranges = cloudflare.get_ip_ranges()
+        networks: tuple[str, ...] = (*ranges.ipv4_cidrs, *ranges.ipv6_cidrs)
+    else:
+        networks = (*CLOUDFLARE_IP_RANGES[0], *CLOUDFLARE_IP_RANGES[1])
+    text = home_caddyfile(config.services, config.home_name, config.health_path, networks)
+    CaddyConfig(
+        f"{CADDY}-macmini",
+        {
+            "host": server.ipv4_address,
+            "user": config.ssh_user,
+            "private_key": config.ssh_private_key,
+            "content": text,
+            "target": MAC_MINI_CADDYFILE,
+            "triggers": [server.server_id],
+            "after": [caddy],
+        },
+    )
+    return text
 
 
 def _server(config: StandbyConfig, keys: WireGuardKeys) -> tuple[StandbyServer, pulumi.Output[str]]:
@@ -207,6 +243,7 @@ def _caddyfile(config: StandbyConfig) -> str:
             health_path=config.health_path,
             allowed_networks=allowed_networks(config, edge_networks),
             cloudflare_networks=edge_networks,
+            mac_mini_files=str(config.wireguard.macmini_address) if config.home else None,
         )
     )
 
@@ -251,6 +288,7 @@ def _caddy_and_dns(config: StandbyConfig, placed: _Placed) -> tuple[CaddyConfig,
                 "inventory": placed.records,
                 "adopt": config.adopt_records,
                 "tunnel_probe": tunnel_probe_record(config.zone, config.tunnel_id),
+                "home": config.home.records(config.failover_ttl) if config.home else (),
                 "cloudflare_reachable": config.cloudflare_reachable,
                 "after": after,
             },
@@ -270,7 +308,8 @@ def zone_ssl_mode(config: StandbyConfig, zone_id: str) -> str:
     a cut-over through the edge is refused without it, and the outputs always say what it is."""
     if not config.cloudflare_reachable:
         return "unknown (Cloudflare is marked unreachable)"
-    cutting_over_via_edge = config.mode == "failover" and config.failover_via == "edge"
+    cutting_over_via_edge = config.mode == "failover" and via_proxied(config.failover_via)
+    dns_only = "direct-dns" if via_home(config.failover_via) else "dns"
     try:
         mode = str(cloudflare.get_zone_setting(zone_id=zone_id, setting_id="ssl").value)
     except Exception as exc:  # the invoke's error: only fatal when the edge way depends on the answer
@@ -281,7 +320,7 @@ def zone_ssl_mode(config: StandbyConfig, zone_id: str) -> str:
                         f"zone {config.zone}",
                         f"its SSL/TLS mode cannot be read ({exc}): the way through the edge needs Full (strict)",
                         "give the token Zone Settings:Read, or fail over DNS-only: "
-                        f"pulumi config set --stack {config.stack} failoverVia dns",
+                        f"pulumi config set --stack {config.stack} failoverVia {dns_only}",
                     )
                 ]
             ) from None
@@ -291,12 +330,13 @@ def zone_ssl_mode(config: StandbyConfig, zone_id: str) -> str:
             [
                 Problem(
                     f"zone {config.zone}",
-                    f"its SSL/TLS mode is {mode!r}: through the edge, Cloudflare must verify the VPS's Origin CA "
-                    "certificate, which only Full (strict) does (mana-infra never changes zone-wide settings)",
+                    f"its SSL/TLS mode is {mode!r}: through the edge, Cloudflare must verify the origin's certificate "
+                    "(the VPS's Origin CA one, the Mac Mini's public one), which only Full (strict) does (mana-infra "
+                    "never changes zone-wide settings)",
                     f"Cloudflare dashboard -> {config.zone} -> SSL/TLS -> Overview -> Full (strict), or "
                     f"curl -X PATCH {CLOUDFLARE_API}/zones/{zone_id}/settings/ssl "
                     "-H 'Authorization: Bearer <token>' --json '{\"value\": \"strict\"}'; "
-                    f"or fail over DNS-only: pulumi config set --stack {config.stack} failoverVia dns",
+                    f"or fail over DNS-only: pulumi config set --stack {config.stack} failoverVia {dns_only}",
                 )
             ]
         )
@@ -314,8 +354,8 @@ def cloudflare_networks(config: StandbyConfig) -> tuple[str, ...]:
 
 def allowed_networks(config: StandbyConfig, edge_networks: tuple[str, ...]) -> tuple[str, ...]:
     """Who reaches the inventory hosts on the VPS in this mode: the operator's networks while the tunnel
-    serves them; through the edge, Cloudflare's too; DNS-only, everyone (empty)."""
-    if config.mode == "tunnel":
+    serves them (or the home does: Plan C); through the edge, Cloudflare's too; DNS-only, everyone (empty)."""
+    if config.mode == "tunnel" or via_home(config.failover_via):
         return config.check_allowed_cidrs
     if config.failover_via == "dns":
         return ()
@@ -344,6 +384,8 @@ def build_secondary_dns(
             "origin_ipv4": server.ipv4_address,
             "origin_ipv6": server.ipv6_address,
             "inventory_hosts": [service.host for service in config.services],
+            "home": config.home.records(config.failover_ttl) if config.home else (),
+            "direct": via_home(config.failover_via),
             "extra": extra,
             "labels": {"project": "mana-infra", "stack": config.stack, "role": "secondary-dns"},
             "protect": config.protect,
@@ -359,6 +401,15 @@ def emergency_cutover(stack: str, zone_id: str, caddy_urn: str) -> str:
     settings = {"cloudflareZoneId": zone_id, "cloudflareReachable": "false", "failoverVia": "dns", "mode": "failover"}
     steps = [f"pulumi config set --stack {stack} {key} {value}" for key, value in settings.items()]
     return " && ".join([*steps, f"pulumi up --stack {stack} --target '{caddy_urn}'"])
+
+
+def emergency_cutover_direct(stack: str, zone_urn: str) -> str:
+    """With Cloudflare gone and the VPS too: the Hetzner mirror's inventory records to the home's name,
+    DNS-only (then the registrar's switch). Only Hetzner's DNS API is called: Cloudflare's resources ignore
+    every change while Cloudflare is marked unreachable, and a VPS that is gone stays as the state has it."""
+    settings = {"cloudflareReachable": "false", "failoverVia": "direct-dns", "mode": "failover"}
+    steps = [f"pulumi config set --stack {stack} {key} {value}" for key, value in settings.items()]
+    return " && ".join([*steps, f"pulumi up --stack {stack} --target-dependents --target '{zone_urn}'"])
 
 
 def export(config: StandbyConfig, standby: Standby) -> None:
@@ -395,6 +446,7 @@ def export(config: StandbyConfig, standby: Standby) -> None:
     pulumi.export(Output.WATCH_ALERT_RULES, alert_rules_yaml())
     pulumi.export(Output.WATCH_DASHBOARD, dashboard_json())
     pulumi.export(Output.MACMINI_ADDRESS, str(config.wireguard.macmini_address))
+    export_home(config, standby)
     pulumi.export(Output.CLOUDFLARE_ZONE_ID, standby.zone_id)
     # Cloudflare's API down or the token revoked: flip the VPS alone, touching nothing at Cloudflare.
     pulumi.export(
@@ -444,6 +496,25 @@ def export(config: StandbyConfig, standby: Standby) -> None:
             for record in standby.records
         ],
     )
+
+
+def export_home(config: StandbyConfig, standby: Standby) -> None:
+    """Plan C's outputs, once the home's addresses are configured: where the direct ways point, and the
+    Mac Mini's files (render/home.py says where each goes)."""
+    if config.home is None or standby.home_caddyfile is None:
+        return
+    pulumi.export(Output.HOME_NAME, config.home.name)
+    pulumi.export(Output.HOME_IPV4, config.home.ipv4)
+    pulumi.export(Output.HOME_IPV6, config.home.ipv6)
+    pulumi.export(Output.MACMINI_CADDYFILE, standby.home_caddyfile)
+    pulumi.export(Output.MACMINI_CADDY_LAUNCHD_PLIST, caddy_launchd_plist())
+    pulumi.export(Output.MACMINI_SYNC_SCRIPT, sync_script(str(config.wireguard.server_address)))
+    pulumi.export(Output.MACMINI_SYNC_LAUNCHD_PLIST, sync_launchd_plist())
+    if standby.secondary is not None and config.home.ipv4:
+        pulumi.export(
+            Output.EMERGENCY_CUTOVER_DIRECT,
+            standby.secondary.zone_urn.apply(lambda urn: emergency_cutover_direct(config.stack, urn)),
+        )
 
 
 def export_mode_record(config: StandbyConfig) -> None:

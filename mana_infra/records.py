@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .model import AUTOMATIC_TTL, DnsRecord, Mode, Service, Via, tunnel_target
+from .model import AUTOMATIC_TTL, VIAS, DnsRecord, Mode, Service, Via, tunnel_target, via_home, via_proxied
 
 
 def inventory_record(
-    service: Service, mode: Mode, *, via: Via, tunnel_id: str, origin_name: str, failover_ttl: int
+    service: Service, mode: Mode, *, via: Via, tunnel_id: str, origin_name: str, failover_ttl: int, home_name: str
 ) -> DnsRecord:
     """Always a CNAME, whatever the mode: the flip is an in-place update of content, proxied and TTL,
     never a delete-and-create that leaves a moment without a record (and a cached NXDOMAIN), and never
@@ -17,12 +17,14 @@ def inventory_record(
 
     Through the edge the record stays proxied: resolvers keep Cloudflare's addresses, so nothing waits
     on a TTL, and Cloudflare follows the new target within seconds. DNS-only, resolvers wait out the
-    old records' TTL (300 s for proxied ones), then ask again every `failover_ttl` seconds."""
+    old records' TTL (300 s for proxied ones), then ask again every `failover_ttl` seconds. The direct
+    ways do the same with the home's name (home.<zone>, its A/AAAA records) in place of the VPS's."""
     if mode == "tunnel":
         return DnsRecord(service.host, "CNAME", tunnel_target(tunnel_id), AUTOMATIC_TTL, proxied=True)
-    if via == "edge":
-        return DnsRecord(service.host, "CNAME", origin_name, AUTOMATIC_TTL, proxied=True)
-    return DnsRecord(service.host, "CNAME", origin_name, failover_ttl, proxied=False)
+    target = home_name if via_home(via) else origin_name
+    if via_proxied(via):
+        return DnsRecord(service.host, "CNAME", target, AUTOMATIC_TTL, proxied=True)
+    return DnsRecord(service.host, "CNAME", target, failover_ttl, proxied=False)
 
 
 # A name under the zone that stays on the tunnel in every mode, served by no Caddy site: while the
@@ -86,4 +88,10 @@ def cutover_budget(records: Sequence[DnsRecord], failover_ttl: int) -> dict[str,
             "Cloudflare follows the new target within a minute",
         }
     dns = {"seconds": answered_ttl, "why": f"{held}; afterwards changes take up to {failover_ttl} s (failoverTtl)"}
-    return {"edge": edge, "dns": dns, "certificates": "none to obtain: both are on the VPS before any cut-over"}
+    # The direct ways move the same records the same way: only their target is the home's name.
+    by_way: dict[str, Any] = {via: edge if via_proxied(via) else dns for via in VIAS}
+    return {
+        **by_way,
+        "certificates": "none to obtain: both are on the VPS before any cut-over, and the public one on the "
+        "Mac Mini (fetched through WireGuard)",
+    }

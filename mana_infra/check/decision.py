@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from ..model import VIAS, via_home, via_proxied
 from ..outputs import Output
 from ..records import adoption_left_text
 from ..terminal import count
@@ -207,7 +208,10 @@ def adoption_blocker(outputs: Mapping[str, Any], mode: str, via: str | None, sta
     """adoptRecords left set after the first run stops a switch that moves the records' TTL (nothing
     forces past it: the records would keep their TTL)."""
     left = outputs.get(Output.ADOPT_RECORDS_LEFT) or []
-    ttl_moves = via == "dns" or (mode == "tunnel" and outputs.get(Output.FAILOVER_VIA) == "dns")
+    deployed_via = outputs.get(Output.FAILOVER_VIA)
+    ttl_moves = (via is not None and not via_proxied(via)) or (
+        mode == "tunnel" and deployed_via in VIAS and not via_proxied(deployed_via)
+    )
     if left and ttl_moves:
         return adoption_left_text(left, stack, deployed=True) + ": this switch changes their TTL"
     return None
@@ -219,10 +223,11 @@ def switch_blockers(report: Report, outputs: Mapping[str, Any], mode: str, via: 
     the zone in Full (strict); a fail-back needs the tunnel shown to serve."""
     blockers = standby_blockers(report) if mode == "failover" else failback_blockers(report)
     ssl_mode = outputs.get(Output.ZONE_SSL_MODE)
-    if mode == "failover" and via == "edge" and ssl_mode not in (None, "strict"):
+    if mode == "failover" and via in VIAS and via_proxied(via) and ssl_mode not in (None, "strict"):
         blockers.append(
             f"the zone's SSL/TLS mode is {ssl_mode!r}: the way through the edge needs Full (strict) "
-            "(set it in the dashboard: SSL/TLS -> Overview), or cut over --via dns"
+            "(set it in the dashboard: SSL/TLS -> Overview), or cut over --via "
+            + ("direct-dns" if via_home(via) else "dns")
         )
     return blockers
 

@@ -68,6 +68,8 @@ class FailoverDnsArgs(TypedDict):
     """Hosts whose existing record is adopted in this run: host -> `<zoneId>/<recordId>`."""
     tunnel_probe: DnsRecord
     """The record that stays on the tunnel in every mode (records.tunnel_probe_record)."""
+    home: NotRequired[Sequence[DnsRecord]]
+    """The home's name with its addresses (Plan C), DNS-only in every mode: what the direct ways point at."""
     cloudflare_reachable: bool
     """False: every record keeps what the state holds, with no call to Cloudflare (the emergency)."""
     after: NotRequired[Sequence[pulumi.Resource]]
@@ -96,6 +98,9 @@ class FailoverDns(pulumi.ComponentResource):
                 comment=COMMENT,
                 opts=child,
             )
+
+        for spec in args.get("home", []):
+            _record(f"{name}-home-{spec.type.lower()}", args["zone_id"], spec, f"{COMMENT}: the home (Plan C)", child)
 
         # Cloudflare takes 100 characters of comment (Free plan).
         _record("tunnel-probe", args["zone_id"], args["tunnel_probe"], f"{COMMENT}: the tunnel's probe", child)

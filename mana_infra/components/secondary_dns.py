@@ -4,7 +4,7 @@ only step left is switching the domain's nameservers at the registrar."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_hcloud as hcloud
@@ -50,6 +50,10 @@ class SecondaryDnsArgs(TypedDict):
     """The VPS's IPv6 address."""
     inventory_hosts: Sequence[str]
     """Every inventory host: a CNAME to the origin name, or A/AAAA at the apex (no CNAME there in plain DNS)."""
+    home: NotRequired[Sequence[DnsRecord]]
+    """The home's name and addresses (Plan C); with ``direct``, the inventory points at it instead."""
+    direct: NotRequired[bool]
+    """The stack's way is a direct one: the inventory's CNAMEs (and the apex's addresses) are the home's."""
     extra: Sequence[DnsRecord]
     """The zone's other records, mirrored from Cloudflare (one RRSet per name and type)."""
     labels: Mapping[str, str]
@@ -65,6 +69,8 @@ class SecondaryDns(pulumi.ComponentResource):
     """The Hetzner zone and its RRSets."""
 
     nameservers: pulumi.Output[list[str]]
+    zone_urn: pulumi.Output[str]
+    """The zone's URN: with its dependents, every RRSet (the emergency's direct way targets them)."""
     postponed: list[tuple[str, str]]
     """RRSets left for the next `pulumi up` (see SecondaryDnsArgs.present)."""
 
@@ -82,15 +88,20 @@ class SecondaryDns(pulumi.ComponentResource):
         )
         child = pulumi.ResourceOptions(parent=self)
         wanted: list[tuple[str, str, Sequence[pulumi.Input[str]], int, bool]] = []
-        addressed = {relative_name(args["origin_name"], zone_name)}
+        wanted.append((relative_name(args["origin_name"], zone_name), "A", [args["origin_ipv4"]], ttl, False))
+        wanted.append((relative_name(args["origin_name"], zone_name), "AAAA", [args["origin_ipv6"]], ttl, False))
+        home = list(args.get("home", []))
+        wanted.extend((relative_name(r.name, zone_name), r.type, [r.content], ttl, False) for r in home)
+        direct = bool(args.get("direct")) and bool(home)
+        target = home[0].name if direct else args["origin_name"]
         if zone_name in args["inventory_hosts"]:
-            addressed.add("@")
-        for record_name in sorted(addressed):
-            wanted.append((record_name, "A", [args["origin_ipv4"]], ttl, False))
-            wanted.append((record_name, "AAAA", [args["origin_ipv6"]], ttl, False))
+            # No CNAME at the apex in plain DNS: the target's addresses themselves.
+            vps: list[tuple[str, pulumi.Input[str]]] = [("A", args["origin_ipv4"]), ("AAAA", args["origin_ipv6"])]
+            apex = [(r.type, r.content) for r in home] if direct else vps
+            wanted.extend(("@", kind, [value], ttl, False) for kind, value in apex)
         for host in args["inventory_hosts"]:
             if host != zone_name:
-                wanted.append((relative_name(host, zone_name), "CNAME", [fqdn(args["origin_name"])], ttl, False))
+                wanted.append((relative_name(host, zone_name), "CNAME", [fqdn(target)], ttl, False))
         for record_name, kind, copied_values, record_ttl in rrsets(args["extra"]):
             wanted.append((relative_name(record_name, zone_name), kind, copied_values, record_ttl, True))
 
@@ -116,5 +127,6 @@ class SecondaryDns(pulumi.ComponentResource):
                 self,
             )
 
+        self.zone_urn = zone.urn
         self.nameservers = zone.authoritative_nameservers.apply(lambda servers: list(servers.assigneds or []))
         self.register_outputs({"nameservers": self.nameservers})

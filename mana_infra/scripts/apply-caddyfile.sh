@@ -8,8 +8,8 @@
 #
 # Settings, as shell variables set on lines before this text (SSH passes no environment):
 #   CADDY_TARGET  the file, relative to /etc/caddy: Caddyfile (default), a certificate with its key
-#                 such as certs/public.pem, or a site file such as sites.d/rehearsal.caddy that the
-#                 Caddyfile imports
+#                 such as certs/public.pem, a site file such as sites.d/rehearsal.caddy that the
+#                 Caddyfile imports, or macmini/Caddyfile (the Mac Mini's, which it fetches: Plan C)
 #   CADDY_ACTION  install (default: the file comes on stdin) or remove (the file goes away)
 #
 # The standby's Caddyfile command has no delete step: when the Caddyfile changes, Pulumi creates the
@@ -47,7 +47,7 @@ if ! wg show wg0 >/dev/null 2>&1; then
     echo "apply-caddyfile: warning: WireGuard wg0 is not up, so Caddy cannot reach the Mac Mini" \
         "(systemctl enable --now wg-quick@wg0; journalctl -u wg-quick@wg0)" >&2
 fi
-mkdir -p "$caddy_dir/sites.d" "$caddy_dir/global.d" "$caddy_dir/certs"
+mkdir -p "$caddy_dir/sites.d" "$caddy_dir/global.d" "$caddy_dir/certs" "$caddy_dir/macmini"
 
 validate() {
     if ! report=$(caddy validate --config "$1" --adapter caddyfile 2>&1); then

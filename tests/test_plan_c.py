@@ -1,0 +1,188 @@
+"""Plan C, the direct ways, as the program builds them: the home's name and addresses, the inventory
+flipped in place to it (through the edge or DNS-only), the mirror carrying the same, the Mac Mini's
+Caddyfile from the VPS's renderer and the files that keep it warm; bad home addresses refused with the
+fix, all at once. The real program under the mock engine."""
+
+from __future__ import annotations
+
+import plistlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mana_infra import plan as offline
+from mana_infra.errors import InputError
+from mana_infra.program import Standby
+from mana_infra.render.caddyfile import MAC_MINI_CADDYFILE, MAC_MINI_FILES_PORT, PUBLIC_CERTIFICATE
+from mana_infra.render.home import caddy_argv
+from mana_infra.render.remote import caddy_command
+
+from .support import by_name, plan_of, require_root_and_tools, with_standby
+
+HOME = {"homeAddress": "198.51.100.40", "homeAddress6": "2001:db8:1a::20"}
+HOSTS = 27
+
+
+def records_of(result: offline.PlanResult) -> dict[str, offline.Recorded]:
+    return {r.name: r for r in result.resources if r.type == "cloudflare:index/dnsRecord:DnsRecord"}
+
+
+def test_the_home_has_a_name_of_its_own_dns_only_in_every_mode() -> None:
+    for mode in ("tunnel", "failover"):
+        home = {
+            (r.inputs["type"], r.inputs["content"], r.inputs["proxied"], r.inputs["ttl"])
+            for name, r in records_of(plan_of("prod", mode, **HOME)).items()
+            if r.inputs["name"] == "home.mana.how"
+        }
+        assert home == {("A", "198.51.100.40", False, 60), ("AAAA", "2001:db8:1a::20", False, 60)}
+    # Not configured: no such record, no Plan C outputs.
+    plain = plan_of("prod")
+    assert not [r for r in records_of(plain).values() if r.inputs["name"] == "home.mana.how"]
+    assert "macminiCaddyfile" not in plain.outputs and "homeName" not in plain.outputs
+
+
+@pytest.mark.parametrize(("via", "proxied", "ttl"), [("direct", True, 1), ("direct-dns", False, 60)])
+def test_a_direct_cutover_is_the_same_records_updated_in_place_to_the_home(via: str, proxied: bool, ttl: int) -> None:
+    tunnel = records_of(plan_of("prod", "tunnel", **HOME))
+    direct = records_of(plan_of("prod", "failover", failoverVia=via, **HOME))
+    # The same resources (names and types): the engine updates them, nothing is created or deleted.
+    assert set(direct) == set(tunnel)
+    inventory = [r for r in direct.values() if r.inputs["name"] not in ("home.mana.how", "vps.mana.how")]
+    inventory = [r for r in inventory if not r.inputs["name"].startswith("tunnel-probe.")]
+    assert len(inventory) == HOSTS
+    assert {(r.inputs["type"], r.inputs["content"], r.inputs["proxied"], r.inputs["ttl"]) for r in inventory} == {
+        ("CNAME", "home.mana.how", proxied, ttl)
+    }
+
+
+def test_the_vps_keeps_serving_as_the_standby_while_the_home_serves_and_hands_the_mac_mini_its_files() -> None:
+    resources = by_name(plan_of("prod", "failover", failoverVia="direct", **HOME))
+    caddyfile = resources["caddy-apply"].inputs["stdin"]
+    assert "# mode=failover via=direct. Inventory hosts resolve to the home's own address (Plan C)" in caddyfile
+    assert "import elsewhere_refused" in caddyfile and "import origin_certificate\n\timport" not in caddyfile
+    assert f"http://:{MAC_MINI_FILES_PORT} {{" in caddyfile and "remote_ip 10.0.0.2/32" in caddyfile
+    assert f"path /{MAC_MINI_CADDYFILE} /{PUBLIC_CERTIFICATE}" in caddyfile
+    # The Mac Mini's Caddyfile goes to the VPS through the apply script, after the VPS's own.
+    command = resources["caddy-macmini-apply"]
+    assert command.inputs["create"] == caddy_command(MAC_MINI_CADDYFILE)
+    assert resources["caddy-apply"].urn in command.options["dependsOn"]
+
+
+def test_the_mac_minis_caddyfile_is_one_for_every_mode() -> None:
+    texts = {
+        plan_of("prod", mode, failoverVia=via, **HOME).outputs["macminiCaddyfile"]
+        for mode, via in (("tunnel", "edge"), ("failover", "edge"), ("failover", "direct"), ("failover", "direct-dns"))
+    }
+    [text] = texts
+    assert "reverse_proxy 127.0.0.1:3001 {" in text and "10.0.0.2" not in text
+    assert "tls /opt/homebrew/etc/mana-infra/public.pem" in text and "origin" not in text
+    # Everyone is served (no refusal), and only Cloudflare's ranges are believed for the visitor's address.
+    assert "elsewhere_refused" not in text and "@not_from_cloudflare not remote_ip 173.245.48.0/20" in text
+    assert 'home.mana.how {\n\timport public_certificate\n\thandle /healthz {\n\t\trespond "ok home" 200' in text
+
+
+def test_the_mac_minis_daemons_run_homebrews_caddy_and_the_sync() -> None:
+    outputs = plan_of("prod", **HOME).outputs
+    caddy = plistlib.loads(outputs["macminiCaddyLaunchdPlist"].encode())
+    assert caddy["ProgramArguments"] == caddy_argv() and caddy["KeepAlive"] is True and caddy["RunAtLoad"] is True
+    sync = plistlib.loads(outputs["macminiSyncLaunchdPlist"].encode())
+    assert sync["ProgramArguments"] == ["/bin/sh", "/opt/homebrew/etc/mana-infra/macmini-sync.sh"]
+    assert sync["StartInterval"] == 600 and sync["RunAtLoad"] is True
+    script = outputs["macminiSyncScript"]
+    assert script.startswith("#!/bin/sh\nSOURCE=http://10.0.0.1:8317\nDIR=/opt/homebrew/etc/mana-infra\n")
+    assert outputs["homeName"] == "home.mana.how" and outputs["homeIpv6"] == "2001:db8:1a::20"
+
+
+def test_the_sync_script_is_valid_shell() -> None:
+    require_root_and_tools("shellcheck")
+    script = plan_of("prod", **HOME).outputs["macminiSyncScript"]
+    done = subprocess.run(["shellcheck", "-s", "sh", "-"], input=script, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def test_the_mirror_carries_the_home_and_points_the_inventory_there_for_a_direct_way() -> None:
+    def mirror(**overrides: str) -> dict[tuple[str, str], list[str]]:
+        return {
+            (r.inputs["name"], r.inputs["type"]): [v["value"] for v in r.inputs["records"]]
+            for r in plan_of("prod", **overrides).resources
+            if r.type == "hcloud:index/zoneRrset:ZoneRrset" and "mana-infra:copied" not in r.inputs.get("labels", {})
+        }
+
+    edge = mirror(**HOME)
+    assert edge[("home", "A")] == ["198.51.100.40"] and edge[("home", "AAAA")] == ["2001:db8:1a::20"]
+    assert edge[("auth", "CNAME")] == ["vps.mana.how."]
+    direct = mirror(failoverVia="direct-dns", **HOME)
+    assert direct[("auth", "CNAME")] == ["home.mana.how."] and direct[("@", "A")] == ["198.51.100.40"]
+    assert set(direct) == set(edge)  # the same RRSets: updated in place
+
+
+def test_the_emergency_offers_the_mirrors_direct_records() -> None:
+    outputs = plan_of("prod", **HOME).outputs
+    command = outputs["emergencyCutoverDirect"]
+    assert "cloudflareReachable false" in command and "failoverVia direct-dns" in command
+    assert "--target-dependents --target 'urn:pulumi:prod::mana-infra::" in command
+    assert command.endswith("Zone::secondary-dns-zone'")
+    # An IPv6-only home has no DNS-only way: no such command.
+    assert "emergencyCutoverDirect" not in plan_of("prod", homeAddress6="2001:db8:1a::20").outputs
+
+
+def test_the_budget_names_the_direct_ways() -> None:
+    budget = plan_of("prod", **HOME).outputs["cutoverBudget"]
+    assert budget["direct"] == budget["edge"] and budget["direct-dns"] == budget["dns"]
+
+
+def test_bad_home_addresses_are_refused_all_at_once_with_how_to_find_the_right_one() -> None:
+    with pytest.raises(InputError) as caught:
+        plan_of(
+            "prod",
+            "failover",
+            failoverVia="direct-dns",
+            homeAddress="100.64.3.4",
+            homeAddress6="inet6 2001:db8:1a::99 prefixlen 64 autoconf temporary",
+            homeName="auth.mana.how",
+        )
+    problems = {p.where.split(":", 2)[-1]: p for p in caught.value.problems}
+    assert set(problems) == {"homeAddress", "homeAddress6", "homeName"}
+    assert "carrier-grade NAT" in problems["homeAddress"].message and "DS-Lite" in problems["homeAddress"].message
+    assert "temporary address" in problems["homeAddress6"].message
+    assert "ifconfig en0 inet6 | grep secured" in str(problems["homeAddress6"].fix)
+    assert "also an inventory host" in problems["homeName"].message
+    with pytest.raises(InputError) as caught:
+        plan_of("prod", "failover", failoverVia="direct-dns", homeAddress6="2001:db8:1a::20")
+    [problem] = caught.value.problems
+    assert "leaves out every visitor whose own network has no IPv6" in problem.message
+    assert "failoverVia direct" in str(problem.fix)
+    for address, words in (("192.168.178.20", "private address"), ("169.254.3.3", "link-local")):
+        with pytest.raises(InputError, match=words):
+            plan_of("prod", homeAddress=address)
+    for address, words in (("fe80::1", "link-local"), ("fd12::1", "unique local")):
+        with pytest.raises(InputError, match=words):
+            plan_of("prod", homeAddress6=address)
+    with pytest.raises(InputError, match="is not set, nor homeAddress6: failoverVia direct sends"):
+        plan_of("prod", "failover", failoverVia="direct")
+    with pytest.raises(InputError, match="is direct, and Cloudflare is marked unreachable"):
+        plan_of("prod", "failover", failoverVia="direct", cloudflareReachable="false",
+                cloudflareZoneId="023e105f4ecef8ad9ca31a8372d0c353", **HOME)  # fmt: skip
+
+
+def test_the_ifconfig_line_of_a_stable_address_is_taken() -> None:
+    outputs = plan_of("prod", homeAddress6="inet6 2001:db8:1a::20 prefixlen 64 autoconf secured").outputs
+    assert outputs["homeIpv6"] == "2001:db8:1a::20" and outputs.get("homeIpv4") is None
+
+
+def test_the_mac_minis_caddyfile_is_a_plain_output_the_vps_copy_waits_for_the_caddyfile() -> None:
+    async def check(standby: Standby) -> None:
+        assert standby.home_caddyfile is not None and "home.mana.how" in standby.home_caddyfile
+
+    with_standby(check, **HOME)
+
+
+def test_caddy_accepts_the_mac_minis_caddyfile(tmp_path: Path) -> None:
+    require_root_and_tools("caddy")
+    text = plan_of("prod", **HOME).outputs["macminiCaddyfile"]
+    path = tmp_path / "Caddyfile"
+    path.write_text(text)
+    argv = ["caddy", "adapt", "--config", str(path), "--adapter", "caddyfile"]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
