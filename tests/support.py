@@ -188,10 +188,12 @@ def check_report(
     problems: tuple[tuple[str, str], ...] = (),
     tunnel: str = "up",
     path: str = "origin",
+    home: tuple[int, ...] | None = None,
 ) -> Report:
     """check's report as its readers use it (cutover, the decision): the hosts (DNS on ``path``, ``green`` of
     them answering), the standby path's and the VPS's state, the tunnel's probe, the public path's
-    ``failures`` (kind -> hosts), and ``problems`` as (subject, text)."""
+    ``failures`` (kind -> hosts), and ``problems`` as (subject, text); ``home``: the families the home's
+    name answers on, every host answering straight there when any does (None: Plan C not configured)."""
     tunnel_error = (
         None if tunnel == "up" else "HTTP 530 (Cloudflare error 1033: the tunnel has no cloudflared connection)"
     )
@@ -208,8 +210,13 @@ def check_report(
             "dns": dns,
             "live": https | {"ok": i < green},
             "standby": https | {"ok": standby == "up"},
+            **({"direct": https | {"path": "home", "ok": bool(home)}} if home is not None else {}),
         }
         for i in range(hosts)
+    ]
+    reach = [
+        https | {"path": "home", "ok": family in (home or ()), "family": family, "url": "", "body": "", "serving": True}
+        for family in (4, 6)
     ]
     probe = {"host": "tunnel-probe.mana.how", "state": tunnel, "status": 404, "error": tunnel_error}
     paths = {"standby": {"state": standby}, "vps": {"state": vps}, "wireguard": {"state": "up"}}
@@ -229,7 +236,7 @@ def check_report(
                             "why_not_checked": "no SSH"}},
             "cloudflare_api": {"checked": False, "ok": None, "state": "not_checked", "error": None,
                                "why_not_checked": "no token", "url": None, "seconds": None},
-            "tunnel_probe": probe, "certificates": {}, "paths": paths,
+            "tunnel_probe": probe, "certificates": {}, "paths": paths, "home": reach if home is not None else [],
             "public_path": public,
             "diagnosis": {"way": None, "why": "", "command": None, "case": None},
             "budget": {"edge_seconds": 60, "dns_seconds": None, "acme": "none",

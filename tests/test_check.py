@@ -1303,7 +1303,12 @@ def test_every_failure_maps_to_one_way_or_none() -> None:
     assert set(TABLE) == {(p, s) for p in publics for s in standbys}
     for outcome in TABLE.values():
         assert isinstance(outcome, Way | NoWay), outcome
-    assert {TABLE[(p, "serving")] for p in publics} == set(Way)
+    assert {TABLE[(p, "serving")] for p in publics} == {w for w in Way if not w.home}
+    # The direct ways answer the same rows when the home serves instead (decision.DIRECT).
+    from mana_infra.check.decision import DIRECT
+
+    assert set(DIRECT) == {p for p, _ in TABLE}
+    assert set(DIRECT.values()) | {TABLE[(p, "serving")] for p in publics} == set(Way)
 
 
 def test_the_tunnel_probe_tells_whether_a_failback_would_serve(

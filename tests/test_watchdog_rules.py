@@ -188,3 +188,15 @@ def test_resume_resets_the_budget_after_a_latch() -> None:
     state = replace(state, latched=None, resumed_at=40.0, down_rounds=0)  # what `watch resume` does
     decisions, _ = rounds(state, *[([WATCH_DOWN, VPS_DOWN], tunnel_down())] * 3)
     assert decisions[-1].act is Act.CUT_OVER
+
+
+def test_only_the_homes_direct_way_fitting_pages_the_command_and_never_acts() -> None:
+    """The VPS down, the home serving: the verdict is the direct way, which shows the home's address to
+    every visitor; the watchdog leaves that to a person, one page with the command."""
+    report = tunnel_down(standby="down", vps="down", home=(4, 6))
+    assert report.diagnosis.way is Way.DIRECT
+    decisions, state = rounds(WatchState(), *[([WATCH_DOWN, VPS_DOWN], report)] * 5)
+    assert [d.situation for d in decisions[2:]] == [Situation.HOME] * 3
+    assert all(d.act is Act.NOTHING for d in decisions) and not state.actions and state.latched is None
+    assert decisions[-1].command == "mana-infra cutover --via direct --stack prod"
+    assert "a person decides" in decisions[-1].words and Situation.HOME.pages

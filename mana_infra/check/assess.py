@@ -29,6 +29,7 @@ from .report import (
     DnsPath,
     Failure,
     Finding,
+    HomeReach,
     HostReport,
     Observed,
     PathName,
@@ -78,6 +79,7 @@ def evaluate(observed: Observed, endpoints: Endpoints, options: Options, started
     _live(hosts, warn_days, found)
     _standby(hosts, endpoints, warn_days, observed.vps, found)
     _mirror(hosts, options.mirror_skipped, found)
+    _direct(hosts, observed.home, found)
     _vps(observed.vps, hosts, endpoints, found)
     _api(observed.cloudflare_api, found)
     public = public_path(hosts)
@@ -97,7 +99,8 @@ def evaluate(observed: Observed, endpoints: Endpoints, options: Options, started
         notes=found.notes,
         seconds=0.0,
     )
-    report.diagnosis = diagnose(report, Context(endpoints.stack, endpoints.emergency_command))
+    context = Context(endpoints.stack, endpoints.emergency_command, endpoints.direct_emergency_command)
+    report.diagnosis = diagnose(report, context)
     report.seconds = round(time.monotonic() - started, 3)
     return report
 
@@ -147,6 +150,7 @@ def _dns(hosts: Sequence[HostReport], mode: str, found: _Verdicts) -> None:
 _LIVE_LABELS = {
     DnsPath.TUNNEL: "tunnel path",
     DnsPath.ORIGIN: "origin path (the VPS, live)",
+    DnsPath.HOME: "home path (the Mac Mini direct, live)",
     DnsPath.OTHER: "path of the misplaced hosts",
 }
 
@@ -267,6 +271,58 @@ def _mirror(hosts: Sequence[HostReport], skipped: str | None, found: _Verdicts) 
         )
     if skipped:
         found.notes.append(f"Hetzner mirror partly checked: {skipped}")
+
+
+def _direct(hosts: Sequence[HostReport], home: Sequence[HomeReach], found: _Verdicts) -> None:
+    """The direct way (Plan C), when configured: the home's name at each address, and every host there."""
+    if not home:
+        return
+    probed = [h for h in hosts if h.direct is not None]
+    failed = [h for h in probed if h.direct is not None and not h.direct.ok]
+    found.paths[PathName.DIRECT] = PathSummary(PathState.of(len(probed), len(failed)), len(probed), len(failed))
+    for reach in home:
+        if not reach.ok:
+            found.problem(Subject.HOME, home_unreached(reach, home))
+    if failed and all(r.ok for r in home):
+        found.problem(
+            Subject.HOME,
+            f"the direct way (straight at the home) fails for {count(len(failed), 'host')} while the Mac Mini's "
+            f"Caddy answers: {_grouped(failed, 'direct')}. Its Caddy reaches each app at 127.0.0.1:<port>: is the "
+            "app running there?",
+        )
+
+
+def home_unreached(reach: HomeReach, home: Sequence[HomeReach]) -> str:
+    """Why the home's address does not serve, in the words of the line, the router and the Mac Mini."""
+    address, failure = str(reach.address or reach.url.rsplit(" ", 1)[-1]), reach.failure
+    where = f"the home's IPv{reach.family} {address}"
+    other_ok = any(r.ok and r.family != reach.family for r in home)
+    if failure in (Failure.CONNECT_TIMEOUT, Failure.CONNECT_ERROR, Failure.CONNECT_REFUSED) and reach.family == 4:
+        also = " (IPv6 answers, so the Mac Mini's Caddy runs)" if other_ok else ""
+        return (
+            f"{where} does not answer on tcp/443 ({reach.error}){also}: port 443 is not forwarded to the Mac Mini "
+            "(FRITZ!Box: Internet -> Permit Access -> Port Sharing -> the Mac Mini -> HTTPS), or the line has no "
+            "public IPv4 of its own (carrier-grade NAT or DS-Lite: the address is the provider's, shared); then "
+            "drop homeAddress and fail over --via direct on IPv6"
+        )
+    if failure is Failure.CONNECT_TIMEOUT:
+        return (
+            f"{where} does not answer on tcp/443 ({reach.error}): the router's IPv6 firewall does not open it to "
+            "the Mac Mini's stable address (FRITZ!Box: Internet -> Permit Access -> Port Sharing -> the Mac Mini "
+            "-> 'Permit independent port sharing' / IPv6 -> HTTPS)"
+        )
+    if failure in (Failure.CONNECT_REFUSED, Failure.CONNECT_ERROR):
+        return (
+            f"{where} refuses tcp/443 ({reach.error}): the Mac Mini's Caddy does not run "
+            "(sudo launchctl kickstart -k system/how.mana.caddy; its log is /opt/homebrew/var/log/mana-caddy.log), "
+            "or the address is not the Mac Mini's"
+        )
+    if failure in (Failure.TLS_ERROR, Failure.CERT_UNTRUSTED):
+        return (
+            f"{where} serves no valid certificate ({reach.error}): the Mac Mini fetches the public one from the "
+            "VPS through WireGuard every ten minutes (/var/log/mana-caddy-sync.log)"
+        )
+    return f"{where} does not serve the Mac Mini's Caddy: {reach.error}"
 
 
 def _vps(vps: VpsChecks, hosts: Sequence[HostReport], endpoints: Endpoints, found: _Verdicts) -> None:

@@ -504,6 +504,10 @@ def _endpoints(args: argparse.Namespace, outputs: _Outputs, problems: list[Probl
         tunnel_probe=tunnel_probe or None,
         adoption_left=tuple(str(h) for h in left) if isinstance(left, list) else (),
         mode_since=outputs.text(Output.MODE_SINCE, None),
+        via=outputs.text(Output.FAILOVER_VIA, None),
+        home_name=outputs.text(Output.HOME_NAME, None),
+        direct_emergency_command=outputs.text(Output.EMERGENCY_CUTOVER_DIRECT, None),
+        home_ips=tuple(a for a in (outputs.text(o, None) for o in (Output.HOME_IPV4, Output.HOME_IPV6)) if a),
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from ..model import CLOUDFLARE_IP_RANGES, TUNNEL_DOMAIN, Service, refused_address
+from ..model import CLOUDFLARE_IP_RANGES, TUNNEL_DOMAIN, Service, refused_address, via_home
 from ..outputs import Output
 from .assess import evaluate
 from .probes import (
@@ -46,6 +46,7 @@ from .report import (
     EndpointsSeen,
     Failure,
     HealthCheck,
+    HomeReach,
     HostReport,
     HttpsCheck,
     MirrorCheck,
@@ -115,10 +116,23 @@ class Endpoints:
     # Since when the stack is in its mode (the modeSince output): the watch's metrics carry it, so that a
     # failover left standing is alertable by its age.
     mode_since: str | None = None
+    # The stack's way (the failoverVia output): a direct one puts the hosts on the home's name.
+    via: str | None = None
+    # The home's own name and addresses (homeName, homeIpv4, homeIpv6: Plan C); none, not configured.
+    home_name: str | None = None
+    home_ips: tuple[str, ...] = ()
+    # The stack's emergencyCutoverDirect output: the mirror's records to the home (Cloudflare and VPS gone).
+    direct_emergency_command: str | None = None
 
     @property
     def expected_path(self) -> DnsPath:
-        return DnsPath.TUNNEL if self.mode == "tunnel" else DnsPath.ORIGIN
+        if self.mode == "tunnel":
+            return DnsPath.TUNNEL
+        return DnsPath.HOME if self.via and via_home(self.via) else DnsPath.ORIGIN
+
+    @property
+    def health_path(self) -> str:
+        return urlsplit(self.health_url).path or "/" if self.health_url else "/healthz"
 
 
 @dataclass
@@ -152,6 +166,8 @@ class Probed:
     origin_answer: DnsAnswer | None
     lives: list[tuple[DnsAnswer, HttpsResult | None]]
     standbys: list[HttpsResult | None]
+    directs: list[HttpsResult | None]
+    homes: list[tuple[str, HttpsResult | None]]
     mirrors: list[DnsAnswer]
     health_url: str
     health: HttpsResult | None
@@ -187,6 +203,19 @@ class _Prober:
             )
         self.done(f"{service.host} via VPS")
         return result
+
+    def direct_https(self, service: Service) -> HttpsResult | None:
+        """The host straight at the home's first address (IPv4 when it has one), as a DNS-only visitor."""
+        o, address = self.options, self.endpoints.home_ips[0]
+        result = https_get(service.host, address, o.https_port, service.health, self.context, o.timeout)
+        self.done(f"{service.host} via home")
+        return result
+
+    def home_health(self, address: str) -> tuple[str, HttpsResult | None]:
+        o, name = self.options, str(self.endpoints.home_name)
+        result = https_get(name, address, o.https_port, self.endpoints.health_path, self.context, o.timeout)
+        self.done(f"home at {address}")
+        return address, result
 
     def vps_health(self) -> tuple[str, HttpsResult | None]:
         url = self.endpoints.health_url or f"https://{self.endpoints.origin_name}/healthz"
@@ -239,6 +268,9 @@ class _Prober:
             health = pool.submit(self.vps_health)
             lives = [pool.submit(self.host_live, s) for s in services]
             standbys = [pool.submit(self.standby_https, s) for s in services]
+            home = bool(endpoints.home_ips and endpoints.home_name)
+            directs = [pool.submit(self.direct_https, s) for s in services] if home else []
+            homes = [pool.submit(self.home_health, a) for a in endpoints.home_ips] if home else []
             mirror = options.mirror
             mirrors = [pool.submit(resolve, s.host, mirror, options.timeout) for s in services] if mirror else []
             health_url, health_result = health.result()
@@ -247,6 +279,8 @@ class _Prober:
                 origin_answer=self.origin_answer.result() if self.origin_answer else None,
                 lives=[f.result() for f in lives],
                 standbys=[f.result() for f in standbys],
+                directs=[f.result() for f in directs],
+                homes=[f.result() for f in homes],
                 mirrors=[f.result() for f in mirrors],
                 health_url=health_url,
                 health=health_result,
@@ -286,8 +320,22 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
         cloudflare_api=api_check(probed.api, options),
         tunnel_probe=tunnel_probe(endpoints.tunnel_probe, probed.probe),
         certificates=certificate_dates(endpoints, warn_days),
+        home=[home_reach(endpoints, address, result, warn_days) for address, result in probed.homes],
     )
     return evaluate(observed, endpoints, options, started)
+
+
+def home_reach(endpoints: Endpoints, address: str, result: HttpsResult | None, warn_days: float) -> HomeReach:
+    """The home's name at one address: the Mac Mini's Caddy says `ok home` there (its health path)."""
+    base = https_check(result, DnsPath.HOME, warn_days, None)
+    body = (result.body.strip() if result else "")[:200]
+    url = f"https://{endpoints.home_name}{endpoints.health_path} at {address}"
+    reach = HomeReach(**vars(base), family=6 if ":" in address else 4, url=url, body=body)
+    reach.serving = bool(result and result.status == 200 and body.startswith("ok home"))
+    if base.ok and not reach.serving:
+        reach.ok, reach.failure = False, Failure.HTTP_ERROR
+        reach.error = f"HTTP {result.status if result else None} {body[:60]!r}: not the Mac Mini's Caddy ('ok home')"
+    return reach
 
 
 def _host(endpoints: Endpoints, probed: Probed, index: int, origin_ips: set[str], warn_days: float) -> HostReport:
@@ -317,9 +365,14 @@ def _host(endpoints: Endpoints, probed: Probed, index: int, origin_ips: set[str]
         standby=standby_check(probed.standbys[index], endpoints.mode, warn_days),
     )
     if probed.mirrors:
-        # What the mirror answers must be the failover form: the origin, whatever the stack's mode.
+        # What the mirror answers must be the failover form, whatever the stack's mode: the origin, or the
+        # home's name when the stack's way is a direct one.
         mirror_path, mirror_detail = classify(probed.mirrors[index], endpoints, set(), origin_ips)
-        host.mirror = MirrorCheck(mirror_path, mirror_detail, mirror_path is DnsPath.ORIGIN)
+        wanted = DnsPath.HOME if endpoints.via and via_home(endpoints.via) else DnsPath.ORIGIN
+        host.mirror = MirrorCheck(mirror_path, mirror_detail, mirror_path is wanted)
+    if probed.directs:
+        direct = probed.directs[index]
+        host.direct = https_check(direct, DnsPath.HOME, warn_days, None)
     return host
 
 
@@ -347,10 +400,14 @@ def classify(
         return DnsPath.OTHER, f"CNAME to another tunnel: {other_tunnel} (the stack's is {endpoints.tunnel_target})"
     if endpoints.origin_name in targets:
         return DnsPath.ORIGIN, f"CNAME to {endpoints.origin_name}"
+    if endpoints.home_name and endpoints.home_name in targets:
+        return DnsPath.HOME, f"CNAME to {endpoints.home_name}"
     addresses = set(answer.addresses)
     shown = ", ".join(answer.addresses)
     if addresses <= origin_ips:
         return DnsPath.ORIGIN, f"the origin's address {shown}"
+    if endpoints.home_ips and addresses <= set(endpoints.home_ips):
+        return DnsPath.HOME, f"the home's address {shown}"
     if addresses <= tunnel_addresses:
         return DnsPath.TUNNEL, f"the tunnel's address {shown}"
     if all(_in_networks(a, endpoints.edge_networks) for a in addresses):

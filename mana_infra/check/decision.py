@@ -26,6 +26,7 @@ from .report import (
     ApiCheck,
     ApiState,
     Diagnosis,
+    DnsPath,
     Failure,
     PathName,
     PathState,
@@ -90,6 +91,15 @@ TABLE: dict[tuple[PublicFailure, StandbyState], Way | NoWay] = {
     (P.API, S.VPS_DOWN): NoWay.VPS,
 }
 del P, S
+
+# When no way through the VPS helps (the table says none) and the home serves straight from its own
+# address, the direct way for the same public failure (Plan C). The VPS comes first whenever it serves:
+# it hides the home's address and is proven every day.
+DIRECT: dict[PublicFailure, Way] = {
+    PublicFailure.TUNNEL: Way.DIRECT,
+    PublicFailure.EDGE: Way.DIRECT_DNS,
+    PublicFailure.API: Way.EMERGENCY,
+}
 
 # The problems that speak of the standby: what keeps it from taking over.
 STANDBY_SUBJECTS = frozenset({Subject.STANDBY, Subject.VPS, Subject.WIREGUARD})
@@ -192,6 +202,27 @@ def standby_blockers(report: Report) -> list[str]:
     return broken + said if broken else []
 
 
+def home_families(report: Report) -> frozenset[int]:
+    """The address families on which the home serves every host (the direct way proven), else none."""
+    if not report.home or any(h.direct is None or not h.direct.ok for h in report.hosts):
+        return frozenset()
+    return frozenset(reach.family for reach in report.home if reach.ok)
+
+
+def direct_blockers(report: Report, way: str) -> list[str]:
+    """What keeps a direct way from serving: every host proven straight at the home, and DNS-only over
+    IPv4 (a visitor without IPv6 has nothing else)."""
+    if not report.home:
+        return ["the home's addresses are not in the stack's outputs (set homeAddress or homeAddress6, pulumi up)"]
+    said = [finding.text for finding in report.findings if finding.subject is Subject.HOME]
+    families = home_families(report)
+    if not families:
+        return said or ["the direct way is not proven: not every host answers straight at the home"]
+    if way == Way.DIRECT_DNS and 4 not in families:
+        return [*said, "DNS-only needs the home's IPv4 to serve: visitors without IPv6 would get nothing"]
+    return []
+
+
 def failback_blockers(report: Report) -> list[str]:
     """What keeps a fail-back from serving: the tunnel not shown to serve by its probe name. Failed back
     too early, every host is down until the tunnel returns."""
@@ -221,7 +252,12 @@ def switch_blockers(report: Report, outputs: Mapping[str, Any], mode: str, via: 
     """What keeps a switch of the stack to ``mode`` (by ``via``) from helping, from check's report on the
     stack as it is and its outputs (empty: go): a cut-over needs the standby ready, and through the edge
     the zone in Full (strict); a fail-back needs the tunnel shown to serve."""
-    blockers = standby_blockers(report) if mode == "failover" else failback_blockers(report)
+    if mode != "failover":
+        blockers = failback_blockers(report)
+    elif via is not None and via_home(via):
+        blockers = direct_blockers(report, via)
+    else:
+        blockers = standby_blockers(report)
     ssl_mode = outputs.get(Output.ZONE_SSL_MODE)
     if mode == "failover" and via in VIAS and via_proxied(via) and ssl_mode not in (None, "strict"):
         blockers.append(
@@ -243,6 +279,8 @@ class Context:
 
     stack: str | None
     emergency_command: str | None = None
+    # The stack's emergencyCutoverDirect: the mirror's records to the home, with Cloudflare and the VPS gone.
+    direct_emergency_command: str | None = None
 
 
 def diagnose(report: Report, context: Context) -> Diagnosis:
@@ -252,8 +290,9 @@ def diagnose(report: Report, context: Context) -> Diagnosis:
     api = report.cloudflare_api
     if report.mode != "tunnel":
         failing = f" (the public path fails: {kinds_text(failures)})" if failures else ""
+        where = "the home" if any(h.dns.expected is DnsPath.HOME for h in report.hosts) else "the VPS"
         return Diagnosis(
-            None, f"mode {report.mode}: the hosts are on the VPS already, no cut-over applies{failing}", None, None
+            None, f"mode {report.mode}: the hosts are on {where} already, no cut-over applies{failing}", None, None
         )
     public = public_failure(report.public_path, api)
     if public is None:
@@ -263,7 +302,14 @@ def diagnose(report: Report, context: Context) -> Diagnosis:
     case = f"{public}/{standby}"
     outcome = TABLE[(public, standby)]
     if isinstance(outcome, NoWay):
-        return Diagnosis(None, outcome.reason(standby_words, stack_flag(context.stack)), None, case)
+        direct = _direct(report, public, context)
+        if direct is not None:
+            way, command = direct
+            why = f"{_why(DIRECT_WAY_FOR.get(way, way), failures, api)}, and the VPS cannot serve ({standby_words})"
+            return Diagnosis(way, f"{why}; the home answers straight from its own address", command, f"{case}/home")
+        return Diagnosis(
+            None, outcome.reason(standby_words, stack_flag(context.stack)) + _home_words(report), None, case
+        )
     blockers = standby_blockers(report)
     if standby is StandbyState.UNPROVEN:
         caveat = f"; but {standby_words}"
@@ -273,6 +319,34 @@ def diagnose(report: Report, context: Context) -> Diagnosis:
         caveat = ""
     command = cutover_command(outcome, context.stack, context.emergency_command)
     return Diagnosis(outcome, _why(outcome, failures, api) + caveat, command, case)
+
+
+# The way through the VPS whose words a direct way shares (what failed on the public path is the same).
+DIRECT_WAY_FOR = {Way.DIRECT: Way.EDGE, Way.DIRECT_DNS: Way.DNS}
+
+
+def _direct(report: Report, public: PublicFailure, context: Context) -> tuple[Way, str] | None:
+    """The direct way and its command, when the home serves what this failure needs."""
+    families = home_families(report)
+    way = DIRECT[public]
+    if not families or (way is not Way.DIRECT and 4 not in families):
+        return None
+    if way is Way.EMERGENCY:
+        return (way, context.direct_emergency_command) if context.direct_emergency_command else None
+    return way, cutover_command(way, context.stack)
+
+
+def _home_words(report: Report) -> str:
+    """Why the direct way does not help either, when the home is configured."""
+    if not report.home:
+        return ""
+    families = home_families(report)
+    if families == {6}:
+        return "; the home serves over IPv6 only, which DNS-only leaves visitors without IPv6 nothing"
+    if families:
+        return "; the home serves, but the emergency path to it needs the Hetzner mirror (secondaryDns)"
+    said = next((f.text for f in report.findings if f.subject is Subject.HOME), "not every host answers there")
+    return f"; nor does the home straight from its own address: {said}"
 
 
 def _why(way: Way, failures: Mapping[Failure, list[str]], api: ApiCheck) -> str:

@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any, ClassVar, TypeVar
 
 from ..errors import ExitCode
+from ..model import VIA_WORDS, via_home
 
 REPORT_VERSION = 2
 
@@ -45,6 +46,7 @@ class DnsPath(StrEnum):
 
     TUNNEL = "tunnel"
     ORIGIN = "origin"
+    HOME = "home"  # the home's own name or address (Plan C, the direct ways)
     OTHER = "other"
     ERROR = "error"
 
@@ -125,15 +127,24 @@ class TunnelState(StrEnum):
 
 
 class Way(StrEnum):
-    """The three ways to fail over (`mana-infra cutover --via edge|dns`, the stack's emergencyCutover)."""
+    """The ways to fail over (`mana-infra cutover --via edge|dns|direct|direct-dns`, the stack's
+    emergencyCutover)."""
 
     EDGE = "edge"
     DNS = "dns"
+    DIRECT = "direct"
+    DIRECT_DNS = "direct-dns"
     EMERGENCY = "emergency"
 
     @property
     def words(self) -> str:
-        return {"edge": "through Cloudflare's edge", "dns": "DNS-only", "emergency": "the emergency path"}[self.value]
+        words = {"edge": "through Cloudflare's edge", "emergency": "the emergency path"}
+        return words.get(self.value) or VIA_WORDS[self.value]
+
+    @property
+    def home(self) -> bool:
+        """A direct way: visitors go straight to the home (Plan C)."""
+        return via_home(self.value)
 
 
 class PathName(StrEnum):
@@ -142,8 +153,10 @@ class PathName(StrEnum):
     DNS = "dns"
     LIVE_TUNNEL = "live_tunnel"
     LIVE_ORIGIN = "live_origin"
+    LIVE_HOME = "live_home"
     LIVE_OTHER = "live_other"
     STANDBY = "standby"
+    DIRECT = "direct"  # every host straight at the home's address (Plan C)
     MIRROR = "mirror"
     VPS = "vps"
     WIREGUARD = "wireguard"
@@ -174,6 +187,7 @@ class Subject(StrEnum):
     MIRROR = "mirror"
     TUNNEL = "tunnel"
     CERTIFICATE = "certificate"
+    HOME = "home"  # the direct way: the home's line, router and the Mac Mini's Caddy
 
 
 # ------------------------------------------------------------------------------------ JSON both ways
@@ -283,6 +297,16 @@ class HealthCheck(HttpsCheck):
 
 
 @dataclass
+class HomeReach(HttpsCheck):
+    """The home's own name at one of its addresses (the direct way): `ok home` from the Mac Mini's Caddy."""
+
+    family: int = 4
+    url: str = ""
+    body: str = ""
+    serving: bool = False  # the Mac Mini's Caddy answered, not something else at that address
+
+
+@dataclass
 class DnsCheck(Json):
     path: DnsPath
     expected: DnsPath
@@ -314,6 +338,8 @@ class HostReport(Json):
     live: HttpsCheck
     standby: StandbyCheck
     mirror: MirrorCheck | None = field(default=None, metadata=OMIT_NONE)
+    direct: HttpsCheck | None = field(default=None, metadata=OMIT_NONE)
+    """Straight at the home's address with the host's name (Plan C configured)."""
 
 
 @dataclass
@@ -470,6 +496,8 @@ class Observed(Json):
     cloudflare_api: ApiCheck
     tunnel_probe: TunnelProbe
     certificates: dict[CertificateKind, CertificateDate]
+    home: list[HomeReach]
+    """The home's name at each of its addresses (empty: Plan C is not configured)."""
 
 
 @dataclass

@@ -10,11 +10,13 @@ from typing import Any
 
 from ..model import MODES
 from .core import CERTIFICATE_OUTPUTS
-from .decision import TABLE
+from .decision import TABLE, NoWay
 from .report import REPORT_VERSION, AnsweredBy, ApiState, DnsPath, Failure, PathState, Subject, TunnelState, Way
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _KINDS = [kind.value for kind in Failure]
+# The cells where no way through the VPS helps, answered by the home's direct way (decision.DIRECT).
+HOME_CASES = [f"{p}/{s}/home" for (p, s), outcome in TABLE.items() if isinstance(outcome, NoWay)]
 
 JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -31,6 +33,7 @@ JSON_SCHEMA: dict[str, Any] = {
         "vps",
         "cloudflare_api",
         "certificates",
+        "home",
         "tunnel_probe",
         "paths",
         "public_path",
@@ -84,7 +87,7 @@ JSON_SCHEMA: dict[str, Any] = {
                         ],
                         "properties": {
                             "path": {"enum": [p.value for p in DnsPath]},
-                            "expected": {"enum": ["tunnel", "origin"]},
+                            "expected": {"enum": ["tunnel", "origin", "home"]},
                             "chain": {"type": "array", "items": {"type": "string"}},
                             "addresses": {"type": "array", "items": {"type": "string"}},
                             "ttl": {"type": ["integer", "null"]},
@@ -110,6 +113,7 @@ JSON_SCHEMA: dict[str, Any] = {
                         "required": ["path", "detail", "ok"],
                         "properties": {"ok": {"type": "boolean"}},
                     },
+                    "direct": {"$ref": "#/$defs/https"},
                 },
             },
         },
@@ -163,6 +167,20 @@ JSON_SCHEMA: dict[str, Any] = {
                 "error": _NULLABLE_STRING,
             },
         },
+        # The home's name at each of its addresses (Plan C); empty when the stack has none.
+        "home": {
+            "type": "array",
+            "items": {
+                "allOf": [
+                    {"$ref": "#/$defs/https"},
+                    {
+                        "type": "object",
+                        "required": ["family", "url", "body", "serving"],
+                        "properties": {"family": {"enum": [4, 6]}, "serving": {"type": "boolean"}},
+                    },
+                ]
+            },
+        },
         "certificates": {
             "type": "object",
             "propertyNames": {"enum": list(CERTIFICATE_OUTPUTS)},
@@ -206,7 +224,8 @@ JSON_SCHEMA: dict[str, Any] = {
                 "why": {"type": "string"},
                 "command": _NULLABLE_STRING,
                 # decision.TABLE's row/column when the public path fails in tunnel mode.
-                "case": {"enum": [*(f"{p}/{s}" for p, s in TABLE), None]},
+                # With /home: no way through the VPS helped, the home's direct way does.
+                "case": {"enum": [*(f"{p}/{s}" for p, s in TABLE), *HOME_CASES, None]},
             },
         },
         "budget": {

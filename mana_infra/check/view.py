@@ -103,16 +103,22 @@ def render(report: Report, console: Any) -> None:
     table.add_column("DNS now")
     table.add_column("HTTPS via DNS")
     table.add_column("standby (via VPS)")
+    direct = bool(report.home)
+    if direct:
+        table.add_column("direct (home)")
     for host in report.hosts:
         dns = host.dns
         dns_ok = dns.path is dns.expected
         dns_text = dns.path + ("" if dns_ok else f": {dns.detail}")
-        table.add_row(
+        cells = [
             escape(host.host),
             f"[{_status_style(dns_ok)}]{escape(dns_text)}[/]",
             _https_cell(host.live),
             _https_cell(host.standby),
-        )
+        ]
+        if direct:
+            cells.append(_https_cell(host.direct) if host.direct else "-")
+        table.add_row(*cells)
     console.print(table)
 
     _parts(report, console)
@@ -157,6 +163,9 @@ def _parts(report: Report, console: Any) -> None:
             f"Hetzner mirror: [{style}]{mirror.total - mirror.failed} of {count(mirror.total, 'host')} "
             "in failover form[/]"
         )
+    for reach in report.home:
+        text = "answers (the Mac Mini's Caddy)" if reach.ok else str(reach.error)
+        console.print(f"Home IPv{reach.family} {escape(str(reach.url))}: [{_status_style(reach.ok)}]{escape(text)}[/]")
     probe = report.tunnel_probe
     if probe.state is not TunnelState.NOT_CHECKED:
         probe_ok = probe.state is TunnelState.UP
@@ -206,7 +215,8 @@ def check_once(endpoints: Endpoints, options: Options, *, show_progress: bool) -
         return run_check(endpoints, options)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    total = len(endpoints.services) * 2 + 1 + (options.runner is not None) + (options.cloudflare is not None)
+    home = len(endpoints.services) + len(endpoints.home_ips) if endpoints.home_ips else 0
+    total = len(endpoints.services) * 2 + 1 + (options.runner is not None) + (options.cloudflare is not None) + home
     with Progress(
         TextColumn("checking"),
         BarColumn(),

@@ -2,7 +2,8 @@
 
 It cuts over only when every voting vantage point has seen the public path down for `rounds` rounds in a
 row, at least `min_voters` of them voting; when the verdict names a way that a machine may take (through
-the edge or DNS-only — never the emergency path, whose registrar switch needs a person); when the
+the edge or DNS-only — never the emergency path, whose registrar switch needs a person, nor a direct way
+to the home, which puts the home's own address in front of every visitor); when the
 standby is ready as the watch box sees it and as the VPS sees it; and when its budget allows (at most
 `max_actions` automatic cut-overs per `window`, then it latches and pages). A cut-over that is not green
 within its budget latches it too: no ping-pong. Paused, it probes and pages but never acts. Fail-back is
@@ -55,6 +56,7 @@ class Situation(StrEnum):
     TOO_FEW = "too-few-votes"  # the path looks down, but fewer vantage points vote than the rule needs
     NO_WAY = "no-way"  # down, and no cut-over helps (the Mac Mini or its line, the VPS)
     EMERGENCY = "emergency"  # down, and only the emergency path fits: a person's
+    HOME = "home-fits"  # down, and only the home's direct way fits (Plan C): a person's
     NOT_READY = "standby-not-ready"  # down, a way fits, the standby is not ready for it
     PAUSED = "paused-outage"  # down, a way fits, and a person paused the watchdog
     LATCHED = "latched"  # down, and the watchdog acts no more until a person resumes it
@@ -157,7 +159,13 @@ def _outage(state: WatchState, seen: Round, policy: Policy) -> tuple[Decision, W
     down = f"the public path is down from every vantage point for {state.down_rounds} rounds"
     if diagnosis.way is None:
         return Decision(Act.NOTHING, Situation.NO_WAY, f"{down}; no cut-over helps: {diagnosis.why}"), state
-    command = cutover_command(diagnosis.way, stack, report_emergency(outputs))
+    command = diagnosis.command or cutover_command(diagnosis.way, stack, report_emergency(outputs))
+    if diagnosis.way.home:
+        words = (
+            f"{down}; only the home's direct way fits ({diagnosis.way.words}), which shows the home's own address "
+            f"to every visitor: a person decides: {diagnosis.why}"
+        )
+        return Decision(Act.NOTHING, Situation.HOME, words, diagnosis.way, command), state
     if diagnosis.way is Way.EMERGENCY:
         words = f"{down}; only the emergency path fits, and its registrar switch needs a person: {diagnosis.why}"
         return Decision(Act.NOTHING, Situation.EMERGENCY, words, diagnosis.way, command), state
