@@ -5,6 +5,7 @@ Plain Python: the lab and the watch import it without pulumi."""
 from __future__ import annotations
 
 CADDY = "caddy"  # the prod stack's CaddyConfig component
+MACMINI_CADDY = f"{CADDY}-macmini"  # the CaddyConfig that puts the Mac Mini's Caddyfile on the VPS (Plan C)
 REHEARSAL = "rehearsal"  # the rehearsal stack's RehearsalSites component
 STANDBY = "standby"  # the StandbyServer component
 
@@ -30,6 +31,7 @@ def rehearsal_caddy(rehearsal: str) -> str:
 
 
 CADDY_COMMAND = apply_command(CADDY)  # "caddy-apply"
+MACMINI_CADDY_COMMAND = apply_command(MACMINI_CADDY)  # "caddy-macmini-apply"
 STANDBY_SERVER = server_resource(STANDBY)  # "standby-server": a new image replaces it
 CERTIFICATE_COMMANDS = {kind: apply_command(certificate_config(kind)) for kind in ("public", "origin")}
 REHEARSAL_COMMAND = apply_command(rehearsal_caddy(REHEARSAL))  # "rehearsal-caddy-apply"

@@ -22,7 +22,7 @@ from .mirror import Unmirrored, mirror_extra_records
 from .model import CLOUDFLARE_API, CLOUDFLARE_IP_RANGES, DnsRecord, tunnel_target, via_home, via_proxied
 from .monitor.dashboard import dashboard_json
 from .monitor.rules import alert_rules_yaml
-from .names import CADDY, REHEARSAL, STANDBY, certificate_config
+from .names import CADDY, MACMINI_CADDY, REHEARSAL, STANDBY, certificate_config
 from .outputs import PROD_OUTPUTS_READ, Output
 from .project import Project
 from .records import (
@@ -142,7 +142,7 @@ def _home_caddyfile(config: StandbyConfig, server: StandbyServer, caddy: CaddyCo
         networks = (*CLOUDFLARE_IP_RANGES[0], *CLOUDFLARE_IP_RANGES[1])
     text = home_caddyfile(config.services, config.home_name, config.health_path, networks)
     CaddyConfig(
-        f"{CADDY}-macmini",
+        MACMINI_CADDY,
         {
             "host": server.ipv4_address,
             "user": config.ssh_user,

@@ -313,10 +313,12 @@ def mac_mini_down(lab: Lab, *, deadline: float = 20) -> Phase:
     t0 = time.monotonic()
     lab.cut_edge("link")
     lab.wireguard_down()
+    lab.home_line(up=False)  # the home's own address goes with it (Plan C cannot help either)
     _, statuses, _ = until_every_host_502(lab, connect=topo.VPS_IP)
     run = lab.check("tunnel")
     public = lab.probe(expect_ips=[topo.EDGE_IP])
     diagnosis = (run.report or {}).get("diagnosis") or {}
+    lab.home_line()
     lab.wireguard_up()
     lab.wait_handshake(after=0)
     lab.restore_edge()

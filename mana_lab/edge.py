@@ -7,10 +7,11 @@ and follows each proxied record's current target, as Cloudflare does within seco
   stand-in), with no pooled connections, so a cut link answers 502 at once, as the edge's error page;
   a name routed to the tunnel that no app has (the tunnel's probe name) gets cloudflared's catch-all
   over the same link: 404 while the link is up, the edge's 502 when it is cut;
-- anything else (the origin name, an address): HTTPS to the target's address with the host as SNI
-  and Host, the certificate verified against the Origin CA alone: SSL mode Full (strict). A publicly
-  trusted certificate there is refused, as Cloudflare refuses it with an Origin CA-only trust store
-  in the lab: the edge way works only with the Origin CA certificate on the VPS.
+- anything else (the origin name, the home's name, an address): HTTPS to the target's address (IPv4
+  first) with the host as SNI and Host, the certificate verified as SSL mode Full (strict) does: issued
+  by Cloudflare's Origin CA or publicly trusted (developers.cloudflare.com, "Full (strict)"; in the lab
+  the public CA is pebble). That the VPS serves the Origin CA's the drill proves by the certificate it
+  sees there.
 
 A record that is not proxied sends no visitor to the edge; asked anyway, the edge answers as Cloudflare
 does for a name it does not proxy (530, error 1001). Every inventory host keeps a site, so the edge
@@ -45,6 +46,7 @@ class EdgeFiles:
     cert: Path
     key: Path
     origin_ca: Path
+    """What Full (strict) trusts: the Origin CA, and the lab's public CA once it is known."""
     storage: Path
 
 

@@ -1,7 +1,8 @@
 """The lab's inputs, taken from the offline plan: the lab runs exactly what the program renders.
 
-``inputs_from_plan(stack)`` evaluates ``plan.plan(stack, ...)`` in the standby's three states (tunnel;
-failover through Cloudflare's edge, ``failoverVia: edge``; DNS-only failover, ``failoverVia: dns``) with
+``inputs_from_plan(stack)`` evaluates ``plan.plan(stack, ...)`` in the standby's states (tunnel;
+failover through Cloudflare's edge, ``failoverVia: edge``; DNS-only failover, ``failoverVia: dns``; the
+direct ways to the home, ``direct`` and ``direct-dns``), all with the lab's home addresses (LAB_HOME), with
 the lab's Cloudflare: ``OfflineClouds(ip_ranges=...)`` answers the edge's addresses as Cloudflare's
 published ranges, so the edge-way Caddyfile lets the lab's edge through. Per state it keeps the rendered
 artifacts, the zone's DNS records (the plan's ``DnsRecord`` resources: name, type, content, ttl,
@@ -17,7 +18,8 @@ Shape::
                                  "dns_records": [DnsRecord, ...], "outputs": {...},
                                  "caddy_command": "<the SSH command text of the Caddy command>"},
                 "failover":     {...},                        # through the edge (failoverVia edge)
-                "failover-dns": {...}},                       # DNS-only (failoverVia dns)
+                "failover-dns": {...},                        # DNS-only (failoverVia dns)
+                "failover-direct": {...}, "failover-direct-dns": {...}},   # Plan C: to the home
      "certificates": {"public": {"name", "target", "create"},  # the certificate commands: their create
                       "origin": {...}},                       # text (stdin is what only the clouds know)
      "mirror": {"rrsets": [{"name", "type", "records": [{"value"}], "ttl"}, ...],   # the plan's ZoneRrsets
@@ -42,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mana_infra.model import TUNNEL_DOMAIN, DnsRecord
-from mana_infra.names import CADDY_COMMAND, CERTIFICATE_COMMANDS, REHEARSAL_COMMAND
+from mana_infra.names import CADDY_COMMAND, CERTIFICATE_COMMANDS, MACMINI_CADDY_COMMAND, REHEARSAL_COMMAND
 from mana_infra.outputs import Output
 from mana_infra.project import Project, find_project_dir
 
@@ -56,12 +58,18 @@ DNS_RECORD_TYPE = "cloudflare:index/dnsRecord:DnsRecord"
 COMMAND_TYPE = "command:remote:Command"
 RRSET_TYPE = "hcloud:index/zoneRrset:ZoneRrset"
 
-# The standby's states: the config each one is (tests/support.py names them the same).
+# The lab's home (Plan C): its router's public IPv4 and the Mac Mini's IPv6 behind it, in every state.
+LAB_HOME = {"homeAddress": topo.HOME_IP, "homeAddress6": topo.MINI_LAN_IP6}
+# The standby's states: the config each one is (tests/support.py names the first three the same); the
+# direct ways (Plan C) point the hosts at the home instead of the VPS.
 STATES: dict[str, dict[str, str]] = {
-    "tunnel": {"mode": "tunnel"},
-    "failover": {"mode": "failover", "failoverVia": "edge"},
-    "failover-dns": {"mode": "failover", "failoverVia": "dns"},
+    "tunnel": {"mode": "tunnel", **LAB_HOME},
+    "failover": {"mode": "failover", "failoverVia": "edge", **LAB_HOME},
+    "failover-dns": {"mode": "failover", "failoverVia": "dns", **LAB_HOME},
+    "failover-direct": {"mode": "failover", "failoverVia": "direct", **LAB_HOME},
+    "failover-direct-dns": {"mode": "failover", "failoverVia": "direct-dns", **LAB_HOME},
 }
+DIRECT_STATES = ("failover-direct", "failover-direct-dns")
 
 
 def lab_clouds() -> OfflineClouds:
@@ -136,10 +144,13 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path
             raise LabError(f"{what} has no DNS records")
         # The SSH command text the program's Caddy command runs: the lab pushes through the same.
         command = _command(result.resources, CADDY_COMMAND, what)
+        macmini = _command(result.resources, MACMINI_CADDY_COMMAND, what)
         states[state] = {
             **result.artifacts,
             "dns_records": records,
             "caddy_command": command["create"],
+            # Plan C: the command that puts the Mac Mini's Caddyfile on the VPS, and that file.
+            "macmini_command": {"create": macmini["create"], "stdin": macmini["stdin"]},
             "outputs": result.outputs,
         }
         found = _certificate_commands(result.resources, what)
@@ -151,6 +162,8 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path
             for r in result.resources
             if r.type == RRSET_TYPE
         ]
+        if state in DIRECT_STATES:
+            continue  # a direct way's mirror points at the home: the emergency's direct records
         if rrsets and mirror != rrsets:
             raise LabError(f"the Hetzner mirror of {stack} differs between its states (it is always failover form)")
         rrsets = mirror
@@ -185,6 +198,18 @@ def _inputs_from_plan(stack: str, rehearsal_stack: str | None, project_dir: Path
     return inputs
 
 
+def plan_state(config: dict[str, str], stack: str = "prod", project_dir: Path | None = None) -> dict[str, Any]:
+    """One more state of ``stack`` as the lab serves it (its DNS records and outputs), from ``config``
+    (``mode`` and any keys) instead of the lab's states: e.g. a home with IPv6 alone."""
+    from mana_infra import plan as planning
+
+    overrides = dict(config)
+    mode = overrides.pop("mode")
+    project = Project.at(find_project_dir(project_dir))
+    result = planning.plan(stack, mode=mode, overrides=overrides, project=project, clouds=lab_clouds())
+    return {"dns_records": _dns_records(result.resources), "outputs": result.outputs}
+
+
 def _certificate_commands(resources: list[Any], what: str) -> dict[str, dict[str, str]]:
     """The certificate commands (name, the file they install, their create text), after checking that
     the Caddy command comes after both: a Caddyfile that refers to a certificate not yet there is
@@ -211,7 +236,7 @@ def _emergency(project: Project, stack: str, text: str) -> dict[str, Any]:
     from mana_infra import plan as planning
 
     overrides, target = parse_emergency(text)
-    result = planning.plan(stack, overrides=overrides, project=project, clouds=lab_clouds())
+    result = planning.plan(stack, overrides={**LAB_HOME, **overrides}, project=project, clouds=lab_clouds())
     targeted = [r for r in result.resources if r.urn == target]
     if len(targeted) != 1 or targeted[0].type != COMMAND_TYPE:
         raise LabError(f"emergencyCutover targets {target!r}, which is not one Caddy command in the plan")

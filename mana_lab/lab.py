@@ -45,6 +45,7 @@ from .lab_certs import LabCertificates
 from .lab_checks import LabChecks
 from .lab_dns import LabDns
 from .lab_faults import LabFaults
+from .lab_home import LabHome
 from .machine import WG_ENV
 from .system import (
     ETC_NETNS,
@@ -70,7 +71,7 @@ __all__ = [
 ]
 
 
-class Lab(LabFaults, LabDns, LabChecks, LabCertificates):
+class Lab(LabFaults, LabDns, LabChecks, LabCertificates, LabHome):
     """One lab instance: its life (up, down, the state it serves); each concern's methods are in a class
     of its own (lab_base, lab_dns, lab_certs, lab_checks, lab_faults). Use as a context manager, or call
     up() and down() (both idempotent)."""
@@ -188,6 +189,11 @@ class Lab(LabFaults, LabDns, LabChecks, LabCertificates):
             ok, out = self._step("push-caddyfile", lambda: self.push_caddyfile(self.artifacts["Caddyfile"]))
             if not ok:
                 raise LabError(f"initial Caddyfile push failed:\n{out}")
+            macmini = self.spec.macmini_command
+            if macmini:  # as the plan orders it: after the VPS's own Caddyfile
+                ok, out = self._step("push-macmini", lambda: self.run_command(macmini["create"], macmini["stdin"]))
+                if not ok:
+                    raise LabError(f"the Mac Mini's Caddyfile did not reach the VPS:\n{out}")
         finally:
             wg_thread.join()
         self.timings["wireguard"] = round(time.monotonic() - t, 3)
@@ -195,6 +201,8 @@ class Lab(LabFaults, LabDns, LabChecks, LabCertificates):
             raise LabError("; ".join(self._wg_errors))
         self._step("wait-ready", self._wait_ready)
         self._step("wg-handshake", self.wait_handshake)
+        if self.spec.macmini_command:
+            self._step("home", self.home_up)
         self.timings["up"] = round(time.monotonic() - t0, 3)
 
     def down(self) -> list[str]:
@@ -284,6 +292,7 @@ class Lab(LabFaults, LabDns, LabChecks, LabCertificates):
             ]
         )
         self._tunnel_link_up()
+        self._build_home()
 
     # ------------------------------------------------------------------ files
 

@@ -133,6 +133,8 @@ class LabSpec:
     mirror_records: Sequence[DnsRecord] | None = None
     certificate_commands: Mapping[str, str] | None = None
     state_outputs: Mapping[str, Mapping[str, Any]] | None = None
+    macmini_command: Mapping[str, str] | None = None
+    """Plan C: the plan's command that puts the Mac Mini's Caddyfile on the VPS ("create", "stdin")."""
 
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any], state: str = "tunnel") -> LabSpec:
@@ -153,6 +155,7 @@ class LabSpec:
             mirror_records=rrset_records(mirror["rrsets"], inputs["zone"]) if mirror else None,
             certificate_commands={k: v["create"] for k, v in certificates.items()} if certificates else None,
             state_outputs={k: v["outputs"] for k, v in inputs["states"].items() if "outputs" in v},
+            macmini_command=m.get("macmini_command"),
         )
 
 

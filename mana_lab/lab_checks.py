@@ -57,10 +57,12 @@ class LabChecks(LabBase):
     def outputs_file(self, state: str) -> Path:
         """The plan's stack outputs of ``state`` as ``pulumi stack output --json`` would give them, with
         what only the clouds know filled in by the lab: its certificates' expiry dates."""
-        outputs = dict(self.state_outputs[state])
-        outputs.update(certs.certificate_outputs(self.certificates))
-        path = self.client_dir / f"outputs-{state}.json"
-        path.write_text(json.dumps(outputs, indent=2) + "\n")
+        return self.write_outputs(state, self.state_outputs[state])
+
+    def write_outputs(self, name: str, outputs: Mapping[str, Any]) -> Path:
+        """A plan's stack outputs (another config's than the lab's states) as outputs_file writes them."""
+        path = self.client_dir / f"outputs-{name}.json"
+        path.write_text(json.dumps({**outputs, **certs.certificate_outputs(self.certificates)}, indent=2) + "\n")
         return path
 
     def check_argv(

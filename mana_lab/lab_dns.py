@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from mana_infra.model import TUNNEL_DOMAIN, DnsRecord
 
@@ -61,9 +62,12 @@ class LabDns(LabBase):
     def _write_edge_files(self) -> bool:
         """The edge's Caddyfile for the records as they are (see edge.py); whether it changed."""
         assert self.pki is not None
-        files = edge_config.EdgeFiles(
-            self.pki.edge_cert, self.pki.edge_key, self.origin_ca_file or self.pki.origin_ca_path, self.edge_caddy_data
-        )
+        # Full (strict) takes the Origin CA's certificates and publicly trusted ones (the lab's public CA is
+        # pebble); rewritten each time, so that a reload after pebble's root arrived trusts it too.
+        trust = self.edge_dir / "origin-trust.pem"
+        origin_ca = Path(self.origin_ca_file or self.pki.origin_ca_path).read_text()
+        trust.write_text(origin_ca + (self.pebble_root.read_text() if self.pebble_root.exists() else ""))
+        files = edge_config.EdgeFiles(self.pki.edge_cert, self.pki.edge_key, trust, self.edge_caddy_data)
         text = edge_config.render(self.dns_records, self.services, self.tunnel_target, topo.MINI_TUNNEL_IP, files)
         path = self.edge_dir / "Caddyfile"
         if path.exists() and path.read_text() == text:

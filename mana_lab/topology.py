@@ -8,8 +8,16 @@ Layout (one flat "internet" segment plus one private link):
     edge     198.51.100.10, 2001:db8::10 ┤  Cloudflare's edge (proxy and tunnel end)
     vps      203.0.113.10, 2001:db8::1   ┤
     mini     198.51.100.20 (its "WAN")   ┤
-    outsider 203.0.113.200              ─┘  any visitor: neither the operator's networks nor the edge
+    outsider 203.0.113.200              ┤  any visitor: neither the operator's networks nor the edge
+    home     198.51.100.40, 2001:db8::40 ─┘  the home router (Plan C): its line's public addresses
     edge 2001:db8:cf::1/64 ── veth "cf0" ── mini 2001:db8:cf::2/64   (the Cloudflare Tunnel stand-in)
+    home 192.168.178.1, 2001:db8:1a::1 ── veth "lan0" ── mini 192.168.178.20, 2001:db8:1a::20   (the home LAN)
+
+The home router forwards tcp/443 of its public IPv4 to the Mac Mini (nftables DNAT) and routes
+2001:db8:1a::/64, with a firewall that opens tcp/443 to the Mac Mini's address alone (as a FRITZ!Box's
+IPv6 port sharing). The LAN's IPv4 is private as a home's is (FRITZ!Box's 192.168.178.0/24), and no
+namespace but the router and the Mac Mini has a route to it. The Mac Mini answers what came through the
+router back through it (source routing), as a Mac Mini behind a home router does.
 
 Every namespace gets on-link routes for all three documentation /24s on its bridge port, so the
 three /24s share one L2 segment and need no router: Linux answers ARP for any local address. The
@@ -30,7 +38,7 @@ PREFIX = "mlab"
 """Every namespace, WireGuard interface and /etc/netns entry of the lab starts with this."""
 
 NET_NS = f"{PREFIX}-net"
-ROLES = ("dns", "acme", "edge", "vps", "mini", "client", "outsider", "clouds")
+ROLES = ("dns", "acme", "edge", "vps", "mini", "client", "outsider", "home", "clouds")
 """Every lab namespace; the VPS is a machine the clouds create (machine.py), the others are MEMBERS."""
 
 DOC_NETS_V4 = ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
@@ -54,6 +62,14 @@ ACME_PORT = 14000
 ACME_MANAGEMENT_PORT = 15000
 ACME_NAME = "acme.lab.test"  # the name on the ACME API's certificate (beside its address)
 MINI_WAN_IPS = ("198.51.100.20", "198.51.100.21")  # change_mini_wan() alternates between these
+# Plan C: the home router's public addresses and the home LAN behind it.
+HOME_IP = "198.51.100.40"
+HOME_IP6 = "2001:db8::40"
+HOME_LAN_IF = "lan0"
+HOME_LAN_IP, MINI_LAN_IP, HOME_LAN_PREFIX = "192.168.178.1", "192.168.178.20", 24
+HOME_LAN_IP6, MINI_LAN_IP6, HOME_LAN_PREFIX6 = "2001:db8:1a::1", "2001:db8:1a::20", 64
+HOME_LAN_NET6 = "2001:db8:1a::/64"
+HOME_ROUTE_TABLE = "178"
 
 # The private link edge <-> mini stands in for cloudflared's outbound connection.
 TUNNEL_LINK_IF = "cf0"
@@ -90,6 +106,7 @@ MEMBERS: dict[str, Member] = {
     "mini": Member("mini", ns_name("mini"), MINI_WAN_IPS[0]),
     "client": Member("client", ns_name("client"), CLIENT_IP, CLIENT_IP6),
     "outsider": Member("outsider", ns_name("outsider"), OUTSIDER_IP),
+    "home": Member("home", ns_name("home"), HOME_IP, HOME_IP6),
 }
 
 # The clouds' APIs (the end-to-end runs): the stand-in Hetzner Cloud and Cloudflare APIs, an internet away.

@@ -29,7 +29,7 @@ def lab(plan_inputs: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
 def test_inputs_are_the_plans(plan_inputs: dict[str, Any]) -> None:
     assert len(plan_inputs["services"]) == 27
     states = plan_inputs["states"]
-    assert list(states) == ["tunnel", "failover", "failover-dns"]
+    assert list(states) == ["tunnel", "failover", "failover-dns", "failover-direct", "failover-direct-dns"]
     for state in states.values():
         assert state["Caddyfile"].startswith("# OFFLINE PLAN")
         assert "PrivateKey = " in state["wg0-macmini.conf"]
@@ -48,6 +48,13 @@ def test_inputs_are_the_plans(plan_inputs: dict[str, Any]) -> None:
     assert record("tunnel") == DnsRecord("auth.mana.how", "CNAME", target, 1, True)
     assert record("failover") == DnsRecord("auth.mana.how", "CNAME", "vps.mana.how", 1, True)  # only the target moves
     assert record("failover-dns") == DnsRecord("auth.mana.how", "CNAME", "vps.mana.how", 60, False)
+    assert record("failover-direct") == DnsRecord("auth.mana.how", "CNAME", "home.mana.how", 1, True)
+    assert record("failover-direct-dns") == DnsRecord("auth.mana.how", "CNAME", "home.mana.how", 60, False)
+    home = {(r.name, r.type): r for r in states["tunnel"]["dns_records"] if r.name == "home.mana.how"}
+    assert home == {
+        ("home.mana.how", "A"): DnsRecord("home.mana.how", "A", topo.HOME_IP, 60, False),
+        ("home.mana.how", "AAAA"): DnsRecord("home.mana.how", "AAAA", topo.MINI_LAN_IP6, 60, False),
+    }
     origin = {(r.name, r.type): r for r in states["failover"]["dns_records"]}
     assert origin[("vps.mana.how", "A")] == DnsRecord("vps.mana.how", "A", topo.VPS_IP, 60, False)
     assert (
