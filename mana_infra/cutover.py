@@ -229,13 +229,13 @@ class _Switching:
         while True:
             report = self.checker(after)
             verdict.hosts, verdict.green_hosts = len(report.hosts), green_hosts(report)
-            if report.healthy and verdict.green_hosts == verdict.hosts:
+            problems = decision.switched_problems(report, self.switch.via)
+            if not problems and verdict.green_hosts == verdict.hosts:
                 verdict.green = True
                 self.stage("every host green", started, True, f"{verdict.green_hosts} of {verdict.hosts}")
                 return
             if options.clock() - started + options.interval > limit:
-                problems = "; ".join(report.problems[:3])
-                detail = f"{verdict.green_hosts} of {verdict.hosts} green after {limit:g} s: {problems}"
+                detail = f"{verdict.green_hosts} of {verdict.hosts} green after {limit:g} s: {'; '.join(problems[:3])}"
                 self.stage("every host green", started, False, detail)
                 return
             options.sleep(options.interval)

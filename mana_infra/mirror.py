@@ -59,16 +59,22 @@ def cloudflare_record(record: Mapping[str, Any]) -> DnsRecord:
 
 
 def mirror_extra_records(
-    records: Sequence[Mapping[str, Any]], zone: str, inventory_hosts: Sequence[str], origin_name: str
+    records: Sequence[Mapping[str, Any]],
+    zone: str,
+    inventory_hosts: Sequence[str],
+    origin_name: str,
+    home_name: str | None = None,
 ) -> tuple[list[DnsRecord], list[Unmirrored]]:
     """Every Cloudflare record that the failover records do not already cover, for the mirror.
 
-    The inventory hosts and the origin name get their failover form elsewhere (a CNAME, or A/AAAA at
-    the apex); beside the apex's A/AAAA other types (MX, TXT, CAA) are fine, beside a CNAME nothing is.
+    The inventory hosts, the origin name and the home's (Plan C) get their failover form elsewhere (a
+    CNAME, or A/AAAA at the apex and at the two names); beside the apex's A/AAAA other types (MX, TXT, CAA)
+    are fine, beside a CNAME nothing is.
     """
-    managed = {host.lower() for host in inventory_hosts} | {origin_name.lower()}
-    # Names that become CNAMEs; the apex and the origin name get A/AAAA instead.
-    cname_names = managed - {zone, origin_name.lower()}
+    addressed = {origin_name.lower()} | ({home_name.lower()} if home_name else set())
+    managed = {host.lower() for host in inventory_hosts} | addressed
+    # Names that become CNAMEs; the apex, the origin name and the home's get A/AAAA instead.
+    cname_names = managed - {zone} - addressed
     mirrored: list[DnsRecord] = []
     left_out: list[Unmirrored] = []
     for raw, record in zip(records, map(cloudflare_record, records), strict=True):

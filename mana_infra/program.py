@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from .config import RehearsalConfig, StandbyConfig, read_stack_config
 from .deployed import DEPLOYED_REFERENCE, ModeRecord, after_run
 from .errors import InputError, Problem, cloud_error
 from .mirror import Unmirrored, mirror_extra_records
-from .model import CLOUDFLARE_API, CLOUDFLARE_IP_RANGES, DnsRecord, tunnel_target, via_home, via_proxied
+from .model import CLOUDFLARE_API, CLOUDFLARE_IP_RANGES, DnsRecord, Mode, tunnel_target, via_home, via_proxied
 from .monitor.dashboard import dashboard_json
 from .monitor.rules import alert_rules_yaml
 from .names import CADDY, MACMINI_CADDY, REHEARSAL, STANDBY, certificate_config
@@ -231,11 +232,18 @@ def _certificates(config: StandbyConfig, zone_id: str, server: StandbyServer) ->
     return certificates, files
 
 
+def vps_mode(config: StandbyConfig) -> Mode:
+    """The mode the VPS serves: the stack's, but for a direct way, where the home serves and the VPS
+    stays the standby exactly as in tunnel mode. Its Caddyfile is then the tunnel's, byte for byte, so a
+    direct cut-over (and its fail-back) runs nothing on a VPS that may be gone: only the records move."""
+    return "tunnel" if via_home(config.failover_via) else config.mode
+
+
 def _caddyfile(config: StandbyConfig) -> str:
     edge_networks = cloudflare_networks(config)
     return render_caddyfile(
         CaddySpec(
-            mode=config.mode,
+            mode=vps_mode(config),
             via=config.failover_via,
             services=config.services,
             macmini_address=str(config.wireguard.macmini_address),
@@ -271,7 +279,7 @@ def _caddy_and_dns(config: StandbyConfig, placed: _Placed) -> tuple[CaddyConfig,
                 "private_key": config.ssh_private_key,
                 "content": placed.caddyfile,
                 # A flip re-runs the command even if the Caddyfile were the same; a new server gets it again.
-                "triggers": [config.mode, server.server_id],
+                "triggers": [vps_mode(config), server.server_id],
                 "after": [server, *placed.certificate_files, *after],
             },
         )
@@ -295,8 +303,9 @@ def _caddy_and_dns(config: StandbyConfig, placed: _Placed) -> tuple[CaddyConfig,
         )
 
     # The order follows the mode: on a cut-over the VPS serves every host before DNS sends anyone
-    # there; on the way back DNS leaves the VPS before it stops serving the public.
-    if config.mode == "failover":
+    # there; on the way back DNS leaves the VPS before it stops serving the public. A direct way does
+    # not wait for the VPS at all.
+    if vps_mode(config) == "failover":
         caddy = caddy_config([])
         return caddy, failover_dns([caddy])
     dns = failover_dns([])
@@ -355,7 +364,7 @@ def cloudflare_networks(config: StandbyConfig) -> tuple[str, ...]:
 def allowed_networks(config: StandbyConfig, edge_networks: tuple[str, ...]) -> tuple[str, ...]:
     """Who reaches the inventory hosts on the VPS in this mode: the operator's networks while the tunnel
     serves them (or the home does: Plan C); through the edge, Cloudflare's too; DNS-only, everyone (empty)."""
-    if config.mode == "tunnel" or via_home(config.failover_via):
+    if vps_mode(config) == "tunnel":
         return config.check_allowed_cidrs
     if config.failover_via == "dns":
         return ()
@@ -371,7 +380,11 @@ def build_secondary_dns(
     unmirrored: list[Unmirrored] = []
     if config.cloudflare_reachable:
         extra, unmirrored = mirror_extra_records(
-            read_zone_records(zone_id), config.zone, [s.host for s in config.services], config.origin_name
+            read_zone_records(zone_id),
+            config.zone,
+            [s.host for s in config.services],
+            config.origin_name,
+            config.home.name if config.home else None,
         )
     else:
         extra = read_mirrored_records(config.zone)
@@ -403,13 +416,14 @@ def emergency_cutover(stack: str, zone_id: str, caddy_urn: str) -> str:
     return " && ".join([*steps, f"pulumi up --stack {stack} --target '{caddy_urn}'"])
 
 
-def emergency_cutover_direct(stack: str, zone_urn: str) -> str:
+def emergency_cutover_direct(stack: str, urns: Sequence[str]) -> str:
     """With Cloudflare gone and the VPS too: the Hetzner mirror's inventory records to the home's name,
     DNS-only (then the registrar's switch). Only Hetzner's DNS API is called: Cloudflare's resources ignore
     every change while Cloudflare is marked unreachable, and a VPS that is gone stays as the state has it."""
     settings = {"cloudflareReachable": "false", "failoverVia": "direct-dns", "mode": "failover"}
     steps = [f"pulumi config set --stack {stack} {key} {value}" for key, value in settings.items()]
-    return " && ".join([*steps, f"pulumi up --stack {stack} --target-dependents --target '{zone_urn}'"])
+    targets = " ".join(f"--target '{urn}'" for urn in urns)
+    return " && ".join([*steps, f"pulumi up --stack {stack} {targets}"])
 
 
 def export(config: StandbyConfig, standby: Standby) -> None:
@@ -513,7 +527,9 @@ def export_home(config: StandbyConfig, standby: Standby) -> None:
     if standby.secondary is not None and config.home.ipv4:
         pulumi.export(
             Output.EMERGENCY_CUTOVER_DIRECT,
-            standby.secondary.zone_urn.apply(lambda urn: emergency_cutover_direct(config.stack, urn)),
+            pulumi.Output.all(*standby.secondary.inventory_urns).apply(
+                lambda urns: emergency_cutover_direct(config.stack, urns)
+            ),
         )
 
 

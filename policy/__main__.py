@@ -68,12 +68,13 @@ def known_tokens(args: ResourceValidationArgs) -> Iterator[str]:
             yield value
 
 
-def origin_name() -> str | None:
-    """The program's origin name: `originName`, else `vps.<zone>`; None when the config is out of reach."""
-    if name := _config(f"{PROJECT}:originName"):
+def own_name(key: str, label: str) -> str | None:
+    """A name of the program's own: the config's ``key``, else ``<label>.<zone>`` (the origin name
+    `vps.<zone>`, the home's `home.<zone>`); None when the config is out of reach."""
+    if name := _config(f"{PROJECT}:{key}"):
         return name
     if zone := _config(f"{PROJECT}:zone"):
-        return f"vps.{zone.rstrip('.')}"
+        return f"{label}.{zone.rstrip('.')}"
     return None
 
 
@@ -89,7 +90,8 @@ def _context(spec: PolicySpec, args: ResourceValidationArgs) -> dict[str, Any]:
         return {"known_tokens": tuple(known_tokens(args))}
     if spec.validate is mana_policies.inventory_records_flip_in_place:
         return {
-            "origin_name": config.get("originName") or origin_name(),
+            "origin_name": config.get("originName") or own_name("originName", "vps"),
+            "home_name": config.get("homeName") or own_name("homeName", "home"),
             "max_ttl": int(config.get("maxTtl", mana_policies.MAX_FAILOVER_TTL)),
         }
     return {}
@@ -123,6 +125,7 @@ CONFIG_SCHEMAS = {
     "inventory-records-flip-in-place": PolicyConfigSchema(
         properties={
             "originName": {"type": "string", "default": ""},
+            "homeName": {"type": "string", "default": ""},
             "maxTtl": {"type": "integer", "default": mana_policies.MAX_FAILOVER_TTL},
         }
     ),

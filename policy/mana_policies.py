@@ -251,12 +251,13 @@ def no_tokens_on_server(
 # --- 4. Inventory records flip in place ---------------------------------------------------------------
 
 
-def is_origin_record(props: Mapping[str, Any], origin_name: str | None) -> bool:
-    """The VPS's own A/AAAA records: the name is the origin name (`vps.<zone>` unless `originName` is set)."""
+def is_origin_record(props: Mapping[str, Any], origin_name: str | None, home_name: str | None = None) -> bool:
+    """An address record of a name of its own: the VPS's origin name (`vps.<zone>` unless `originName` is
+    set) or the home's (Plan C: `home.<zone>` unless `homeName` is set)."""
     name = str(props.get("name", "")).rstrip(".").lower()
-    if origin_name:
-        return name == origin_name.rstrip(".").lower()
-    return name.startswith("vps.")
+    vps = name == origin_name.rstrip(".").lower() if origin_name else name.startswith("vps.")
+    home = name == home_name.rstrip(".").lower() if home_name else name.startswith("home.")
+    return vps or home
 
 
 def inventory_records_flip_in_place(
@@ -267,12 +268,13 @@ def inventory_records_flip_in_place(
     report: Report,
     *,
     origin_name: str | None = None,
+    home_name: str | None = None,
     max_ttl: int = MAX_FAILOVER_TTL,
 ) -> None:
     """An inventory record stays a CNAME, so a flip only changes its content, proxied and TTL in place
     (a type change is a delete and a create: a moment without a record). A DNS-only (failover) record's
     TTL is at most `max_ttl`, so resolvers follow a flip within minutes."""
-    if resource_type != DNS_RECORD or is_origin_record(props, origin_name):
+    if resource_type != DNS_RECORD or is_origin_record(props, origin_name, home_name):
         return
     name = props.get("name", "?")
     record_type = props.get("type")

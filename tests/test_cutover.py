@@ -284,3 +284,23 @@ def test_adopt_records_left_set_block_a_switch_whose_ttl_they_would_ignore() -> 
     engine = FakeEngine(dict(outputs))
     verdict, _ = switch_with(engine, Checks(report(green=0), report()), cutover.Switch("failover", "edge"))
     assert verdict.exit_code == 0
+
+
+def test_a_direct_cut_over_with_the_vps_down_is_green_through_the_home_and_says_what_the_standby_has() -> None:
+    """Plan C: the VPS down is why the direct way was taken; its problems do not hold the verdict back, any
+    other does; the pre-flight asks the home, not the standby."""
+    engine = FakeEngine(dict(OUTPUTS))
+    vps = (("vps", "VPS health https://vps.mana.how/healthz fails: connection refused"),)
+    before = report(mode="tunnel", path="tunnel", green=0, standby="down", vps="down", home=(4, 6), problems=vps)
+    after = report(path="home", standby="down", vps="down", home=(4, 6), problems=vps)
+    verdict, lines = switch_with(engine, Checks(before, after), cutover.Switch("failover", "direct"))
+    assert verdict.exit_code == 0 and verdict.green, lines
+    assert engine.config == {"mode": "failover", "failoverVia": "direct"}
+    assert verdict.target == "cut over straight to the home through the edge"
+    stray = report(path="home", home=(4, 6), problems=(("home", "the home's IPv6 ... does not answer"),))
+    engine = FakeEngine(dict(OUTPUTS))
+    verdict, _ = switch_with(engine, Checks(before, stray), cutover.Switch("failover", "direct"), within=4)
+    assert not verdict.green and "the home's IPv6" in verdict.stages[-1].detail
+    nowhere = report(mode="tunnel", path="tunnel", green=0, standby="down", vps="down", home=())
+    verdict, _ = switch_with(FakeEngine(dict(OUTPUTS)), Checks(nowhere), cutover.Switch("failover", "direct"))
+    assert not verdict.green and verdict.stages[0].name == "pre-flight" and not verdict.stages[0].ok

@@ -6,6 +6,7 @@ fix, all at once. The real program under the mock engine."""
 from __future__ import annotations
 
 import plistlib
+import re
 import subprocess
 from pathlib import Path
 
@@ -57,9 +58,15 @@ def test_a_direct_cutover_is_the_same_records_updated_in_place_to_the_home(via: 
 
 
 def test_the_vps_keeps_serving_as_the_standby_while_the_home_serves_and_hands_the_mac_mini_its_files() -> None:
+    """A direct way leaves the VPS as it is in tunnel mode, byte for byte and with the same trigger: the
+    cut-over runs nothing on a VPS that may be gone, and the records do not wait for it."""
     resources = by_name(plan_of("prod", "failover", failoverVia="direct", **HOME))
+    tunnel = by_name(plan_of("prod", "tunnel", **HOME))
     caddyfile = resources["caddy-apply"].inputs["stdin"]
-    assert "# mode=failover via=direct. Inventory hosts resolve to the home's own address (Plan C)" in caddyfile
+    assert caddyfile == tunnel["caddy-apply"].inputs["stdin"]
+    assert resources["caddy-apply"].inputs["triggers"] == tunnel["caddy-apply"].inputs["triggers"]
+    inventory = next(r for r in resources.values() if r.name == "dns-auth.mana.how")
+    assert resources["caddy-apply"].urn not in inventory.options["dependsOn"]
     assert "import elsewhere_refused" in caddyfile and "import origin_certificate\n\timport" not in caddyfile
     assert f"http://:{MAC_MINI_FILES_PORT} {{" in caddyfile and "remote_ip 10.0.0.2/32" in caddyfile
     assert f"path /{MAC_MINI_CADDYFILE} /{PUBLIC_CERTIFICATE}" in caddyfile
@@ -121,8 +128,12 @@ def test_the_emergency_offers_the_mirrors_direct_records() -> None:
     outputs = plan_of("prod", **HOME).outputs
     command = outputs["emergencyCutoverDirect"]
     assert "cloudflareReachable false" in command and "failoverVia direct-dns" in command
-    assert "--target-dependents --target 'urn:pulumi:prod::mana-infra::" in command
-    assert command.endswith("Zone::secondary-dns-zone'")
+    targets = re.findall(r"--target '([^']+)'", command)
+    rrset = "urn:pulumi:prod::mana-infra::mana-infra:index:SecondaryDns$hcloud:index/zoneRrset:ZoneRrset::"
+    names = {t.removeprefix(rrset) for t in targets}
+    assert len(targets) == 28 and all(t.startswith(rrset) for t in targets)  # nothing at Cloudflare, nor the VPS
+    assert {"secondary-dns-auth-cname", "secondary-dns-apex-a", "secondary-dns-apex-aaaa"} <= names
+    assert not [n for n in names if "home" in n or "vps" in n]
     # An IPv6-only home has no DNS-only way: no such command.
     assert "emergencyCutoverDirect" not in plan_of("prod", homeAddress6="2001:db8:1a::20").outputs
 

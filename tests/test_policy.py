@@ -426,6 +426,13 @@ def test_proxied_records_and_the_origin_are_not_held_to_the_ttl() -> None:
         assert run(policies.inventory_records_flip_in_place, origin) == []  # the vps.<zone> default
         # With another origin name set, vps.mana.how is an inventory host like any other.
         assert len(run(policies.inventory_records_flip_in_place, origin, origin_name="edge.mana.how")) == 2
+    # The home's name (Plan C) is a name of its own as the origin's is, by default and as configured.
+    home = {"homeAddress": "198.51.100.40", "homeAddress6": "2001:db8:1a::20"}
+    for record in offline.plan("prod", overrides=home).resources:
+        if record.type == policies.DNS_RECORD and record.inputs["name"] == "home.mana.how":
+            assert run(policies.inventory_records_flip_in_place, record) == []
+            assert run(policies.inventory_records_flip_in_place, record, home_name="home.mana.how") == []
+            assert len(run(policies.inventory_records_flip_in_place, record, home_name="plan-c.mana.how")) == 1
 
 
 # --- the pack, as the CLI runs it --------------------------------------------------------------------------

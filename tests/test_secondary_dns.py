@@ -196,3 +196,19 @@ def test_a_rehearsal_record_is_not_mirrored() -> None:
     result = offline.plan("prod", clouds=offline.OfflineClouds(zone_records=[*ZONE_FIXTURE, test_record]))
     assert ("failover-test", "CNAME") not in rrsets(result)
     assert not [u for u in result.outputs["secondaryDnsUnmirrored"] if u["name"] == "failover-test.mana.how"]
+
+
+def test_the_homes_own_records_are_the_mirrors_never_a_copy() -> None:
+    """Plan C's home.<zone> A/AAAA exist at Cloudflare too once configured: the mirror declares them
+    itself (one RRSet per name and type), never again as a copy of Cloudflare's."""
+    from mana_infra.mirror import mirror_extra_records
+
+    records = [
+        {"name": "home.mana.how", "type": "A", "content": "198.51.100.40", "ttl": 60, "proxied": False},
+        {"name": "home.mana.how", "type": "AAAA", "content": "2001:db8:1a::20", "ttl": 60, "proxied": False},
+        {"name": "home.mana.how", "type": "TXT", "content": "kept", "ttl": 300, "proxied": False},
+    ]
+    extra, left_out = mirror_extra_records(records, "mana.how", ["auth.mana.how"], "vps.mana.how", "home.mana.how")
+    assert [(r.name, r.type) for r in extra] == [("home.mana.how", "TXT")] and not left_out
+    copied, _ = mirror_extra_records(records, "mana.how", ["auth.mana.how"], "vps.mana.how")
+    assert len(copied) == 3  # a stack without Plan C copies them as any other record

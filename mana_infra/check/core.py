@@ -131,6 +131,12 @@ class Endpoints:
         return DnsPath.HOME if self.via and via_home(self.via) else DnsPath.ORIGIN
 
     @property
+    def vps_mode(self) -> str:
+        """The mode the VPS's Caddy serves: the stack's, but a direct way's is tunnel (the VPS stays the
+        standby while the home serves; program.vps_mode)."""
+        return "tunnel" if self.via and via_home(self.via) else self.mode
+
+    @property
     def health_path(self) -> str:
         return urlsplit(self.health_url).path or "/" if self.health_url else "/healthz"
 
@@ -306,7 +312,7 @@ def run_check(endpoints: Endpoints, options: Options, progress: Progress | None 
         resolvers=[str(r) for r in options.resolvers],
     )
     warn_days = options.cert_warn_days
-    health_mode = None if endpoints.vps_stack else endpoints.mode
+    health_mode = None if endpoints.vps_stack else endpoints.vps_mode
     observed = Observed(
         mode=endpoints.mode,
         stack=endpoints.stack,

@@ -268,6 +268,13 @@ def switch_blockers(report: Report, outputs: Mapping[str, Any], mode: str, via: 
     return blockers
 
 
+def switched_problems(report: Report, via: str | None) -> list[str]:
+    """What keeps a switched stack from being green (with every host through its new path): every
+    problem, but after a direct cut-over the standby's own, which may be the very reason for it."""
+    exempt = STANDBY_SUBJECTS if via is not None and via_home(via) else frozenset()
+    return [finding.text for finding in report.findings if finding.subject not in exempt]
+
+
 def public_path_down(report: Report) -> bool:
     """What the watch counts towards its alert (the report's rule, also its JSON `tunnel_down`)."""
     return report.public_path_down

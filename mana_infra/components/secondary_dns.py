@@ -69,8 +69,9 @@ class SecondaryDns(pulumi.ComponentResource):
     """The Hetzner zone and its RRSets."""
 
     nameservers: pulumi.Output[list[str]]
-    zone_urn: pulumi.Output[str]
-    """The zone's URN: with its dependents, every RRSet (the emergency's direct way targets them)."""
+    inventory_urns: list[pulumi.Output[str]]
+    """The inventory hosts' RRSets (their CNAMEs, the apex's A/AAAA): what the emergency's direct way
+    targets, one `--target` each (Pulumi's `--target-dependents` trips over the default providers)."""
     postponed: list[tuple[str, str]]
     """RRSets left for the next `pulumi up` (see SecondaryDnsArgs.present)."""
 
@@ -107,10 +108,12 @@ class SecondaryDns(pulumi.ComponentResource):
 
         later = postponed([(n, k) for n, k, *_ in wanted], args["present"])
         self.postponed = sorted(later)
+        self.inventory_urns = []
+        flipped = {relative_name(host, zone_name) for host in args["inventory_hosts"]}
         for record_name, kind, values, record_ttl, copied in wanted:
             if (record_name, kind) in later:
                 continue
-            hcloud.ZoneRrset(
+            rrset = hcloud.ZoneRrset(
                 f"{name}-{'apex' if record_name == '@' else record_name}-{kind.lower()}",
                 zone=zone.name,
                 name=record_name,
@@ -120,6 +123,8 @@ class SecondaryDns(pulumi.ComponentResource):
                 labels={**args["labels"], **dict([COPIED] if copied else [])},
                 opts=child,
             )
+            if record_name in flipped and not copied:
+                self.inventory_urns.append(rrset.urn)
         for record_name, kind in self.postponed:
             pulumi.log.warn(
                 f"the Hetzner mirror's {kind} {record_name}.{zone_name} follows on the next `pulumi up`: the zone "
@@ -127,6 +132,5 @@ class SecondaryDns(pulumi.ComponentResource):
                 self,
             )
 
-        self.zone_urn = zone.urn
         self.nameservers = zone.authoritative_nameservers.apply(lambda servers: list(servers.assigneds or []))
         self.register_outputs({"nameservers": self.nameservers})

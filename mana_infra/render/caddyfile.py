@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..model import STANDBY_REFUSAL, Mode, Service, Via, via_home
+from ..model import STANDBY_REFUSAL, Mode, Service, Via
 from .remote import CADDY_DIR
 from .services import HOMEBREW
 
@@ -113,8 +113,6 @@ def _served(spec: CaddySpec) -> tuple[str, str]:
         return "public_certificate", ""
     if spec.mode == "tunnel":
         return "public_certificate", "served through Cloudflare"
-    if via_home(spec.via):
-        return "public_certificate", "served from the home"
     if spec.via == "edge":
         return "origin_certificate", "served through Cloudflare's proxy"
     return "public_certificate", ""
@@ -143,10 +141,9 @@ def _summary(spec: CaddySpec) -> str:
             "The Mac Mini's own Caddy, the same in every mode (Plan C): every inventory host to its app here, to "
             "everyone, with the public certificate; visitors come when the records point at the home's name."
         )
-    if spec.mode == "tunnel" or via_home(spec.via):
-        where = "the Cloudflare Tunnel" if spec.mode == "tunnel" else "the home's own address (Plan C)"
+    if spec.mode == "tunnel":
         return (
-            f"Inventory hosts resolve to {where}; every one is served here all the same, warm, "
+            "Inventory hosts resolve to the Cloudflare Tunnel; every one is served here all the same, warm, "
             "to the operator's networks only (the daily pre-flight)."
         )
     if spec.via == "edge":
