@@ -68,7 +68,16 @@ def engine_bench(folder: Path) -> None:
         inventory = None if hosts == 27 else generated_inventory(hosts, folder)
         figures = run_bench(folder / f"engine-{hosts}", found, PROJECT_DIR, inventory, lambda _line: None)
         print(f"  {hosts} hosts (set-up and adoption {figures.get('setup_seconds', 0):.1f} s):")
-        for name in ("first up", "flip by hand", "back by hand", "cutover", "failback", "watchdog"):
+        for name in (
+            "first up",
+            "flip by hand",
+            "back by hand",
+            "cutover",
+            "failback",
+            "cutover direct",
+            "failback direct",
+            "watchdog",
+        ):
             run = figures.get(name)
             if run is None:
                 continue

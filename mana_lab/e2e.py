@@ -20,6 +20,10 @@ stand-ins' request logs and ``mana-infra check`` in the lab:
 - ``cutover``, ``failback``: ``mana-infra cutover --via edge --yes`` and
   ``mana-infra failback --yes``: the inventory records updated in place, the Caddy command replaced,
   no cloud resource created, replaced or deleted, the verdict green;
+- ``cutover-direct``, ``failback-direct`` (Plan C): the Mac Mini's sync takes the certificate the
+  acme-directory run renewed; the tunnel cut and the VPS unreachable, check's verdict is the direct way,
+  ``mana-infra cutover --via direct`` updates the records in place (the mirror's RRSets follow the way)
+  and runs nothing on the VPS, every host green through the home; then the fail-back, records only;
 - ``watch-tunnel-cut``, ``watch-restart-race``, ``watch-holds-back``: the watchdog (``mana-infra
   watch``) from the operator's seat, fault by fault (e2e_watch.py): it cuts over by itself through the
   edge, fails back after the stable window, then latches; restarted mid-outage it keeps its count and
@@ -31,7 +35,8 @@ stand-ins' request logs and ``mana-infra check`` in the lab:
   operator set; check green on its test hostname; after the destroy its site file is gone and a prod
   ``up`` changes nothing;
 - ``emergency``: the Cloudflare API unreachable, the stack's ``emergencyCutover`` exactly as printed:
-  no packet to Cloudflare, the VPS serves every host, the mirror holds every host; then back;
+  no packet to Cloudflare, the VPS serves every host, the mirror holds every host; then the VPS gone
+  too, ``emergencyCutoverDirect`` as printed: only the mirror's RRSets, every host from home; then back;
 - ``policy``: ``pulumi preview --policy-pack policy`` passes on prod and blocks a change that lifts
   the protection of the primary IPs;
 - ``replace-server``: a new image, protection on, as the README documents it: the server replaced
@@ -97,6 +102,7 @@ EXTRA_RECORDS = (
     {"type": "TXT", "name": "@", "content": "v=spf1 include:_spf.example.net ~all", "ttl": 3600},
 )
 INVENTORY_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
+MIRROR_RRSET = "hcloud:index/zoneRrset:ZoneRrset"
 PUBLIC_CERTIFICATE = "certificates-public"
 # The public certificate on the VPS, where the plan's command puts it.
 PUBLIC_PEM = f"{CADDY_DIR}/{PUBLIC_CERTIFICATE_FILE}"
@@ -398,6 +404,8 @@ class EndToEnd:
                 ("back by hand", lambda e2e, run: e2e._by_hand(run, "tunnel")),
                 ("cutover", lambda e2e, run: e2e.cutover(run, "edge")),
                 ("failback", EndToEnd.failback),
+                ("cutover direct", EndToEnd.cutover_direct),
+                ("failback direct", EndToEnd.failback_direct),
                 # The watchdog's time from the fault to green: at the inventory's size (27), what it is for.
                 # At the default interval (10 s): the figure the README promises.
                 *(
@@ -466,6 +474,9 @@ class EndToEnd:
             f"pulumi config set --stack prod hcloud:endpoint {world.hetzner_endpoint}",
             f"pulumi config set --stack prod cloudflare:baseUrl {world.cloudflare_base_url}",
             f"pulumi config set --stack prod acmeServer {world.acme_directory}",
+            # Plan C (the README's home side): the router's public IPv4, the Mac Mini's stable IPv6.
+            f"pulumi config set --stack prod homeAddress {topo.HOME_IP}",
+            f"pulumi config set --stack prod homeAddress6 {topo.MINI_LAN_IP6}",
         ]
         for command in commands:
             op.must(command)
@@ -519,12 +530,15 @@ class EndToEnd:
             run.expect(report.get("mode") == mode, f"check --stack {stack}: mode {report.get('mode')}, expected {mode}")
         return report
 
-    def no_cloud_resource_touched(self, run: Run, but: Sequence[str] = ()) -> None:
+    def no_cloud_resource_touched(self, run: Run, but: Sequence[str] = (), *, mirror: bool = False) -> None:
+        """Nothing at the clouds but the inventory records' update in place (``mirror``: the Hetzner
+        mirror's RRSets too, which follow a direct way)."""
+        updated = (INVENTORY_RECORD, MIRROR_RRSET) if mirror else (INVENTORY_RECORD,)
         touched = [
             r
             for r in run.resources
             if r["type"].startswith(("hcloud:", "cloudflare:", "tls:", "acme:", "random:"))
-            and not (r["type"] == INVENTORY_RECORD and r["op"] == "update")
+            and not (r["type"] in updated and r["op"] == "update")
             and r["name"] not in but
         ]
         run.expect(not touched, f"cloud resources touched beyond the inventory records' update: {touched}")
@@ -570,6 +584,8 @@ class EndToEnd:
             self.op.must("pulumi stack output --stack prod --show-secrets macminiWireguardConfig")
         )
         self.world.wait_handshake()
+        # README, the home side: the sync (its files from the VPS through WireGuard) and Caddy at boot.
+        run.details["home sync"] = self.world.home_up(self.op.outputs())
         self.world.settle()
         self.green(run, mode="tunnel")
 
@@ -671,7 +687,31 @@ class EndToEnd:
     def failback(self, run: Run) -> None:
         self._switch(run, "mana-infra failback --stack prod --yes --json", "tunnel")
 
-    def _switch(self, run: Run, command: str, mode: str) -> None:
+    def cutover_direct(self, run: Run) -> None:
+        """Plan C through the real engine: the tunnel cut and the VPS gone dark. check's verdict is the
+        direct way; `mana-infra cutover --via direct` updates the 27 records in place and touches nothing
+        else (nothing runs on the VPS); every host is green through the home. First the Mac Mini's sync, as
+        launchd runs it every ten minutes: the certificate the acme-directory run renewed reaches it."""
+        synced = self.world.home_sync(str(self.op.outputs()[Output.MACMINI_SYNC_SCRIPT]))
+        at_vps = self.world.exec("vps", ["cat", PUBLIC_PEM], check=True).stdout
+        run.details["home sync"] = synced
+        run.expect(self.world.home_files().get("public.pem") == at_vps, f"the Mac Mini's certificate: {synced}")
+        self.world.cut_edge("link")
+        self.world.vps_unreachable()
+        diagnosis = self.op.check(mirror=False).get("diagnosis") or {}
+        run.details["diagnosis"] = diagnosis
+        wanted = ("direct", "mana-infra cutover --via direct --stack prod")
+        found = (diagnosis.get("way"), diagnosis.get("command"))
+        run.expect(found == wanted, f"check's verdict with the tunnel cut and the VPS down: {diagnosis}")
+        self._switch(run, "mana-infra cutover --stack prod --via direct --yes --json", "failover", direct=True)
+
+    def failback_direct(self, run: Run) -> None:
+        """The tunnel and the VPS back: `mana-infra failback` from the home, the records in place again."""
+        self.world.restore_tunnel_link()
+        self.world.vps_unreachable(False)
+        self._switch(run, "mana-infra failback --stack prod --yes --json", "tunnel", direct=True)
+
+    def _switch(self, run: Run, command: str, mode: str, *, direct: bool = False) -> None:
         run.command = command
         flags = [*self.world.check_flags(), "--mirror-nameserver", topo.MIRROR_DNS_IP]
         done = self.op.sh(f"{command} {shlex.join(flags)}")
@@ -686,16 +726,24 @@ class EndToEnd:
         for step in run.resources:
             run.changes[step["op"]] = run.changes.get(step["op"], 0) + 1
         run.expect(done.returncode == 0 and verdict["green"], f"not green: {verdict['stages']}")
-        self._flip_in_place(run)
+        self._flip_in_place(run, caddy=not direct)
         self.world.settle()
-        self.green(run, mode=mode)
+        if direct and mode == "failover":  # the VPS is down: green is every host through the home
+            report = self.op.check()
+            run.expect(all(h["dns"]["path"] == "home" and h["live"]["ok"] for h in report["hosts"]), "not home")
+        else:
+            self.green(run, mode=mode)
 
-    def _flip_in_place(self, run: Run) -> None:
+    def _flip_in_place(self, run: Run, *, caddy: bool = True) -> None:
+        """The inventory records updated in place; the VPS's Caddy command replaced (a direct way's flip
+        runs nothing on the VPS); no other cloud resource touched."""
         records = {r["name"] for r in run.touched(INVENTORY_RECORD) if r["op"] == "update"}
         run.expect(records == {f"dns-{h}" for h, _ in self.services}, f"records updated: {sorted(records)}")
-        caddy = [r for r in run.resources if r["name"] == CADDY_COMMAND]
-        run.expect([r["op"] for r in caddy] == ["replace"], f"the Caddy command: {caddy}, expected one replace")
-        self.no_cloud_resource_touched(run)
+        ran = [r["op"] for r in run.resources if r["name"] == CADDY_COMMAND]
+        run.expect(ran == (["replace"] if caddy else []), f"the Caddy command: {ran}")
+        others = [r for r in run.resources if r["type"] == "command:remote:Command" and r["name"] != CADDY_COMMAND]
+        run.expect(not others, f"other commands ran: {others}")
+        self.no_cloud_resource_touched(run, mirror=not caddy)
 
     def failback_by_hand(self, run: Run) -> None:
         self._by_hand(run, "tunnel")
@@ -760,6 +808,7 @@ class EndToEnd:
             world.switch_nameservers("mirror")
             served = world.probe(expect_ips=[topo.VPS_IP])
             run.expect(served["all_ok"], f"through the mirror: {served['results'][:2]}")
+            self._emergency_direct(run)
             self._renewal_at_hetzner(run)
         finally:
             world.switch_nameservers("cloudflare")
@@ -769,8 +818,8 @@ class EndToEnd:
         back = Run("back", "")
         self.pulumi(
             back,
-            "pulumi config set --stack prod cloudflareReachable true && "
-            "pulumi config set --stack prod mode tunnel && pulumi up --stack prod",
+            "pulumi config set --stack prod cloudflareReachable true && pulumi config set --stack prod failoverVia edge"
+            " && pulumi config set --stack prod mode tunnel && pulumi up --stack prod",
         )
         run.problems += [f"back: {p}" for p in back.problems]
         # The challenge returns to Cloudflare in place: no new certificate for it.
@@ -780,6 +829,28 @@ class EndToEnd:
         run.expect(served["serial"] == renewed["serial"], "back: a new certificate was ordered")
         world.settle()
         self.green(run, mode="tunnel")
+
+    def _emergency_direct(self, run: Run) -> None:
+        """Cloudflare gone and the VPS too: the stack's emergencyCutoverDirect as printed points the
+        mirror's records at the home (Plan C), asking Cloudflare nothing and running nothing on the VPS;
+        every host is served from home through the mirror."""
+        world = self.world
+        printed = str(self.op.outputs()[Output.EMERGENCY_CUTOVER_DIRECT])
+        world.vps_unreachable()
+        try:
+            direct = Run("emergency-direct", "")
+            self.pulumi(direct, printed)
+            run.problems += [f"emergency direct: {p}" for p in direct.problems]
+            run.details["emergency direct"] = {"command": printed[:120], "changes": direct.changes}
+            kinds = {(r["type"], r["op"]) for r in direct.resources}
+            run.expect(kinds == {(MIRROR_RRSET, "update")}, f"emergency direct changed: {direct.resources[:4]}")
+            run.expect(world.cloudflare_attempts() == 0, f"{world.cloudflare_attempts()} connections to Cloudflare")
+            served = world.probe(mode="until_ok", deadline=10, expect_ips=[topo.HOME_IP])
+            run.expect(served["all_ok"], f"from home through the mirror: {served['results'][:2]}")
+        finally:
+            # The VPS back: the way back to it (the next run's mirror follows).
+            world.vps_unreachable(False)
+            self.op.must("pulumi config set --stack prod failoverVia dns")
 
     def _renewal_at_hetzner(self, run: Run) -> None:
         """A long outage: the weekly untargeted `pulumi up`, with the certificate due (``--replace``
@@ -919,6 +990,8 @@ RUNS: tuple[tuple[str, Callable[[EndToEnd, Run], None]], ...] = (
     ("cutover", lambda e2e, run: e2e.cutover(run, "edge")),
     ("deploy-keeps-mode", EndToEnd.deploy_keeps_mode),
     ("failback", EndToEnd.failback),
+    ("cutover-direct", EndToEnd.cutover_direct),
+    ("failback-direct", EndToEnd.failback_direct),
     ("watch-tunnel-cut", e2e_watch.tunnel_cut),
     # The watchdog's DNS-only cut-over (the same cutover code a person's `--via dns` runs) ...
     ("watch-restart-race", e2e_watch.restart_race),

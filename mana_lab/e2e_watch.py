@@ -182,6 +182,8 @@ HOLD_BACK: Sequence[tuple[str, tuple[str, ...], str, int]] = (
     ("mac-mini-down", ("mac-mini",), "no-way", 1),
     ("vps-disagrees", ("watch-blind",), "watching", 0),
     ("cloudflare-api-down", ("tunnel", "cloudflare-api"), "emergency", 1),
+    # The tunnel cut and WireGuard down, the home answering: only the direct way fits, a person's (Plan C).
+    ("home-fits", ("tunnel", "wireguard"), "home-fits", 1),
     # The watch box sees the path down; the "VPS" that answers says so too, but is an impostor.
     ("forged-vote", ("watch-blind", "forged-vote"), "too-few-votes", 0),
 )
@@ -206,8 +208,9 @@ def holds_back(e2e: EndToEnd, run: Run) -> None:
     the watch box alone seeing the public path fail (the VPS's vote says it answers); the tunnel cut
     with Cloudflare's API gone (only the emergency path fits, a person's: one page with its command); a
     man in the middle answering SSH for the VPS with a forged "down" vote while the watch box sees the
-    path down (the host key pin refuses it: one voice, too few). No cut-over; the stack stays in tunnel
-    mode."""
+    path down (the host key pin refuses it: one voice, too few); the tunnel cut and WireGuard down while the
+    home answers (only the direct way fits, which shows the home's address: a person's, one page with its
+    command). No cut-over; the stack stays in tunnel mode."""
     op, world = e2e.op, e2e.world
     faults = Faults(world)
     state = e2e.workdir / "watch-holds-back" / "watch-prod.json"
@@ -237,6 +240,9 @@ def holds_back(e2e: EndToEnd, run: Run) -> None:
             said = " ".join(pages)
             run.expect(emergency in said, f"{name}: the page names no emergency command: {said[-300:]}")
             run.details[name]["emergency"] = emergency[:80]
+        if expected == "home-fits":
+            said = " ".join(pages)
+            run.expect("mana-infra cutover --via direct" in said, f"{name}: the page names no command: {said[-300:]}")
         state.unlink(missing_ok=True)
     run.expect(op.outputs().get(Output.MODE) == "tunnel", "the stack left tunnel mode")
     world.settle()

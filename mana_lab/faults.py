@@ -22,6 +22,8 @@ class Part(StrEnum):
     CLOUDFLARE_API = "cloudflare-api"  # every packet to the Cloudflare API dropped
     WIREGUARD = "wireguard"  # the Mac Mini's wg-quick down
     VPS = "vps"  # the VPS's HTTPS, HTTP and SSH reset
+    HOME_LINE = "home-line"  # nothing passes the home router's public side (Plan C's way in)
+    HOME_PORT = "home-port"  # the home router forwards tcp/443 no more (IPv4), nor opens it (IPv6)
     WATCH_UPLINK = "watch-uplink"  # nothing leaves the operator's machine (the watch box)
     WATCH_EDGE_ROUTE = "watch-edge-route"  # the operator's machine alone cannot reach the edge
     IMPOSTOR = "impostor"  # another sshd answers for the VPS on the operator's way to it
@@ -43,7 +45,14 @@ FAULTS: tuple[Fault, ...] = (
     _fault("edge", "Cloudflare's edge down: connections to it refused", Part.EDGE),
     _fault("cloudflare-api", "Cloudflare's API unreachable (every packet to it dropped)", Part.CLOUDFLARE_API),
     _fault("wireguard", "the Mac Mini's WireGuard down", Part.WIREGUARD),
-    _fault("mac-mini", "the Mac Mini down: its tunnel and its WireGuard", Part.TUNNEL_LINK, Part.WIREGUARD),
+    _fault(
+        "mac-mini",
+        "the Mac Mini down: its tunnel, its WireGuard and its own address",
+        Part.TUNNEL_LINK,
+        Part.WIREGUARD,
+        Part.HOME_LINE,
+    ),
+    _fault("home-port", "the home router forwards port 443 to the Mac Mini no more (IPv4 and IPv6)", Part.HOME_PORT),
     _fault("vps", "the VPS not answering: its HTTPS, HTTP and SSH reset", Part.VPS),
     _fault("watch-uplink", "the watch box's own network: nothing leaves the operator's machine", Part.WATCH_UPLINK),
     _fault(
@@ -125,6 +134,11 @@ class Faults:
             Part.CLOUDFLARE_API: (world.cloudflare_unreachable, lambda: world.cloudflare_unreachable(False)),
             Part.WIREGUARD: (world.wireguard_down, self._wireguard_back),
             Part.VPS: (world.vps_unreachable, lambda: world.vps_unreachable(False)),
+            Part.HOME_LINE: (lambda: world.home_line(up=False), world.home_line),
+            Part.HOME_PORT: (
+                lambda: world.home_router(forward_ipv4=False, open_ipv6=False),
+                world.home_router,
+            ),
             Part.WATCH_UPLINK: (lambda: _client_rules(world, parts), lambda: _client_rules(world, parts)),
             Part.WATCH_EDGE_ROUTE: (lambda: _client_rules(world, parts), lambda: _client_rules(world, parts)),
             Part.IMPOSTOR: (world.impostor, lambda: world.impostor(False)),

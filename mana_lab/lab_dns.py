@@ -62,11 +62,11 @@ class LabDns(LabBase):
     def _write_edge_files(self) -> bool:
         """The edge's Caddyfile for the records as they are (see edge.py); whether it changed."""
         assert self.pki is not None
-        # Full (strict) takes the Origin CA's certificates and publicly trusted ones (the lab's public CA is
-        # pebble); rewritten each time, so that a reload after pebble's root arrived trusts it too.
+        # Full (strict) takes the Origin CA's certificates and publicly trusted ones (the lab's public CAs
+        # are its pebbles); rewritten each time, so that a reload after a pebble's root arrived trusts it.
         trust = self.edge_dir / "origin-trust.pem"
-        origin_ca = Path(self.origin_ca_file or self.pki.origin_ca_path).read_text()
-        trust.write_text(origin_ca + (self.pebble_root.read_text() if self.pebble_root.exists() else ""))
+        roots = [Path(self.origin_ca_file or self.pki.origin_ca_path), *sorted(self.acme_dir.glob("pebble*root.pem"))]
+        trust.write_text("".join(root.read_text() for root in roots))
         files = edge_config.EdgeFiles(self.pki.edge_cert, self.pki.edge_key, trust, self.edge_caddy_data)
         text = edge_config.render(self.dns_records, self.services, self.tunnel_target, topo.MINI_TUNNEL_IP, files)
         path = self.edge_dir / "Caddyfile"

@@ -50,7 +50,9 @@ def test_the_first_up_adopts_every_record_and_creates_none_twice(report: dict[st
     imported = sorted(r["name"] for r in records if r["op"] == "import")
     created = sorted(r["name"] for r in records if r["op"] == "create")
     # The records of the VPS's own name and the tunnel's probe are new; the inventory's are adopted.
-    assert len(imported) == 27 and created == ["dns-origin-a", "dns-origin-aaaa", "tunnel-probe"]
+    # The home's name (Plan C) too.
+    names = ["dns-home-a", "dns-home-aaaa", "dns-origin-a", "dns-origin-aaaa", "tunnel-probe"]
+    assert len(imported) == 27 and created == names
     assert run["changes"]["import"] == 27 and run["changes"]["update"] == run["changes"]["delete"] == 0
     servers = [r for r in run["resources"] if r["type"] == "hcloud:index/server:Server"]
     assert servers == [{"type": "hcloud:index/server:Server", "name": "standby-server", "op": "create"}]
@@ -68,6 +70,23 @@ def test_a_flip_updates_the_records_in_place_and_reruns_the_caddy_command(report
     ops = {(r["type"], r["op"]) for r in run["resources"]}
     assert ops == {("cloudflare:index/dnsRecord:DnsRecord", "update"), ("command:remote:Command", "replace")}, ops
     assert sum(r["op"] == "update" for r in run["resources"]) == 27
+
+
+@pytest.mark.parametrize("name", ["cutover-direct", "failback-direct"])
+def test_a_direct_flip_updates_the_records_in_place_and_runs_nothing_on_the_vps(
+    report: dict[str, Any], name: str
+) -> None:
+    """Plan C: the VPS is dark during the cut-over; only records move, in place: the 27 at Cloudflare, and
+    on the way there the Hetzner mirror's, which follow a direct way (its RRSets to the home's name)."""
+    run = run_of(report, name)
+    record, rrset = "cloudflare:index/dnsRecord:DnsRecord", "hcloud:index/zoneRrset:ZoneRrset"
+    assert {(r["type"], r["op"]) for r in run["resources"]} <= {(record, "update"), (rrset, "update")}
+    assert sum(r["type"] == record for r in run["resources"]) == 27
+    mirror = sorted(r["name"] for r in run["resources"] if r["type"] == rrset)
+    # To the home: 26 CNAMEs and the apex's A and AAAA; back to the tunnel the way (and the mirror) stays.
+    assert len(mirror) == (0 if name == "failback-direct" else 28), mirror
+    writes = run["changes"]
+    assert writes["create"] == writes["delete"] == writes.get("replace", 0) == 0, writes
 
 
 def test_the_emergency_asks_cloudflare_nothing(report: dict[str, Any]) -> None:
