@@ -385,13 +385,16 @@ def _record_settings(
 def _home_name(read: _Reader, zone: str, services: tuple[Service, ...], origin_name: str) -> str:
     """homeName, or home.<zone>: the name the direct ways point the inventory records at."""
     home_name = (read.optional("homeName") or (f"home.{zone}" if zone else "")).lower().rstrip(".")
-    if not (home_name and zone):
-        return home_name
+    configured = read.optional("homeName") or read.optional("homeAddress") or read.optional("homeAddress6")
+    if not (home_name and zone and configured):
+        return home_name  # no Plan C: the default name is nobody's, an app may have it
     fix = read.fix("homeName", f"home-direct.{zone}")
     if reason := hostname_problem(home_name):
         read.problem("homeName", reason, read.fix("homeName", f"home.{zone}"))
     elif not in_zone(home_name, zone):
         read.problem("homeName", f"{home_name} is outside the zone {zone}", read.fix("homeName", f"home.{zone}"))
+    elif uncovered := covered_problem(home_name, zone):
+        read.problem("homeName", uncovered, read.fix("homeName", f"home.{zone}"))
     elif home_name == origin_name or any(s.host == home_name for s in services):
         taken = "the VPS's origin name" if home_name == origin_name else "an inventory host"
         read.problem("homeName", f"{home_name} is also {taken}: the home's name must be a name of its own", fix)

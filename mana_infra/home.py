@@ -13,8 +13,8 @@ FIND_IPV4 = (
     "the router's public IPv4 (FRITZ!Box: Internet -> Online-Monitor; or `curl -4 https://ifconfig.co` on the Mac Mini)"
 )
 FIND_IPV6 = (
-    "the Mac Mini's stable IPv6 address: on the Mac Mini, `ifconfig en0 inet6 | grep secured` shows it (the "
-    "line with `secured`; lines with `temporary` rotate daily)"
+    "the Mac Mini's stable IPv6 address: on the Mac Mini, `ifconfig en0 inet6 | grep 'autoconf secured' | head -1` "
+    "shows its line (lines with `temporary` rotate daily)"
 )
 DS_LITE = (
     "the line has no public IPv4 of its own (carrier-grade NAT or DS-Lite, common on German cable lines): "
@@ -64,6 +64,8 @@ def _unreachable_v4(address: ipaddress.IPv4Address) -> str | None:
 
 def parse_home_ipv6(raw: str) -> Parsed:
     """An address, or the line `ifconfig en0 inet6` prints for it (so that a temporary one is told)."""
+    if len(raw.strip().splitlines()) > 1:
+        return Parsed(None, f"{raw.strip()!r} is several lines: give one address, or one line of ifconfig", FIND_IPV6)
     words = raw.split()
     text = words[1] if len(words) > 1 and words[0] == "inet6" else raw.strip()
     try:

@@ -398,7 +398,7 @@ def build_secondary_dns(
             "origin_ipv6": server.ipv6_address,
             "inventory_hosts": [service.host for service in config.services],
             "home": config.home.records(config.failover_ttl) if config.home else (),
-            "direct": via_home(config.failover_via),
+            "direct": config.mode == "failover" and via_home(config.failover_via),
             "extra": extra,
             "labels": {"project": "mana-infra", "stack": config.stack, "role": "secondary-dns"},
             "protect": config.protect,
@@ -416,11 +416,16 @@ def emergency_cutover(stack: str, zone_id: str, caddy_urn: str) -> str:
     return " && ".join([*steps, f"pulumi up --stack {stack} --target '{caddy_urn}'"])
 
 
-def emergency_cutover_direct(stack: str, urns: Sequence[str]) -> str:
+def emergency_cutover_direct(stack: str, zone_id: str, urns: Sequence[str]) -> str:
     """With Cloudflare gone and the VPS too: the Hetzner mirror's inventory records to the home's name,
     DNS-only (then the registrar's switch). Only Hetzner's DNS API is called: Cloudflare's resources ignore
     every change while Cloudflare is marked unreachable, and a VPS that is gone stays as the state has it."""
-    settings = {"cloudflareReachable": "false", "failoverVia": "direct-dns", "mode": "failover"}
+    settings = {
+        "cloudflareZoneId": zone_id,
+        "cloudflareReachable": "false",
+        "failoverVia": "direct-dns",
+        "mode": "failover",
+    }
     steps = [f"pulumi config set --stack {stack} {key} {value}" for key, value in settings.items()]
     targets = " ".join(f"--target '{urn}'" for urn in urns)
     return " && ".join([*steps, f"pulumi up --stack {stack} {targets}"])
@@ -528,7 +533,7 @@ def export_home(config: StandbyConfig, standby: Standby) -> None:
         pulumi.export(
             Output.EMERGENCY_CUTOVER_DIRECT,
             pulumi.Output.all(*standby.secondary.inventory_urns).apply(
-                lambda urns: emergency_cutover_direct(config.stack, urns)
+                lambda urns: emergency_cutover_direct(config.stack, standby.zone_id, urns)
             ),
         )
 

@@ -706,7 +706,8 @@ class EndToEnd:
         self._switch(run, "mana-infra cutover --stack prod --via direct --yes --json", "failover", direct=True)
 
     def failback_direct(self, run: Run) -> None:
-        """The tunnel and the VPS back: `mana-infra failback` from the home, the records in place again."""
+        """The tunnel and the VPS back: `mana-infra failback` from the home, the records in place again (the
+        mirror's back at the VPS too)."""
         self.world.restore_tunnel_link()
         self.world.vps_unreachable(False)
         self._switch(run, "mana-infra failback --stack prod --yes --json", "tunnel", direct=True)

@@ -66,7 +66,9 @@ class LabHome(LabBase):
             ip("addr", "add", f"{v4}/{topo.HOME_LAN_PREFIX}", "dev", lan, ns=ns)
             ip("-6", "addr", "add", f"{v6}/{topo.HOME_LAN_PREFIX6}", "dev", lan, "nodad", ns=ns)
             ip("link", "set", lan, "up", ns=ns)
-        run(netns_exec_argv(home, ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]))
+        # Forwarding; and every refusal said at once (the kernel paces ICMP errors to 1 a second otherwise).
+        forwarding = ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1", "net.ipv6.icmp.ratelimit=0"]
+        run(netns_exec_argv(home, ["sysctl", "-qw", *forwarding, "net.ipv4.icmp_ratelimit=0"]))
         # What came in through the router goes back through it (the Mac Mini's default route at home).
         table = topo.HOME_ROUTE_TABLE
         routes = (("-4", topo.MINI_LAN_IP, topo.HOME_LAN_IP), ("-6", topo.MINI_LAN_IP6, topo.HOME_LAN_IP6))
@@ -85,13 +87,18 @@ class LabHome(LabBase):
 
     def home_line(self, up: bool = True) -> None:
         """The home's line down (home power, the provider's outage) or back: nothing passes the router's
-        public side. The Mac Mini's tunnel and WireGuard have their own links in the lab: cut them too."""
+        public side, and the provider's side answers "host unreachable" for it, as an access network does
+        for a line that is not connected. The Mac Mini's tunnel and WireGuard have their own links in the
+        lab: cut them too."""
         rules = "table inet mana_home_line\ndelete table inet mana_home_line\n"
         if not up:
+            unreachable = "iifname wan0 reject with icmpx type host-unreachable"
             rules += (
                 "table inet mana_home_line {\n"
-                "\tchain line_in {\n\t\ttype filter hook prerouting priority raw;\n\t\tiifname wan0 drop\n\t}\n"
-                "\tchain line_out {\n\t\ttype filter hook output priority raw;\n\t\toifname wan0 drop\n\t}\n"
+                # Neighbour discovery is the link's own: without it not even the refusal gets out.
+                "\tchain line_in {\n\t\ttype filter hook input priority -10;\n"
+                f"\t\ticmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }} accept\n\t\t{unreachable}\n\t}}\n"
+                f"\tchain line_through {{\n\t\ttype filter hook forward priority -10;\n\t\t{unreachable}\n\t}}\n"
                 "}\n"
             )
         run(netns_exec_argv(topo.ns_name("home"), ["nft", "-f", "-"]), input=rules)

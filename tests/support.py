@@ -189,11 +189,13 @@ def check_report(
     tunnel: str = "up",
     path: str = "origin",
     home: tuple[int, ...] | None = None,
+    published: tuple[int, ...] = (4, 6),
 ) -> Report:
     """check's report as its readers use it (cutover, the decision): the hosts (DNS on ``path``, ``green`` of
     them answering), the standby path's and the VPS's state, the tunnel's probe, the public path's
     ``failures`` (kind -> hosts), and ``problems`` as (subject, text); ``home``: the families the home's
-    name answers on, every host answering straight there when any does (None: Plan C not configured)."""
+    name answers on of the ``published`` ones, every host answering straight there when any does (None:
+    Plan C not configured)."""
     tunnel_error = (
         None if tunnel == "up" else "HTTP 530 (Cloudflare error 1033: the tunnel has no cloudflared connection)"
     )
@@ -216,7 +218,7 @@ def check_report(
     ]
     reach = [
         https | {"path": "home", "ok": family in (home or ()), "family": family, "url": "", "body": "", "serving": True}
-        for family in (4, 6)
+        for family in published
     ]
     probe = {"host": "tunnel-probe.mana.how", "state": tunnel, "status": 404, "error": tunnel_error}
     paths = {"standby": {"state": standby}, "vps": {"state": vps}, "wireguard": {"state": "up"}}

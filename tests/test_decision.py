@@ -66,9 +66,18 @@ def test_the_vps_comes_first_whenever_it_serves() -> None:
 
 def test_the_edge_down_and_the_vps_down_dns_only_to_the_home_needs_its_ipv4() -> None:
     edge_down = {"connect_timeout": HOSTS}
-    dual = check_report(mode="tunnel", path="tunnel", green=0, failures=edge_down, home=(4,), **VPS_DOWN)
+    dual = check_report(mode="tunnel", path="tunnel", green=0, failures=edge_down, home=(4, 6), **VPS_DOWN)
     assert diagnose(dual, Context("prod")).way is Way.DIRECT_DNS
-    only6 = check_report(mode="tunnel", path="tunnel", green=0, failures=edge_down, home=(6,), **VPS_DOWN)
+    # A published address that does not serve fails its visitors: neither way is offered, nor let through.
+    half = check_report(mode="tunnel", path="tunnel", green=0, failures=edge_down, home=(4,), **VPS_DOWN,
+                        problems=(("home", "the home's IPv6 2001:db8:1a::20 does not answer on tcp/443"),))  # fmt: skip
+    assert diagnose(half, Context("prod")).way is None
+    assert switch_blockers(half, {}, "failover", "direct") == [
+        "the home's IPv6 2001:db8:1a::20 does not answer on tcp/443"
+    ]
+    only6 = check_report(
+        mode="tunnel", path="tunnel", green=0, failures=edge_down, home=(6,), published=(6,), **VPS_DOWN
+    )
     diagnosis = diagnose(only6, Context("prod"))
     assert diagnosis.way is None and "IPv6 only" in diagnosis.why
     [blocker] = switch_blockers(only6, {}, "failover", "direct-dns")

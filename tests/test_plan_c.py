@@ -119,7 +119,8 @@ def test_the_mirror_carries_the_home_and_points_the_inventory_there_for_a_direct
     edge = mirror(**HOME)
     assert edge[("home", "A")] == ["198.51.100.40"] and edge[("home", "AAAA")] == ["2001:db8:1a::20"]
     assert edge[("auth", "CNAME")] == ["vps.mana.how."]
-    direct = mirror(failoverVia="direct-dns", **HOME)
+    assert mirror(failoverVia="direct-dns", **HOME)[("auth", "CNAME")] == ["vps.mana.how."]  # not cut over
+    direct = mirror(failoverVia="direct-dns", mode="failover", **HOME)
     assert direct[("auth", "CNAME")] == ["home.mana.how."] and direct[("@", "A")] == ["198.51.100.40"]
     assert set(direct) == set(edge)  # the same RRSets: updated in place
 
@@ -127,6 +128,14 @@ def test_the_mirror_carries_the_home_and_points_the_inventory_there_for_a_direct
 def test_the_emergency_offers_the_mirrors_direct_records() -> None:
     outputs = plan_of("prod", **HOME).outputs
     command = outputs["emergencyCutoverDirect"]
+    # The config it sets is a stack the program takes as it is (the zone id comes with it).
+    settings = dict(re.findall(r"pulumi config set --stack prod (\S+) (\S+)", command))
+    assert settings["cloudflareZoneId"] == outputs["cloudflareZoneId"]
+    emergency = plan_of("prod", **HOME, **settings)
+    flipped = [r for r in emergency.resources if r.type == "hcloud:index/zoneRrset:ZoneRrset"]
+    assert {r.urn for r in flipped if r.inputs["records"] == [{"value": "home.mana.how."}]} <= set(
+        re.findall(r"--target '([^']+)'", command)
+    )
     assert "cloudflareReachable false" in command and "failoverVia direct-dns" in command
     targets = re.findall(r"--target '([^']+)'", command)
     rrset = "urn:pulumi:prod::mana-infra::mana-infra:index:SecondaryDns$hcloud:index/zoneRrset:ZoneRrset::"
@@ -157,7 +166,7 @@ def test_bad_home_addresses_are_refused_all_at_once_with_how_to_find_the_right_o
     assert set(problems) == {"homeAddress", "homeAddress6", "homeName"}
     assert "carrier-grade NAT" in problems["homeAddress"].message and "DS-Lite" in problems["homeAddress"].message
     assert "temporary address" in problems["homeAddress6"].message
-    assert "ifconfig en0 inet6 | grep secured" in str(problems["homeAddress6"].fix)
+    assert "ifconfig en0 inet6 | grep 'autoconf secured'" in str(problems["homeAddress6"].fix)
     assert "also an inventory host" in problems["homeName"].message
     with pytest.raises(InputError) as caught:
         plan_of("prod", "failover", failoverVia="direct-dns", homeAddress6="2001:db8:1a::20")
@@ -180,13 +189,30 @@ def test_bad_home_addresses_are_refused_all_at_once_with_how_to_find_the_right_o
 def test_the_ifconfig_line_of_a_stable_address_is_taken() -> None:
     outputs = plan_of("prod", homeAddress6="inet6 2001:db8:1a::20 prefixlen 64 autoconf secured").outputs
     assert outputs["homeIpv6"] == "2001:db8:1a::20" and outputs.get("homeIpv4") is None
+    two = "inet6 fe80::1%en0 prefixlen 64 secured scopeid 0x4\ninet6 2001:db8:1a::20 prefixlen 64 autoconf secured"
+    with pytest.raises(InputError, match="is several lines"):
+        plan_of("prod", homeAddress6=two)
 
 
-def test_the_mac_minis_caddyfile_is_a_plain_output_the_vps_copy_waits_for_the_caddyfile() -> None:
-    async def check(standby: Standby) -> None:
-        assert standby.home_caddyfile is not None and "home.mana.how" in standby.home_caddyfile
+def test_the_default_home_name_is_nobodys_until_plan_c_is_configured(tmp_path: Path) -> None:
+    """An app may be called home.<zone> as long as the stack has no home address; homeName must be one
+    level below the zone, as every name the wildcard certificate covers."""
+    inventory = "services:\n  - host: home.mana.how\n    port: 8123\n"
+    path = tmp_path / "home-app.yaml"
+    path.write_text(inventory)
+    assert plan_of("prod", services=str(path)).outputs["hosts"][0]["host"] == "home.mana.how"
+    with pytest.raises(InputError, match="also an inventory host"):
+        plan_of("prod", services=str(path), **HOME)
+    with pytest.raises(InputError, match="homeName"):
+        plan_of("prod", homeName="a.b.mana.how", **HOME)
 
-    with_standby(check, **HOME)
+
+def test_the_program_keeps_the_mac_minis_caddyfile_and_none_without_a_home() -> None:
+    async def check(standby: Standby) -> str | None:
+        return standby.home_caddyfile
+
+    assert with_standby(check, **HOME) == plan_of("prod", **HOME).outputs["macminiCaddyfile"]
+    assert with_standby(check) is None
 
 
 def test_caddy_accepts_the_mac_minis_caddyfile(tmp_path: Path) -> None:

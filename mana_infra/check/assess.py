@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..records import EDGE_APPLIES_SECONDS, adoption_left_text
+from ..render.home import CADDY_LABEL, CADDY_LOG, SYNC_INTERVAL, SYNC_LOG
 from ..terminal import count
 from .decision import Context, api_blocked_text, diagnose, names_text, stack_flag, tunnel_unknown_text
 from .report import (
@@ -314,13 +315,13 @@ def home_unreached(reach: HomeReach, home: Sequence[HomeReach]) -> str:
     if failure in (Failure.CONNECT_REFUSED, Failure.CONNECT_ERROR):
         return (
             f"{where} refuses tcp/443 ({reach.error}): the Mac Mini's Caddy does not run "
-            "(sudo launchctl kickstart -k system/how.mana.caddy; its log is /opt/homebrew/var/log/mana-caddy.log), "
+            f"(sudo launchctl kickstart -k system/{CADDY_LABEL}; its log is {CADDY_LOG}), "
             "or the address is not the Mac Mini's"
         )
     if failure in (Failure.TLS_ERROR, Failure.CERT_UNTRUSTED):
         return (
             f"{where} serves no valid certificate ({reach.error}): the Mac Mini fetches the public one from the "
-            "VPS through WireGuard every ten minutes (/var/log/mana-caddy-sync.log)"
+            f"VPS through WireGuard every {SYNC_INTERVAL // 60} minutes ({SYNC_LOG})"
         )
     return f"{where} does not serve the Mac Mini's Caddy: {reach.error}"
 

@@ -372,9 +372,9 @@ def _host(endpoints: Endpoints, probed: Probed, index: int, origin_ips: set[str]
     )
     if probed.mirrors:
         # What the mirror answers must be the failover form, whatever the stack's mode: the origin, or the
-        # home's name when the stack's way is a direct one.
+        # home's name while a direct way has the hosts.
         mirror_path, mirror_detail = classify(probed.mirrors[index], endpoints, set(), origin_ips)
-        wanted = DnsPath.HOME if endpoints.via and via_home(endpoints.via) else DnsPath.ORIGIN
+        wanted = DnsPath.HOME if endpoints.expected_path is DnsPath.HOME else DnsPath.ORIGIN
         host.mirror = MirrorCheck(mirror_path, mirror_detail, mirror_path is wanted)
     if probed.directs:
         direct = probed.directs[index]

@@ -203,10 +203,13 @@ def standby_blockers(report: Report) -> list[str]:
 
 
 def home_families(report: Report) -> frozenset[int]:
-    """The address families on which the home serves every host (the direct way proven), else none."""
+    """The address families of the home, when it serves every host on every address it publishes (the
+    direct way proven); else none: a dead address in the records fails its visitors, and so the switch."""
     if not report.home or any(h.direct is None or not h.direct.ok for h in report.hosts):
         return frozenset()
-    return frozenset(reach.family for reach in report.home if reach.ok)
+    if not all(reach.ok for reach in report.home):
+        return frozenset()
+    return frozenset(reach.family for reach in report.home)
 
 
 def direct_blockers(report: Report, way: str) -> list[str]:

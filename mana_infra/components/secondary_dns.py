@@ -53,7 +53,8 @@ class SecondaryDnsArgs(TypedDict):
     home: NotRequired[Sequence[DnsRecord]]
     """The home's name and addresses (Plan C); with ``direct``, the inventory points at it instead."""
     direct: NotRequired[bool]
-    """The stack's way is a direct one: the inventory's CNAMEs (and the apex's addresses) are the home's."""
+    """The stack is cut over by a direct way: the inventory's CNAMEs (and the apex's addresses) are the
+    home's; back on the tunnel they are the VPS's again, ready for the VPS's emergency."""
     extra: Sequence[DnsRecord]
     """The zone's other records, mirrored from Cloudflare (one RRSet per name and type)."""
     labels: Mapping[str, str]

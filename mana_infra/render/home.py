@@ -20,6 +20,8 @@ CADDY_LABEL = "how.mana.caddy"
 SYNC_LABEL = "how.mana.caddy-sync"
 SYNC_SCRIPT = f"{HOME_CADDY_DIR}/macmini-sync.sh"
 SYNC_INTERVAL = 600
+CADDY_LOG = f"{HOMEBREW}/var/log/mana-caddy.log"
+SYNC_LOG = "/var/log/mana-caddy-sync.log"
 # Where the apps listen on the Mac Mini: its Caddy reaches them there.
 LOOPBACK = "127.0.0.1"
 
@@ -62,8 +64,8 @@ def caddy_launchd_plist(homebrew: str = HOMEBREW) -> str:
             "RunAtLoad": True,
             "KeepAlive": True,
             "EnvironmentVariables": {"HOME": f"{homebrew}/var/lib/mana-caddy", "XDG_DATA_HOME": f"{homebrew}/var/lib"},
-            "StandardOutPath": f"{homebrew}/var/log/mana-caddy.log",
-            "StandardErrorPath": f"{homebrew}/var/log/mana-caddy.log",
+            "StandardOutPath": CADDY_LOG.replace(HOMEBREW, homebrew, 1),
+            "StandardErrorPath": CADDY_LOG.replace(HOMEBREW, homebrew, 1),
         }
     )
 
@@ -89,7 +91,7 @@ def sync_launchd_plist() -> str:
             "RunAtLoad": True,
             "StartInterval": SYNC_INTERVAL,
             "EnvironmentVariables": {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
-            "StandardOutPath": "/var/log/mana-caddy-sync.log",
-            "StandardErrorPath": "/var/log/mana-caddy-sync.log",
+            "StandardOutPath": SYNC_LOG,
+            "StandardErrorPath": SYNC_LOG,
         }
     )

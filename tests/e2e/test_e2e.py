@@ -77,14 +77,14 @@ def test_a_direct_flip_updates_the_records_in_place_and_runs_nothing_on_the_vps(
     report: dict[str, Any], name: str
 ) -> None:
     """Plan C: the VPS is dark during the cut-over; only records move, in place: the 27 at Cloudflare, and
-    on the way there the Hetzner mirror's, which follow a direct way (its RRSets to the home's name)."""
+    the Hetzner mirror's, which point at the home while a direct way has the hosts."""
     run = run_of(report, name)
     record, rrset = "cloudflare:index/dnsRecord:DnsRecord", "hcloud:index/zoneRrset:ZoneRrset"
     assert {(r["type"], r["op"]) for r in run["resources"]} <= {(record, "update"), (rrset, "update")}
     assert sum(r["type"] == record for r in run["resources"]) == 27
     mirror = sorted(r["name"] for r in run["resources"] if r["type"] == rrset)
-    # To the home: 26 CNAMEs and the apex's A and AAAA; back to the tunnel the way (and the mirror) stays.
-    assert len(mirror) == (0 if name == "failback-direct" else 28), mirror
+    # To the home and back: 26 CNAMEs and the apex's A and AAAA.
+    assert len(mirror) == 28, mirror
     writes = run["changes"]
     assert writes["create"] == writes["delete"] == writes.get("replace", 0) == 0, writes
 
