@@ -29,7 +29,8 @@ PUBLIC_CERTIFICATE = "certs/public.pem"
 ORIGIN_CERTIFICATE = "certs/origin.pem"
 """Cloudflare Origin CA, for the zone and *.zone: what Cloudflare's edge verifies in Full (strict)."""
 # The Mac Mini's Caddyfile on the VPS, relative to /etc/caddy: what the Mac Mini fetches with the public
-# certificate, from this port on the VPS's WireGuard address (the Hetzner firewall keeps it closed outside).
+# certificate, from this port, answered for its WireGuard address alone (the Hetzner firewall keeps the port
+# closed to the internet; no bind to the WireGuard address, which would stop Caddy whenever wg0 is down).
 MAC_MINI_CADDYFILE = "macmini/Caddyfile"
 MAC_MINI_FILES_PORT = 8317
 # The Mac Mini's Caddy reads its files here (Homebrew's etc).
