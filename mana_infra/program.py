@@ -136,12 +136,7 @@ def _home_caddyfile(config: StandbyConfig, server: StandbyServer, caddy: CaddyCo
     """The Mac Mini's Caddyfile, put on the VPS beside the public certificate for the Mac Mini to fetch."""
     if config.home is None:
         return None
-    if config.cloudflare_reachable:
-        ranges = cloudflare.get_ip_ranges()
-        networks: tuple[str, ...] = (*ranges.ipv4_cidrs, *ranges.ipv6_cidrs)
-    else:
-        networks = (*CLOUDFLARE_IP_RANGES[0], *CLOUDFLARE_IP_RANGES[1])
-    text = home_caddyfile(config.services, config.home_name, config.health_path, networks)
+    text = home_caddyfile(config.services, config.home_name, config.health_path, published_ranges(config))
     CaddyConfig(
         MACMINI_CADDY,
         {
@@ -357,6 +352,14 @@ def cloudflare_networks(config: StandbyConfig) -> tuple[str, ...]:
     through the edge; in the other states no visitor comes from there, and nobody's claim is believed."""
     if config.mode != "failover" or config.failover_via != "edge":
         return ()
+    return published_ranges(config)
+
+
+def published_ranges(config: StandbyConfig) -> tuple[str, ...]:
+    """Cloudflare's published ranges, as the provider reads them; with Cloudflare marked unreachable (no
+    call may go there) the ones the project knows (model.CLOUDFLARE_IP_RANGES)."""
+    if not config.cloudflare_reachable:
+        return (*CLOUDFLARE_IP_RANGES[0], *CLOUDFLARE_IP_RANGES[1])
     ranges = cloudflare.get_ip_ranges()
     return (*ranges.ipv4_cidrs, *ranges.ipv6_cidrs)
 
